@@ -1,0 +1,36 @@
+//! # dcbstore
+//!
+//! An event store on PostgreSQL for **Dynamic Consistency Boundaries** (DCB,
+//! see dcb.events): an append-only log of events with types, JSON data and
+//! tags, read through query scopes, written with conditional appends that are
+//! atomic against every concurrent writer.
+//!
+//! - [`Event`], [`SequencedEvent`], [`SequencePosition`]: what is stored.
+//! - [`Query`], [`QueryItem`]: which events a read or a condition covers
+//!   (items OR'd; within an item, types OR'd and tags AND'd).
+//! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more guards.
+//! - [`Store`] (behind the [`EventStore`] trait): append, read, head.
+//! - [`migrate()`](migrate::migrate) and [`status`](migrate::status): the schema.
+//!
+//! The rules are those of `dcb-semantics.md`; the concurrency design is in
+//! the [`append`] module.
+#![warn(missing_docs)]
+
+pub mod append;
+pub mod cli;
+pub mod connection;
+mod error;
+pub mod event;
+pub mod migrate;
+pub mod query;
+pub mod read;
+pub mod store;
+pub mod testing;
+
+pub use append::{AppendCondition, AppendGuard, Appended, Conflict};
+pub use error::{Error, Result};
+pub use event::{Event, SequencePosition, SequencedEvent};
+pub use migrate::{migrate, status, SchemaState, SchemaStatus};
+pub use query::{Query, QueryItem};
+pub use read::ReadOptions;
+pub use store::{EventStore, Store, StoreBuilder};

@@ -1,0 +1,372 @@
+//! Conditional appends: [`AppendCondition`], their outcome, and the batching
+//! writer that turns concurrent appends of one process into one transaction.
+//!
+//! # Why positions are safe to follow
+//!
+//! Every append runs `dcbstore.append_batch` (see `sql/0001_init.sql`), which
+//! takes one transaction-scoped advisory lock *before* it assigns positions
+//! and holds it until commit. PostgreSQL makes a commit visible before it
+//! releases the transaction's locks, so:
+//!
+//! 1. appends commit one at a time, in position order: there is never an
+//!    uncommitted position below a committed one, every snapshot sees a prefix
+//!    of the log, and `read(after: p)` in a loop or `head()` never skips an
+//!    event that commits later;
+//! 2. the condition is checked by statements that start after the lock is
+//!    granted (READ COMMITTED takes a fresh snapshot per statement), so they see
+//!    every append that committed before, and none can commit in between: the
+//!    check and the write are atomic against every appender, in any process;
+//! 3. whether an append conflicts depends only on the events its guards match,
+//!    so appends whose queries cannot match each other's events never fail
+//!    because of each other (they only queue for the lock).
+//!
+//! The lock serializes commits, so one fsync per append would cap throughput.
+//! Within one process the [`Store`](crate::Store) therefore queues appends to a
+//! single writer task that sends everything waiting as one `append_batch`
+//! call: one transaction, one fsync. Requests are checked in order against the
+//! log plus the earlier requests of the batch, and one request's conflict does
+//! not fail the others.
+
+use std::collections::HashSet;
+
+use deadpool_postgres::Pool;
+use postgres_types::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::query::Query;
+use crate::{Error, Result};
+
+/// At most this many conflicting events are returned with a [`Conflict`].
+pub const CONFLICT_EVENTS_CAP: usize = 100;
+
+/// One guard of an [`AppendCondition`]: fail if an event matching
+/// `fail_if_events_match` exists after `after` (anywhere when `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendGuard {
+    /// The query whose matches make the append fail.
+    #[serde(rename = "query")]
+    pub fail_if_events_match: Query,
+    /// Only events after this position count.
+    #[serde(default)]
+    pub after: Option<SequencePosition>,
+}
+
+/// The DCB append condition: one or more guards, any of which failing makes
+/// the append write nothing and return [`Error::Conflict`].
+///
+/// ```
+/// use dcbstore::{AppendCondition, Query, QueryItem, SequencePosition};
+///
+/// // The DCB specification's single condition:
+/// let c = AppendCondition::new(Query::item(QueryItem::tags(["course:c1"])), Some(SequencePosition::new(42)));
+/// // A decision that read two boundaries at different positions:
+/// let c = c.and(Query::item(QueryItem::tags(["student:s1"])), None);
+/// assert_eq!(c.guards.len(), 2);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AppendCondition {
+    /// The guards; the append fails when any of them matches.
+    pub guards: Vec<AppendGuard>,
+}
+
+impl AppendCondition {
+    /// A condition with one guard (the DCB specification's condition).
+    #[must_use]
+    pub fn new(fail_if_events_match: Query, after: Option<SequencePosition>) -> Self {
+        AppendCondition {
+            guards: vec![AppendGuard {
+                fail_if_events_match,
+                after,
+            }],
+        }
+    }
+
+    /// Adds a guard.
+    #[must_use]
+    pub fn and(mut self, fail_if_events_match: Query, after: Option<SequencePosition>) -> Self {
+        self.guards.push(AppendGuard {
+            fail_if_events_match,
+            after,
+        });
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.guards.is_empty() {
+            return Err(Error::invalid(
+                "append condition has no guards: pass no condition for an unconditional append",
+            ));
+        }
+        self.guards
+            .iter()
+            .try_for_each(|g| g.fail_if_events_match.validate())
+    }
+
+    fn to_json(&self) -> Value {
+        Value::Array(
+            self.guards
+                .iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "query": g.fail_if_events_match.to_json(),
+                        "after": g.after.map(SequencePosition::get),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Appended {
+    /// Position of the last event of the append.
+    pub position: SequencePosition,
+    /// True when every event was already stored with the same content (an
+    /// idempotent retry): nothing new was written.
+    pub already_stored: bool,
+}
+
+/// Why a conditional append failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Position of the latest conflicting event.
+    pub position: SequencePosition,
+    /// The conflicting events in position order, at most
+    /// [`CONFLICT_EVENTS_CAP`] of them (the earliest).
+    pub events: Vec<SequencedEvent>,
+}
+
+/// Rejects empty strings and NUL bytes (PostgreSQL text cannot hold NUL).
+pub(crate) fn check_text(what: &str, s: &str) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if s.contains('\0') {
+        return Err(Error::invalid(format!(
+            "{what} {s:?} contains a NUL byte, which PostgreSQL cannot store"
+        )));
+    }
+    Ok(())
+}
+
+fn check_json(what: &str, v: &Value) -> Result<()> {
+    match v {
+        Value::String(s) if s.contains('\0') => Err(Error::invalid(format!(
+            "{what} contains a string with a NUL byte (\\u0000), which PostgreSQL cannot store"
+        ))),
+        Value::Array(a) => a.iter().try_for_each(|x| check_json(what, x)),
+        Value::Object(m) => check_object(what, m),
+        _ => Ok(()),
+    }
+}
+
+fn check_object(what: &str, m: &serde_json::Map<String, Value>) -> Result<()> {
+    for (k, x) in m {
+        if k.contains('\0') {
+            return Err(Error::invalid(format!(
+                "{what} has a key with a NUL byte (\\u0000), which PostgreSQL cannot store"
+            )));
+        }
+        check_json(what, x)?;
+    }
+    Ok(())
+}
+
+/// A validated append, ready to join a batch.
+#[derive(Debug)]
+pub(crate) struct PreparedAppend {
+    events: Vec<Event>,
+    condition: Option<Value>,
+}
+
+impl PreparedAppend {
+    pub(crate) fn new(events: Vec<Event>, condition: Option<&AppendCondition>) -> Result<Self> {
+        if events.is_empty() {
+            return Err(Error::invalid("an append needs at least one event"));
+        }
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut events = events;
+        for (i, e) in events.iter_mut().enumerate() {
+            check_text(&format!("event {} type", i + 1), &e.event_type)?;
+            for t in &e.tags {
+                check_text(&format!("event {} tag", i + 1), t)?;
+            }
+            check_json(&format!("event {} data", i + 1), &e.data)?;
+            check_object(&format!("event {} metadata", i + 1), &e.metadata)?;
+            if !seen.insert(e.id) {
+                return Err(Error::invalid(format!(
+                    "event id {} appears twice in one append",
+                    e.id
+                )));
+            }
+            e.tags.sort_unstable();
+            e.tags.dedup();
+        }
+        if let Some(c) = condition {
+            c.validate()?;
+        }
+        Ok(PreparedAppend {
+            events,
+            condition: condition.map(AppendCondition::to_json),
+        })
+    }
+}
+
+struct Request {
+    append: PreparedAppend,
+    reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// Handle to the writer task; cloning shares the task.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").finish_non_exhaustive()
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on the current tokio runtime.
+    pub(crate) fn spawn(pool: Pool, max_batch_events: usize) -> Self {
+        let (tx, rx) = mpsc::channel(4096);
+        tokio::spawn(run_writer(pool, rx, max_batch_events));
+        Writer { tx }
+    }
+
+    pub(crate) async fn append(&self, append: PreparedAppend) -> Result<Appended> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Request { append, reply })
+            .await
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Request>, max_batch_events: usize) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.append.events.len();
+        let mut batch = vec![first];
+        // Take whatever else is already waiting: these share one commit.
+        while events < max_batch_events {
+            match rx.try_recv() {
+                Ok(r) => {
+                    events += r.append.events.len();
+                    batch.push(r);
+                }
+                Err(_) => break,
+            }
+        }
+        let (appends, replies): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|r| (r.append, r.reply)).unzip();
+        match execute_batch(&pool, &appends).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Runs one `append_batch` call (one round trip, one transaction).
+async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Result<Appended>>> {
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    let mut ids = Vec::with_capacity(total);
+    let mut types = Vec::with_capacity(total);
+    let mut data = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    let mut tag_ends = Vec::with_capacity(total);
+    let mut tags: Vec<&str> = Vec::new();
+    let mut request_ends = Vec::with_capacity(appends.len());
+    let mut conditions = Vec::with_capacity(appends.len());
+    for a in appends {
+        for e in &a.events {
+            ids.push(e.id);
+            types.push(e.event_type.as_str());
+            data.push(&e.data);
+            metadata.push(Json(&e.metadata));
+            tags.extend(e.tags.iter().map(String::as_str));
+            tag_ends.push(to_i32(tags.len())?);
+        }
+        request_ends.push(to_i32(ids.len())?);
+        conditions.push(a.condition.as_ref());
+    }
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT request, outcome, position, conflict, error \
+             FROM dcbstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &ids,
+                &types,
+                &data,
+                &metadata,
+                &tag_ends,
+                &tags,
+                &request_ends,
+                &conditions,
+            ],
+        )
+        .await?;
+    let mut results: Vec<Option<Result<Appended>>> = (0..appends.len()).map(|_| None).collect();
+    for row in rows {
+        let request: i32 = row.try_get(0)?;
+        let outcome: &str = row.try_get(1)?;
+        let position: Option<i64> = row.try_get(2)?;
+        let result = match outcome {
+            "appended" | "duplicate" => Ok(Appended {
+                position: SequencePosition::from_sql(position.unwrap_or_default()),
+                already_stored: outcome == "duplicate",
+            }),
+            "conflict" => {
+                let conflict: Value = row.try_get(3)?;
+                let conflict: Conflict = serde_json::from_value(conflict).map_err(|e| {
+                    Error::invalid(format!("unreadable conflict from the database: {e}"))
+                })?;
+                Err(Error::Conflict(Box::new(conflict)))
+            }
+            _ => {
+                let message: String = row.try_get::<_, Option<String>>(4)?.unwrap_or_default();
+                let id = message
+                    .split_whitespace()
+                    .find_map(|w| Uuid::parse_str(w).ok())
+                    .unwrap_or_default();
+                Err(Error::IdConflict { id, message })
+            }
+        };
+        if let Some(slot) = usize::try_from(request - 1).ok().and_then(|i| results.get_mut(i)) {
+            *slot = Some(result);
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(Error::invalid("the database returned no result for an append"))))
+        .collect())
+}
+
+fn to_i32(n: usize) -> Result<i32> {
+    i32::try_from(n).map_err(|_| Error::invalid("too many events or tags in one append"))
+}

@@ -1,0 +1,128 @@
+//! The error type of every dcbstore operation.
+
+use std::sync::Arc;
+
+use crate::append::Conflict;
+use uuid::Uuid;
+
+/// Everything that can go wrong in dcbstore.
+///
+/// A failed [`AppendCondition`](crate::AppendCondition) is not an I/O failure
+/// but an answer: it comes back as [`Error::Conflict`] with the conflicting
+/// events, so a caller can rebuild its decision and retry.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Input was rejected before anything reached the database.
+    #[error("{0}")]
+    Invalid(String),
+
+    /// The append condition failed: events matching a guard's query exist
+    /// after its position. Nothing was written.
+    #[error("append condition failed: {} conflicting event(s), the latest at position {}; read them, decide again and retry", .0.events.len(), .0.position)]
+    Conflict(Box<Conflict>),
+
+    /// An event id is already stored with different content (or by another
+    /// append). Nothing was written.
+    #[error("{message}")]
+    IdConflict {
+        /// The offending id.
+        id: Uuid,
+        /// What the database said about it.
+        message: String,
+    },
+
+    /// The database has no dcbstore schema, or an older one.
+    #[error("the database schema is {detail}: run `dcbstore migrate` first")]
+    NotMigrated {
+        /// Which state the schema is in.
+        detail: String,
+    },
+
+    /// The database was migrated by a newer dcbstore than this build.
+    #[error("the database schema is at version {installed}, newer than this build of dcbstore (version {expected}): upgrade dcbstore before using this database")]
+    DatabaseAhead {
+        /// Version installed in the database.
+        installed: i32,
+        /// Latest version this build knows.
+        expected: i32,
+    },
+
+    /// An applied migration differs from the one this build carries.
+    #[error("migration {version} ({name}) applied to the database has checksum {applied}, but this build's copy has {expected}: the schema was changed by hand or by a different build")]
+    ChecksumMismatch {
+        /// Migration version.
+        version: i32,
+        /// Migration name.
+        name: String,
+        /// Checksum recorded in the database.
+        applied: String,
+        /// Checksum of this build's copy.
+        expected: String,
+    },
+
+    /// Connecting to PostgreSQL failed. `target` never contains a password.
+    #[error("cannot connect to PostgreSQL at {target}: {reason}")]
+    Connect {
+        /// host:port/dbname as user (no password).
+        target: String,
+        /// Why, as reported by the driver.
+        reason: String,
+    },
+
+    /// The connection string or configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A database error during an operation.
+    #[error("database error: {}", display_db(.0))]
+    Database(Arc<tokio_postgres::Error>),
+
+    /// No connection could be had from the pool (timeout or closed pool).
+    #[error("connection pool: {0}")]
+    Pool(String),
+
+    /// The store's background writer has stopped (its runtime shut down).
+    #[error("the store is closed: its background writer is no longer running")]
+    Closed,
+}
+
+fn display_db(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
+    }
+}
+
+impl Error {
+    /// The conflict, when this error is a failed append condition.
+    #[must_use]
+    pub fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Error::Conflict(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::Invalid(msg.into())
+    }
+}
+
+impl From<tokio_postgres::Error> for Error {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Error::Database(Arc::new(e))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Error {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        match e {
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => Error::Pool(other.to_string()),
+        }
+    }
+}
+
+/// Shorthand for `Result<T, dcbstore::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

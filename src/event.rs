@@ -1,0 +1,138 @@
+//! Events: what is appended ([`Event`]) and what is read back ([`SequencedEvent`]).
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// A position in the log, assigned by the store. Positions start at 1, are
+/// unique and increase strictly in commit order; gaps are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SequencePosition(u64);
+
+impl SequencePosition {
+    /// Wraps a raw position.
+    #[must_use]
+    pub const fn new(position: u64) -> Self {
+        SequencePosition(position)
+    }
+
+    /// The raw position.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    pub(crate) fn from_sql(p: i64) -> Self {
+        SequencePosition(u64::try_from(p).unwrap_or(0))
+    }
+}
+
+impl From<u64> for SequencePosition {
+    fn from(p: u64) -> Self {
+        SequencePosition(p)
+    }
+}
+
+impl From<SequencePosition> for u64 {
+    fn from(p: SequencePosition) -> Self {
+        p.0
+    }
+}
+
+impl fmt::Display for SequencePosition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// An event to append: a type, JSON data, a set of tags, metadata and an id.
+///
+/// ```
+/// use dcbstore::Event;
+/// use serde_json::json;
+///
+/// let e = Event::new("CourseDefined", json!({"courseId": "c1", "capacity": 10}))
+///     .with_tag("course:c1");
+/// assert_eq!(e.event_type, "CourseDefined");
+/// assert_eq!(e.tags, ["course:c1"]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique id. [`Event::new`] generates a UUID v7; set your own to make
+    /// retries idempotent across processes.
+    pub id: Uuid,
+    /// The event type: non-empty.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Any JSON value.
+    pub data: Value,
+    /// A set of non-empty tags. Duplicates are removed on append and reads
+    /// return them sorted.
+    pub tags: Vec<String>,
+    /// A JSON object, possibly empty.
+    pub metadata: Map<String, Value>,
+}
+
+impl Event {
+    /// A new event with a fresh UUID v7, no tags and empty metadata.
+    pub fn new(event_type: impl Into<String>, data: Value) -> Self {
+        Event {
+            id: Uuid::now_v7(),
+            event_type: event_type.into(),
+            data,
+            tags: Vec::new(),
+            metadata: Map::new(),
+        }
+    }
+
+    /// Adds one tag.
+    #[must_use]
+    pub fn with_tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Adds tags.
+    #[must_use]
+    pub fn with_tags<I>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// Replaces the id (for idempotent retries with ids you choose).
+    #[must_use]
+    pub fn with_id(mut self, id: Uuid) -> Self {
+        self.id = id;
+        self
+    }
+
+    /// Replaces the metadata.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Map<String, Value>) -> Self {
+        self.metadata = metadata;
+        self
+    }
+}
+
+/// An event as stored: the event, its position and when it was recorded.
+///
+/// Serializes flat, as the CLI prints it:
+/// `{"position", "id", "type", "data", "tags", "metadata", "recorded_at"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SequencedEvent {
+    /// Position in the log.
+    pub position: SequencePosition,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// When the store recorded it (the append's transaction time).
+    pub recorded_at: DateTime<Utc>,
+}

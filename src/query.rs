@@ -1,0 +1,232 @@
+//! Queries: which events a read returns or an append condition guards.
+//!
+//! A [`Query`] is either [`Query::all`] or one or more [`QueryItem`]s, OR'd.
+//! An event matches an item when its type is one of the item's types (or the
+//! item has none) and its tags contain all of the item's tags (or it has none).
+
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::event::Event;
+use crate::{Error, Result};
+
+/// One OR-branch of a [`Query`]: types OR'd, tags AND'd.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryItem {
+    /// Event types, any of which matches (empty: any type).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    /// Tags, all of which must be present (empty: no tag required).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl QueryItem {
+    /// An item matching events of any of these types.
+    pub fn types<I>(types: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        QueryItem::default().and_types(types)
+    }
+
+    /// An item matching events carrying all of these tags.
+    pub fn tags<I>(tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        QueryItem::default().and_tags(tags)
+    }
+
+    /// Adds types (OR'd with the item's other types).
+    #[must_use]
+    pub fn and_types<I>(mut self, types: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.types.extend(types.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds tags (AND'd with the item's other tags).
+    #[must_use]
+    pub fn and_tags<I>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// Whether `event` matches this item.
+    #[must_use]
+    pub fn matches(&self, event: &Event) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.event_type))
+            && self.tags.iter().all(|t| event.tags.contains(t))
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.types.is_empty() && self.tags.is_empty() {
+            return Err(Error::invalid(
+                "query item has neither types nor tags: use Query::all (\"all\" in JSON) to match every event",
+            ));
+        }
+        for t in &self.types {
+            crate::append::check_text("query type", t)?;
+        }
+        for t in &self.tags {
+            crate::append::check_text("query tag", t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which events to read, or to guard an append against.
+///
+/// In JSON (CLI, SQL) a query is `"all"` or `[{"types": [...], "tags": [...]}, ...]`.
+///
+/// ```
+/// use dcbstore::{Query, QueryItem};
+///
+/// let q = Query::item(QueryItem::tags(["course:c1"]).and_types(["CourseDefined"]))
+///     .or(QueryItem::types(["CourseCapacityChanged"]));
+/// assert_eq!(q.items_slice().len(), 2);
+/// assert!(q.validate().is_ok());
+/// assert!(Query::items([]).validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Query {
+    /// Matches every event.
+    All,
+    /// Matches events matching any of the items.
+    Items(Vec<QueryItem>),
+}
+
+impl Query {
+    /// The query matching every event.
+    #[must_use]
+    pub fn all() -> Self {
+        Query::All
+    }
+
+    /// A query of one item.
+    #[must_use]
+    pub fn item(item: QueryItem) -> Self {
+        Query::Items(vec![item])
+    }
+
+    /// A query of several items (OR'd). An empty list is invalid: use [`Query::all`].
+    pub fn items(items: impl IntoIterator<Item = QueryItem>) -> Self {
+        Query::Items(items.into_iter().collect())
+    }
+
+    /// Adds an item (OR). Adding to [`Query::All`] leaves it matching everything.
+    #[must_use]
+    pub fn or(self, item: QueryItem) -> Self {
+        match self {
+            Query::All => Query::All,
+            Query::Items(mut items) => {
+                items.push(item);
+                Query::Items(items)
+            }
+        }
+    }
+
+    /// The items, empty for [`Query::All`].
+    #[must_use]
+    pub fn items_slice(&self) -> &[QueryItem] {
+        match self {
+            Query::All => &[],
+            Query::Items(items) => items,
+        }
+    }
+
+    /// Whether `event` matches.
+    #[must_use]
+    pub fn matches(&self, event: &Event) -> bool {
+        match self {
+            Query::All => true,
+            Query::Items(items) => items.iter().any(|i| i.matches(event)),
+        }
+    }
+
+    /// Checks the query is well formed: at least one item, each with a type or
+    /// a tag, no empty strings or NUL bytes.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Query::All => Ok(()),
+            Query::Items(items) if items.is_empty() => Err(Error::invalid(
+                "query has no items: use Query::all (\"all\" in JSON) to match every event",
+            )),
+            Query::Items(items) => items.iter().try_for_each(QueryItem::validate),
+        }
+    }
+
+    /// Parses the JSON form (`"all"` or a list of items) and validates it.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let q: Query = serde_json::from_str(json)
+            .map_err(|e| Error::invalid(format!("invalid query JSON: {e}")))?;
+        q.validate()?;
+        Ok(q)
+    }
+
+    /// The JSON form, as the SQL functions take it.
+    #[must_use]
+    pub fn to_json(&self) -> Value {
+        match self {
+            Query::All => Value::String("all".into()),
+            Query::Items(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| {
+                        serde_json::json!({"types": dedup(&i.types), "tags": dedup(&i.tags)})
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn dedup(v: &[String]) -> Vec<&str> {
+    let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+impl From<QueryItem> for Query {
+    fn from(item: QueryItem) -> Self {
+        Query::item(item)
+    }
+}
+
+impl Serialize for Query {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Query::All => s.serialize_str("all"),
+            Query::Items(items) => items.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Query {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) if s == "all" => Ok(Query::All),
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| serde_json::from_value::<QueryItem>(v).map_err(D::Error::custom))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map(Query::Items),
+            other => Err(D::Error::custom(format!(
+                "a query must be \"all\" or a list of items like [{{\"types\": [\"T\"], \"tags\": [\"t\"]}}], got {other}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The store: a connection pool, the batching writer and the [`EventStore`] API.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio_postgres::{Config, NoTls};
+use uuid::Uuid;
+
+use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
+use crate::connection::{connect_reason, describe, parse_config};
+use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::migrate;
+use crate::query::Query;
+use crate::read::{read_stream, ReadOptions};
+use crate::{Error, Result};
+
+/// The DCB event store API.
+///
+/// [`Store`] is the PostgreSQL implementation; the trait lets code that makes
+/// decisions stay independent of storage.
+pub trait EventStore {
+    /// Appends `events` atomically, with consecutive positions in the given
+    /// order, unless `condition` fails: then nothing is written and the result
+    /// is [`Error::Conflict`] carrying the conflicting events.
+    fn append(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+    ) -> impl Future<Output = Result<Appended>> + Send;
+
+    /// Streams the events matching `query` within `options`' window, as of
+    /// the moment the read starts (events committed later are not returned).
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<SequencedEvent>>;
+
+    /// The highest committed position, `None` for an empty store.
+    fn head(&self) -> impl Future<Output = Result<Option<SequencePosition>>> + Send;
+}
+
+/// Configuration for a [`Store`].
+///
+/// ```no_run
+/// # async fn f() -> dcbstore::Result<()> {
+/// let store = dcbstore::Store::builder("postgres://app@localhost/app")?
+///     .pool_size(32)
+///     .page_size(500)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreBuilder {
+    config: Config,
+    pool_size: usize,
+    page_size: u64,
+    max_batch_events: usize,
+    wait_timeout: Option<Duration>,
+}
+
+impl StoreBuilder {
+    /// A builder from a parsed driver configuration.
+    pub fn new(config: Config) -> Self {
+        StoreBuilder {
+            config,
+            pool_size: 16,
+            page_size: 1000,
+            max_batch_events: 10_000,
+            wait_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+
+    /// Maximum number of pooled connections (default 16).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// Events fetched per page by reads (default 1000): bounds read memory.
+    pub fn page_size(mut self, n: u64) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Soft cap on events combined into one append transaction (default 10,000).
+    pub fn max_batch_events(mut self, n: usize) -> Self {
+        self.max_batch_events = n.max(1);
+        self
+    }
+
+    /// How long to wait for a pooled connection (default 30 s; `None`: forever).
+    pub fn pool_wait_timeout(mut self, t: Option<Duration>) -> Self {
+        self.wait_timeout = t;
+        self
+    }
+
+    /// Connects, checks the schema is this build's, and starts the writer.
+    ///
+    /// Fails with [`Error::NotMigrated`] or [`Error::DatabaseAhead`] when the
+    /// schema is not exactly this build's. Must run inside a tokio runtime.
+    pub async fn build(self) -> Result<Store> {
+        let target = describe(&self.config);
+        let manager = Manager::from_config(
+            self.config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(self.wait_timeout)
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let client = pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => Error::Connect {
+                target,
+                reason: connect_reason(&e),
+            },
+            other => Error::from(other),
+        })?;
+        let status = migrate::status(&client).await?;
+        status.require_up_to_date()?;
+        drop(client);
+        let writer = Writer::spawn(pool.clone(), self.max_batch_events);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                pool,
+                writer,
+                page_size: self.page_size,
+                store_id: status.store_id.unwrap_or_default(),
+            }),
+        })
+    }
+}
+
+/// A dcbstore event log in PostgreSQL. Cheap to clone; clones share the pool
+/// and the writer.
+///
+/// ```no_run
+/// use dcbstore::{AppendCondition, Event, EventStore, Query, QueryItem, ReadOptions, Store};
+/// use futures::TryStreamExt;
+/// use serde_json::json;
+///
+/// # async fn f() -> dcbstore::Result<()> {
+/// let store = Store::connect("postgres://app@localhost/app").await?;
+/// let course = Query::item(QueryItem::tags(["course:c1"]));
+/// let seen: Vec<_> = store.read(&course, ReadOptions::new()).try_collect().await?;
+/// let after = seen.last().map(|e| e.position);
+/// store
+///     .append(
+///         vec![Event::new("CourseDefined", json!({"courseId": "c1"})).with_tag("course:c1")],
+///         Some(AppendCondition::new(course, after)),
+///     )
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    pool: Pool,
+    writer: Writer,
+    page_size: u64,
+    store_id: Uuid,
+}
+
+impl Store {
+    /// Connects with default settings. See [`Store::builder`].
+    pub async fn connect(database_url: &str) -> Result<Store> {
+        Store::builder(database_url)?.build().await
+    }
+
+    /// A builder for a connection string (URL or key=value form).
+    pub fn builder(database_url: &str) -> Result<StoreBuilder> {
+        Ok(StoreBuilder::new(parse_config(database_url)?))
+    }
+
+    /// The store's persistent identity (created by the first migration).
+    #[must_use]
+    pub fn store_id(&self) -> Uuid {
+        self.inner.store_id
+    }
+
+    /// The connection pool, for applications that run their own SQL beside
+    /// the store (read models, for example).
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Collects a read into memory: convenient for small decision models.
+    pub async fn read_all(&self, query: &Query, options: ReadOptions) -> Result<Vec<SequencedEvent>> {
+        futures::TryStreamExt::try_collect(self.read(query, options)).await
+    }
+}
+
+impl EventStore for Store {
+    async fn append(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended> {
+        let prepared = PreparedAppend::new(events, condition.as_ref())?;
+        self.inner.writer.append(prepared).await
+    }
+
+    fn read(&self, query: &Query, options: ReadOptions) -> BoxStream<'static, Result<SequencedEvent>> {
+        read_stream(self.inner.pool.clone(), query, options, self.inner.page_size).boxed()
+    }
+
+    async fn head(&self) -> Result<Option<SequencePosition>> {
+        let client = self.inner.pool.get().await?;
+        let stmt = client.prepare_cached("SELECT dcbstore.head()").await?;
+        let head: Option<i64> = client.query_one(&stmt, &[]).await?.try_get(0)?;
+        Ok(head.map(SequencePosition::from_sql))
+    }
+}

@@ -1,0 +1,25 @@
+//! Shared test setup: a fresh, migrated database per test.
+#![allow(dead_code)]
+
+use dcbstore::testing::TestDatabase;
+use dcbstore::{Event, Store};
+use serde_json::json;
+
+/// A migrated database and a store connected to it. Keep the database alive
+/// for the test's duration (it is dropped with it).
+pub async fn store() -> (Store, TestDatabase) {
+    let db = TestDatabase::create().await.expect("create test database");
+    db.migrate().await.expect("migrate");
+    let store = Store::builder(db.url())
+        .expect("url")
+        .pool_size(32)
+        .build()
+        .await
+        .expect("connect");
+    (store, db)
+}
+
+/// An event of `event_type` with `tags` and small data.
+pub fn ev(event_type: &str, tags: &[&str]) -> Event {
+    Event::new(event_type, json!({"t": event_type})).with_tags(tags.iter().copied())
+}
