@@ -1,0 +1,338 @@
+//! Concurrency and visibility, proven by racing real connections.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{ev, store};
+use dcbstore::testing::TestDatabase;
+use dcbstore::{
+    AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
+};
+use futures::future::join_all;
+use rand::{Rng, SeedableRng};
+use tokio::sync::Barrier;
+
+fn tags(q: &[&str]) -> Query {
+    Query::item(QueryItem::tags(q.iter().copied()))
+}
+
+async fn connect(db: &TestDatabase) -> Store {
+    Store::builder(db.url()).unwrap().pool_size(4).build().await.unwrap()
+}
+
+async fn last_position(store: &Store, q: &Query) -> Option<SequencePosition> {
+    store
+        .read_all(q, ReadOptions::new().backwards().limit(1))
+        .await
+        .unwrap()
+        .first()
+        .map(|e| e.position)
+}
+
+/// Writers that all decided from the same state race on one boundary:
+/// exactly one wins each round, whether they share a process's batching
+/// writer or come through separate pools (as separate processes would).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_racing_on_one_boundary_exactly_one_wins_each_round() {
+    let (shared, db) = store().await;
+    const WRITERS: usize = 8;
+    const ROUNDS: usize = 25;
+    let mut stores = Vec::new();
+    for i in 0..WRITERS {
+        // Half share one Store (one batching writer), half have their own.
+        stores.push(if i % 2 == 0 { shared.clone() } else { connect(&db).await });
+    }
+    let boundary = tags(&["account:1"]);
+    for round in 0..ROUNDS {
+        let after = last_position(&shared, &boundary).await;
+        let barrier = Arc::new(Barrier::new(WRITERS));
+        let tasks = stores.iter().enumerate().map(|(w, s)| {
+            let (s, barrier, q) = (s.clone(), barrier.clone(), boundary.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                s.append(
+                    vec![ev("Withdrawn", &["account:1"]).with_tag(format!("writer:{w}"))],
+                    Some(AppendCondition::new(q, after)),
+                )
+                .await
+            })
+        });
+        let results: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "round {round}: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                let c = e.conflict().unwrap_or_else(|| panic!("round {round}: {e}"));
+                assert_eq!(c.events.len(), 1, "the winner's event is the conflict");
+            }
+        }
+    }
+    let all = shared.read_all(&boundary, ReadOptions::new()).await.unwrap();
+    assert_eq!(all.len(), ROUNDS);
+}
+
+/// A writer's transaction is held open (it holds the append lock) while other
+/// writers try to commit: they wait, and no reader, read(after) loop or head()
+/// ever sees a position above an uncommitted one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn held_open_writer_is_never_skipped() {
+    let (store, db) = store().await;
+    let _ = store.append(vec![ev("Before", &["t"])], None).await.unwrap();
+
+    // The slow writer: a raw transaction calling the SQL API, not committed.
+    let slow = dcbstore::connection::connect(&db.config().unwrap()).await.unwrap();
+    slow.batch_execute("BEGIN").await.unwrap();
+    let slow_pos: serde_json::Value = slow
+        .query_one(
+            "SELECT dcbstore.append('[{\"type\": \"Slow\", \"tags\": [\"t\"]}]')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(slow_pos["position"], 2);
+
+    // A follower reading with read(after) in a loop the whole time.
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut after = SequencePosition::new(0);
+            let mut seen = Vec::new();
+            while seen.len() < 8 {
+                let page = store
+                    .read_all(&Query::all(), ReadOptions::new().after(after))
+                    .await
+                    .unwrap();
+                for e in page {
+                    seen.push(e.position.get());
+                    after = e.position;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
+
+    // Later writers, from this process and from another pool.
+    let other = connect(&db).await;
+    let mut later = Vec::new();
+    for i in 0..6 {
+        let s = if i % 2 == 0 { store.clone() } else { other.clone() };
+        later.push(tokio::spawn(async move {
+            s.append(vec![ev("Later", &["t"])], None).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..3 {
+        assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(1)));
+        let visible = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+        assert_eq!(visible.len(), 1, "nothing past the open transaction is visible");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(later.iter().all(|t| !t.is_finished()), "later writers wait for the open one");
+
+    slow.batch_execute("COMMIT").await.unwrap();
+    let mut positions: Vec<u64> = join_all(later)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap().position.get())
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, [3, 4, 5, 6, 7, 8], "later writers come after the slow one");
+    let seen = tokio::time::timeout(Duration::from_secs(20), follower)
+        .await
+        .expect("follower finishes")
+        .unwrap();
+    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7, 8], "the follower skipped nothing");
+}
+
+/// Same, for a transaction that is rolled back: the position it took is
+/// reused or skipped, never half-seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rolled_back_writer_leaves_no_trace() {
+    let (store, db) = store().await;
+    let slow = dcbstore::connection::connect(&db.config().unwrap()).await.unwrap();
+    slow.batch_execute("BEGIN").await.unwrap();
+    slow.query_one("SELECT dcbstore.append('[{\"type\": \"Doomed\"}]')", &[])
+        .await
+        .unwrap();
+    let waiting = {
+        let s = store.clone();
+        tokio::spawn(async move { s.append(vec![ev("Kept", &[])], None).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.head().await.unwrap(), None);
+    slow.batch_execute("ROLLBACK").await.unwrap();
+    let kept = waiting.await.unwrap().unwrap();
+    let all = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].event.event_type, "Kept");
+    assert_eq!(all[0].position, kept.position);
+}
+
+#[derive(Debug, Clone)]
+struct Decision {
+    query: Query,
+    after: Option<SequencePosition>,
+    position: SequencePosition,
+}
+
+/// Random conditional appends from many tasks on overlapping boundaries;
+/// afterwards the log itself proves each success's condition held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_concurrent_conditional_appends_are_linearizable() {
+    let (store, db) = store().await;
+    let other = connect(&db).await;
+    const TASKS: usize = 12;
+    const OPS: usize = 25;
+    let tag_pool = ["a", "b", "c", "d", "e"];
+    let type_pool = ["X", "Y"];
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks = (0..TASKS).map(|t| {
+        let s = if t % 3 == 0 { other.clone() } else { store.clone() };
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
+            let mut decisions = Vec::new();
+            let mut conflicts = 0;
+            barrier.wait().await;
+            for _ in 0..OPS {
+                let pick = |rng: &mut rand::rngs::StdRng| tag_pool[rng.gen_range(0..tag_pool.len())];
+                let query = match rng.gen_range(0..4) {
+                    0 => Query::item(QueryItem::types([type_pool[rng.gen_range(0..2)]]).and_tags([pick(&mut rng)])),
+                    1 => tags(&[pick(&mut rng)]).or(QueryItem::tags([pick(&mut rng)])),
+                    2 => Query::item(QueryItem::types([type_pool[rng.gen_range(0..2)]])),
+                    _ => tags(&[pick(&mut rng), pick(&mut rng)]),
+                };
+                let after = last_position(&s, &query).await;
+                if rng.gen_bool(0.5) {
+                    tokio::time::sleep(Duration::from_millis(rng.gen_range(0..5))).await;
+                }
+                let event = ev(type_pool[rng.gen_range(0..2)], &[pick(&mut rng), pick(&mut rng)]);
+                match s
+                    .append(vec![event], Some(AppendCondition::new(query.clone(), after)))
+                    .await
+                {
+                    Ok(a) => decisions.push(Decision { query, after, position: a.position }),
+                    Err(Error::Conflict(c)) => {
+                        conflicts += 1;
+                        // A reported conflict is real: it matches and is after `after`.
+                        for e in &c.events {
+                            assert!(query.matches(&e.event));
+                            assert!(Some(e.position) > after);
+                        }
+                        assert_eq!(Some(c.position), c.events.iter().map(|e| e.position).max());
+                    }
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+            }
+            (decisions, conflicts)
+        })
+    });
+    let mut decisions = Vec::new();
+    let mut conflicts = 0;
+    for r in join_all(tasks).await {
+        let (d, c) = r.unwrap();
+        decisions.extend(d);
+        conflicts += c;
+    }
+    let log = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    assert_eq!(log.len(), decisions.len(), "exactly the successes are in the log");
+    for d in &decisions {
+        let violating: Vec<u64> = log
+            .iter()
+            .filter(|e| Some(e.position) > d.after && e.position < d.position)
+            .filter(|e| d.query.matches(&e.event))
+            .map(|e| e.position.get())
+            .collect();
+        assert!(violating.is_empty(), "{d:?} succeeded although {violating:?} matched");
+    }
+    assert!(conflicts > 0 && !decisions.is_empty(), "the workload must contend: {conflicts} conflicts, {} successes", decisions.len());
+}
+
+/// Appends whose queries cannot match each other's events never fail because
+/// of each other, however many race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_on_disjoint_boundaries_never_conflict() {
+    let (store, db) = store().await;
+    let other = connect(&db).await;
+    const WRITERS: usize = 48;
+    const EACH: usize = 10;
+    let barrier = Arc::new(Barrier::new(WRITERS));
+    let tasks = (0..WRITERS).map(|w| {
+        let s = if w % 4 == 0 { other.clone() } else { store.clone() };
+        let barrier = barrier.clone();
+        tokio::spawn(async move {
+            let tag = format!("cart:{w}");
+            let q = tags(&[&tag]);
+            let mut after = None;
+            barrier.wait().await;
+            let mut failures = 0;
+            for _ in 0..EACH {
+                match s
+                    .append(vec![ev("ItemAdded", &[&tag])], Some(AppendCondition::new(q.clone(), after)))
+                    .await
+                {
+                    Ok(a) => after = Some(a.position),
+                    Err(e) => {
+                        failures += 1;
+                        eprintln!("{tag}: {e}");
+                    }
+                }
+            }
+            failures
+        })
+    });
+    let failures: usize = join_all(tasks).await.into_iter().map(|r| r.unwrap()).sum();
+    assert_eq!(failures, 0);
+    assert_eq!(
+        store.head().await.unwrap(),
+        Some(SequencePosition::new((WRITERS * EACH) as u64))
+    );
+}
+
+/// Concurrent appends of one process share transactions, but each request
+/// keeps its own outcome: a conflicting one does not fail the others, and
+/// requests of one batch see each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batched_requests_keep_their_own_outcomes() {
+    let (store, _db) = store().await;
+    let _ = store.append(vec![ev("Taken", &["taken"])], None).await.unwrap();
+    for round in 0..10 {
+        let barrier = Arc::new(Barrier::new(40));
+        let tasks = (0..40).map(|i| {
+            let (s, barrier) = (store.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let cond = match i % 4 {
+                    // Always fails: "taken" exists after 0.
+                    0 => Some(AppendCondition::new(tags(&["taken"]), None)),
+                    // Each of these races its twin on a fresh boundary.
+                    1 | 2 => Some(AppendCondition::new(tags(&[&format!("r{round}-pair{}", i / 4)]), None)),
+                    _ => None,
+                };
+                (i % 4, s.append(vec![ev("E", &[&format!("r{round}-pair{}", i / 4)])], cond).await)
+            })
+        });
+        let results: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        for (kind, r) in &results {
+            match kind {
+                0 => assert!(r.as_ref().unwrap_err().conflict().is_some()),
+                3 => assert!(r.is_ok(), "{r:?}"),
+                _ => {}
+            }
+        }
+        // Each pair: one of kinds 1 and 2 may win; the unconditional kind 3
+        // writes the same tag, so at most one guarded twin wins per pair.
+        for pair in 0..10 {
+            let guarded_wins = results
+                .iter()
+                .enumerate()
+                .filter(|(i, (k, r))| i / 4 == pair && (*k == 1 || *k == 2) && r.is_ok())
+                .count();
+            assert!(guarded_wins <= 1, "round {round} pair {pair}: {guarded_wins} guarded wins");
+        }
+    }
+}
