@@ -40,34 +40,37 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-fn find_bindir() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if dir.join("initdb").is_file() && dir.join("pg_ctl").is_file() {
-                return Some(dir);
-            }
-        }
-    }
+/// The directory of the local PostgreSQL binaries: the first of `PATH`,
+/// `pg_config --bindir` and the newest `/usr/lib/postgresql/*/bin` that has
+/// `initdb` and `pg_ctl`.
+#[must_use]
+pub fn postgres_bindir() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
-        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").is_file() {
-            return Some(dir);
-        }
+        candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     }
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
+    let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("initdb").is_file().then_some((v, bin))
-        })
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
         .collect();
-    found.sort();
-    found.pop().map(|(_, p)| p)
+    versioned.sort();
+    candidates.extend(versioned.into_iter().rev().map(|(_, p)| p));
+    candidates.into_iter().find_map(|dir| {
+        // Follow a symlinked pg_ctl to the real bin directory, which also
+        // holds psql and sits beside pg_regress.
+        let real = std::fs::canonicalize(dir.join("pg_ctl")).ok()?;
+        let real_dir = real.parent()?.to_path_buf();
+        [real_dir, dir]
+            .into_iter()
+            .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    })
 }
 
-/// The directory holding `pg_regress` for the cluster binaries, if installed.
+/// The `pg_regress` program that goes with the binaries in `bindir`, if installed.
 #[must_use]
 pub fn find_pg_regress(bindir: &Path) -> Option<PathBuf> {
     let candidates = [
@@ -85,7 +88,7 @@ fn free_port() -> Result<u16> {
 impl TestCluster {
     /// initdb + start. Takes a second or two.
     pub fn start() -> Result<TestCluster> {
-        let bindir = find_bindir().ok_or_else(|| {
+        let bindir = postgres_bindir().ok_or_else(|| {
             err("no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian: apt-get install postgresql) or set DATABASE_URL")
         })?;
         let as_postgres = is_root();
