@@ -357,13 +357,20 @@ async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Re
                 Err(Error::IdConflict { id, message })
             }
         };
-        if let Some(slot) = usize::try_from(request - 1).ok().and_then(|i| results.get_mut(i)) {
+        if let Some(slot) = usize::try_from(request - 1)
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
             *slot = Some(result);
         }
     }
     Ok(results
         .into_iter()
-        .map(|r| r.unwrap_or(Err(Error::invalid("the database returned no result for an append"))))
+        .map(|r| {
+            r.unwrap_or(Err(Error::invalid(
+                "the database returned no result for an append",
+            )))
+        })
         .collect())
 }
 

@@ -97,7 +97,9 @@ fn parse_condition(s: &str) -> Result<AppendCondition, String> {
         return Err("condition has no guards".into());
     }
     for g in &c.guards {
-        g.fail_if_events_match.validate().map_err(|e| e.to_string())?;
+        g.fail_if_events_match
+            .validate()
+            .map_err(|e| e.to_string())?;
     }
     Ok(c)
 }

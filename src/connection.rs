@@ -10,8 +10,7 @@ use crate::{Error, Result};
 /// Parses a connection string (URL or key=value form).
 pub fn parse_config(database_url: &str) -> Result<Config> {
     // The driver's parse errors never echo the string, so no password leaks.
-    Config::from_str(database_url)
-        .map_err(|e| Error::Config(format!("invalid database URL: {e}")))
+    Config::from_str(database_url).map_err(|e| Error::Config(format!("invalid database URL: {e}")))
 }
 
 /// `user@host:port/dbname` for messages: never the password.
@@ -33,14 +32,10 @@ pub fn describe(config: &Config) -> String {
 
 /// Opens one connection, driving it on a background task.
 pub async fn connect(config: &Config) -> Result<Client> {
-    let (client, connection) =
-        config
-            .connect(NoTls)
-            .await
-            .map_err(|e| Error::Connect {
-                target: describe(config),
-                reason: connect_reason(&e),
-            })?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| Error::Connect {
+        target: describe(config),
+        reason: connect_reason(&e),
+    })?;
     tokio::spawn(async move {
         let _ = connection.await;
     });

@@ -184,9 +184,7 @@ impl Query {
             Query::Items(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| {
-                        serde_json::json!({"types": dedup(&i.types), "tags": dedup(&i.tags)})
-                    })
+                    .map(|i| serde_json::json!({"types": dedup(&i.types), "tags": dedup(&i.tags)}))
                     .collect(),
             ),
         }

@@ -201,7 +201,11 @@ impl Store {
     }
 
     /// Collects a read into memory: convenient for small decision models.
-    pub async fn read_all(&self, query: &Query, options: ReadOptions) -> Result<Vec<SequencedEvent>> {
+    pub async fn read_all(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> Result<Vec<SequencedEvent>> {
         futures::TryStreamExt::try_collect(self.read(query, options)).await
     }
 }
@@ -216,8 +220,18 @@ impl EventStore for Store {
         self.inner.writer.append(prepared).await
     }
 
-    fn read(&self, query: &Query, options: ReadOptions) -> BoxStream<'static, Result<SequencedEvent>> {
-        read_stream(self.inner.pool.clone(), query, options, self.inner.page_size).boxed()
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<SequencedEvent>> {
+        read_stream(
+            self.inner.pool.clone(),
+            query,
+            options,
+            self.inner.page_size,
+        )
+        .boxed()
     }
 
     async fn head(&self) -> Result<Option<SequencePosition>> {

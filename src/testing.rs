@@ -81,7 +81,8 @@ pub fn find_pg_regress(bindir: &Path) -> Option<PathBuf> {
 }
 
 fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| err(format!("no free port: {e}")))?;
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| err(format!("no free port: {e}")))?;
     Ok(l.local_addr().map_err(|e| err(e.to_string()))?.port())
 }
 
@@ -97,7 +98,8 @@ impl TestCluster {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         let password = uuid::Uuid::new_v4().simple().to_string();
         let pwfile = dir.join("pwfile");
         std::fs::write(&pwfile, &password).map_err(|e| err(e.to_string()))?;
@@ -206,7 +208,11 @@ impl TestCluster {
     fn spawn_watchdog(&self) {
         let stop = format!(
             "{} '{}' -D '{}' -m immediate stop",
-            if self.as_postgres { "runuser -u postgres --" } else { "" },
+            if self.as_postgres {
+                "runuser -u postgres --"
+            } else {
+                ""
+            },
             self.bindir.join("pg_ctl").display(),
             self.dir.join("data").display()
         );
@@ -337,7 +343,9 @@ impl Drop for TestDatabase {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
         // Drop runs outside async context: a short-lived thread and runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async move {
                     if let Ok(Ok(client)) =

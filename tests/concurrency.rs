@@ -19,7 +19,12 @@ fn tags(q: &[&str]) -> Query {
 }
 
 async fn connect(db: &TestDatabase) -> Store {
-    Store::builder(db.url()).unwrap().pool_size(4).build().await.unwrap()
+    Store::builder(db.url())
+        .unwrap()
+        .pool_size(4)
+        .build()
+        .await
+        .unwrap()
 }
 
 async fn last_position(store: &Store, q: &Query) -> Option<SequencePosition> {
@@ -42,7 +47,11 @@ async fn writers_racing_on_one_boundary_exactly_one_wins_each_round() {
     let mut stores = Vec::new();
     for i in 0..WRITERS {
         // Half share one Store (one batching writer), half have their own.
-        stores.push(if i % 2 == 0 { shared.clone() } else { connect(&db).await });
+        stores.push(if i % 2 == 0 {
+            shared.clone()
+        } else {
+            connect(&db).await
+        });
     }
     let boundary = tags(&["account:1"]);
     for round in 0..ROUNDS {
@@ -59,7 +68,11 @@ async fn writers_racing_on_one_boundary_exactly_one_wins_each_round() {
                 .await
             })
         });
-        let results: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let results: Vec<_> = join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         let wins = results.iter().filter(|r| r.is_ok()).count();
         assert_eq!(wins, 1, "round {round}: {results:?}");
         for r in &results {
@@ -69,7 +82,10 @@ async fn writers_racing_on_one_boundary_exactly_one_wins_each_round() {
             }
         }
     }
-    let all = shared.read_all(&boundary, ReadOptions::new()).await.unwrap();
+    let all = shared
+        .read_all(&boundary, ReadOptions::new())
+        .await
+        .unwrap();
     assert_eq!(all.len(), ROUNDS);
 }
 
@@ -79,10 +95,15 @@ async fn writers_racing_on_one_boundary_exactly_one_wins_each_round() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn held_open_writer_is_never_skipped() {
     let (store, db) = store().await;
-    let _ = store.append(vec![ev("Before", &["t"])], None).await.unwrap();
+    let _ = store
+        .append(vec![ev("Before", &["t"])], None)
+        .await
+        .unwrap();
 
     // The slow writer: a raw transaction calling the SQL API, not committed.
-    let slow = dcbstore::connection::connect(&db.config().unwrap()).await.unwrap();
+    let slow = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
     slow.batch_execute("BEGIN").await.unwrap();
     let slow_pos: serde_json::Value = slow
         .query_one(
@@ -119,7 +140,11 @@ async fn held_open_writer_is_never_skipped() {
     let other = connect(&db).await;
     let mut later = Vec::new();
     for i in 0..6 {
-        let s = if i % 2 == 0 { store.clone() } else { other.clone() };
+        let s = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
         later.push(tokio::spawn(async move {
             s.append(vec![ev("Later", &["t"])], None).await
         }));
@@ -127,11 +152,21 @@ async fn held_open_writer_is_never_skipped() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     for _ in 0..3 {
         assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(1)));
-        let visible = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
-        assert_eq!(visible.len(), 1, "nothing past the open transaction is visible");
+        let visible = store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            visible.len(),
+            1,
+            "nothing past the open transaction is visible"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(later.iter().all(|t| !t.is_finished()), "later writers wait for the open one");
+    assert!(
+        later.iter().all(|t| !t.is_finished()),
+        "later writers wait for the open one"
+    );
 
     slow.batch_execute("COMMIT").await.unwrap();
     let mut positions: Vec<u64> = join_all(later)
@@ -140,12 +175,20 @@ async fn held_open_writer_is_never_skipped() {
         .map(|r| r.unwrap().unwrap().position.get())
         .collect();
     positions.sort_unstable();
-    assert_eq!(positions, [3, 4, 5, 6, 7, 8], "later writers come after the slow one");
+    assert_eq!(
+        positions,
+        [3, 4, 5, 6, 7, 8],
+        "later writers come after the slow one"
+    );
     let seen = tokio::time::timeout(Duration::from_secs(20), follower)
         .await
         .expect("follower finishes")
         .unwrap();
-    assert_eq!(seen, [1, 2, 3, 4, 5, 6, 7, 8], "the follower skipped nothing");
+    assert_eq!(
+        seen,
+        [1, 2, 3, 4, 5, 6, 7, 8],
+        "the follower skipped nothing"
+    );
 }
 
 /// Same, for a transaction that is rolled back: the position it took is
@@ -153,7 +196,9 @@ async fn held_open_writer_is_never_skipped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolled_back_writer_leaves_no_trace() {
     let (store, db) = store().await;
-    let slow = dcbstore::connection::connect(&db.config().unwrap()).await.unwrap();
+    let slow = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
     slow.batch_execute("BEGIN").await.unwrap();
     slow.query_one("SELECT dcbstore.append('[{\"type\": \"Doomed\"}]')", &[])
         .await
@@ -166,7 +211,10 @@ async fn rolled_back_writer_leaves_no_trace() {
     assert_eq!(store.head().await.unwrap(), None);
     slow.batch_execute("ROLLBACK").await.unwrap();
     let kept = waiting.await.unwrap().unwrap();
-    let all = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].event.event_type, "Kept");
     assert_eq!(all[0].position, kept.position);
@@ -191,7 +239,11 @@ async fn random_concurrent_conditional_appends_are_linearizable() {
     let type_pool = ["X", "Y"];
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks = (0..TASKS).map(|t| {
-        let s = if t % 3 == 0 { other.clone() } else { store.clone() };
+        let s = if t % 3 == 0 {
+            other.clone()
+        } else {
+            store.clone()
+        };
         let barrier = barrier.clone();
         tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(t as u64);
@@ -199,9 +251,13 @@ async fn random_concurrent_conditional_appends_are_linearizable() {
             let mut conflicts = 0;
             barrier.wait().await;
             for _ in 0..OPS {
-                let pick = |rng: &mut rand::rngs::StdRng| tag_pool[rng.gen_range(0..tag_pool.len())];
+                let pick =
+                    |rng: &mut rand::rngs::StdRng| tag_pool[rng.gen_range(0..tag_pool.len())];
                 let query = match rng.gen_range(0..4) {
-                    0 => Query::item(QueryItem::types([type_pool[rng.gen_range(0..2)]]).and_tags([pick(&mut rng)])),
+                    0 => Query::item(
+                        QueryItem::types([type_pool[rng.gen_range(0..2)]])
+                            .and_tags([pick(&mut rng)]),
+                    ),
                     1 => tags(&[pick(&mut rng)]).or(QueryItem::tags([pick(&mut rng)])),
                     2 => Query::item(QueryItem::types([type_pool[rng.gen_range(0..2)]])),
                     _ => tags(&[pick(&mut rng), pick(&mut rng)]),
@@ -210,12 +266,22 @@ async fn random_concurrent_conditional_appends_are_linearizable() {
                 if rng.gen_bool(0.5) {
                     tokio::time::sleep(Duration::from_millis(rng.gen_range(0..5))).await;
                 }
-                let event = ev(type_pool[rng.gen_range(0..2)], &[pick(&mut rng), pick(&mut rng)]);
+                let event = ev(
+                    type_pool[rng.gen_range(0..2)],
+                    &[pick(&mut rng), pick(&mut rng)],
+                );
                 match s
-                    .append(vec![event], Some(AppendCondition::new(query.clone(), after)))
+                    .append(
+                        vec![event],
+                        Some(AppendCondition::new(query.clone(), after)),
+                    )
                     .await
                 {
-                    Ok(a) => decisions.push(Decision { query, after, position: a.position }),
+                    Ok(a) => decisions.push(Decision {
+                        query,
+                        after,
+                        position: a.position,
+                    }),
                     Err(Error::Conflict(c)) => {
                         conflicts += 1;
                         // A reported conflict is real: it matches and is after `after`.
@@ -238,8 +304,15 @@ async fn random_concurrent_conditional_appends_are_linearizable() {
         decisions.extend(d);
         conflicts += c;
     }
-    let log = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
-    assert_eq!(log.len(), decisions.len(), "exactly the successes are in the log");
+    let log = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        log.len(),
+        decisions.len(),
+        "exactly the successes are in the log"
+    );
     for d in &decisions {
         let violating: Vec<u64> = log
             .iter()
@@ -247,9 +320,16 @@ async fn random_concurrent_conditional_appends_are_linearizable() {
             .filter(|e| d.query.matches(&e.event))
             .map(|e| e.position.get())
             .collect();
-        assert!(violating.is_empty(), "{d:?} succeeded although {violating:?} matched");
+        assert!(
+            violating.is_empty(),
+            "{d:?} succeeded although {violating:?} matched"
+        );
     }
-    assert!(conflicts > 0 && !decisions.is_empty(), "the workload must contend: {conflicts} conflicts, {} successes", decisions.len());
+    assert!(
+        conflicts > 0 && !decisions.is_empty(),
+        "the workload must contend: {conflicts} conflicts, {} successes",
+        decisions.len()
+    );
 }
 
 /// Appends whose queries cannot match each other's events never fail because
@@ -262,7 +342,11 @@ async fn writers_on_disjoint_boundaries_never_conflict() {
     const EACH: usize = 10;
     let barrier = Arc::new(Barrier::new(WRITERS));
     let tasks = (0..WRITERS).map(|w| {
-        let s = if w % 4 == 0 { other.clone() } else { store.clone() };
+        let s = if w % 4 == 0 {
+            other.clone()
+        } else {
+            store.clone()
+        };
         let barrier = barrier.clone();
         tokio::spawn(async move {
             let tag = format!("cart:{w}");
@@ -272,7 +356,10 @@ async fn writers_on_disjoint_boundaries_never_conflict() {
             let mut failures = 0;
             for _ in 0..EACH {
                 match s
-                    .append(vec![ev("ItemAdded", &[&tag])], Some(AppendCondition::new(q.clone(), after)))
+                    .append(
+                        vec![ev("ItemAdded", &[&tag])],
+                        Some(AppendCondition::new(q.clone(), after)),
+                    )
                     .await
                 {
                     Ok(a) => after = Some(a.position),
@@ -299,7 +386,10 @@ async fn writers_on_disjoint_boundaries_never_conflict() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batched_requests_keep_their_own_outcomes() {
     let (store, _db) = store().await;
-    let _ = store.append(vec![ev("Taken", &["taken"])], None).await.unwrap();
+    let _ = store
+        .append(vec![ev("Taken", &["taken"])], None)
+        .await
+        .unwrap();
     for round in 0..10 {
         let barrier = Arc::new(Barrier::new(40));
         let tasks = (0..40).map(|i| {
@@ -310,13 +400,24 @@ async fn batched_requests_keep_their_own_outcomes() {
                     // Always fails: "taken" exists after 0.
                     0 => Some(AppendCondition::new(tags(&["taken"]), None)),
                     // Each of these races its twin on a fresh boundary.
-                    1 | 2 => Some(AppendCondition::new(tags(&[&format!("r{round}-pair{}", i / 4)]), None)),
+                    1 | 2 => Some(AppendCondition::new(
+                        tags(&[&format!("r{round}-pair{}", i / 4)]),
+                        None,
+                    )),
                     _ => None,
                 };
-                (i % 4, s.append(vec![ev("E", &[&format!("r{round}-pair{}", i / 4)])], cond).await)
+                (
+                    i % 4,
+                    s.append(vec![ev("E", &[&format!("r{round}-pair{}", i / 4)])], cond)
+                        .await,
+                )
             })
         });
-        let results: Vec<_> = join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
+        let results: Vec<_> = join_all(tasks)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
         for (kind, r) in &results {
             match kind {
                 0 => assert!(r.as_ref().unwrap_err().conflict().is_some()),
@@ -332,7 +433,10 @@ async fn batched_requests_keep_their_own_outcomes() {
                 .enumerate()
                 .filter(|(i, (k, r))| i / 4 == pair && (*k == 1 || *k == 2) && r.is_ok())
                 .count();
-            assert!(guarded_wins <= 1, "round {round} pair {pair}: {guarded_wins} guarded wins");
+            assert!(
+                guarded_wins <= 1,
+                "round {round} pair {pair}: {guarded_wins} guarded wins"
+            );
         }
     }
 }

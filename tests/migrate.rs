@@ -22,13 +22,19 @@ async fn fresh_then_migrated_then_no_op() {
     let report = migrate(&mut client).await.unwrap();
     assert_eq!(report.applied.len(), MIGRATIONS.len());
     assert_eq!(report.status.state, SchemaState::UpToDate);
-    let id = report.status.store_id.expect("store id created by the first migrate");
+    let id = report
+        .status
+        .store_id
+        .expect("store id created by the first migrate");
 
     let again = migrate(&mut client).await.unwrap();
     assert!(again.applied.is_empty(), "second migrate is a no-op");
     assert_eq!(again.status.store_id, Some(id));
     let rows = client
-        .query("SELECT version, name, checksum, applied_at FROM dcbstore.schema_migrations", &[])
+        .query(
+            "SELECT version, name, checksum, applied_at FROM dcbstore.schema_migrations",
+            &[],
+        )
         .await
         .unwrap();
     assert_eq!(rows.len(), MIGRATIONS.len());
@@ -57,9 +63,17 @@ async fn concurrent_migrations_are_safe() {
             migrate(&mut c).await
         })
     });
-    let reports: Vec<_> = join_all(runs).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let reports: Vec<_> = join_all(runs)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
     let applied: usize = reports.iter().map(|r| r.applied.len()).sum();
-    assert_eq!(applied, MIGRATIONS.len(), "each migration applied exactly once");
+    assert_eq!(
+        applied,
+        MIGRATIONS.len(),
+        "each migration applied exactly once"
+    );
     let ids: std::collections::HashSet<_> = reports.iter().map(|r| r.status.store_id).collect();
     assert_eq!(ids.len(), 1);
 }
@@ -77,7 +91,10 @@ async fn database_newer_than_this_build_is_refused() {
     let db = TestDatabase::create().await.unwrap();
     db.migrate().await.unwrap();
     let store = Store::connect(db.url()).await.unwrap();
-    let _ = store.append(vec![Event::new("Kept", json!(1))], None).await.unwrap();
+    let _ = store
+        .append(vec![Event::new("Kept", json!(1))], None)
+        .await
+        .unwrap();
     let mut client = connect(&db.config().unwrap()).await.unwrap();
     client
         .execute(
@@ -109,11 +126,17 @@ async fn checksum_mismatch_is_an_error() {
     db.migrate().await.unwrap();
     let mut client = connect(&db.config().unwrap()).await.unwrap();
     client
-        .execute("UPDATE dcbstore.schema_migrations SET checksum = 'edited' WHERE version = 1", &[])
+        .execute(
+            "UPDATE dcbstore.schema_migrations SET checksum = 'edited' WHERE version = 1",
+            &[],
+        )
         .await
         .unwrap();
     let err = status(&client).await.unwrap_err();
-    assert!(matches!(err, Error::ChecksumMismatch { version: 1, .. }), "{err}");
+    assert!(
+        matches!(err, Error::ChecksumMismatch { version: 1, .. }),
+        "{err}"
+    );
     assert!(migrate(&mut client).await.is_err());
     assert!(Store::connect(db.url()).await.is_err());
 }
@@ -127,7 +150,10 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
     let msg = err.to_string();
     assert!(matches!(err, Error::Connect { .. }), "{msg}");
     assert!(msg.contains("127.0.0.1:1"), "{msg}");
-    assert!(!msg.contains(secret) && !format!("{err:?}").contains(secret), "{msg}");
+    assert!(
+        !msg.contains(secret) && !format!("{err:?}").contains(secret),
+        "{msg}"
+    );
 
     // The real server, wrong password.
     let db = TestDatabase::create().await.unwrap();
@@ -142,9 +168,14 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
         assert!(matches!(err, Error::Connect { .. }), "{msg}");
         assert!(msg.contains("password"), "says why: {msg}");
     }
-    assert!(!msg.contains(secret) && !format!("{err:?}").contains(secret), "{msg}");
+    assert!(
+        !msg.contains(secret) && !format!("{err:?}").contains(secret),
+        "{msg}"
+    );
 
-    let err = Store::connect("postgres://u:pw@host:notaport/db").await.unwrap_err();
+    let err = Store::connect("postgres://u:pw@host:notaport/db")
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(!err.to_string().contains(":pw@"), "{err}");
 }

@@ -15,10 +15,18 @@ async fn pg_regress_suite() {
     let mut tests: Vec<String> = std::fs::read_dir(root.join("sql"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".sql").map(String::from))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".sql")
+                .map(String::from)
+        })
         .collect();
     tests.sort();
-    assert!(tests.len() >= 3, "the suite has append, conditional_append and read");
+    assert!(
+        tests.len() >= 3,
+        "the suite has append, conditional_append and read"
+    );
     let out_root = std::env::temp_dir().join(format!("dcbstore-regress-{}", std::process::id()));
     let mut failures = Vec::new();
     for test in &tests {
@@ -38,18 +46,24 @@ async fn pg_regress_suite() {
             .arg("--use-existing")
             .arg(format!("--dbname={}", db.name()))
             .arg(format!("--host={host}"))
-            .arg(format!("--port={}", c.get_ports().first().copied().unwrap_or(5432)))
+            .arg(format!(
+                "--port={}",
+                c.get_ports().first().copied().unwrap_or(5432)
+            ))
             .arg(format!("--user={}", c.get_user().unwrap_or("postgres")))
             .arg(test)
             .env(
                 "PGPASSWORD",
-                c.get_password().map(|p| String::from_utf8_lossy(p).into_owned()).unwrap_or_default(),
+                c.get_password()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .unwrap_or_default(),
             )
             .env("PGTZ", "UTC")
             .output()
             .expect("run pg_regress");
         if !output.status.success() {
-            let diffs = std::fs::read_to_string(outdir.join("regression.diffs")).unwrap_or_default();
+            let diffs =
+                std::fs::read_to_string(outdir.join("regression.diffs")).unwrap_or_default();
             failures.push(format!(
                 "{test}:\n{}\n{}\n{diffs}",
                 String::from_utf8_lossy(&output.stdout),
@@ -60,5 +74,9 @@ async fn pg_regress_suite() {
     if failures.is_empty() {
         let _ = std::fs::remove_dir_all(&out_root);
     }
-    assert!(failures.is_empty(), "pg_regress failed:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "pg_regress failed:\n{}",
+        failures.join("\n")
+    );
 }

@@ -50,7 +50,10 @@ async fn event_fields_round_trip_and_tags_are_a_set() {
     let (store, _db) = store().await;
     let id = Uuid::now_v7();
     let mut meta = serde_json::Map::new();
-    meta.insert("causation".into(), json!({"user": "u1", "n": [1, 2.5, null]}));
+    meta.insert(
+        "causation".into(),
+        json!({"user": "u1", "n": [1, 2.5, null]}),
+    );
     let datas = [
         json!(null),
         json!(42),
@@ -66,11 +69,18 @@ async fn event_fields_round_trip_and_tags_are_a_set() {
     let appended = store.append(events, None).await.expect("append");
     assert_eq!(appended.position, p(6));
     assert!(!appended.already_stored);
-    let read = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    let read = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
     assert_eq!(read.len(), 6);
     assert_eq!(read[0].event.id, id);
     assert_eq!(read[0].event.event_type, "Typed");
-    assert_eq!(read[0].event.tags, ["a", "b", "c"], "duplicates removed, each tag once");
+    assert_eq!(
+        read[0].event.tags,
+        ["a", "b", "c"],
+        "duplicates removed, each tag once"
+    );
     assert_eq!(read[0].event.metadata, meta);
     for (e, d) in read[1..].iter().zip(&datas) {
         assert_eq!(&e.event.data, d);
@@ -78,7 +88,10 @@ async fn event_fields_round_trip_and_tags_are_a_set() {
         assert!(e.event.metadata.is_empty(), "metadata may be empty");
     }
     let age = chrono::Utc::now() - read[0].recorded_at;
-    assert!(age.num_seconds().abs() < 60, "recorded_at is assigned at append: {age}");
+    assert!(
+        age.num_seconds().abs() < 60,
+        "recorded_at is assigned at append: {age}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,7 +99,10 @@ async fn generated_ids_are_v7_and_unique() {
     let (store, _db) = store().await;
     let events: Vec<Event> = (0..50).map(|_| ev("E", &[])).collect();
     let _ = store.append(events, None).await.unwrap();
-    let read = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    let read = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
     let ids: std::collections::HashSet<Uuid> = read.iter().map(|e| e.event.id).collect();
     assert_eq!(ids.len(), 50);
     assert!(read.iter().all(|e| e.event.id.get_version_num() == 7));
@@ -97,18 +113,27 @@ async fn positions_start_at_one_are_consecutive_in_a_batch_and_increase() {
     let (store, _db) = store().await;
     assert_eq!(store.head().await.unwrap(), None, "empty store has no head");
     let a = store
-        .append(vec![ev("First", &[]), ev("Second", &[]), ev("Third", &[])], None)
+        .append(
+            vec![ev("First", &[]), ev("Second", &[]), ev("Third", &[])],
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(a.position, p(3), "returns the position of the last event");
     let b = store.append(vec![ev("Fourth", &[])], None).await.unwrap();
     assert_eq!(b.position, p(4));
-    let read = store.read_all(&Query::all(), ReadOptions::new()).await.unwrap();
+    let read = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
     let got: Vec<(u64, &str)> = read
         .iter()
         .map(|e| (e.position.get(), e.event.event_type.as_str()))
         .collect();
-    assert_eq!(got, [(1, "First"), (2, "Second"), (3, "Third"), (4, "Fourth")]);
+    assert_eq!(
+        got,
+        [(1, "First"), (2, "Second"), (3, "Third"), (4, "Fourth")]
+    );
     assert_eq!(store.head().await.unwrap(), Some(p(4)));
 }
 
@@ -119,7 +144,10 @@ async fn query_matching_rules() {
     let (store, _db) = store().await;
     seed(&store).await;
     let all = ReadOptions::new();
-    assert_eq!(positions(&store, &Query::all(), all).await, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(
+        positions(&store, &Query::all(), all).await,
+        [1, 2, 3, 4, 5, 6]
+    );
     // Types OR'd.
     let q = Query::item(QueryItem::types(["A", "C"]));
     assert_eq!(positions(&store, &q, all).await, [1, 3, 4, 6]);
@@ -137,7 +165,9 @@ async fn query_matching_rules() {
     assert_eq!(positions(&store, &q, all).await, [6]);
     // No match.
     assert!(positions(&store, &tags(&["nope"]), all).await.is_empty());
-    assert!(positions(&store, &tags(&["x", "nope"]), all).await.is_empty());
+    assert!(positions(&store, &tags(&["x", "nope"]), all)
+        .await
+        .is_empty());
     // The in-memory matcher agrees with the database.
     let read = store.read_all(&Query::all(), all).await.unwrap();
     for q in [
@@ -169,14 +199,20 @@ async fn malformed_queries_are_errors_not_match_all_or_nothing() {
         let first = store.read(&q, ReadOptions::new()).next().await;
         match first {
             Some(Err(Error::Invalid(msg))) => {
-                if q.items_slice().iter().all(|i| i.types.is_empty() && i.tags.is_empty()) {
+                if q.items_slice()
+                    .iter()
+                    .all(|i| i.types.is_empty() && i.tags.is_empty())
+                {
                     assert!(msg.contains("Query::all"), "{msg}");
                 }
             }
             other => panic!("{q:?}: expected an invalid-query error, got {other:?}"),
         }
         let err = store
-            .append(vec![ev("X", &[])], Some(AppendCondition::new(q.clone(), None)))
+            .append(
+                vec![ev("X", &[])],
+                Some(AppendCondition::new(q.clone(), None)),
+            )
             .await
             .expect_err("invalid condition query");
         assert!(matches!(err, Error::Invalid(_)), "{err}");
@@ -192,22 +228,60 @@ async fn read_windows_directions_and_limits() {
     seed(&store).await;
     let all = Query::all();
     let o = ReadOptions::new;
-    assert_eq!(positions(&store, &all, o().after(p(2))).await, [3, 4, 5, 6], "after is exclusive");
-    assert_eq!(positions(&store, &all, o().from(p(2))).await, [2, 3, 4, 5, 6], "from is inclusive");
-    assert_eq!(positions(&store, &all, o().to(p(4))).await, [1, 2, 3, 4], "to is inclusive");
-    assert_eq!(positions(&store, &all, o().after(p(1)).to(p(3))).await, [2, 3]);
-    assert_eq!(positions(&store, &all, o().backwards()).await, [6, 5, 4, 3, 2, 1]);
+    assert_eq!(
+        positions(&store, &all, o().after(p(2))).await,
+        [3, 4, 5, 6],
+        "after is exclusive"
+    );
+    assert_eq!(
+        positions(&store, &all, o().from(p(2))).await,
+        [2, 3, 4, 5, 6],
+        "from is inclusive"
+    );
+    assert_eq!(
+        positions(&store, &all, o().to(p(4))).await,
+        [1, 2, 3, 4],
+        "to is inclusive"
+    );
+    assert_eq!(
+        positions(&store, &all, o().after(p(1)).to(p(3))).await,
+        [2, 3]
+    );
+    assert_eq!(
+        positions(&store, &all, o().backwards()).await,
+        [6, 5, 4, 3, 2, 1]
+    );
     // The window bounds positions the same way backwards.
-    assert_eq!(positions(&store, &all, o().after(p(2)).backwards()).await, [6, 5, 4, 3]);
-    assert_eq!(positions(&store, &all, o().from(p(2)).to(p(4)).backwards()).await, [4, 3, 2]);
+    assert_eq!(
+        positions(&store, &all, o().after(p(2)).backwards()).await,
+        [6, 5, 4, 3]
+    );
+    assert_eq!(
+        positions(&store, &all, o().from(p(2)).to(p(4)).backwards()).await,
+        [4, 3, 2]
+    );
     // limit counts returned events.
     assert_eq!(positions(&store, &all, o().limit(2)).await, [1, 2]);
-    assert_eq!(positions(&store, &all, o().backwards().limit(2)).await, [6, 5]);
-    assert_eq!(positions(&store, &tags(&["x"]), o().backwards().limit(2)).await, [4, 2]);
-    assert_eq!(positions(&store, &tags(&["x"]), o().after(p(1)).limit(1)).await, [2]);
-    assert!(positions(&store, &all, o().limit(0)).await.is_empty(), "limit 0 returns nothing");
+    assert_eq!(
+        positions(&store, &all, o().backwards().limit(2)).await,
+        [6, 5]
+    );
+    assert_eq!(
+        positions(&store, &tags(&["x"]), o().backwards().limit(2)).await,
+        [4, 2]
+    );
+    assert_eq!(
+        positions(&store, &tags(&["x"]), o().after(p(1)).limit(1)).await,
+        [2]
+    );
+    assert!(
+        positions(&store, &all, o().limit(0)).await.is_empty(),
+        "limit 0 returns nothing"
+    );
     assert!(positions(&store, &all, o().after(p(6))).await.is_empty());
-    assert!(positions(&store, &all, o().from(p(5)).to(p(4))).await.is_empty());
+    assert!(positions(&store, &all, o().from(p(5)).to(p(4)))
+        .await
+        .is_empty());
     assert_eq!(positions(&store, &all, o().to(p(100))).await.len(), 6);
 }
 
@@ -215,7 +289,12 @@ async fn read_windows_directions_and_limits() {
 async fn reads_page_through_large_results_in_order() {
     let db = dcbstore::testing::TestDatabase::create().await.unwrap();
     db.migrate().await.unwrap();
-    let store = Store::builder(db.url()).unwrap().page_size(7).build().await.unwrap();
+    let store = Store::builder(db.url())
+        .unwrap()
+        .page_size(7)
+        .build()
+        .await
+        .unwrap();
     let events: Vec<Event> = (0..100)
         .map(|i| {
             let tag = if i % 3 == 0 { "three" } else { "other" };
@@ -228,7 +307,10 @@ async fn reads_page_through_large_results_in_order() {
     let back = positions(&store, &Query::all(), ReadOptions::new().backwards()).await;
     assert_eq!(back, (1..=100).rev().collect::<Vec<_>>());
     let threes = positions(&store, &tags(&["three"]), ReadOptions::new()).await;
-    assert_eq!(threes, (1..=100).filter(|i| (i - 1) % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(
+        threes,
+        (1..=100).filter(|i| (i - 1) % 3 == 0).collect::<Vec<_>>()
+    );
     let q = tags(&["three"]).or(QueryItem::types(["Even"]));
     let expect: Vec<u64> = (1..=100u64)
         .filter(|i| (i - 1) % 3 == 0 || (i - 1) % 2 == 0)
@@ -236,20 +318,35 @@ async fn reads_page_through_large_results_in_order() {
     assert_eq!(positions(&store, &q, ReadOptions::new()).await, expect);
     let mut rev = expect.clone();
     rev.reverse();
-    assert_eq!(positions(&store, &q, ReadOptions::new().backwards()).await, rev);
+    assert_eq!(
+        positions(&store, &q, ReadOptions::new().backwards()).await,
+        rev
+    );
     assert_eq!(
         positions(&store, &q, ReadOptions::new().backwards().limit(20)).await,
         rev[..20]
     );
-    assert_eq!(positions(&store, &q, ReadOptions::new().after(p(50)).limit(15)).await,
-        expect.iter().copied().filter(|&x| x > 50).take(15).collect::<Vec<_>>());
+    assert_eq!(
+        positions(&store, &q, ReadOptions::new().after(p(50)).limit(15)).await,
+        expect
+            .iter()
+            .copied()
+            .filter(|&x| x > 50)
+            .take(15)
+            .collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_is_a_snapshot_as_of_its_start() {
     let db = dcbstore::testing::TestDatabase::create().await.unwrap();
     db.migrate().await.unwrap();
-    let store = Store::builder(db.url()).unwrap().page_size(2).build().await.unwrap();
+    let store = Store::builder(db.url())
+        .unwrap()
+        .page_size(2)
+        .build()
+        .await
+        .unwrap();
     for (tag, backwards) in [("fwd", false), ("back", true)] {
         let old = store
             .append((0..5).map(|_| ev("Old", &[tag])).collect(), None)
@@ -320,33 +417,57 @@ async fn condition_fails_only_for_matches_after_the_position() {
     let (store, _db) = store().await;
     seed(&store).await;
     let x = tags(&["x"]); // x at 1, 2, 4
-    // Matches at 4 > 3: fails, writes nothing, reports the conflict.
+                          // Matches at 4 > 3: fails, writes nothing, reports the conflict.
     let err = store
-        .append(vec![ev("N", &["x"])], Some(AppendCondition::new(x.clone(), Some(p(3)))))
+        .append(
+            vec![ev("N", &["x"])],
+            Some(AppendCondition::new(x.clone(), Some(p(3)))),
+        )
         .await
         .unwrap_err();
     let c = err.conflict().expect("conflict");
     assert_eq!(c.position, p(4));
-    assert_eq!(c.events.iter().map(|e| e.position.get()).collect::<Vec<_>>(), [4]);
+    assert_eq!(
+        c.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
+        [4]
+    );
     assert_eq!(c.events[0].event.tags, ["x", "y", "z"]);
     assert_eq!(store.head().await.unwrap(), Some(p(6)), "nothing written");
     // No `after`: any match fails; conflicting events in position order.
     let err = store
-        .append(vec![ev("N", &[])], Some(AppendCondition::new(x.clone(), None)))
+        .append(
+            vec![ev("N", &[])],
+            Some(AppendCondition::new(x.clone(), None)),
+        )
         .await
         .unwrap_err();
     let c = err.conflict().expect("conflict");
     assert_eq!(c.position, p(4));
-    assert_eq!(c.events.iter().map(|e| e.position.get()).collect::<Vec<_>>(), [1, 2, 4]);
+    assert_eq!(
+        c.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
+        [1, 2, 4]
+    );
     // Matches only at or before `after`: succeeds.
     let ok = store
-        .append(vec![ev("N", &["x"])], Some(AppendCondition::new(x.clone(), Some(p(4)))))
+        .append(
+            vec![ev("N", &["x"])],
+            Some(AppendCondition::new(x.clone(), Some(p(4)))),
+        )
         .await
         .unwrap();
     assert_eq!(ok.position, p(7));
     // A query nothing matches: succeeds without after.
     let ok = store
-        .append(vec![ev("N", &[])], Some(AppendCondition::new(tags(&["none"]), None)))
+        .append(
+            vec![ev("N", &[])],
+            Some(AppendCondition::new(tags(&["none"]), None)),
+        )
         .await
         .unwrap();
     assert_eq!(ok.position, p(8));
@@ -354,18 +475,27 @@ async fn condition_fails_only_for_matches_after_the_position() {
     let err = store
         .append(
             vec![ev("N", &[])],
-            Some(AppendCondition::new(Query::item(QueryItem::types(["C"])), Some(p(5)))),
+            Some(AppendCondition::new(
+                Query::item(QueryItem::types(["C"])),
+                Some(p(5)),
+            )),
         )
         .await
         .unwrap_err();
     assert_eq!(err.conflict().unwrap().position, p(6));
     let err = store
-        .append(vec![ev("N", &[])], Some(AppendCondition::new(Query::all(), Some(p(7)))))
+        .append(
+            vec![ev("N", &[])],
+            Some(AppendCondition::new(Query::all(), Some(p(7)))),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.conflict().unwrap().position, p(8));
     assert!(store
-        .append(vec![ev("N", &[])], Some(AppendCondition::new(Query::all(), Some(p(8)))))
+        .append(
+            vec![ev("N", &[])],
+            Some(AppendCondition::new(Query::all(), Some(p(8))))
+        )
         .await
         .is_ok());
 }
@@ -378,14 +508,20 @@ async fn conflict_reports_earliest_events_capped_and_the_latest_position() {
         .await
         .unwrap();
     let err = store
-        .append(vec![ev("E", &["hot"])], Some(AppendCondition::new(tags(&["hot"]), Some(p(10)))))
+        .append(
+            vec![ev("E", &["hot"])],
+            Some(AppendCondition::new(tags(&["hot"]), Some(p(10)))),
+        )
         .await
         .unwrap_err();
     let c = err.conflict().unwrap();
     assert_eq!(c.position, p(150), "latest conflicting position");
     assert_eq!(c.events.len(), dcbstore::append::CONFLICT_EVENTS_CAP);
     assert_eq!(
-        c.events.iter().map(|e| e.position.get()).collect::<Vec<_>>(),
+        c.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
         (11..=110).collect::<Vec<_>>()
     );
 }
@@ -400,18 +536,34 @@ async fn several_guards_fail_when_any_fails() {
             .and(tags(&["y"]), Some(p(b)))
             .and(Query::item(QueryItem::types(["C"])), Some(p(c)))
     };
-    let err = store.append(vec![ev("N", &[])], Some(cond(4, 4, 5))).await.unwrap_err();
-    assert_eq!(err.conflict().unwrap().position, p(6), "only the third guard fails");
-    let err = store.append(vec![ev("N", &[])], Some(cond(3, 1, 6))).await.unwrap_err();
+    let err = store
+        .append(vec![ev("N", &[])], Some(cond(4, 4, 5)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.conflict().unwrap().position,
+        p(6),
+        "only the third guard fails"
+    );
+    let err = store
+        .append(vec![ev("N", &[])], Some(cond(3, 1, 6)))
+        .await
+        .unwrap_err();
     let c = err.conflict().unwrap();
     assert_eq!(c.position, p(4));
     assert_eq!(
-        c.events.iter().map(|e| e.position.get()).collect::<Vec<_>>(),
+        c.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
         [2, 3, 4],
         "union of every failing guard's events, in order"
     );
     assert_eq!(store.head().await.unwrap(), Some(p(6)));
-    let ok = store.append(vec![ev("N", &[])], Some(cond(4, 4, 6))).await.unwrap();
+    let ok = store
+        .append(vec![ev("N", &[])], Some(cond(4, 4, 6)))
+        .await
+        .unwrap();
     assert_eq!(ok.position, p(7));
 }
 
@@ -435,14 +587,21 @@ async fn idempotent_retry_by_id() {
     seed(&store).await;
     let batch = vec![ev("Paid", &["order:1"]), ev("Shipped", &["order:1"])];
     let cond = AppendCondition::new(tags(&["order:1"]), None);
-    let first = store.append(batch.clone(), Some(cond.clone())).await.unwrap();
+    let first = store
+        .append(batch.clone(), Some(cond.clone()))
+        .await
+        .unwrap();
     assert_eq!(first.position, p(8));
     let _ = store.append(vec![ev("Other", &[])], None).await.unwrap();
     // The retry would now violate its own condition; it is recognised first.
     let again = store.append(batch.clone(), Some(cond)).await.unwrap();
     assert_eq!(again.position, p(8), "reports the original positions");
     assert!(again.already_stored);
-    assert_eq!(store.head().await.unwrap(), Some(p(9)), "nothing new written");
+    assert_eq!(
+        store.head().await.unwrap(),
+        Some(p(9)),
+        "nothing new written"
+    );
     // Tag order and duplicates do not make content different.
     let mut reordered = batch.clone();
     reordered[0].tags = vec!["order:1".into(), "order:1".into()];
@@ -463,10 +622,16 @@ async fn idempotent_retry_by_id() {
     // Partly stored: an error too, not a half append.
     let partial = vec![batch[0].clone(), ev("New", &[])];
     let err = store.append(partial, None).await.unwrap_err();
-    assert!(matches!(err, Error::IdConflict { id, .. } if id == batch[0].id), "{err}");
+    assert!(
+        matches!(err, Error::IdConflict { id, .. } if id == batch[0].id),
+        "{err}"
+    );
     // The same id twice in one append.
     let dup = ev("D", &[]);
-    let err = store.append(vec![dup.clone(), dup], None).await.unwrap_err();
+    let err = store
+        .append(vec![dup.clone(), dup], None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
     assert_eq!(store.head().await.unwrap(), Some(p(9)));
 }
@@ -484,9 +649,8 @@ async fn invalid_events_are_rejected_and_nothing_is_written() {
         (Event::new("A", json!({"s": "nul\u{0}here"})), "NUL"),
         (Event::new("A", json!({"k\u{0}": 1})), "NUL"),
         (
-            Event::new("A", json!(1)).with_metadata(
-                json!({"m": ["x\u{0}"]}).as_object().cloned().unwrap(),
-            ),
+            Event::new("A", json!(1))
+                .with_metadata(json!({"m": ["x\u{0}"]}).as_object().cloned().unwrap()),
             "NUL",
         ),
     ];
@@ -496,8 +660,14 @@ async fn invalid_events_are_rejected_and_nothing_is_written() {
             .await
             .expect_err("must be rejected");
         assert!(matches!(err, Error::Invalid(_)), "{err}");
-        assert!(err.to_string().contains(what), "{err} should mention {what}");
-        assert!(err.to_string().contains("event 2"), "names the event: {err}");
+        assert!(
+            err.to_string().contains(what),
+            "{err} should mention {what}"
+        );
+        assert!(
+            err.to_string().contains("event 2"),
+            "names the event: {err}"
+        );
     }
     assert_eq!(store.head().await.unwrap(), Some(p(6)), "nothing written");
 }
