@@ -35,47 +35,50 @@ CREATE TABLE dcbstore.event_tags (
 
 -- Validates a query in its JSON form: "all" or a non-empty array of items
 -- {"types": [...], "tags": [...]}, each with at least one non-empty type or tag.
+-- One static statement (its plan is cached), as appends call it per guard.
 CREATE FUNCTION dcbstore.check_query(q jsonb) RETURNS void
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
-    item jsonb;
-    k text;
-    v jsonb;
+    err text;
 BEGIN
-    IF q IS NULL THEN
-        RAISE EXCEPTION 'query is missing: use "all" to match every event' USING ERRCODE = '22023';
+    SELECT CASE
+        WHEN q IS NULL THEN 'query is missing: use "all" to match every event'
+        WHEN jsonb_typeof(q) = 'string' THEN
+            CASE WHEN q #>> '{}' = 'all' THEN NULL
+                 ELSE format('query must be "all" or an array of items, got the string %s', q) END
+        WHEN jsonb_typeof(q) <> 'array' THEN
+            format('query must be "all" or an array of items, got %s', jsonb_typeof(q))
+        WHEN jsonb_array_length(q) = 0 THEN 'query has no items: use "all" to match every event'
+        ELSE (
+            SELECT x.err FROM (SELECT i.n, CASE
+                WHEN jsonb_typeof(i.item) <> 'object' THEN
+                    format('query item must be an object with "types" and/or "tags", got %s', i.item)
+                WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')) THEN
+                    format('query item has unknown field "%s": expected "types" and/or "tags"',
+                           (SELECT min(k) FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')))
+                WHEN jsonb_typeof(coalesce(i.item -> 'types', '[]')) <> 'array' THEN
+                    'query item field "types" must be an array of strings'
+                WHEN jsonb_typeof(coalesce(i.item -> 'tags', '[]')) <> 'array' THEN
+                    'query item field "tags" must be an array of strings'
+                WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'types', '[]')) e
+                             WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
+                    'query item field "types" must hold non-empty strings'
+                WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'tags', '[]')) e
+                             WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
+                    'query item field "tags" must hold non-empty strings'
+                WHEN jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
+                     AND jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0 THEN
+                    'query item has neither types nor tags: use "all" to match every event'
+                END AS err
+              FROM jsonb_array_elements(q) WITH ORDINALITY AS i(item, n)) x
+             WHERE x.err IS NOT NULL
+             ORDER BY x.n
+             LIMIT 1)
+        END
+      INTO err;
+    IF err IS NOT NULL THEN
+        RAISE EXCEPTION '%', err USING ERRCODE = '22023';
     END IF;
-    IF jsonb_typeof(q) = 'string' THEN
-        IF q #>> '{}' = 'all' THEN RETURN; END IF;
-        RAISE EXCEPTION 'query must be "all" or an array of items, got the string %', q USING ERRCODE = '22023';
-    END IF;
-    IF jsonb_typeof(q) <> 'array' THEN
-        RAISE EXCEPTION 'query must be "all" or an array of items, got %', jsonb_typeof(q) USING ERRCODE = '22023';
-    END IF;
-    IF jsonb_array_length(q) = 0 THEN
-        RAISE EXCEPTION 'query has no items: use "all" to match every event' USING ERRCODE = '22023';
-    END IF;
-    FOR item IN SELECT jsonb_array_elements(q) LOOP
-        IF jsonb_typeof(item) <> 'object' THEN
-            RAISE EXCEPTION 'query item must be an object with "types" and/or "tags", got %', item USING ERRCODE = '22023';
-        END IF;
-        FOR k, v IN SELECT * FROM jsonb_each(item) LOOP
-            IF k NOT IN ('types', 'tags') THEN
-                RAISE EXCEPTION 'query item has unknown field "%": expected "types" and/or "tags"', k USING ERRCODE = '22023';
-            END IF;
-            IF jsonb_typeof(v) <> 'array' THEN
-                RAISE EXCEPTION 'query item field "%" must be an array of strings', k USING ERRCODE = '22023';
-            END IF;
-            IF EXISTS (SELECT 1 FROM jsonb_array_elements(v) e
-                       WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
-                RAISE EXCEPTION 'query item field "%" must hold non-empty strings', k USING ERRCODE = '22023';
-            END IF;
-        END LOOP;
-        IF coalesce(jsonb_array_length(item -> 'types'), 0) = 0
-           AND coalesce(jsonb_array_length(item -> 'tags'), 0) = 0 THEN
-            RAISE EXCEPTION 'query item has neither types nor tags: use "all" to match every event' USING ERRCODE = '22023';
-        END IF;
-    END LOOP;
 END
 $$;
 
@@ -208,11 +211,13 @@ DECLARE
     r int;
     s int;
     e int;
+    any_known boolean;
     n_found int;
     n_same int;
     found_max bigint;
     bad_id uuid;
     guard jsonb;
+    q jsonb;
     g_after bigint;
     g_positions bigint[];
     latest bigint;
@@ -252,6 +257,10 @@ BEGIN
 
     PERFORM pg_advisory_xact_lock(7235937214386151426);  -- the append lock
     head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    -- Fast path: usually no id is stored yet or repeated, and no request
+    -- needs the per-request idempotency check.
+    any_known := EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids))
+        OR n_events <> (SELECT count(DISTINCT x) FROM unnest(p_ids) x);
 
     FOR r IN 1..cardinality(p_request_ends) LOOP
         s := coalesce(p_request_ends[r - 1], 0);
@@ -259,34 +268,36 @@ BEGIN
         request := r;
 
         -- Idempotent retry: ids already stored.
-        SELECT count(*)::int,
-               count(*) FILTER (WHERE ev.type = u.type AND ev.data = u.data
-                   AND ev.metadata = coalesce(u.metadata, '{}')
-                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))::int,
-               max(ev.position),
-               (array_agg(u.id ORDER BY u.ord) FILTER (WHERE NOT (ev.type = u.type AND ev.data = u.data
-                   AND ev.metadata = coalesce(u.metadata, '{}')
-                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))))[1]
-          INTO n_found, n_same, found_max, bad_id
-          FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
-               WITH ORDINALITY AS u(id, type, data, metadata, ord)
-          JOIN dcbstore.events ev ON ev.id = u.id;
-        IF n_found = e - s AND n_same = n_found THEN
-            outcome := 'duplicate'; "position" := found_max; conflict := NULL; error := NULL;
-            RETURN NEXT;
-            CONTINUE;
-        ELSIF n_found > 0 THEN
-            IF bad_id IS NULL THEN
-                SELECT u.id INTO bad_id
-                  FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
-                  JOIN dcbstore.events ev ON ev.id = u.id ORDER BY u.ord LIMIT 1;
-                error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
-            ELSE
-                error := format('event id %s is already stored with different content', bad_id);
+        IF any_known THEN
+            SELECT count(*)::int,
+                   count(*) FILTER (WHERE ev.type = u.type AND ev.data = u.data
+                       AND ev.metadata = coalesce(u.metadata, '{}')
+                       AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))::int,
+                   max(ev.position),
+                   (array_agg(u.id ORDER BY u.ord) FILTER (WHERE NOT (ev.type = u.type AND ev.data = u.data
+                       AND ev.metadata = coalesce(u.metadata, '{}')
+                       AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))))[1]
+              INTO n_found, n_same, found_max, bad_id
+              FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
+                   WITH ORDINALITY AS u(id, type, data, metadata, ord)
+              JOIN dcbstore.events ev ON ev.id = u.id;
+            IF n_found = e - s AND n_same = n_found THEN
+                outcome := 'duplicate'; "position" := found_max; conflict := NULL; error := NULL;
+                RETURN NEXT;
+                CONTINUE;
+            ELSIF n_found > 0 THEN
+                IF bad_id IS NULL THEN
+                    SELECT u.id INTO bad_id
+                      FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
+                      JOIN dcbstore.events ev ON ev.id = u.id ORDER BY u.ord LIMIT 1;
+                    error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
+                ELSE
+                    error := format('event id %s is already stored with different content', bad_id);
+                END IF;
+                outcome := 'rejected'; "position" := NULL; conflict := NULL;
+                RETURN NEXT;
+                CONTINUE;
             END IF;
-            outcome := 'rejected'; "position" := NULL; conflict := NULL;
-            RETURN NEXT;
-            CONTINUE;
         END IF;
 
         -- The condition: every guard is checked against the log as of now,
@@ -299,8 +310,36 @@ BEGIN
                 IF g_after >= head THEN
                     CONTINUE;
                 END IF;
-                EXECUTE 'SELECT (' || dcbstore.query_sql(guard -> 'query', true) || ')'
-                    INTO g_latest USING g_after, head, 1;
+                -- Static SQL (plan cached per session): the latest match in
+                -- (g_after, head], per item through an ordered index scan.
+                q := guard -> 'query';
+                IF jsonb_typeof(q) = 'string' THEN
+                    g_latest := head;  -- "all": any event after g_after matches
+                ELSE
+                    SELECT max(m.p) INTO g_latest
+                      FROM jsonb_array_elements(q) AS i(item)
+                      CROSS JOIN LATERAL (
+                          SELECT (SELECT t.position
+                                    FROM dcbstore.event_tags t
+                                    JOIN dcbstore.events ev ON ev.position = t.position
+                                   WHERE t.tag = i.item -> 'tags' ->> 0
+                                     AND t.position > g_after AND t.position <= head
+                                     AND ev.tags @> ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))
+                                     AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
+                                          OR ev.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                                   ORDER BY t.position DESC
+                                   LIMIT 1) AS p
+                           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0
+                          UNION ALL
+                          SELECT (SELECT ev.position
+                                    FROM dcbstore.events ev
+                                   WHERE ev.type = ty AND ev.position > g_after AND ev.position <= head
+                                   ORDER BY ev.position DESC
+                                   LIMIT 1)
+                            FROM jsonb_array_elements_text(coalesce(i.item -> 'types', '[]')) AS ty
+                           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0
+                      ) AS m;
+                END IF;
                 IF g_latest IS NOT NULL THEN
                     latest := greatest(latest, g_latest);
                     EXECUTE 'SELECT array_agg(p.position) FROM (' || dcbstore.query_sql(guard -> 'query', false) || ') p'
