@@ -34,3 +34,8 @@ pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};
 pub use read::ReadOptions;
 pub use store::{EventStore, Store, StoreBuilder};
+
+// The README's Rust example is compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
