@@ -228,3 +228,57 @@ impl<'de> Deserialize<'de> for Query {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_form_round_trips() {
+        assert_eq!(Query::from_json("\"all\"").unwrap(), Query::All);
+        let q = Query::from_json(r#"[{"types":["A","B"],"tags":["x"]},{"tags":["y","z"]}]"#)
+            .unwrap();
+        assert_eq!(
+            q,
+            Query::item(QueryItem::types(["A", "B"]).and_tags(["x"]))
+                .or(QueryItem::tags(["y", "z"]))
+        );
+        let back: Query = serde_json::from_value(q.to_json()).unwrap();
+        assert_eq!(back, q);
+    }
+
+    #[test]
+    fn malformed_json_is_a_clear_error() {
+        for (json, says) in [
+            ("", "invalid query JSON"),
+            ("[{\"types\": [\"A\"]", "invalid query JSON"),
+            ("\"everything\"", "\"all\" or a list of items"),
+            ("{\"types\": [\"A\"]}", "\"all\" or a list of items"),
+            ("42", "\"all\" or a list of items"),
+            ("[]", "use Query::all"),
+            ("[{}]", "neither types nor tags"),
+            ("[{\"types\": []}]", "neither types nor tags"),
+            ("[{\"tag\": [\"x\"]}]", "unknown field"),
+            ("[{\"types\": \"A\"}]", "invalid type"),
+            ("[{\"tags\": [1]}]", "invalid type"),
+            ("[{\"tags\": [\"\"]}]", "must not be empty"),
+            ("[{\"tags\": [\"a\\u0000\"]}]", "NUL"),
+        ] {
+            let err = Query::from_json(json).expect_err(json).to_string();
+            assert!(err.contains(says), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn matching_in_memory() {
+        let e = Event::new("A", Value::Null).with_tags(["x", "y"]);
+        assert!(Query::all().matches(&e));
+        assert!(Query::item(QueryItem::types(["B", "A"])).matches(&e));
+        assert!(Query::item(QueryItem::tags(["x", "y"])).matches(&e));
+        assert!(!Query::item(QueryItem::tags(["x", "z"])).matches(&e));
+        assert!(!Query::item(QueryItem::types(["B"]).and_tags(["x"])).matches(&e));
+        assert!(Query::item(QueryItem::tags(["z"]))
+            .or(QueryItem::types(["A"]))
+            .matches(&e));
+    }
+}
