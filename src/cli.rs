@@ -133,6 +133,11 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    let secrets = cli
+        .database_url
+        .as_deref()
+        .map(crate::connection::secrets)
+        .unwrap_or_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,7 +152,12 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Done) => ExitCode::SUCCESS,
         Ok(Outcome::Conflict) => ExitCode::from(EXIT_CONFLICT),
         Err(e) => {
-            eprintln!("dcbstore: {e}");
+            // Defence in depth: whatever the error says, no password from the
+            // connection string is printed.
+            eprintln!(
+                "dcbstore: {}",
+                crate::connection::redact(&e.to_string(), &secrets)
+            );
             ExitCode::from(1)
         }
     }

@@ -236,8 +236,8 @@ mod tests {
     #[test]
     fn json_form_round_trips() {
         assert_eq!(Query::from_json("\"all\"").unwrap(), Query::All);
-        let q = Query::from_json(r#"[{"types":["A","B"],"tags":["x"]},{"tags":["y","z"]}]"#)
-            .unwrap();
+        let q =
+            Query::from_json(r#"[{"types":["A","B"],"tags":["x"]},{"tags":["y","z"]}]"#).unwrap();
         assert_eq!(
             q,
             Query::item(QueryItem::types(["A", "B"]).and_tags(["x"]))

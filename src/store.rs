@@ -107,6 +107,7 @@ impl StoreBuilder {
     /// schema is not exactly this build's. Must run inside a tokio runtime.
     pub async fn build(self) -> Result<Store> {
         let target = describe(&self.config);
+        let config = self.config.clone();
         let manager = Manager::from_config(
             self.config,
             NoTls,
@@ -123,7 +124,7 @@ impl StoreBuilder {
         let client = pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => Error::Connect {
                 target,
-                reason: connect_reason(&e),
+                reason: connect_reason(&config, &e),
             },
             other => Error::from(other),
         })?;
