@@ -33,15 +33,12 @@ CREATE TABLE dcbstore.event_tags (
     PRIMARY KEY (tag, position)
 );
 
--- Validates a query in its JSON form: "all" or a non-empty array of items
--- {"types": [...], "tags": [...]}, each with at least one non-empty type or tag.
--- One static statement (its plan is cached), as appends call it per guard.
-CREATE FUNCTION dcbstore.check_query(q jsonb) RETURNS void
-LANGUAGE plpgsql IMMUTABLE AS $$
-DECLARE
-    err text;
-BEGIN
-    SELECT CASE
+-- Why a query in its JSON form is malformed, or NULL when it is well formed:
+-- "all" or a non-empty array of items {"types": [...], "tags": [...]}, each
+-- with at least one non-empty type or tag. A SQL function, so it is inlined.
+CREATE FUNCTION dcbstore.query_error(q jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT CASE
         WHEN q IS NULL THEN 'query is missing: use "all" to match every event'
         WHEN jsonb_typeof(q) = 'string' THEN
             CASE WHEN q #>> '{}' = 'all' THEN NULL
@@ -75,7 +72,14 @@ BEGIN
              ORDER BY x.n
              LIMIT 1)
         END
-      INTO err;
+$$;
+
+-- Raises query_error(q), if any.
+CREATE FUNCTION dcbstore.check_query(q jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    err text := dcbstore.query_error(q);
+BEGIN
     IF err IS NOT NULL THEN
         RAISE EXCEPTION '%', err USING ERRCODE = '22023';
     END IF;
@@ -147,7 +151,7 @@ CREATE FUNCTION dcbstore.read(
     backwards boolean DEFAULT false,
     lim bigint DEFAULT NULL
 ) RETURNS SETOF dcbstore.events
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET jit = off AS $$
 BEGIN
     IF lim IS NOT NULL AND lim < 0 THEN
         RAISE EXCEPTION 'limit must not be negative, got %', lim USING ERRCODE = '22023';
@@ -173,12 +177,96 @@ LANGUAGE sql IMMUTABLE AS $$
         'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
 $$;
 
+-- The latest position in (after, upto] matching query q (JSON form), or NULL.
+-- Static SQL, so its plan is cached per session: per item, one ordered index
+-- scan that stops at the first row.
+CREATE FUNCTION dcbstore.latest_match(q jsonb, after bigint, upto bigint) RETURNS bigint
+-- The generic plan is right for every query (ordered index scans, LIMIT 1);
+-- without this the plan cache would replan per call, which costs 20x the run.
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    latest bigint;
+BEGIN
+    IF after >= upto THEN
+        RETURN NULL;
+    END IF;
+    IF jsonb_typeof(q) = 'string' THEN
+        RETURN (SELECT max(ev.position) FROM dcbstore.events ev
+                 WHERE ev.position > after AND ev.position <= upto);
+    END IF;
+    SELECT max(m.p) INTO latest
+      FROM jsonb_array_elements(q) AS i(item)
+      CROSS JOIN LATERAL (
+          SELECT (SELECT t.position
+                    FROM dcbstore.event_tags t
+                    JOIN dcbstore.events ev ON ev.position = t.position
+                   WHERE t.tag = i.item -> 'tags' ->> 0
+                     AND t.position > after AND t.position <= upto
+                     AND ev.tags @> ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))
+                     AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
+                          OR ev.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                   ORDER BY t.position DESC
+                   LIMIT 1) AS p
+           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0
+          UNION ALL
+          SELECT (SELECT ev.position
+                    FROM dcbstore.events ev
+                   WHERE ev.type = ty AND ev.position > after AND ev.position <= upto
+                   ORDER BY ev.position DESC
+                   LIMIT 1)
+            FROM jsonb_array_elements_text(coalesce(i.item -> 'types', '[]')) AS ty
+           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0
+      ) AS m;
+    RETURN latest;
+END
+$$;
+
+-- The conflict of a condition (array of guards {"query", "after"}) against the
+-- log up to position upto: NULL when no guard matches, else
+-- {"position": latest match, "events": [the first 100 matches, in order]}.
+CREATE FUNCTION dcbstore.condition_conflict(guards jsonb, upto bigint) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    guard jsonb;
+    g_after bigint;
+    g_latest bigint;
+    latest bigint;
+    g_positions bigint[];
+    positions bigint[] := '{}';
+    result jsonb;
+BEGIN
+    IF guards IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR guard IN SELECT jsonb_array_elements(guards) LOOP
+        g_after := coalesce((guard ->> 'after')::bigint, 0);
+        g_latest := dcbstore.latest_match(guard -> 'query', g_after, upto);
+        IF g_latest IS NOT NULL THEN
+            latest := greatest(latest, g_latest);
+            EXECUTE 'SELECT array_agg(p.position) FROM (' || dcbstore.query_sql(guard -> 'query', false) || ') p'
+                INTO g_positions USING g_after, upto, 100;
+            positions := positions || g_positions;
+        END IF;
+    END LOOP;
+    IF latest IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT jsonb_build_object('position', latest, 'events',
+               coalesce(jsonb_agg(dcbstore.event_json(ev) ORDER BY ev.position), '[]'))
+      INTO result
+      FROM (SELECT DISTINCT p FROM unnest(positions) p ORDER BY p LIMIT 100) c
+      JOIN dcbstore.events ev ON ev.position = c.p;
+    RETURN result;
+END
+$$;
+
 -- Appends a batch of requests, each all-or-nothing, in one transaction.
 --
 -- Events are given as parallel arrays; event i's tags are
 -- p_tags[p_tag_ends[i-1]+1 .. p_tag_ends[i]]; request r owns events
 -- p_request_ends[r-1]+1 .. p_request_ends[r]; p_conditions[r] is NULL or an array of
--- guards {"query": Q, "after": N|null}. One row per request:
+-- guards {"query": Q, "after": N|null}. Requests are decided in order, each
+-- against the log plus the earlier requests of the batch. One row per request:
 --   outcome 'appended'  position = its last event's position
 --   outcome 'duplicate' every id already stored with identical content (idempotent retry);
 --                       position = the last of their positions; nothing written
@@ -204,25 +292,13 @@ CREATE FUNCTION dcbstore.append_batch(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
-LANGUAGE plpgsql VOLATILE AS $$
+-- Row estimates of function scans are poor; JIT would cost more than the query.
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
+    n_requests int := coalesce(cardinality(p_request_ends), 0);
     head bigint;
-    r int;
-    s int;
-    e int;
-    any_known boolean;
-    n_found int;
-    n_same int;
-    found_max bigint;
-    bad_id uuid;
-    guard jsonb;
-    q jsonb;
-    g_after bigint;
-    g_positions bigint[];
-    latest bigint;
-    g_latest bigint;
-    conflict_positions bigint[];
+    invalid text;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
@@ -232,129 +308,229 @@ BEGIN
        OR coalesce(cardinality(p_metadata), 0) <> n_events OR coalesce(cardinality(p_tag_ends), 0) <> n_events THEN
         RAISE EXCEPTION 'ids, types, data, metadata and tag_ends must have one entry per event' USING ERRCODE = '22023';
     END IF;
-    IF coalesce(cardinality(p_request_ends), 0) = 0 THEN
+    IF n_requests = 0 THEN
         RAISE EXCEPTION 'an append needs at least one request' USING ERRCODE = '22023';
     END IF;
-    IF coalesce(cardinality(p_conditions), 0) <> cardinality(p_request_ends) THEN
+    IF coalesce(cardinality(p_conditions), 0) <> n_requests THEN
         RAISE EXCEPTION 'conditions must have one entry (possibly NULL) per request' USING ERRCODE = '22023';
     END IF;
-    IF p_request_ends[cardinality(p_request_ends)] <> n_events THEN
+    IF p_request_ends[n_requests] <> n_events THEN
         RAISE EXCEPTION 'request_ends must end at the number of events (%)', n_events USING ERRCODE = '22023';
     END IF;
-    FOR r IN 1..cardinality(p_request_ends) LOOP
-        IF p_request_ends[r] <= coalesce(p_request_ends[r - 1], 0) THEN
-            RAISE EXCEPTION 'request % has no events: an append needs at least one event', r USING ERRCODE = '22023';
-        END IF;
-        IF p_conditions[r] IS NOT NULL THEN
-            IF jsonb_typeof(p_conditions[r]) <> 'array' THEN
-                RAISE EXCEPTION 'condition of request % must be an array of guards', r USING ERRCODE = '22023';
-            END IF;
-            FOR guard IN SELECT jsonb_array_elements(p_conditions[r]) LOOP
-                PERFORM dcbstore.check_query(guard -> 'query');
-            END LOOP;
-        END IF;
-    END LOOP;
+    SELECT CASE WHEN n_requests = 1 THEN v.err ELSE format('request %s: %s', v.r, v.err) END INTO invalid
+      FROM (SELECT c.r, CASE
+                WHEN p_request_ends[c.r] <= coalesce(p_request_ends[c.r - 1], 0) THEN
+                    'an append needs at least one event'
+                WHEN c.cond IS NULL THEN NULL
+                WHEN jsonb_typeof(c.cond) <> 'array' THEN
+                    'the condition must be an array of guards [{"query": Q, "after": N}, ...]'
+                ELSE (SELECT x.e
+                        FROM (SELECT gg.o, CASE
+                                  WHEN jsonb_typeof(gg.g) <> 'object' OR NOT gg.g ? 'query' THEN
+                                      'each guard must be an object {"query": Q, "after": N}'
+                                  WHEN jsonb_typeof(coalesce(gg.g -> 'after', 'null')) NOT IN ('number', 'null') THEN
+                                      'a guard''s "after" must be a position or null'
+                                  ELSE dcbstore.query_error(gg.g -> 'query') END AS e
+                                FROM jsonb_array_elements(c.cond) WITH ORDINALITY AS gg(g, o)) x
+                       WHERE x.e IS NOT NULL
+                       ORDER BY x.o
+                       LIMIT 1)
+                END AS err
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)) v
+     WHERE v.err IS NOT NULL
+     ORDER BY v.r
+     LIMIT 1;
+    IF invalid IS NOT NULL THEN
+        RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+    END IF;
 
     PERFORM pg_advisory_xact_lock(7235937214386151426);  -- the append lock
     head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
-    -- Fast path: usually no id is stored yet or repeated, and no request
-    -- needs the per-request idempotency check.
-    any_known := EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids))
-        OR n_events <> (SELECT count(DISTINCT x) FROM unnest(p_ids) x);
 
+    -- The usual batch (no id stored or repeated, no guard after the head) is
+    -- decided with a few set-based statements; anything else request by request.
+    IF NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids))
+       AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
+                        WHERE (g ->> 'after')::bigint > head) THEN
+        RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, p_data, p_metadata,
+                                                      p_tag_ends, p_tags, p_request_ends, p_conditions, head);
+    ELSE
+        RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, p_data, p_metadata,
+                                                             p_tag_ends, p_tags, p_request_ends, p_conditions, head);
+    END IF;
+END
+$$;
+
+-- append_batch's set-based path, under the append lock: no id is stored or
+-- repeated and every guard's "after" is at most the head, so earlier requests'
+-- events (all above the head) match a guard exactly when they match its query.
+CREATE FUNCTION dcbstore.append_set(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Row estimates of function scans are poor; JIT would cost more than the query.
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+DECLARE
+    n_requests int := cardinality(p_request_ends);
+    log_conflicts int[];
+    dep_r int[];
+    dep_q int[];
+    accepted boolean[] := array_fill(false, ARRAY[n_requests]);
+    accepted_list int[] := '{}';
+    ends bigint[] := array_fill(0::bigint, ARRAY[n_requests]);
+    next_position bigint := head;
+    r int;
+    j int;
+    blocked boolean;
+BEGIN
+    -- Requests whose guards match the log in (after, head].
+    SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO log_conflicts
+      FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+      CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+     WHERE dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), head) IS NOT NULL;
+
+    -- Pairs (r, q), q < r, where an event of request q matches a guard of r:
+    -- hash joins on an item's first tag or on its types, then the full check.
+    WITH be AS MATERIALIZED (
+        SELECT re.r AS q, k, p_types[k] AS type,
+               p_tags[coalesce(p_tag_ends[k - 1], 0) + 1 : p_tag_ends[k]] AS tags
+          FROM unnest(p_request_ends) WITH ORDINALITY AS re(e, r)
+          CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[re.r - 1], 0) + 1, re.e) AS k
+    ), bt AS MATERIALIZED (
+        SELECT be.q, be.type, be.tags, t AS tag FROM be CROSS JOIN LATERAL unnest(be.tags) AS t
+    ), items AS MATERIALIZED (
+        SELECT c.r, jsonb_typeof(g.guard -> 'query') = 'string' AS match_all,
+               ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'types', '[]'))) AS types,
+               ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'tags', '[]'))) AS tags
+          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+          LEFT JOIN LATERAL jsonb_array_elements(
+              CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
+         WHERE c.r > 1
+    ), pairs AS (
+        SELECT it.r, q FROM items it CROSS JOIN LATERAL generate_series(1, it.r - 1) AS q
+         WHERE it.match_all
+        UNION
+        SELECT it.r, bt.q FROM items it JOIN bt ON bt.tag = it.tags[1]
+         WHERE bt.q < it.r AND bt.tags @> it.tags
+           AND (cardinality(it.types) = 0 OR bt.type = ANY (it.types))
+        UNION
+        SELECT it.r, be.q FROM items it CROSS JOIN LATERAL unnest(it.types) AS ty JOIN be ON be.type = ty
+         WHERE cardinality(it.tags) = 0 AND NOT it.match_all AND be.q < it.r
+    )
+    SELECT coalesce(array_agg(p.r ORDER BY p.r, p.q), '{}'), coalesce(array_agg(p.q ORDER BY p.r, p.q), '{}')
+      INTO dep_r, dep_q
+      FROM pairs p;
+
+    -- Decide in order: a request is blocked by the log or by an accepted earlier one.
+    FOR r IN 1..n_requests LOOP
+        blocked := r = ANY (log_conflicts);
+        IF NOT blocked THEN
+            FOR j IN 1..coalesce(cardinality(dep_r), 0) LOOP
+                IF dep_r[j] = r AND accepted[dep_q[j]] THEN
+                    blocked := true;
+                    EXIT;
+                END IF;
+            END LOOP;
+        END IF;
+        ends[r] := next_position;  -- for a blocked request: the position before it
+        IF NOT blocked THEN
+            accepted[r] := true;
+            accepted_list := accepted_list || r;
+            next_position := next_position + p_request_ends[r] - coalesce(p_request_ends[r - 1], 0);
+            ends[r] := next_position;
+        END IF;
+    END LOOP;
+
+    IF cardinality(accepted_list) > 0 THEN
+        WITH be AS (
+            SELECT k
+              FROM unnest(accepted_list) AS a(r)
+              CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
+        ), inserted AS (
+            INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
+            SELECT head + row_number() OVER (ORDER BY be.k), coalesce(p_ids[be.k], gen_random_uuid()),
+                   p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
+                   ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
+              FROM be
+            RETURNING events.position, events.tags
+        )
+        INSERT INTO dcbstore.event_tags (tag, position)
+        SELECT unnest(i.tags), i.position FROM inserted i;
+    END IF;
+
+    FOR r IN 1..n_requests LOOP
+        request := r;
+        error := NULL;
+        IF accepted[r] THEN
+            outcome := 'appended'; "position" := ends[r]; conflict := NULL;
+        ELSE
+            outcome := 'conflict'; "position" := NULL;
+            conflict := dcbstore.condition_conflict(p_conditions[r], ends[r]);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- append_batch's general path, under the append lock: one request at a time,
+-- with the idempotency check by id.
+CREATE FUNCTION dcbstore.append_sequential(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Row estimates of function scans are poor; JIT would cost more than the query.
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+DECLARE
+    r int;
+    s int;
+    e int;
+    n_found int;
+    n_same int;
+    found_max bigint;
+    bad_id uuid;
+BEGIN
     FOR r IN 1..cardinality(p_request_ends) LOOP
         s := coalesce(p_request_ends[r - 1], 0);
         e := p_request_ends[r];
         request := r;
+        conflict := NULL; error := NULL; "position" := NULL;
 
-        -- Idempotent retry: ids already stored.
-        IF any_known THEN
-            SELECT count(*)::int,
-                   count(*) FILTER (WHERE ev.type = u.type AND ev.data = u.data
-                       AND ev.metadata = coalesce(u.metadata, '{}')
-                       AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))::int,
-                   max(ev.position),
-                   (array_agg(u.id ORDER BY u.ord) FILTER (WHERE NOT (ev.type = u.type AND ev.data = u.data
-                       AND ev.metadata = coalesce(u.metadata, '{}')
-                       AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))))[1]
-              INTO n_found, n_same, found_max, bad_id
-              FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
-                   WITH ORDINALITY AS u(id, type, data, metadata, ord)
-              JOIN dcbstore.events ev ON ev.id = u.id;
-            IF n_found = e - s AND n_same = n_found THEN
-                outcome := 'duplicate'; "position" := found_max; conflict := NULL; error := NULL;
-                RETURN NEXT;
-                CONTINUE;
-            ELSIF n_found > 0 THEN
-                IF bad_id IS NULL THEN
-                    SELECT u.id INTO bad_id
-                      FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
-                      JOIN dcbstore.events ev ON ev.id = u.id ORDER BY u.ord LIMIT 1;
-                    error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
-                ELSE
-                    error := format('event id %s is already stored with different content', bad_id);
-                END IF;
-                outcome := 'rejected'; "position" := NULL; conflict := NULL;
-                RETURN NEXT;
-                CONTINUE;
+        -- Idempotent retry: ids already stored (by earlier appends or requests).
+        SELECT count(*)::int,
+               count(*) FILTER (WHERE ev.type = u.type AND ev.data = u.data
+                   AND ev.metadata = coalesce(u.metadata, '{}')
+                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))::int,
+               max(ev.position),
+               (array_agg(u.id ORDER BY u.ord) FILTER (WHERE NOT (ev.type = u.type AND ev.data = u.data
+                   AND ev.metadata = coalesce(u.metadata, '{}')
+                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))))[1]
+          INTO n_found, n_same, found_max, bad_id
+          FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
+               WITH ORDINALITY AS u(id, type, data, metadata, ord)
+          JOIN dcbstore.events ev ON ev.id = u.id;
+        IF n_found = e - s AND n_same = n_found THEN
+            outcome := 'duplicate'; "position" := found_max;
+            RETURN NEXT;
+            CONTINUE;
+        ELSIF n_found > 0 THEN
+            IF bad_id IS NULL THEN
+                SELECT u.id INTO bad_id
+                  FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
+                  JOIN dcbstore.events ev ON ev.id = u.id ORDER BY u.ord LIMIT 1;
+                error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
+            ELSE
+                error := format('event id %s is already stored with different content', bad_id);
             END IF;
+            outcome := 'rejected';
+            RETURN NEXT;
+            CONTINUE;
         END IF;
 
-        -- The condition: every guard is checked against the log as of now,
-        -- which includes the earlier requests of this batch.
-        latest := NULL;
-        conflict_positions := '{}';
-        IF p_conditions[r] IS NOT NULL THEN
-            FOR guard IN SELECT jsonb_array_elements(p_conditions[r]) LOOP
-                g_after := coalesce((guard ->> 'after')::bigint, 0);
-                IF g_after >= head THEN
-                    CONTINUE;
-                END IF;
-                -- Static SQL (plan cached per session): the latest match in
-                -- (g_after, head], per item through an ordered index scan.
-                q := guard -> 'query';
-                IF jsonb_typeof(q) = 'string' THEN
-                    g_latest := head;  -- "all": any event after g_after matches
-                ELSE
-                    SELECT max(m.p) INTO g_latest
-                      FROM jsonb_array_elements(q) AS i(item)
-                      CROSS JOIN LATERAL (
-                          SELECT (SELECT t.position
-                                    FROM dcbstore.event_tags t
-                                    JOIN dcbstore.events ev ON ev.position = t.position
-                                   WHERE t.tag = i.item -> 'tags' ->> 0
-                                     AND t.position > g_after AND t.position <= head
-                                     AND ev.tags @> ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))
-                                     AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
-                                          OR ev.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
-                                   ORDER BY t.position DESC
-                                   LIMIT 1) AS p
-                           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0
-                          UNION ALL
-                          SELECT (SELECT ev.position
-                                    FROM dcbstore.events ev
-                                   WHERE ev.type = ty AND ev.position > g_after AND ev.position <= head
-                                   ORDER BY ev.position DESC
-                                   LIMIT 1)
-                            FROM jsonb_array_elements_text(coalesce(i.item -> 'types', '[]')) AS ty
-                           WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0
-                      ) AS m;
-                END IF;
-                IF g_latest IS NOT NULL THEN
-                    latest := greatest(latest, g_latest);
-                    EXECUTE 'SELECT array_agg(p.position) FROM (' || dcbstore.query_sql(guard -> 'query', false) || ') p'
-                        INTO g_positions USING g_after, head, 100;
-                    conflict_positions := conflict_positions || g_positions;
-                END IF;
-            END LOOP;
-        END IF;
-        IF latest IS NOT NULL THEN
-            outcome := 'conflict'; "position" := NULL; error := NULL;
-            SELECT jsonb_build_object('position', latest, 'events',
-                       coalesce(jsonb_agg(dcbstore.event_json(ev) ORDER BY ev.position), '[]'))
-              INTO conflict
-              FROM (SELECT DISTINCT p FROM unnest(conflict_positions) p ORDER BY p LIMIT 100) c
-              JOIN dcbstore.events ev ON ev.position = c.p;
+        conflict := dcbstore.condition_conflict(p_conditions[r], head);
+        IF conflict IS NOT NULL THEN
+            outcome := 'conflict';
             RETURN NEXT;
             CONTINUE;
         END IF;
@@ -371,7 +547,7 @@ BEGIN
         SELECT unnest(i.tags), i.position FROM inserted i;
 
         head := head + (e - s);
-        outcome := 'appended'; "position" := head; conflict := NULL; error := NULL;
+        outcome := 'appended'; "position" := head;
         RETURN NEXT;
     END LOOP;
 END

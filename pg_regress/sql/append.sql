@@ -40,3 +40,36 @@ SELECT position, type, data, tags, metadata FROM dcbstore.events WHERE position 
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT dcbstore.append('[{"type": "A"}]');
 ROLLBACK;
+-- In-batch decisions: a types-only guard and an "all" guard see earlier
+-- requests of the batch; an unrelated guard does not.
+SELECT request, outcome, position, conflict -> 'position' AS conflict_position,
+       jsonb_path_query_array(conflict, '$.events[*].type') AS conflicting_types
+  FROM dcbstore.append_batch(
+    ARRAY['00000000-0000-0000-0000-0000000000d1', '00000000-0000-0000-0000-0000000000d2',
+          '00000000-0000-0000-0000-0000000000d3', '00000000-0000-0000-0000-0000000000d4']::uuid[],
+    ARRAY['P', 'Q', 'R', 'S'],
+    ARRAY['1', '2', '3', '4']::jsonb[],
+    ARRAY['{}', '{}', '{}', '{}']::jsonb[],
+    ARRAY[0, 1, 1, 2],
+    ARRAY['m', 'n'],
+    ARRAY[1, 2, 3, 4],
+    ARRAY[NULL,
+          '[{"query": [{"types": ["P"]}], "after": 4}]',
+          '[{"query": [{"tags": ["zzz"]}, {"types": ["Q"]}], "after": 4}]',
+          '[{"query": "all", "after": 4}]']::jsonb[]);
+-- A guard after the head and a repeated id take the request-by-request path,
+-- with the same rules.
+SELECT request, outcome, position, conflict -> 'position' AS conflict_position, error
+  FROM dcbstore.append_batch(
+    ARRAY['00000000-0000-0000-0000-0000000000e1', '00000000-0000-0000-0000-0000000000e1',
+          '00000000-0000-0000-0000-0000000000e3']::uuid[],
+    ARRAY['T', 'T', 'U'],
+    ARRAY['1', '1', '3']::jsonb[],
+    ARRAY['{}', '{}', '{}']::jsonb[],
+    ARRAY[1, 2, 2],
+    ARRAY['w', 'w'],
+    ARRAY[1, 2, 3],
+    ARRAY['[{"query": [{"tags": ["w"]}], "after": 1000}]',
+          NULL,
+          '[{"query": [{"types": ["T"]}], "after": 5}]']::jsonb[]);
+SELECT position, id, type, tags FROM dcbstore.events WHERE position > 4 ORDER BY position;
