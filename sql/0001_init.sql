@@ -35,43 +35,51 @@ CREATE TABLE dcbstore.event_tags (
 
 -- Why a query in its JSON form is malformed, or NULL when it is well formed:
 -- "all" or a non-empty array of items {"types": [...], "tags": [...]}, each
--- with at least one non-empty type or tag. A SQL function, so it is inlined.
+-- with at least one non-empty type or tag.
 CREATE FUNCTION dcbstore.query_error(q jsonb) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-SELECT CASE
-        WHEN q IS NULL THEN 'query is missing: use "all" to match every event'
-        WHEN jsonb_typeof(q) = 'string' THEN
-            CASE WHEN q #>> '{}' = 'all' THEN NULL
-                 ELSE format('query must be "all" or an array of items, got the string %s', q) END
-        WHEN jsonb_typeof(q) <> 'array' THEN
-            format('query must be "all" or an array of items, got %s', jsonb_typeof(q))
-        WHEN jsonb_array_length(q) = 0 THEN 'query has no items: use "all" to match every event'
-        ELSE (
-            SELECT x.err FROM (SELECT i.n, CASE
-                WHEN jsonb_typeof(i.item) <> 'object' THEN
-                    format('query item must be an object with "types" and/or "tags", got %s', i.item)
-                WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')) THEN
-                    format('query item has unknown field "%s": expected "types" and/or "tags"',
-                           (SELECT min(k) FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')))
-                WHEN jsonb_typeof(coalesce(i.item -> 'types', '[]')) <> 'array' THEN
-                    'query item field "types" must be an array of strings'
-                WHEN jsonb_typeof(coalesce(i.item -> 'tags', '[]')) <> 'array' THEN
-                    'query item field "tags" must be an array of strings'
-                WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'types', '[]')) e
-                             WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
-                    'query item field "types" must hold non-empty strings'
-                WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'tags', '[]')) e
-                             WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
-                    'query item field "tags" must hold non-empty strings'
-                WHEN jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
-                     AND jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0 THEN
-                    'query item has neither types nor tags: use "all" to match every event'
-                END AS err
-              FROM jsonb_array_elements(q) WITH ORDINALITY AS i(item, n)) x
-             WHERE x.err IS NOT NULL
-             ORDER BY x.n
-             LIMIT 1)
-        END
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+    err text;
+BEGIN
+    -- One static statement: PL/pgSQL caches its plan (a SQL function would be
+    -- planned on every call).
+    SELECT CASE
+            WHEN q IS NULL THEN 'query is missing: use "all" to match every event'
+            WHEN jsonb_typeof(q) = 'string' THEN
+                CASE WHEN q #>> '{}' = 'all' THEN NULL
+                     ELSE format('query must be "all" or an array of items, got the string %s', q) END
+            WHEN jsonb_typeof(q) <> 'array' THEN
+                format('query must be "all" or an array of items, got %s', jsonb_typeof(q))
+            WHEN jsonb_array_length(q) = 0 THEN 'query has no items: use "all" to match every event'
+            ELSE (
+                SELECT x.err FROM (SELECT i.n, CASE
+                    WHEN jsonb_typeof(i.item) <> 'object' THEN
+                        format('query item must be an object with "types" and/or "tags", got %s', i.item)
+                    WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')) THEN
+                        format('query item has unknown field "%s": expected "types" and/or "tags"',
+                               (SELECT min(k) FROM jsonb_object_keys(i.item) k WHERE k NOT IN ('types', 'tags')))
+                    WHEN jsonb_typeof(coalesce(i.item -> 'types', '[]')) <> 'array' THEN
+                        'query item field "types" must be an array of strings'
+                    WHEN jsonb_typeof(coalesce(i.item -> 'tags', '[]')) <> 'array' THEN
+                        'query item field "tags" must be an array of strings'
+                    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'types', '[]')) e
+                                 WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
+                        'query item field "types" must hold non-empty strings'
+                    WHEN EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(i.item -> 'tags', '[]')) e
+                                 WHERE jsonb_typeof(e) <> 'string' OR e #>> '{}' = '') THEN
+                        'query item field "tags" must hold non-empty strings'
+                    WHEN jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
+                         AND jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0 THEN
+                        'query item has neither types nor tags: use "all" to match every event'
+                    END AS err
+                  FROM jsonb_array_elements(q) WITH ORDINALITY AS i(item, n)) x
+                 WHERE x.err IS NOT NULL
+                 ORDER BY x.n
+                 LIMIT 1)
+            END
+      INTO err;
+    RETURN err;
+END
 $$;
 
 -- Raises query_error(q), if any.
@@ -292,8 +300,9 @@ CREATE FUNCTION dcbstore.append_batch(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Row estimates of function scans are poor; JIT would cost more than the query.
-LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
@@ -369,7 +378,8 @@ CREATE FUNCTION dcbstore.append_set(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Row estimates of function scans are poor; JIT would cost more than the query.
+-- Custom plans here: with the batch's real sizes the planner picks hash joins,
+-- which generic plans miss. JIT would cost more than the queries.
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 DECLARE
     n_requests int := cardinality(p_request_ends);
@@ -480,8 +490,9 @@ CREATE FUNCTION dcbstore.append_sequential(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Row estimates of function scans are poor; JIT would cost more than the query.
-LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     r int;
     s int;
