@@ -21,11 +21,12 @@
 //!    because of each other (they only queue for the lock).
 //!
 //! The lock serializes commits, so one fsync per append would cap throughput.
-//! Within one process the [`Store`](crate::Store) therefore queues appends to a
-//! single writer task that sends everything waiting as one `append_batch`
-//! call: one transaction, one fsync. Requests are checked in order against the
-//! log plus the earlier requests of the batch, and one request's conflict does
-//! not fail the others.
+//! Within one process the [`Store`](crate::Store) therefore queues appends;
+//! a few writer tasks each take everything waiting and send it as one
+//! `append_batch` call: one transaction, one fsync. Requests are checked in
+//! order against the log plus the earlier requests of the batch, and one
+//! request's conflict does not fail the others. With several writers, the next
+//! batch is already in the server, waiting for the lock, while one commits.
 
 use std::collections::HashSet;
 
@@ -33,7 +34,8 @@ use deadpool_postgres::Pool;
 use postgres_types::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
 use uuid::Uuid;
 
 use crate::event::{Event, SequencePosition, SequencedEvent};
@@ -239,9 +241,12 @@ impl std::fmt::Debug for Request {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(pool: Pool, max_batch_events: usize) -> Self {
+    pub(crate) fn spawn(pool: Pool, max_batch_events: usize, writers: usize) -> Self {
         let (tx, rx) = mpsc::channel(4096);
-        tokio::spawn(run_writer(pool, rx, max_batch_events));
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run_writer(pool.clone(), rx.clone(), max_batch_events));
+        }
         Writer { tx }
     }
 
@@ -255,20 +260,27 @@ impl Writer {
     }
 }
 
-async fn run_writer(pool: Pool, mut rx: mpsc::Receiver<Request>, max_batch_events: usize) {
-    while let Some(first) = rx.recv().await {
-        let mut events = first.append.events.len();
-        let mut batch = vec![first];
-        // Take whatever else is already waiting: these share one commit.
-        while events < max_batch_events {
-            match rx.try_recv() {
-                Ok(r) => {
-                    events += r.append.events.len();
-                    batch.push(r);
+async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_batch_events: usize) {
+    loop {
+        let batch = {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut events = first.append.events.len();
+            let mut batch = vec![first];
+            // Take whatever else is already waiting: these share one commit.
+            while events < max_batch_events {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        events += r.append.events.len();
+                        batch.push(r);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+            batch
+        };
         let (appends, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.append, r.reply)).unzip();
         match execute_batch(&pool, &appends).await {

@@ -62,6 +62,7 @@ pub struct StoreBuilder {
     pool_size: usize,
     page_size: u64,
     max_batch_events: usize,
+    writers: usize,
     wait_timeout: Option<Duration>,
 }
 
@@ -73,6 +74,7 @@ impl StoreBuilder {
             pool_size: 16,
             page_size: 1000,
             max_batch_events: 10_000,
+            writers: 4,
             wait_timeout: Some(Duration::from_secs(30)),
         }
     }
@@ -92,6 +94,14 @@ impl StoreBuilder {
     /// Soft cap on events combined into one append transaction (default 10,000).
     pub fn max_batch_events(mut self, n: usize) -> Self {
         self.max_batch_events = n.max(1);
+        self
+    }
+
+    /// Batches in flight at once (default 4, at most half the pool): while one
+    /// commits, the next are already sent and wait for the append lock in the
+    /// server, so no round trip is lost between commits.
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = n.max(1);
         self
     }
 
@@ -131,7 +141,8 @@ impl StoreBuilder {
         let status = migrate::status(&client).await?;
         status.require_up_to_date()?;
         drop(client);
-        let writer = Writer::spawn(pool.clone(), self.max_batch_events);
+        let writers = self.writers.min(self.pool_size / 2).max(1);
+        let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers);
         Ok(Store {
             inner: Arc::new(Inner {
                 pool,
