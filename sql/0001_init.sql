@@ -371,6 +371,31 @@ BEGIN
 END
 $$;
 
+-- Inserts the events of the given requests, in order, at positions head + 1,
+-- head + 2, ...: into events (tags sorted and deduplicated) and event_tags.
+CREATE FUNCTION dcbstore.insert_events(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], requests int[], head bigint
+) RETURNS void
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+BEGIN
+    WITH be AS (
+        SELECT a.n, k
+          FROM unnest(requests) WITH ORDINALITY AS a(r, n)
+          CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
+    ), inserted AS (
+        INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
+        SELECT head + row_number() OVER (ORDER BY be.n, be.k), coalesce(p_ids[be.k], gen_random_uuid()),
+               p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
+               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
+          FROM be
+        RETURNING events.position, events.tags
+    )
+    INSERT INTO dcbstore.event_tags (tag, position)
+    SELECT unnest(i.tags), i.position FROM inserted i;
+END
+$$;
+
 -- append_batch's set-based path, under the append lock: no id is stored or
 -- repeated and every guard's "after" is at most the head, so earlier requests'
 -- events (all above the head) match a guard exactly when they match its query.
@@ -454,20 +479,8 @@ BEGIN
     END LOOP;
 
     IF cardinality(accepted_list) > 0 THEN
-        WITH be AS (
-            SELECT k
-              FROM unnest(accepted_list) AS a(r)
-              CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
-        ), inserted AS (
-            INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
-            SELECT head + row_number() OVER (ORDER BY be.k), coalesce(p_ids[be.k], gen_random_uuid()),
-                   p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
-                   ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
-              FROM be
-            RETURNING events.position, events.tags
-        )
-        INSERT INTO dcbstore.event_tags (tag, position)
-        SELECT unnest(i.tags), i.position FROM inserted i;
+        PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
+                                       p_request_ends, accepted_list, head);
     END IF;
 
     FOR r IN 1..n_requests LOOP
@@ -546,17 +559,8 @@ BEGIN
             CONTINUE;
         END IF;
 
-        WITH inserted AS (
-            INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
-            SELECT head + u.ord, coalesce(u.id, gen_random_uuid()), u.type, u.data, coalesce(u.metadata, '{}'),
-                   ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1)
-              FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
-                   WITH ORDINALITY AS u(id, type, data, metadata, ord)
-            RETURNING events.position, events.tags
-        )
-        INSERT INTO dcbstore.event_tags (tag, position)
-        SELECT unnest(i.tags), i.position FROM inserted i;
-
+        PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
+                                       p_request_ends, ARRAY[r], head);
         head := head + (e - s);
         outcome := 'appended'; "position" := head;
         RETURN NEXT;
