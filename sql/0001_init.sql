@@ -393,6 +393,8 @@ BEGIN
     )
     INSERT INTO dcbstore.event_tags (tag, position)
     SELECT unnest(i.tags), i.position FROM inserted i;
+    -- A wake-up for followers, delivered at commit. Never the source of events.
+    PERFORM pg_notify('dcbstore_events', (SELECT max(ev.position) FROM dcbstore.events ev)::text);
 END
 $$;
 

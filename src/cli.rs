@@ -56,6 +56,11 @@ enum Command {
         #[arg(long, value_name = "GUARDS", value_parser = parse_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
+    /// Durable projections (their runners live in applications).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
     /// Print matching events as JSON lines.
     Read {
         /// QUERY: "all" or [{"types": [...], "tags": [...]}, ...].
@@ -82,6 +87,16 @@ enum Command {
         /// At most N events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection: checkpoint, head, lag, state, last error.
+    Status {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -263,6 +278,14 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        Command::Projections {
+            command: ProjectionsCommand::Status { json },
+        } => {
+            let store = Store::connect(&url).await?;
+            drop(out);
+            crate::durable::cli::print_status(&store, json).await?;
+            return Ok(Outcome::Done);
         }
         Command::Read {
             query,

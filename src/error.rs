@@ -82,6 +82,17 @@ pub enum Error {
     #[error("connection pool: {0}")]
     Pool(String),
 
+    /// A durable projection's handler failed; its batch was rolled back.
+    #[error("projection {name} failed at position {position}: {message}")]
+    Projection {
+        /// The projection.
+        name: String,
+        /// The event whose handler failed (0: setup or reset).
+        position: u64,
+        /// The handler's error.
+        message: String,
+    },
+
     /// The store's background writer has stopped (its runtime shut down).
     #[error("the store is closed: its background writer is no longer running")]
     Closed,

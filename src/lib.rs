@@ -19,9 +19,11 @@
 pub mod append;
 pub mod cli;
 pub mod connection;
+pub mod durable;
 mod error;
 pub mod event;
 pub mod migrate;
+pub mod projection;
 pub mod query;
 pub mod read;
 pub mod store;

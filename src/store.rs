@@ -118,6 +118,7 @@ impl StoreBuilder {
     pub async fn build(self) -> Result<Store> {
         let target = describe(&self.config);
         let config = self.config.clone();
+        let kept_config = self.config.clone();
         let manager = Manager::from_config(
             self.config,
             NoTls,
@@ -145,6 +146,7 @@ impl StoreBuilder {
         let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers);
         Ok(Store {
             inner: Arc::new(Inner {
+                config: kept_config,
                 pool,
                 writer,
                 page_size: self.page_size,
@@ -182,6 +184,7 @@ pub struct Store {
 
 #[derive(Debug)]
 struct Inner {
+    config: Config,
     pool: Pool,
     writer: Writer,
     page_size: u64,
@@ -203,6 +206,13 @@ impl Store {
     #[must_use]
     pub fn store_id(&self) -> Uuid {
         self.inner.store_id
+    }
+
+    /// The connection settings (for dedicated connections, such as a
+    /// projection's lease).
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     /// The connection pool, for applications that run their own SQL beside
