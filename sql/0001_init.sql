@@ -323,22 +323,34 @@ BEGIN
     IF coalesce(cardinality(p_conditions), 0) <> n_requests THEN
         RAISE EXCEPTION 'conditions must have one entry (possibly NULL) per request' USING ERRCODE = '22023';
     END IF;
-    IF p_request_ends[n_requests] <> n_events THEN
+    IF p_request_ends[n_requests] IS DISTINCT FROM n_events THEN
         RAISE EXCEPTION 'request_ends must end at the number of events (%)', n_events USING ERRCODE = '22023';
+    END IF;
+    IF n_events > 0 AND (p_tag_ends[n_events] IS DISTINCT FROM coalesce(cardinality(p_tags), 0)
+       OR EXISTS (SELECT 1 FROM generate_subscripts(p_tag_ends, 1) i
+                   WHERE p_tag_ends[i] IS NULL OR p_tag_ends[i] < coalesce(p_tag_ends[i - 1], 0))) THEN
+        RAISE EXCEPTION 'tag_ends must be non-decreasing and end at the number of tags' USING ERRCODE = '22023';
     END IF;
     SELECT CASE WHEN n_requests = 1 THEN v.err ELSE format('request %s: %s', v.r, v.err) END INTO invalid
       FROM (SELECT c.r, CASE
-                WHEN p_request_ends[c.r] <= coalesce(p_request_ends[c.r - 1], 0) THEN
+                WHEN p_request_ends[c.r] IS NULL OR p_request_ends[c.r] <= coalesce(p_request_ends[c.r - 1], 0) THEN
                     'an append needs at least one event'
                 WHEN c.cond IS NULL THEN NULL
                 WHEN jsonb_typeof(c.cond) <> 'array' THEN
                     'the condition must be an array of guards [{"query": Q, "after": N}, ...]'
+                WHEN jsonb_array_length(c.cond) = 0 THEN
+                    'the condition has no guards: pass NULL for an unconditional append'
                 ELSE (SELECT x.e
                         FROM (SELECT gg.o, CASE
                                   WHEN jsonb_typeof(gg.g) <> 'object' OR NOT gg.g ? 'query' THEN
                                       'each guard must be an object {"query": Q, "after": N}'
-                                  WHEN jsonb_typeof(coalesce(gg.g -> 'after', 'null')) NOT IN ('number', 'null') THEN
-                                      'a guard''s "after" must be a position or null'
+                                  WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(gg.g) k WHERE k NOT IN ('query', 'after')) THEN
+                                      'a guard has an unknown field: expected "query" and "after"'
+                                  WHEN coalesce(gg.g -> 'after', 'null') <> 'null'
+                                       AND NOT (jsonb_typeof(gg.g -> 'after') = 'number'
+                                                AND (gg.g ->> 'after') ~ '^[0-9]{1,19}$'
+                                                AND (gg.g ->> 'after')::numeric <= 9223372036854775807) THEN
+                                      'a guard''s "after" must be a position (an integer from 0 to 9223372036854775807) or null'
                                   ELSE dcbstore.query_error(gg.g -> 'query') END AS e
                                 FROM jsonb_array_elements(c.cond) WITH ORDINALITY AS gg(g, o)) x
                        WHERE x.e IS NOT NULL
@@ -414,6 +426,9 @@ DECLARE
     dep_r int[];
     dep_q int[];
     accepted boolean[] := array_fill(false, ARRAY[n_requests]);
+    blocked_by_log boolean[] := array_fill(false, ARRAY[n_requests]);
+    needs_none_before boolean[] := array_fill(false, ARRAY[n_requests]);
+    all_guarded int[];
     accepted_list int[] := '{}';
     ends bigint[] := array_fill(0::bigint, ARRAY[n_requests]);
     next_position bigint := head;
@@ -446,9 +461,6 @@ BEGIN
               CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
          WHERE c.r > 1
     ), pairs AS (
-        SELECT it.r, q FROM items it CROSS JOIN LATERAL generate_series(1, it.r - 1) AS q
-         WHERE it.match_all
-        UNION
         SELECT it.r, bt.q FROM items it JOIN bt ON bt.tag = it.tags[1]
          WHERE bt.q < it.r AND bt.tags @> it.tags
            AND (cardinality(it.types) = 0 OR bt.type = ANY (it.types))
@@ -459,18 +471,30 @@ BEGIN
     SELECT coalesce(array_agg(p.r ORDER BY p.r, p.q), '{}'), coalesce(array_agg(p.q ORDER BY p.r, p.q), '{}')
       INTO dep_r, dep_q
       FROM pairs p;
+    -- Requests with an "all" guard are blocked by any accepted earlier request.
+    SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO all_guarded
+      FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+      CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+     WHERE jsonb_typeof(g.guard -> 'query') = 'string';
+    FOREACH j IN ARRAY log_conflicts LOOP
+        blocked_by_log[j] := true;
+    END LOOP;
+    FOREACH j IN ARRAY all_guarded LOOP
+        needs_none_before[j] := true;
+    END LOOP;
 
-    -- Decide in order: a request is blocked by the log or by an accepted earlier one.
+    -- Decide in order: a request is blocked by the log or by an accepted
+    -- earlier one. dep_r is sorted, so one cursor walks the pairs once.
+    j := 1;
     FOR r IN 1..n_requests LOOP
-        blocked := r = ANY (log_conflicts);
-        IF NOT blocked THEN
-            FOR j IN 1..coalesce(cardinality(dep_r), 0) LOOP
-                IF dep_r[j] = r AND accepted[dep_q[j]] THEN
-                    blocked := true;
-                    EXIT;
-                END IF;
-            END LOOP;
-        END IF;
+        blocked := blocked_by_log[r] OR (needs_none_before[r] AND cardinality(accepted_list) > 0);
+        WHILE j <= cardinality(dep_r) AND dep_r[j] < r LOOP
+            j := j + 1;
+        END LOOP;
+        WHILE j <= cardinality(dep_r) AND dep_r[j] = r LOOP
+            blocked := blocked OR accepted[dep_q[j]];
+            j := j + 1;
+        END LOOP;
         ends[r] := next_position;  -- for a blocked request: the position before it
         IF NOT blocked THEN
             accepted[r] := true;

@@ -105,9 +105,16 @@ impl AppendCondition {
                 "append condition has no guards: pass no condition for an unconditional append",
             ));
         }
-        self.guards
-            .iter()
-            .try_for_each(|g| g.fail_if_events_match.validate())
+        for g in &self.guards {
+            g.fail_if_events_match.validate()?;
+            if g.after.is_some_and(|p| i64::try_from(p.get()).is_err()) {
+                return Err(Error::invalid(format!(
+                    "a guard's after position must be at most {}",
+                    i64::MAX
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn to_json(&self) -> Value {
@@ -159,25 +166,34 @@ pub(crate) fn check_text(what: &str, s: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_json(what: &str, v: &Value) -> Result<()> {
+/// Deepest JSON nesting accepted: deeper values could be stored but not
+/// read back (JSON decoders stop at 128 levels).
+pub const MAX_JSON_DEPTH: usize = 100;
+
+fn check_json(what: &str, v: &Value, depth: usize) -> Result<()> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(Error::invalid(format!(
+            "{what} is nested deeper than {MAX_JSON_DEPTH} levels"
+        )));
+    }
     match v {
         Value::String(s) if s.contains('\0') => Err(Error::invalid(format!(
             "{what} contains a string with a NUL byte (\\u0000), which PostgreSQL cannot store"
         ))),
-        Value::Array(a) => a.iter().try_for_each(|x| check_json(what, x)),
-        Value::Object(m) => check_object(what, m),
+        Value::Array(a) => a.iter().try_for_each(|x| check_json(what, x, depth + 1)),
+        Value::Object(m) => check_object(what, m, depth + 1),
         _ => Ok(()),
     }
 }
 
-fn check_object(what: &str, m: &serde_json::Map<String, Value>) -> Result<()> {
+fn check_object(what: &str, m: &serde_json::Map<String, Value>, depth: usize) -> Result<()> {
     for (k, x) in m {
         if k.contains('\0') {
             return Err(Error::invalid(format!(
                 "{what} has a key with a NUL byte (\\u0000), which PostgreSQL cannot store"
             )));
         }
-        check_json(what, x)?;
+        check_json(what, x, depth)?;
     }
     Ok(())
 }
@@ -201,8 +217,8 @@ impl PreparedAppend {
             for t in &e.tags {
                 check_text(&format!("event {} tag", i + 1), t)?;
             }
-            check_json(&format!("event {} data", i + 1), &e.data)?;
-            check_object(&format!("event {} metadata", i + 1), &e.metadata)?;
+            check_json(&format!("event {} data", i + 1), &e.data, 0)?;
+            check_object(&format!("event {} metadata", i + 1), &e.metadata, 1)?;
             if !seen.insert(e.id) {
                 return Err(Error::invalid(format!(
                     "event id {} appears twice in one append",
@@ -260,6 +276,10 @@ impl Writer {
     }
 }
 
+/// At most this many requests share one transaction: it bounds the work done
+/// under the append lock when many requests guard one hot boundary.
+const MAX_BATCH_REQUESTS: usize = 256;
+
 async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_batch_events: usize) {
     loop {
         let batch = {
@@ -270,7 +290,7 @@ async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_bat
             let mut events = first.append.events.len();
             let mut batch = vec![first];
             // Take whatever else is already waiting: these share one commit.
-            while events < max_batch_events {
+            while events < max_batch_events && batch.len() < MAX_BATCH_REQUESTS {
                 match rx.try_recv() {
                     Ok(r) => {
                         events += r.append.events.len();
@@ -279,8 +299,13 @@ async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_bat
                     Err(_) => break,
                 }
             }
+            // A caller that gave up before its append was sent: do not send it.
+            batch.retain(|r| !r.reply.is_closed());
             batch
         };
+        if batch.is_empty() {
+            continue;
+        }
         let (appends, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.append, r.reply)).unzip();
         match execute_batch(&pool, &appends).await {
@@ -343,47 +368,66 @@ async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Re
             ],
         )
         .await?;
+    // The batch has committed: from here on, a row that cannot be read is
+    // that request's problem only, never the others'.
     let mut results: Vec<Option<Result<Appended>>> = (0..appends.len()).map(|_| None).collect();
     for row in rows {
-        let request: i32 = row.try_get(0)?;
-        let outcome: &str = row.try_get(1)?;
-        let position: Option<i64> = row.try_get(2)?;
-        let result = match outcome {
-            "appended" | "duplicate" => Ok(Appended {
-                position: SequencePosition::from_sql(position.unwrap_or_default()),
-                already_stored: outcome == "duplicate",
-            }),
-            "conflict" => {
-                let conflict: Value = row.try_get(3)?;
-                let conflict: Conflict = serde_json::from_value(conflict).map_err(|e| {
-                    Error::invalid(format!("unreadable conflict from the database: {e}"))
-                })?;
-                Err(Error::Conflict(Box::new(conflict)))
-            }
-            _ => {
-                let message: String = row.try_get::<_, Option<String>>(4)?.unwrap_or_default();
-                let id = message
-                    .split_whitespace()
-                    .find_map(|w| Uuid::parse_str(w).ok())
-                    .unwrap_or_default();
-                Err(Error::IdConflict { id, message })
-            }
+        let Ok(request) = row.try_get::<_, i32>(0) else {
+            continue;
         };
         if let Some(slot) = usize::try_from(request - 1)
             .ok()
             .and_then(|i| results.get_mut(i))
         {
-            *slot = Some(result);
+            *slot = Some(decode_outcome(&row));
         }
     }
     Ok(results
         .into_iter()
         .map(|r| {
-            r.unwrap_or(Err(Error::invalid(
-                "the database returned no result for an append",
+            r.unwrap_or(Err(Error::Decode(
+                "the database returned no outcome for an append; its result is unknown: resend the same events (same ids) to find out".into(),
             )))
         })
         .collect())
+}
+
+fn decode_outcome(row: &tokio_postgres::Row) -> Result<Appended> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Error::Decode(format!(
+            "unreadable append outcome ({e}); resend the same events (same ids) to learn it"
+        ))
+    };
+    let outcome: &str = row.try_get(1).map_err(|e| unreadable(&e))?;
+    match outcome {
+        "appended" | "duplicate" => {
+            let position: Option<i64> = row.try_get(2).map_err(|e| unreadable(&e))?;
+            let position = position
+                .filter(|p| *p > 0)
+                .ok_or_else(|| unreadable(&"no position"))?;
+            Ok(Appended {
+                position: SequencePosition::from_sql(position),
+                already_stored: outcome == "duplicate",
+            })
+        }
+        "conflict" => {
+            let conflict: Value = row.try_get(3).map_err(|e| unreadable(&e))?;
+            let conflict: Conflict =
+                serde_json::from_value(conflict).map_err(|e| unreadable(&e))?;
+            Err(Error::Conflict(Box::new(conflict)))
+        }
+        _ => {
+            let message: String = row
+                .try_get::<_, Option<String>>(4)
+                .map_err(|e| unreadable(&e))?
+                .unwrap_or_default();
+            let id = message
+                .split_whitespace()
+                .find_map(|w| Uuid::parse_str(w).ok())
+                .unwrap_or_default();
+            Err(Error::IdConflict { id, message })
+        }
+    }
 }
 
 fn to_i32(n: usize) -> Result<i32> {

@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             let client = connect(&parse_config(&url)?).await?;
             let s = migrate::status(&client).await?;
             if json {
-                let v = serde_json::to_string(&s).map_err(|e| Error::Config(e.to_string()))?;
+                let v = serde_json::to_string(&s).map_err(|e| Error::Io(e.to_string()))?;
                 writeln!(out, "{v}").map_err(io)?;
             } else {
                 let installed = s.installed_version.map_or("none".into(), |v| v.to_string());
@@ -272,7 +272,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
                     let line = serde_json::to_string(&Out {
                         conflict: &conflict,
                     })
-                    .map_err(|e| Error::Config(e.to_string()))?;
+                    .map_err(|e| Error::Io(e.to_string()))?;
                     writeln!(out, "{line}").map_err(io)?;
                     Outcome::Conflict
                 }
@@ -321,7 +321,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             let store = Store::connect(&url).await?;
             let mut events = store.read(&query, options);
             while let Some(e) = events.next().await {
-                let line = serde_json::to_string(&e?).map_err(|e| Error::Config(e.to_string()))?;
+                let line = serde_json::to_string(&e?).map_err(|e| Error::Io(e.to_string()))?;
                 if let Err(e) = writeln!(out, "{line}") {
                     if e.kind() == std::io::ErrorKind::BrokenPipe {
                         return Ok(Outcome::Done);
@@ -339,14 +339,14 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
 }
 
 fn io(e: std::io::Error) -> Error {
-    Error::Config(format!("cannot write output: {e}"))
+    Error::Io(format!("cannot write output: {e}"))
 }
 
 /// Parses `dcbstore append` input: one JSON event per line, blank lines skipped.
 fn read_events(input: impl BufRead) -> Result<Vec<Event>, Error> {
     let mut events = Vec::new();
     for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| Error::invalid(format!("cannot read stdin: {e}")))?;
+        let line = line.map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
         if line.trim().is_empty() {
             continue;
         }

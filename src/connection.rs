@@ -20,11 +20,23 @@ pub fn parse_config(database_url: &str) -> Result<Config> {
         Host::Tcp(h) => Some(h.as_str()),
         Host::Unix(_) => None,
     });
-    let mut values = hosts.chain(config.get_user()).chain(config.get_dbname());
+    let mut values = hosts
+        .chain(config.get_user())
+        .chain(config.get_dbname())
+        .chain(config.get_options())
+        .chain(config.get_application_name());
     if values.any(|v| v.contains('=')) {
         return Err(Error::Config(
             "invalid connection string: a parameter has an empty value and swallowed the next one (write empty values as '')".into(),
         ));
+    }
+    if let Some((_, rest)) = database_url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if authority.matches('@').count() > 1 {
+            return Err(Error::Config(
+                "invalid database URL: more than one '@' before the host (write '@' in a user name or password as %40)".into(),
+            ));
+        }
     }
     Ok(config)
 }
@@ -67,21 +79,27 @@ fn percent_decode(s: &str) -> Option<String> {
     if !s.contains('%') {
         return None;
     }
+    let hex = |b: u8| char::from(b).to_digit(16);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        let escaped = match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match escaped {
+            Some(b) => {
                 out.push(b);
                 i += 3;
-                continue;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(out).ok().filter(|d| d != s)
 }
 
 /// Replaces every occurrence of each secret in `text` with `***`.
@@ -160,6 +178,11 @@ mod tests {
         assert_eq!(secrets("postgres://u:p%40ss@h:5432/db"), ["p%40ss", "p@ss"]);
         assert_eq!(secrets("postgres://h/db?password=x1&user=u"), ["x1"]);
         assert!(secrets("postgres://u@h/db").is_empty());
+        assert_eq!(
+            secrets("postgres://u:p%B\u{fc}@h/db"),
+            ["p%B\u{fc}"],
+            "no panic on non-ASCII"
+        );
         let s = secrets("host= password=topsecret");
         assert_eq!(
             redact("at (u)@password=topsecret:5432", &s),
@@ -169,11 +192,22 @@ mod tests {
 
     #[test]
     fn swallowed_parameters_are_rejected() {
-        for bad in ["host= password=x", "user= password=x", "dbname= password=x"] {
+        for bad in [
+            "host= password=x",
+            "user= password=x",
+            "dbname= password=x",
+            "host=h options= password=x",
+            "host=h application_name= password=x",
+        ] {
             let err = parse_config(bad).unwrap_err().to_string();
             assert!(err.contains("empty value"), "{err}");
             assert!(!err.contains("password=x"), "{err}");
         }
         assert!(parse_config("host=localhost user=u dbname=d password=''").is_ok());
+        let err = parse_config("postgres://app:p@ss@db/app")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("%40") && !err.contains("p@ss"), "{err}");
+        assert!(parse_config("postgres://app:p%40ss@db/app").is_ok());
     }
 }

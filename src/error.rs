@@ -93,6 +93,14 @@ pub enum Error {
         message: String,
     },
 
+    /// A value from the database could not be decoded.
+    #[error("{0}")]
+    Decode(String),
+
+    /// Reading input or writing output failed.
+    #[error("i/o error: {0}")]
+    Io(String),
+
     /// The store's background writer has stopped (its runtime shut down).
     #[error("the store is closed: its background writer is no longer running")]
     Closed,

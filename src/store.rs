@@ -26,14 +26,21 @@ pub trait EventStore {
     /// Appends `events` atomically, with consecutive positions in the given
     /// order, unless `condition` fails: then nothing is written and the result
     /// is [`Error::Conflict`] carrying the conflicting events.
+    ///
+    /// If the call is cancelled (its future dropped) after the append was
+    /// handed to the writer, or fails with a connection error, the append may
+    /// or may not have been written. Resending the same events (same ids) is
+    /// always safe: it either appends them or reports them `already_stored`
+    /// with their positions.
     fn append(
         &self,
         events: Vec<Event>,
         condition: Option<AppendCondition>,
     ) -> impl Future<Output = Result<Appended>> + Send;
 
-    /// Streams the events matching `query` within `options`' window, as of
-    /// the moment the read starts (events committed later are not returned).
+    /// Streams the events matching `query` within `options`' window, as a
+    /// snapshot taken when the stream is first polled (events committed later
+    /// are not returned).
     fn read(
         &self,
         query: &Query,

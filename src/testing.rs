@@ -19,13 +19,21 @@ use crate::connection::{connect, parse_config};
 use crate::{Error, Result};
 
 /// A PostgreSQL cluster in a temporary directory, removed on drop.
-#[derive(Debug)]
 pub struct TestCluster {
     dir: PathBuf,
     bindir: PathBuf,
     port: u16,
     password: String,
     as_postgres: bool,
+}
+
+impl std::fmt::Debug for TestCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCluster")
+            .field("dir", &self.dir)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 fn err(msg: impl Into<String>) -> Error {
@@ -93,7 +101,14 @@ impl TestCluster {
             err("no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian: apt-get install postgresql) or set DATABASE_URL")
         })?;
         let as_postgres = is_root();
-        let dir = std::env::temp_dir().join(format!(
+        // As root, the `postgres` user must be able to reach the directory:
+        // /tmp rather than a TMPDIR that may be private to root.
+        let base = if as_postgres {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = base.join(format!(
             "dcbstore-pg-{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
@@ -142,10 +157,11 @@ impl TestCluster {
         let mut last = String::new();
         for _ in 0..5 {
             cluster.port = free_port()?;
+            // TCP only: no Unix socket, whose path length and quoting would
+            // depend on the temporary directory.
             let opts = format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k {} -c max_connections=300 -c shared_buffers=128MB",
-                cluster.port,
-                cluster.dir.display()
+                "-p {} -c listen_addresses=127.0.0.1 -k '' -c max_connections=300 -c shared_buffers=128MB",
+                cluster.port
             );
             let log = cluster.dir.join("log");
             match cluster.run(
@@ -279,11 +295,18 @@ pub fn shared_cluster() -> Result<&'static TestCluster> {
 }
 
 /// A fresh empty database, dropped (best effort) when this value is dropped.
-#[derive(Debug)]
 pub struct TestDatabase {
     name: String,
     url: String,
     admin: Config,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestDatabase {

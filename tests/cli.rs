@@ -406,7 +406,10 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
     let s = cli(Some(db.url()), &["status", "--json"], None).ok().json();
     assert_eq!(s["state"], "pending", "{s}");
     assert_eq!(s["installed_version"], 0);
-    assert_eq!(s["pending"], json!([{"version": 1, "name": "init"}]));
+    assert_eq!(
+        s["pending"],
+        json!([{"version": 1, "name": "init"}, {"version": 2, "name": "projections"}])
+    );
     assert_eq!(s["store_id"], Value::Null);
     let human = cli(Some(db.url()), &["status"], None);
     human.ok();

@@ -671,3 +671,42 @@ async fn invalid_events_are_rejected_and_nothing_is_written() {
     }
     assert_eq!(store.head().await.unwrap(), Some(p(6)), "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn values_that_could_not_be_read_back_are_rejected_up_front() {
+    let (store, _db) = store().await;
+    seed(&store).await;
+    // Nesting beyond what JSON decoders read back.
+    let mut deep = json!(1);
+    for _ in 0..(dcbstore::append::MAX_JSON_DEPTH + 1) {
+        deep = json!([deep]);
+    }
+    let err = store
+        .append(vec![Event::new("Deep", deep)], None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nested deeper"), "{err}");
+    let mut ok = json!(1);
+    for _ in 0..(dcbstore::append::MAX_JSON_DEPTH - 1) {
+        ok = json!([ok]);
+    }
+    let _ = store
+        .append(vec![Event::new("Deep", ok)], None)
+        .await
+        .unwrap();
+    // A position no database can hold.
+    let err = store
+        .append(
+            vec![ev("X", &[])],
+            Some(AppendCondition::new(Query::all(), Some(p(u64::MAX)))),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err}");
+    assert_eq!(store.head().await.unwrap(), Some(p(7)));
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 7, "everything stored reads back");
+}

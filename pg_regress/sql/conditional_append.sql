@@ -38,3 +38,11 @@ SELECT dcbstore.append('[{"type": "X"}]', '[{"query": [{"tag": ["a"]}]}]');
 SELECT dcbstore.append('[{"type": "X"}]', '[{"query": [{"tags": [""]}]}]');
 SELECT dcbstore.append('[{"type": "X"}]', '{"query": "all"}');
 SELECT dcbstore.head() AS head;
+-- Malformed guards: errors, never a silent "no condition" or "anywhere".
+SELECT dcbstore.append('[{"type": "X"}]', '[]');
+SELECT dcbstore.append('[{"type": "X"}]', '[{"query": "all", "afer": 1}]');
+SELECT dcbstore.append('[{"type": "X"}]', '[{"query": "all", "after": 5.0}]');
+SELECT dcbstore.append('[{"type": "X"}]', '[{"query": "all", "after": -1}]');
+SELECT dcbstore.append('[{"type": "X"}]', '[{"query": "all", "after": 18446744073709551615}]');
+SELECT dcbstore.append('[{"type": "X"}]', '[{"after": 1}]');
+SELECT dcbstore.head() AS head_unchanged;
