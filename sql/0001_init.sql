@@ -27,9 +27,12 @@ CREATE INDEX events_type_position ON dcbstore.events (type, position);
 -- One row per (tag, event). A B-tree on (tag, position) keeps "events with tag X
 -- after position P" an index range scan in position order at any log size
 -- (no GIN: its bitmap scans lose position order and must sort every match).
+-- The event's type is repeated here so that items with tags and types (the
+-- usual DCB query) never join back to events to filter.
 CREATE TABLE dcbstore.event_tags (
     tag      text NOT NULL CHECK (tag <> ''),
     position bigint NOT NULL,
+    type     text NOT NULL,
     PRIMARY KEY (tag, position)
 );
 
@@ -119,15 +122,13 @@ BEGIN
         types := ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(coalesce(item -> 'types', '[]')) x ORDER BY 1);
         tags := ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(coalesce(item -> 'tags', '[]')) x ORDER BY 1);
         IF cardinality(tags) > 0 THEN
-            -- Driven by the first tag's (tag, position) range; the other tags and
-            -- the types are checked per candidate through primary-key lookups.
-            branch := 'SELECT t0.position FROM dcbstore.event_tags t0';
-            IF cardinality(types) > 0 THEN
-                branch := branch || ' JOIN dcbstore.events e ON e.position = t0.position AND e.type = ANY('
-                    || quote_literal(types::text) || '::text[])';
-            END IF;
-            branch := branch || ' WHERE t0.tag = ' || quote_literal(tags[1])
+            -- Driven by the first tag's (tag, position) range; the type is on
+            -- the same row, the other tags are primary-key probes.
+            branch := 'SELECT t0.position FROM dcbstore.event_tags t0 WHERE t0.tag = ' || quote_literal(tags[1])
                 || ' AND t0.position > $1 AND t0.position <= $2';
+            IF cardinality(types) > 0 THEN
+                branch := branch || ' AND t0.type = ANY(' || quote_literal(types::text) || '::text[])';
+            END IF;
             FOR i IN 2..cardinality(tags) LOOP
                 branch := branch || format(
                     ' AND EXISTS (SELECT 1 FROM dcbstore.event_tags t%s WHERE t%s.tag = %L AND t%s.position = t0.position)',
@@ -164,9 +165,11 @@ BEGIN
     IF lim IS NOT NULL AND lim < 0 THEN
         RAISE EXCEPTION 'limit must not be negative, got %', lim USING ERRCODE = '22023';
     END IF;
+    -- The page's positions first (bounded index scans), then the rows by
+    -- primary key: never a join the planner could turn into a table scan.
     RETURN QUERY EXECUTE
-        'SELECT e.* FROM dcbstore.events e JOIN (' || dcbstore.query_sql(q, backwards)
-        || ') p ON p.position = e.position ORDER BY e.position' || CASE WHEN backwards THEN ' DESC' ELSE '' END
+        'SELECT e.* FROM dcbstore.events e WHERE e.position = ANY (ARRAY(' || dcbstore.query_sql(q, backwards)
+        || ')) ORDER BY e.position' || CASE WHEN backwards THEN ' DESC' ELSE '' END
     USING coalesce(after, 0), coalesce(upto, 9223372036854775807), lim;
 END
 $$;
@@ -207,12 +210,15 @@ BEGIN
       CROSS JOIN LATERAL (
           SELECT (SELECT t.position
                     FROM dcbstore.event_tags t
-                    JOIN dcbstore.events ev ON ev.position = t.position
                    WHERE t.tag = i.item -> 'tags' ->> 0
                      AND t.position > after AND t.position <= upto
-                     AND ev.tags @> ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))
                      AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
-                          OR ev.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                          OR t.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                     -- every other tag: one primary-key probe each
+                     AND (SELECT count(*) FROM dcbstore.event_tags t2
+                           WHERE t2.position = t.position
+                             AND t2.tag = ANY (ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))))
+                         = (SELECT count(DISTINCT x) FROM jsonb_array_elements_text(i.item -> 'tags') x)
                    ORDER BY t.position DESC
                    LIMIT 1) AS p
            WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0
@@ -262,8 +268,8 @@ BEGIN
     SELECT jsonb_build_object('position', latest, 'events',
                coalesce(jsonb_agg(dcbstore.event_json(ev) ORDER BY ev.position), '[]'))
       INTO result
-      FROM (SELECT DISTINCT p FROM unnest(positions) p ORDER BY p LIMIT 100) c
-      JOIN dcbstore.events ev ON ev.position = c.p;
+      FROM dcbstore.events ev
+     WHERE ev.position = ANY (ARRAY(SELECT DISTINCT p FROM unnest(positions) p ORDER BY p LIMIT 100));
     RETURN result;
 END
 $$;
@@ -370,7 +376,10 @@ BEGIN
 
     -- The usual batch (no id stored or repeated, no guard after the head) is
     -- decided with a few set-based statements; anything else request by request.
-    IF NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids))
+    -- (A LATERAL with LIMIT keeps this an index probe per id whatever the
+    -- table statistics say when the plan is cached.)
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
+                    CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
        AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
        AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
                         WHERE (g ->> 'after')::bigint > head) THEN
@@ -401,10 +410,10 @@ BEGIN
                p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
                ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
           FROM be
-        RETURNING events.position, events.tags
+        RETURNING events.position, events.tags, events.type
     )
-    INSERT INTO dcbstore.event_tags (tag, position)
-    SELECT unnest(i.tags), i.position FROM inserted i;
+    INSERT INTO dcbstore.event_tags (tag, position, type)
+    SELECT unnest(i.tags), i.position, i.type FROM inserted i;
     -- A wake-up for followers, delivered at commit. Never the source of events.
     PERFORM pg_notify('dcbstore_events', (SELECT max(ev.position) FROM dcbstore.events ev)::text);
 END
@@ -559,7 +568,7 @@ BEGIN
           INTO n_found, n_same, found_max, bad_id
           FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
                WITH ORDINALITY AS u(id, type, data, metadata, ord)
-          JOIN dcbstore.events ev ON ev.id = u.id;
+          CROSS JOIN LATERAL (SELECT * FROM dcbstore.events e1 WHERE e1.id = u.id LIMIT 1) AS ev;
         IF n_found = e - s AND n_same = n_found THEN
             outcome := 'duplicate'; "position" := found_max;
             RETURN NEXT;
@@ -568,7 +577,8 @@ BEGIN
             IF bad_id IS NULL THEN
                 SELECT u.id INTO bad_id
                   FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
-                  JOIN dcbstore.events ev ON ev.id = u.id ORDER BY u.ord LIMIT 1;
+                 CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events e1 WHERE e1.id = u.id LIMIT 1) AS hit
+                 ORDER BY u.ord LIMIT 1;
                 error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
             ELSE
                 error := format('event id %s is already stored with different content', bad_id);

@@ -1,0 +1,215 @@
+//! Rebuild throughput of projections over a large log, against a raw binary
+//! `COPY (SELECT ...) TO STDOUT` of the same rows in the same run.
+//!
+//! ```text
+//! cargo bench --bench rebuild          # BENCH_EVENTS=1000000 by default
+//! ```
+//!
+//! - R3: `COPY (SELECT <event columns> FROM dcbstore.events ORDER BY position) TO STDOUT (FORMAT binary)`;
+//! - F1: in-memory fold over every event (`projection::replay`, decoded events);
+//! - F2: in-memory fold over one tag (a tenth of the events);
+//! - D1: durable projection rebuild (reset, replay; one INSERT per event into a
+//!   read-model table, 5,000 events per transaction with the checkpoint).
+//!
+//! Prints a Markdown table and writes it to `target/bench-rebuild.md`.
+
+use std::time::{Duration, Instant};
+
+use dcbstore::connection::{connect, parse_config};
+use dcbstore::durable::{self, DurableProjection, HandlerError, RunnerConfig};
+use dcbstore::projection::{replay, Fold};
+use dcbstore::testing::{TestCluster, TestDatabase};
+use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
+use deadpool_postgres::Transaction;
+use futures::StreamExt;
+use serde_json::json;
+
+struct Totals;
+
+impl DurableProjection for Totals {
+    fn name(&self) -> &str {
+        "bench_totals"
+    }
+
+    fn query(&self) -> Query {
+        Query::all()
+    }
+
+    async fn setup(&self, tx: &Transaction<'_>) -> Result<(), HandlerError> {
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS bench_totals (position bigint PRIMARY KEY, account text NOT NULL, amount bigint NOT NULL)",
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn reset(&self, tx: &Transaction<'_>) -> Result<(), HandlerError> {
+        tx.batch_execute("TRUNCATE bench_totals").await?;
+        Ok(())
+    }
+
+    async fn apply(&self, tx: &Transaction<'_>, e: &SequencedEvent) -> Result<(), HandlerError> {
+        let stmt = tx
+            .prepare_cached("INSERT INTO bench_totals VALUES ($1, $2, $3)")
+            .await?;
+        let account = e.event.tags.first().map_or("", String::as_str);
+        let amount = e.event.data["amount"].as_i64().unwrap_or(0);
+        tx.execute(&stmt, &[&(e.position.get() as i64), &account, &amount])
+            .await?;
+        Ok(())
+    }
+}
+
+fn rate(n: u64, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let events: u64 = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    let (_cluster, _db, url) = match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => {
+            let db = TestDatabase::create().await.unwrap();
+            let url = db.url().to_string();
+            (None, Some(db), url)
+        }
+        _ => {
+            let cluster = tokio::task::spawn_blocking(TestCluster::start)
+                .await
+                .unwrap()
+                .unwrap();
+            let url = cluster.url("postgres");
+            (Some(cluster), None, url)
+        }
+    };
+    let mut client = connect(&parse_config(&url).unwrap()).await.unwrap();
+    let _ = dcbstore::migrate(&mut client).await.unwrap();
+    let store = Store::builder(&url)
+        .unwrap()
+        .pool_size(8)
+        .build()
+        .await
+        .unwrap();
+
+    // The log: batched appends of 5,000 events, ten accounts (tags).
+    eprintln!("generating {events} events ...");
+    let start = Instant::now();
+    let chunk = 5_000u64;
+    let mut i = 0u64;
+    while i < events {
+        let n = chunk.min(events - i);
+        let batch: Vec<Event> = (i..i + n)
+            .map(|k| {
+                Event::new("Deposited", json!({"amount": k % 100, "note": "bench"}))
+                    .with_tag(format!("account:{}", k % 10))
+            })
+            .collect();
+        let _ = store.append(batch, None).await.unwrap();
+        i += n;
+    }
+    let generation = start.elapsed();
+    for table in ["dcbstore.events", "dcbstore.event_tags"] {
+        client
+            .batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .unwrap();
+    }
+
+    eprintln!("R3 COPY TO ...");
+    let start = Instant::now();
+    let copy = client
+        .copy_out(
+            "COPY (SELECT position, id, type, data, tags, metadata, recorded_at FROM dcbstore.events ORDER BY position) TO STDOUT (FORMAT binary)",
+        )
+        .await
+        .unwrap();
+    let mut bytes = 0usize;
+    futures::pin_mut!(copy);
+    while let Some(chunk) = copy.next().await {
+        bytes += chunk.unwrap().len();
+    }
+    let r3 = start.elapsed();
+
+    eprintln!("F1 fold all ...");
+    let all = Fold::new(Query::all(), 0i64, |sum, e: &SequencedEvent| {
+        sum + e.event.data["amount"].as_i64().unwrap_or(0)
+    });
+    let start = Instant::now();
+    let (sum, _) = replay(&store, &all, 0, None, |_| {}).await.unwrap();
+    let f1 = start.elapsed();
+    assert!(sum > 0);
+
+    eprintln!("F2 fold one tag ...");
+    let one = Fold::new(Query::item(QueryItem::tags(["account:3"])), 0u64, |n, _| {
+        n + 1
+    });
+    let start = Instant::now();
+    let (n3, _) = replay(&store, &one, 0, None, |_| {}).await.unwrap();
+    let f2 = start.elapsed();
+
+    eprintln!("D1 durable rebuild ...");
+    let start = Instant::now();
+    let applied = durable::rebuild(
+        &store,
+        &Totals,
+        &RunnerConfig {
+            batch_size: 5_000,
+            ..RunnerConfig::default()
+        },
+        Duration::from_secs(10),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let d1 = start.elapsed();
+    assert_eq!(applied, events);
+
+    let settings: Vec<String> = client
+        .query(
+            "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'server_version') ORDER BY name",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let base = rate(events, r3);
+    let mut table = String::from(
+        "| id | workload | events | seconds | events/s | baseline | baseline events/s | ratio |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    table.push_str(&format!(
+        "| R3 | COPY (SELECT ...) TO STDOUT binary, {:.0} MB | {events} | {:.2} | {base:.0} | - | - | - |\n",
+        bytes as f64 / 1e6,
+        r3.as_secs_f64()
+    ));
+    for (id, what, n, d) in [
+        ("F1", "in-memory fold, every event (decoded)", events, f1),
+        ("F2", "in-memory fold, one tag of ten", n3, f2),
+        (
+            "D1",
+            "durable projection rebuild (INSERT per event)",
+            applied,
+            d1,
+        ),
+    ] {
+        table.push_str(&format!(
+            "| {id} | {what} | {n} | {:.2} | {:.0} | R3 | {base:.0} | {:.2} |\n",
+            d.as_secs_f64(),
+            rate(n, d),
+            rate(n, d) / base
+        ));
+    }
+    let report = format!(
+        "{table}\nlog generated with batched appends (5,000 events per call) in {:.1} s ({:.0} events/s); server: {}\n",
+        generation.as_secs_f64(),
+        rate(events, generation),
+        settings.join(", ")
+    );
+    println!("{report}");
+    let _ = std::fs::create_dir_all("target");
+    let _ = std::fs::write("target/bench-rebuild.md", &report);
+}
