@@ -96,6 +96,24 @@ pub trait DurableProjection: Send + Sync + 'static {
         tx: &Transaction<'_>,
         event: &SequencedEvent,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Applies a batch of events (in position order) in one go; by default,
+    /// [`apply`](DurableProjection::apply) for each. Override it to write a
+    /// batch with one statement (a multi-row `INSERT ... SELECT unnest(...)`)
+    /// when rebuild speed matters. When it fails, the batch is rolled back and
+    /// replayed event by event with `apply` to find the failing position.
+    fn apply_batch(
+        &self,
+        tx: &Transaction<'_>,
+        events: &[SequencedEvent],
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        async move {
+            for e in events {
+                self.apply(tx, e).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -111,6 +129,11 @@ trait Erased: Send + Sync {
         &'a self,
         tx: &'a Transaction<'a>,
         e: &'a SequencedEvent,
+    ) -> BoxFut<'a, Result<(), HandlerError>>;
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [SequencedEvent],
     ) -> BoxFut<'a, Result<(), HandlerError>>;
 }
 
@@ -133,6 +156,13 @@ impl<P: DurableProjection> Erased for P {
         e: &'a SequencedEvent,
     ) -> BoxFut<'a, Result<(), HandlerError>> {
         Box::pin(DurableProjection::apply(self, tx, e))
+    }
+    fn apply_batch<'a>(
+        &'a self,
+        tx: &'a Transaction<'a>,
+        events: &'a [SequencedEvent],
+    ) -> BoxFut<'a, Result<(), HandlerError>> {
+        Box::pin(DurableProjection::apply_batch(self, tx, events))
     }
 }
 
@@ -396,14 +426,10 @@ async fn catch_up(
             )
             .try_collect()
             .await?;
-        for e in &events {
-            if let Err(err) = p.apply(&tx, e).await {
-                // Dropping the transaction rolls the whole batch back.
-                return Err(Stop::Handler {
-                    position: e.position.get(),
-                    error: err.to_string(),
-                });
-            }
+        if let Err(err) = p.apply_batch(&tx, &events).await {
+            // Roll the batch back, then find the failing event one by one.
+            drop(tx);
+            return Err(locate_failure(store, p, &events, err).await);
         }
         // A short page means everything up to the head is applied.
         let reached = match events.last() {
@@ -429,6 +455,36 @@ async fn catch_up(
             head,
             applied,
         });
+    }
+}
+
+/// After a batch failed: replays it event by event in a transaction that is
+/// always rolled back, to report the first failing position.
+async fn locate_failure(
+    store: &Store,
+    p: &dyn Erased,
+    events: &[SequencedEvent],
+    batch_error: HandlerError,
+) -> Stop {
+    let first = events.first().map_or(0, |e| e.position.get());
+    let found = async {
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        for e in events {
+            if let Err(err) = p.apply(&tx, e).await {
+                return Ok::<_, Stop>(Some((e.position.get(), err.to_string())));
+            }
+        }
+        Ok(None)
+    }
+    .await;
+    match found {
+        Ok(Some((position, error))) => Stop::Handler { position, error },
+        // The single-event path did not fail: blame the batch's first event.
+        _ => Stop::Handler {
+            position: first,
+            error: batch_error.to_string(),
+        },
     }
 }
 

@@ -1,10 +1,12 @@
 //! Reads: [`ReadOptions`] and the paging stream behind [`Store::read`](crate::Store::read).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::Value;
+use tokio::task::JoinHandle;
 
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::query::Query;
@@ -95,7 +97,7 @@ impl ReadOptions {
 
 struct Cursor {
     pool: Pool,
-    query: Value,
+    query: Arc<Value>,
     page_size: u64,
     /// Window still to read: (lo, hi]. `hi` is None until the head is captured.
     lo: u64,
@@ -105,10 +107,25 @@ struct Cursor {
     remaining: Option<u64>,
     buffer: VecDeque<SequencedEvent>,
     exhausted: bool,
+    /// The next page, already being fetched while this one is consumed.
+    next: Option<Prefetch>,
+}
+
+/// A page fetch running in the background; aborted if the read is dropped.
+struct Prefetch {
+    task: JoinHandle<Result<Vec<SequencedEvent>>>,
+    want: u64,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The stream of a read: validates, captures the head (the snapshot), then
-/// pages through (lo, hi] with one bounded query per page.
+/// pages through (lo, hi] with one bounded query per page, fetching the next
+/// page while the current one is consumed (at most two pages in memory).
 pub(crate) fn read_stream(
     pool: Pool,
     query: &Query,
@@ -117,7 +134,7 @@ pub(crate) fn read_stream(
 ) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'static {
     let start = query.validate().map(|()| Cursor {
         pool,
-        query: query.to_json(),
+        query: Arc::new(query.to_json()),
         page_size: page_size.max(1),
         lo: options.after,
         hi: None,
@@ -126,6 +143,7 @@ pub(crate) fn read_stream(
         remaining: options.limit,
         buffer: VecDeque::new(),
         exhausted: options.limit == Some(0),
+        next: None,
     });
     match start {
         Err(e) => stream::once(async move { Err(e) }).boxed(),
@@ -141,15 +159,15 @@ async fn next_event(mut c: Cursor) -> Result<Option<(SequencedEvent, Cursor)>> {
         if c.exhausted {
             return Ok(None);
         }
-        fetch_page(&mut c).await?;
+        next_page(&mut c).await?;
     }
 }
 
-async fn fetch_page(c: &mut Cursor) -> Result<()> {
-    let client = c.pool.get().await?;
+async fn next_page(c: &mut Cursor) -> Result<()> {
     let hi = match c.hi {
         Some(hi) => hi,
         None => {
+            let client = c.pool.get().await?;
             let stmt = client.prepare_cached("SELECT dcbstore.head()").await?;
             let head: Option<i64> = client.query_one(&stmt, &[]).await?.try_get(0)?;
             let head = head.map_or(0, |h| SequencePosition::from_sql(h).get());
@@ -162,33 +180,25 @@ async fn fetch_page(c: &mut Cursor) -> Result<()> {
         c.exhausted = true;
         return Ok(());
     }
-    let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
-    let stmt = client
-        .prepare_cached(
-            "SELECT position, id, type, data, tags, metadata, recorded_at \
-             FROM dcbstore.read($1, $2, $3, $4, $5)",
-        )
-        .await?;
-    let rows = client
-        .query(
-            &stmt,
-            &[
-                &c.query,
-                &to_i64(c.lo),
-                &to_i64(hi),
-                &c.backwards,
-                &to_i64(want),
-            ],
-        )
-        .await?;
-    let got = rows.len() as u64;
-    for row in rows {
-        c.buffer.push_back(row_to_event(&row)?);
-    }
+    let (page, want) = match c.next.take() {
+        Some(mut prefetch) => {
+            let want = prefetch.want;
+            let page = (&mut prefetch.task)
+                .await
+                .map_err(|e| Error::Decode(format!("a read page task failed: {e}")))??;
+            (page, want)
+        }
+        None => {
+            let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
+            let page = fetch(c.pool.clone(), c.query.clone(), c.lo, hi, c.backwards, want).await?;
+            (page, want)
+        }
+    };
+    let got = page.len() as u64;
     if let Some(r) = c.remaining.as_mut() {
         *r -= got.min(*r);
     }
-    match c.buffer.back() {
+    match page.last() {
         Some(last) if got == want && c.remaining != Some(0) => {
             let p = last.position.get();
             if c.backwards {
@@ -199,7 +209,52 @@ async fn fetch_page(c: &mut Cursor) -> Result<()> {
         }
         _ => c.exhausted = true,
     }
+    c.buffer.extend(page);
+    let hi = c.hi.unwrap_or(0);
+    if !c.exhausted && c.lo < hi {
+        let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
+        let task = tokio::spawn(fetch(
+            c.pool.clone(),
+            c.query.clone(),
+            c.lo,
+            hi,
+            c.backwards,
+            want,
+        ));
+        c.next = Some(Prefetch { task, want });
+    }
     Ok(())
+}
+
+/// One page: at most `want` events of `query` in (lo, hi].
+async fn fetch(
+    pool: Pool,
+    query: Arc<Value>,
+    lo: u64,
+    hi: u64,
+    backwards: bool,
+    want: u64,
+) -> Result<Vec<SequencedEvent>> {
+    let client = pool.get().await?;
+    let stmt = client
+        .prepare_cached(
+            "SELECT position, id, type, data, tags, metadata, recorded_at \
+             FROM dcbstore.read($1, $2, $3, $4, $5)",
+        )
+        .await?;
+    let rows = client
+        .query(
+            &stmt,
+            &[
+                &*query,
+                &to_i64(lo),
+                &to_i64(hi),
+                &backwards,
+                &to_i64(want),
+            ],
+        )
+        .await?;
+    rows.iter().map(row_to_event).collect()
 }
 
 fn to_i64(n: u64) -> i64 {
