@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::testing::{TestCluster, TestDatabase};
+use dcbstore::testing::Scratch;
 use dcbstore::{AppendCondition, Event, EventStore, Query, QueryItem, SequencePosition, Store};
 use serde_json::json;
 use tokio::sync::Mutex;
@@ -149,23 +149,9 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
-    let (_cluster, _db, url) = match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => {
-            let db = TestDatabase::create().await.unwrap();
-            let url = db.url().to_string();
-            (None, Some(db), url)
-        }
-        _ => {
-            let cluster = tokio::task::spawn_blocking(TestCluster::start)
-                .await
-                .unwrap()
-                .unwrap();
-            let url = cluster.url("postgres");
-            (Some(cluster), None, url)
-        }
-    };
-    let mut client = connect(&parse_config(&url).unwrap()).await.unwrap();
-    let _ = dcbstore::migrate(&mut client).await.unwrap();
+    let scratch = Scratch::start(true).await.unwrap();
+    let url = scratch.url().to_string();
+    let client = connect(&parse_config(&url).unwrap()).await.unwrap();
     let settings: Vec<String> = client
         .query(
             "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers', 'server_version') ORDER BY name",

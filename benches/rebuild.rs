@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::durable::{self, DurableProjection, HandlerError, RunnerConfig};
 use dcbstore::projection::{replay, Fold};
-use dcbstore::testing::{TestCluster, TestDatabase};
+use dcbstore::testing::Scratch;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
 use futures::StreamExt;
@@ -111,23 +111,9 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let (_cluster, _db, url) = match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => {
-            let db = TestDatabase::create().await.unwrap();
-            let url = db.url().to_string();
-            (None, Some(db), url)
-        }
-        _ => {
-            let cluster = tokio::task::spawn_blocking(TestCluster::start)
-                .await
-                .unwrap()
-                .unwrap();
-            let url = cluster.url("postgres");
-            (Some(cluster), None, url)
-        }
-    };
-    let mut client = connect(&parse_config(&url).unwrap()).await.unwrap();
-    let _ = dcbstore::migrate(&mut client).await.unwrap();
+    let scratch = Scratch::start(true).await.unwrap();
+    let url = scratch.url().to_string();
+    let client = connect(&parse_config(&url).unwrap()).await.unwrap();
     let store = Store::builder(&url)
         .unwrap()
         .pool_size(8)

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use dcbstore::durable::{self, DurableProjection, HandlerError, Registry, Runner, RunnerConfig};
-use dcbstore::testing::TestCluster;
+use dcbstore::testing::Scratch;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
 use serde_json::json;
@@ -78,18 +78,10 @@ async fn roster(store: &Store) -> Result<Vec<(String, i64)>, Box<dyn std::error:
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (_cluster, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => (None, url),
-        _ => {
-            let cluster = tokio::task::spawn_blocking(TestCluster::start).await??;
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
-    let mut client =
-        dcbstore::connection::connect(&dcbstore::connection::parse_config(&url)?).await?;
-    let _ = dcbstore::migrate(&mut client).await?;
-    let store = Store::connect(&url).await?;
+    // DATABASE_URL, else a throwaway PostgreSQL (removed when `scratch` drops).
+    let scratch = Scratch::start(false).await?;
+    let url = scratch.url();
+    let store = Store::connect(url).await?;
     let registry = Registry::new().with(CourseRoster);
 
     // The application's own command line: `... -- projections <command>`.

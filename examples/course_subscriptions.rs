@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use dcbstore::testing::TestCluster;
+use dcbstore::testing::Scratch;
 use dcbstore::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     Store,
@@ -131,29 +131,14 @@ async fn define_course(store: &Store, c: &str, capacity: u64) -> dcbstore::Resul
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    // Keep the cluster (if any) alive until the end; dropping it removes it.
-    let (_cluster, url) = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => {
-            let mut client =
-                dcbstore::connection::connect(&dcbstore::connection::parse_config(&url)?).await?;
-            let report = dcbstore::migrate(&mut client).await?;
-            println!(
-                "using DATABASE_URL ({} migration(s) applied)",
-                report.applied.len()
-            );
-            (None, url)
-        }
-        _ => {
-            println!("DATABASE_URL not set: starting a throwaway PostgreSQL");
-            let cluster = tokio::task::spawn_blocking(TestCluster::start).await??;
-            let url = cluster.url("postgres");
-            let mut client =
-                dcbstore::connection::connect(&dcbstore::connection::parse_config(&url)?).await?;
-            let _ = dcbstore::migrate(&mut client).await?;
-            (Some(cluster), url)
-        }
-    };
-    let store = Store::connect(&url).await?;
+    // DATABASE_URL (migrated), else a throwaway PostgreSQL that is removed
+    // when `scratch` is dropped at the end.
+    if std::env::var("DATABASE_URL").is_err() {
+        println!("DATABASE_URL not set: starting a throwaway PostgreSQL");
+    }
+    let scratch = Scratch::start(false).await?;
+    let url = scratch.url();
+    let store = Store::connect(url).await?;
     println!("store {}", store.store_id());
 
     // Names unique to this run, so the example can run again on the same database.

@@ -409,11 +409,14 @@ async fn catch_up(
         let checkpoint = u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0);
         if checkpoint >= head {
             tx.commit().await?;
-            progress(Progress {
-                checkpoint,
-                head,
-                applied,
-            });
+            if applied == 0 {
+                // Nothing to do: still report where the projection stands.
+                progress(Progress {
+                    checkpoint,
+                    head,
+                    applied,
+                });
+            }
             return Ok(applied);
         }
         let events: Vec<SequencedEvent> = store
@@ -761,12 +764,14 @@ async fn run(
             }
             continue 'lease;
         }
+        let mut pending: Option<Command> = None;
         loop {
             if *stopped.borrow() {
                 let _ = set_state(&store, &name, "idle", None).await;
                 return;
             }
-            if let Ok(Command::Rebuild(reply)) = inbox.try_recv() {
+            if let Some(Command::Rebuild(reply)) = pending.take().or_else(|| inbox.try_recv().ok())
+            {
                 let r = async {
                     reset(&store, p.as_ref()).await?;
                     catch_up(&store, p.as_ref(), &config, &mut |_| {}).await
@@ -809,17 +814,7 @@ async fn run(
                     }
                     while lease.wakeups.try_recv().is_ok() {}
                 }
-                c = inbox.recv() => {
-                    if let Some(Command::Rebuild(reply)) = c {
-                        let r = async {
-                            reset(&store, p.as_ref()).await?;
-                            catch_up(&store, p.as_ref(), &config, &mut |_| {}).await
-                        }
-                        .await
-                        .map_err(|s| stop_error(&name, s));
-                        let _ = reply.send(r);
-                    }
-                }
+                c = inbox.recv() => pending = c,
                 _ = tokio::time::sleep(config.poll_interval) => {}
                 _ = stopped.changed() => {}
             }

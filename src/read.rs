@@ -245,13 +245,7 @@ async fn fetch(
     let rows = client
         .query(
             &stmt,
-            &[
-                &*query,
-                &to_i64(lo),
-                &to_i64(hi),
-                &backwards,
-                &to_i64(want),
-            ],
+            &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
         )
         .await?;
     rows.iter().map(row_to_event).collect()
