@@ -323,8 +323,42 @@ async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_bat
     }
 }
 
+const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
+     FROM dcbstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8)";
+
 /// Runs one `append_batch` call (one round trip, one transaction).
 async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Result<Appended>>> {
+    let client = pool.get().await?;
+    let stmt = client.prepare_cached(APPEND_BATCH_SQL).await?;
+    let client: &tokio_postgres::Client = &client;
+    run_append_batch(client, &stmt, appends).await
+}
+
+/// Appends within the caller's transaction (or on the caller's connection),
+/// bypassing the batching writer: for code that must write the events and
+/// its own rows atomically.
+///
+/// The append lock is held until the caller's transaction ends, so every
+/// other appender waits for it: keep such transactions short. The
+/// transaction must be READ COMMITTED (the default).
+pub async fn append_in<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    events: Vec<Event>,
+    condition: Option<&AppendCondition>,
+) -> Result<Appended> {
+    let prepared = PreparedAppend::new(events, condition)?;
+    let stmt = client.prepare(APPEND_BATCH_SQL).await?;
+    let mut results = run_append_batch(client, &stmt, std::slice::from_ref(&prepared)).await?;
+    results
+        .pop()
+        .unwrap_or_else(|| Err(Error::Decode("the database returned no outcome".into())))
+}
+
+async fn run_append_batch<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    stmt: &tokio_postgres::Statement,
+    appends: &[PreparedAppend],
+) -> Result<Vec<Result<Appended>>> {
     let total: usize = appends.iter().map(|a| a.events.len()).sum();
     let mut ids = Vec::with_capacity(total);
     let mut types = Vec::with_capacity(total);
@@ -346,16 +380,9 @@ async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Re
         request_ends.push(to_i32(ids.len())?);
         conditions.push(a.condition.as_ref());
     }
-    let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT request, outcome, position, conflict, error \
-             FROM dcbstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await?;
     let rows = client
         .query(
-            &stmt,
+            stmt,
             &[
                 &ids,
                 &types,

@@ -19,6 +19,7 @@
 pub mod append;
 pub mod cli;
 pub mod connection;
+pub mod dispatch;
 pub mod durable;
 mod error;
 pub mod event;
@@ -26,6 +27,7 @@ pub mod migrate;
 pub mod projection;
 pub mod query;
 pub mod read;
+pub mod schema;
 pub mod store;
 pub mod testing;
 
