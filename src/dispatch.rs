@@ -7,10 +7,12 @@
 //! and the envelope id as the event id, so re-dispatching an envelope is
 //! idempotent, and it can carry an append condition from a decision model.
 
+use std::any::TypeId;
+use std::collections::HashMap;
 use std::future::Future;
 use std::ops::RangeInclusive;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -216,6 +218,9 @@ type Enricher = dyn Fn(&mut Map<String, Value>) + Send + Sync;
 #[derive(Clone)]
 pub struct Dispatcher {
     schema: Arc<SchemaFile>,
+    /// Fingerprints of the compiled definitions, by payload type: compiling
+    /// derives a JSON schema, too costly for every emit.
+    fingerprints: Arc<Mutex<HashMap<TypeId, String>>>,
     handlers: Vec<(Levels, String, Arc<dyn ErasedHandler>)>,
     enricher: Option<Arc<Enricher>>,
 }
@@ -241,6 +246,7 @@ impl Dispatcher {
     pub fn new(schema: SchemaFile) -> Self {
         Dispatcher {
             schema: Arc::new(schema),
+            fingerprints: Arc::default(),
             handlers: Vec::new(),
             enricher: None,
         }
@@ -296,8 +302,7 @@ impl Dispatcher {
         event: &E,
         options: &EmitOptions,
     ) -> Result<Envelope, DispatchError> {
-        let compiled = crate::schema::compile::<E>()?;
-        let fingerprint = compiled.fingerprint();
+        let fingerprint = self.fingerprint::<E>()?;
         let versions: Vec<_> = self.schema.versions(E::NAME).collect();
         if versions.is_empty() {
             return Err(DispatchError::UnknownEvent {
@@ -342,6 +347,23 @@ impl Dispatcher {
                 .unwrap_or_else(|| id.to_string()),
             tags: event.tags(),
         })
+    }
+
+    fn fingerprint<E: EventDefinition>(&self) -> Result<String, SchemaError> {
+        let key = TypeId::of::<E>();
+        if let Some(f) = self.lock_fingerprints().get(&key) {
+            return Ok(f.clone());
+        }
+        let f = crate::schema::compile::<E>()?.fingerprint();
+        self.lock_fingerprints().insert(key, f.clone());
+        Ok(f)
+    }
+
+    fn lock_fingerprints(&self) -> std::sync::MutexGuard<'_, HashMap<TypeId, String>> {
+        // A panic while holding the lock cannot leave the map inconsistent.
+        self.fingerprints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Validates, builds the envelope and dispatches it.
