@@ -25,6 +25,7 @@ pub struct TestCluster {
     port: u16,
     password: String,
     as_postgres: bool,
+    keep: bool,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -97,13 +98,9 @@ fn free_port() -> Result<u16> {
 impl TestCluster {
     /// initdb + start. Takes a second or two.
     pub fn start() -> Result<TestCluster> {
-        let bindir = postgres_bindir().ok_or_else(|| {
-            err("no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian: apt-get install postgresql) or set DATABASE_URL")
-        })?;
-        let as_postgres = is_root();
-        // As root, the `postgres` user must be able to reach the directory:
-        // /tmp rather than a TMPDIR that may be private to root.
-        let base = if as_postgres {
+        let base = if is_root() {
+            // As root, the `postgres` user must be able to reach the directory:
+            // /tmp rather than a TMPDIR that may be private to root.
             PathBuf::from("/tmp")
         } else {
             std::env::temp_dir()
@@ -113,18 +110,42 @@ impl TestCluster {
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-        let password = uuid::Uuid::new_v4().simple().to_string();
+        TestCluster::start_at(dir, false)
+    }
+
+    /// A cluster kept in `dir` across runs (for large benchmark logs): created
+    /// on first use, reused after, stopped (not removed) on drop.
+    pub fn start_persistent(dir: impl Into<PathBuf>) -> Result<TestCluster> {
+        TestCluster::start_at(dir.into(), true)
+    }
+
+    fn start_at(dir: PathBuf, keep: bool) -> Result<TestCluster> {
+        let bindir = postgres_bindir().ok_or_else(|| {
+            err("no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian: apt-get install postgresql) or set DATABASE_URL")
+        })?;
+        let as_postgres = is_root();
+        let data = dir.join("data");
         let pwfile = dir.join("pwfile");
-        std::fs::write(&pwfile, &password).map_err(|e| err(e.to_string()))?;
-        let mut cluster = TestCluster {
+        let exists = data.join("PG_VERSION").is_file() && pwfile.is_file();
+        if !exists {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+            let password = uuid::Uuid::new_v4().simple().to_string();
+            std::fs::write(&pwfile, &password).map_err(|e| err(e.to_string()))?;
+        }
+        let password = std::fs::read_to_string(&pwfile)
+            .map_err(|e| err(format!("cannot read {}: {e}", pwfile.display())))?;
+        let cluster = TestCluster {
             dir,
             bindir,
             port: 0,
             password,
             as_postgres,
+            keep,
         };
+        if exists {
+            return cluster.launch();
+        }
         if as_postgres {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:"])
@@ -136,7 +157,6 @@ impl TestCluster {
                 return Err(err("running as root, but cannot hand the cluster directory to the `postgres` user (does it exist?)"));
             }
         }
-        let data = cluster.dir.join("data");
         cluster.run(
             "initdb",
             &[
@@ -154,17 +174,23 @@ impl TestCluster {
                 "--locale=C".as_ref(),
             ],
         )?;
+        cluster.launch()
+    }
+
+    /// Starts the server on a free port.
+    fn launch(mut self) -> Result<TestCluster> {
+        let data = self.dir.join("data");
         let mut last = String::new();
         for _ in 0..5 {
-            cluster.port = free_port()?;
+            self.port = free_port()?;
             // TCP only: no Unix socket, whose path length and quoting would
             // depend on the temporary directory.
             let opts = format!(
                 "-p {} -c listen_addresses=127.0.0.1 -k '' -c max_connections=300 -c shared_buffers=128MB",
-                cluster.port
+                self.port
             );
-            let log = cluster.dir.join("log");
-            match cluster.run(
+            let log = self.dir.join("log");
+            match self.run(
                 "pg_ctl",
                 &[
                     "-D".as_ref(),
@@ -180,8 +206,8 @@ impl TestCluster {
                 ],
             ) {
                 Ok(()) => {
-                    cluster.spawn_watchdog();
-                    return Ok(cluster);
+                    self.spawn_watchdog();
+                    return Ok(self);
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -232,10 +258,14 @@ impl TestCluster {
             self.bindir.join("pg_ctl").display(),
             self.dir.join("data").display()
         );
+        let remove = if self.keep {
+            String::new()
+        } else {
+            format!("; rm -rf '{}'", self.dir.display())
+        };
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1{remove}",
             pid = std::process::id(),
-            dir = self.dir.display()
         );
         let _ = Command::new("sh")
             .args(["-c", &script])
@@ -280,7 +310,9 @@ impl Drop for TestCluster {
                 "stop".as_ref(),
             ],
         );
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
