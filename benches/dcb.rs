@@ -132,7 +132,8 @@ async fn fill(url: &str, n: i64) -> f64 {
         .await
         .unwrap()
         .get(0);
-    if head == Some(n) {
+    // B6 appends a few events to the logs it measures: more is fine.
+    if head.is_some_and(|h| h >= n) {
         return 0.0;
     }
     assert!(
