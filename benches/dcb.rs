@@ -461,16 +461,7 @@ async fn main() {
     let b6_small = conditional_appends(sstore.clone(), 1, secs.min(3.0)).await;
     let b6_large = conditional_appends(lstore.clone(), 1, secs.min(3.0)).await;
 
-    let settings: Vec<String> = client
-        .query(
-            "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers', 'server_version') ORDER BY name",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let settings = dcbstore::testing::server_settings(&client).await.unwrap();
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let mut rows = vec![
@@ -567,7 +558,7 @@ async fn main() {
         rows.join("\n"),
         r1_1.rate(), ms(r1_1.p50), r1_64.rate(), ms(r1_64.p50), r2, r3,
         if generated > 0.0 { format!("generated server-side in {generated:.0} s") } else { "reused".to_string() },
-        settings.join(", ")
+        settings
     );
     println!("{report}");
     let _ = std::fs::create_dir_all("target");

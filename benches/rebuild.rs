@@ -218,16 +218,7 @@ async fn main() {
     .unwrap();
     let d2 = start.elapsed();
 
-    let settings: Vec<String> = client
-        .query(
-            "SELECT name || '=' || setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'server_version') ORDER BY name",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let settings = dcbstore::testing::server_settings(&client).await.unwrap();
     let base = rate(events, r3);
     let mut table = String::from(
         "| id | workload | events | seconds | events/s | baseline | baseline events/s | ratio |\n|---|---|---|---|---|---|---|---|\n",
@@ -264,7 +255,7 @@ async fn main() {
         "{table}\nlog generated with batched appends (5,000 events per call) in {:.1} s ({:.0} events/s); server: {}\n",
         generation.as_secs_f64(),
         rate(events, generation),
-        settings.join(", ")
+        settings
     );
     println!("{report}");
     let _ = std::fs::create_dir_all("target");

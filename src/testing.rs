@@ -497,3 +497,21 @@ impl Scratch {
         &self.url
     }
 }
+
+/// The server settings that decide benchmark figures (version, fsync,
+/// synchronous_commit, wal_sync_method, shared_buffers), as `name=value, ...`.
+pub async fn server_settings(client: &tokio_postgres::Client) -> Result<String> {
+    let rows = client
+        .query(
+            "SELECT name || '=' || setting FROM pg_settings \
+             WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'shared_buffers', 'server_version') \
+             ORDER BY name",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(0))
+        .collect::<std::result::Result<Vec<_>, _>>()?
+        .join(", "))
+}
