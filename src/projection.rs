@@ -54,6 +54,13 @@ pub trait Projection {
     /// The state after `event`. Called only with events matching
     /// [`query`](Projection::query), in position order.
     fn apply(&self, state: Self::State, event: &SequencedEvent) -> Self::State;
+
+    /// Whether `event` matches [`query`](Projection::query). Override it to
+    /// avoid building the query per event (composed projections ask for
+    /// every event they fold).
+    fn matches(&self, event: &Event) -> bool {
+        self.query().matches(event)
+    }
 }
 
 /// A projection from a query, an initial state and a function.
@@ -106,6 +113,10 @@ where
     fn apply(&self, state: S, event: &SequencedEvent) -> S {
         (self.apply)(state, event)
     }
+
+    fn matches(&self, event: &Event) -> bool {
+        self.query.matches(event)
+    }
 }
 
 impl<P: Projection + ?Sized> Projection for &P {
@@ -121,6 +132,10 @@ impl<P: Projection + ?Sized> Projection for &P {
 
     fn apply(&self, state: P::State, event: &SequencedEvent) -> P::State {
         (**self).apply(state, event)
+    }
+
+    fn matches(&self, event: &Event) -> bool {
+        (**self).matches(event)
     }
 }
 
@@ -156,10 +171,14 @@ macro_rules! tuple_projection {
                 ($(self.$idx.initial(),)+)
             }
 
+            fn matches(&self, event: &Event) -> bool {
+                $(self.$idx.matches(event))||+
+            }
+
             fn apply(&self, state: Self::State, event: &SequencedEvent) -> Self::State {
                 // Each part sees only the events its own query matches.
                 ($(
-                    if self.$idx.query().matches(&event.event) {
+                    if self.$idx.matches(&event.event) {
                         self.$idx.apply(state.$idx, event)
                     } else {
                         state.$idx
