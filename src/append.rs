@@ -22,11 +22,12 @@
 //!
 //! The lock serializes commits, so one fsync per append would cap throughput.
 //! Within one process the [`Store`](crate::Store) therefore queues appends;
-//! a few writer tasks each take everything waiting and send it as one
-//! `append_batch` call: one transaction, one fsync. Requests are checked in
-//! order against the log plus the earlier requests of the batch, and one
-//! request's conflict does not fail the others. With several writers, the next
-//! batch is already in the server, waiting for the lock, while one commits.
+//! a writer task takes everything waiting and sends it as one
+//! `append_batch_unchecked` call (the input is validated here, at the edge):
+//! one transaction, one fsync. Requests are checked in order against the log
+//! plus the earlier requests of the batch, and one request's conflict does not
+//! fail the others. The log up to the head seen on arrival is checked before
+//! the lock; under it, only what was committed meanwhile.
 
 use std::collections::HashSet;
 
@@ -324,7 +325,7 @@ async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_bat
 }
 
 const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
-     FROM dcbstore.append_batch($1, $2, $3, $4, $5, $6, $7, $8)";
+     FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Runs one `append_batch` call (one round trip, one transaction).
 async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Result<Appended>>> {

@@ -46,6 +46,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "projections",
         sql: include_str!("../sql/0002_projections.sql"),
     },
+    Migration {
+        version: 3,
+        name: "throughput",
+        sql: include_str!("../sql/0003_throughput.sql"),
+    },
 ];
 
 /// The schema version this build expects.

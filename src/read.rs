@@ -7,6 +7,7 @@ use deadpool_postgres::Pool;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::Value;
 use tokio::task::JoinHandle;
+use tokio_postgres::Row;
 
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::query::Query;
@@ -113,7 +114,7 @@ struct Cursor {
 
 /// A page fetch running in the background; aborted if the read is dropped.
 struct Prefetch {
-    task: JoinHandle<Result<Vec<SequencedEvent>>>,
+    task: JoinHandle<Result<Vec<Row>>>,
     want: u64,
 }
 
@@ -200,7 +201,7 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
     }
     match page.last() {
         Some(last) if got == want && c.remaining != Some(0) => {
-            let p = last.position.get();
+            let p = SequencePosition::from_sql(last.try_get(0)?).get();
             if c.backwards {
                 c.hi = Some(p - 1);
             } else {
@@ -209,7 +210,6 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
         }
         _ => c.exhausted = true,
     }
-    c.buffer.extend(page);
     let hi = c.hi.unwrap_or(0);
     if !c.exhausted && c.lo < hi {
         let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
@@ -223,10 +223,14 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
         ));
         c.next = Some(Prefetch { task, want });
     }
+    // Decoded while the server already produces the next page.
+    for row in &page {
+        c.buffer.push_back(row_to_event(row)?);
+    }
     Ok(())
 }
 
-/// One page: at most `want` events of `query` in (lo, hi].
+/// One page, not yet decoded: at most `want` events of `query` in (lo, hi].
 async fn fetch(
     pool: Pool,
     query: Arc<Value>,
@@ -234,7 +238,7 @@ async fn fetch(
     hi: u64,
     backwards: bool,
     want: u64,
-) -> Result<Vec<SequencedEvent>> {
+) -> Result<Vec<Row>> {
     let client = pool.get().await?;
     let stmt = client
         .prepare_cached(
@@ -242,13 +246,12 @@ async fn fetch(
              FROM dcbstore.read($1, $2, $3, $4, $5)",
         )
         .await?;
-    let rows = client
+    Ok(client
         .query(
             &stmt,
             &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
         )
-        .await?;
-    rows.iter().map(row_to_event).collect()
+        .await?)
 }
 
 fn to_i64(n: u64) -> i64 {

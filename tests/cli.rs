@@ -408,7 +408,11 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
     assert_eq!(s["installed_version"], 0);
     assert_eq!(
         s["pending"],
-        json!([{"version": 1, "name": "init"}, {"version": 2, "name": "projections"}])
+        json!([
+            {"version": 1, "name": "init"},
+            {"version": 2, "name": "projections"},
+            {"version": 3, "name": "throughput"}
+        ])
     );
     assert_eq!(s["store_id"], Value::Null);
     let human = cli(Some(db.url()), &["status"], None);

@@ -191,6 +191,122 @@ async fn held_open_writer_is_never_skipped() {
     );
 }
 
+/// An append checks the log before it queues for the append lock, and under
+/// the lock only what was committed meanwhile. A conflicting event committed
+/// while the append waits for the lock is caught (for tag, type, multi-tag
+/// and "all" queries, through the hash-joined window and through the
+/// per-guard fallback for a large window), and a non-matching one is not a
+/// false conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
+    let cases: Vec<(&str, Query, usize, bool)> = vec![
+        ("tag", tags(&["acc:1"]), 1, true),
+        ("two tags", tags(&["acc:1", "region:eu"]), 1, true),
+        (
+            "two tags, one absent",
+            tags(&["acc:1", "region:us"]),
+            1,
+            false,
+        ),
+        ("type", Query::item(QueryItem::types(["Slow"])), 1, true),
+        (
+            "type and tag",
+            Query::item(QueryItem::types(["Other"]).and_tags(["acc:1"])),
+            1,
+            false,
+        ),
+        ("all", Query::all(), 1, true),
+        ("unrelated tag", tags(&["acc:2"]), 1, false),
+        ("tag, large window", tags(&["acc:1"]), 10_050, true),
+        (
+            "unrelated tag, large window",
+            tags(&["acc:2"]),
+            10_050,
+            false,
+        ),
+    ];
+    for (name, query, slow_events, conflicts) in cases {
+        let (store, db) = store().await;
+        let first = store
+            .append(vec![ev("Before", &["x"])], None)
+            .await
+            .unwrap();
+
+        // The slow writer holds the append lock with its events uncommitted;
+        // the last of them matches the case's query when it should.
+        let slow = dcbstore::connection::connect(&db.config().unwrap())
+            .await
+            .unwrap();
+        slow.batch_execute("BEGIN").await.unwrap();
+        let events: Vec<serde_json::Value> = (0..slow_events)
+            .map(|i| {
+                if i + 1 == slow_events {
+                    serde_json::json!({"type": "Slow", "tags": ["acc:1", "region:eu"]})
+                } else {
+                    serde_json::json!({"type": "Filler", "tags": ["filler"]})
+                }
+            })
+            .collect();
+        slow.execute(
+            "SELECT dcbstore.append($1)",
+            &[&serde_json::Value::Array(events)],
+        )
+        .await
+        .unwrap();
+
+        let waiting = {
+            let (store, query) = (store.clone(), query.clone());
+            tokio::spawn(async move {
+                store
+                    .append(
+                        vec![ev("Decided", &["acc:1"])],
+                        Some(AppendCondition::new(query, Some(first.position))),
+                    )
+                    .await
+            })
+        };
+        // Until the append waits for the lock (its pre-check already done).
+        let watcher = dcbstore::connection::connect(&db.config().unwrap())
+            .await
+            .unwrap();
+        let mut waited = false;
+        for _ in 0..500 {
+            let n: i64 = watcher
+                .query_one(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                waited = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(waited, "{name}: the append waits for the lock");
+        slow.batch_execute("COMMIT").await.unwrap();
+
+        let result = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .expect("the append finishes once the lock is released")
+            .unwrap();
+        let slow_last = 1 + slow_events as u64;
+        if conflicts {
+            let err = result.expect_err(name);
+            let c = err
+                .conflict()
+                .unwrap_or_else(|| panic!("{name}: not a conflict: {err}"));
+            assert_eq!(c.position.get(), slow_last, "{name}");
+        } else {
+            let appended = result.unwrap_or_else(|e| panic!("{name}: false conflict: {e}"));
+            assert_eq!(appended.position.get(), slow_last + 1, "{name}");
+        }
+    }
+}
+
 /// Same, for a transaction that is rolled back: the position it took is
 /// reused or skipped, never half-seen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
