@@ -56,6 +56,29 @@ enum Command {
         #[arg(long, value_name = "GUARDS", value_parser = parse_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
+    /// Grant an application role append and read only (run as the schema's owner, after each migrate).
+    Grant {
+        /// The application role.
+        role: String,
+        /// Also allow it to redact events (audited erasure of personal data).
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Replace an event's data, keeping its position, id, type and tags; audited in dcbstore.redactions.
+    Redact {
+        /// Position of the event.
+        #[arg(long, value_name = "N")]
+        position: u64,
+        /// The replacement data (JSON; null erases all of it).
+        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        data: Value,
+        /// Also replace the metadata with this JSON object.
+        #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+        metadata: Option<Map<String, Value>>,
+        /// Why (kept in the audit record).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
     /// Durable projections (their runners live in applications).
     Projections {
         #[command(subcommand)]
@@ -98,6 +121,17 @@ enum ProjectionsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_json(s: &str) -> Result<Value, String> {
+    serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))
+}
+
+fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
+    match parse_json(s)? {
+        Value::Object(m) => Ok(m),
+        _ => Err("metadata must be a JSON object".into()),
+    }
 }
 
 fn parse_query(s: &str) -> Result<Query, String> {
@@ -278,6 +312,40 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
                 }
                 Err(e) => return Err(e),
             }
+        }
+        Command::Grant { role, redact } => {
+            let client = connect(&parse_config(&url)?).await?;
+            let grants = if redact {
+                crate::roles::Grants::app().with_redact()
+            } else {
+                crate::roles::Grants::app()
+            };
+            crate::roles::grant_app(&client, &role, grants).await?;
+            writeln!(
+                out,
+                "granted {role:?} append and read{}",
+                if redact { " and redact" } else { "" }
+            )
+            .map_err(io)?;
+            Outcome::Done
+        }
+        Command::Redact {
+            position,
+            data,
+            metadata,
+            reason,
+        } => {
+            let client = connect(&parse_config(&url)?).await?;
+            let audit = crate::roles::redact(
+                &client,
+                SequencePosition::new(position),
+                &data,
+                &reason,
+                metadata.as_ref(),
+            )
+            .await?;
+            writeln!(out, "{}", json!({"position": position, "redaction": audit})).map_err(io)?;
+            Outcome::Done
         }
         Command::Projections {
             command: ProjectionsCommand::Status { json },

@@ -27,6 +27,7 @@ pub mod migrate;
 pub mod projection;
 pub mod query;
 pub mod read;
+pub mod roles;
 pub mod schema;
 pub mod store;
 pub mod testing;

@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "throughput",
         sql: include_str!("../sql/0003_throughput.sql"),
     },
+    Migration {
+        version: 4,
+        name: "append_only",
+        sql: include_str!("../sql/0004_append_only.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -1,0 +1,120 @@
+//! Least privilege and audited erasure.
+//!
+//! A deployment has two roles: the **migration role**, which owns the
+//! `dcbstore` schema and runs `dcbstore migrate`, and an **application role**,
+//! which may only append and read (and keep durable projections'
+//! checkpoints). [`grant_app`] gives an application role exactly that; run it
+//! as the migration role after each migrate. Nobody can update or delete
+//! events: triggers refuse it for every role, the owner included. Personal
+//! data is erased with [`redact`], which only roles granted it may call and
+//! which is audited in `dcbstore.redactions`.
+//!
+//! ```sql
+//! -- once, as a superuser
+//! CREATE ROLE dcb_owner LOGIN PASSWORD '...';
+//! CREATE ROLE app LOGIN PASSWORD '...';
+//! GRANT CREATE ON DATABASE mydb TO dcb_owner;
+//! ```
+//! then `DATABASE_URL=postgres://dcb_owner@.../mydb dcbstore migrate` and
+//! `dcbstore grant app`.
+
+use serde_json::Value;
+use tokio_postgres::GenericClient;
+
+use crate::event::SequencePosition;
+use crate::{Error, Result};
+
+/// What [`grant_app`] gives besides appending and reading.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Grants {
+    /// Also allow [`redact`] (erasing an event's data, audited).
+    pub redact: bool,
+}
+
+impl Grants {
+    /// Append, read and projection checkpoints only.
+    #[must_use]
+    pub fn app() -> Self {
+        Self::default()
+    }
+
+    /// Also allow [`redact`].
+    #[must_use]
+    pub fn with_redact(mut self) -> Self {
+        self.redact = true;
+        self
+    }
+}
+
+/// Quotes an SQL identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Grants `role` what an application needs, and nothing that changes the
+/// schema or the log: USAGE on the schema, SELECT on its tables, INSERT on
+/// the event tables, INSERT and UPDATE on `dcbstore.projections`, EXECUTE on
+/// its functions (not `redact` unless [`Grants::redact`]). Idempotent; run it
+/// as the schema's owner after every migrate.
+pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants) -> Result<()> {
+    if role.is_empty() {
+        return Err(Error::invalid("the role name is empty"));
+    }
+    let exists: bool = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
+            &[&role],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Err(Error::invalid(format!(
+            "role {role:?} does not exist: create it first (CREATE ROLE {} LOGIN)",
+            ident(role)
+        )));
+    }
+    let r = ident(role);
+    let mut sql = format!(
+        "GRANT USAGE ON SCHEMA dcbstore TO {r};
+         GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
+         GRANT INSERT ON dcbstore.events, dcbstore.event_tags TO {r};
+         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
+         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dcbstore TO {r};
+         REVOKE EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) FROM {r};"
+    );
+    if grants.redact {
+        sql.push_str(&format!(
+            "GRANT EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) TO {r};"
+        ));
+    }
+    client.batch_execute(&sql).await?;
+    Ok(())
+}
+
+/// Replaces the data of the event at `position` (and its metadata, when
+/// `metadata` is given), keeping its position, id, type, tags and time, and
+/// records who, when, `reason` and a SHA-256 of what was erased in
+/// `dcbstore.redactions`. Returns the audit record's number.
+///
+/// Projections that already applied the event keep what they derived from
+/// it: rebuild them. An idempotent retry of the original append is refused
+/// afterwards (the stored content differs).
+pub async fn redact<C: GenericClient>(
+    client: &C,
+    position: SequencePosition,
+    data: &Value,
+    reason: &str,
+    metadata: Option<&serde_json::Map<String, Value>>,
+) -> Result<i64> {
+    let position = i64::try_from(position.get())
+        .map_err(|_| Error::invalid(format!("no event at position {position}")))?;
+    let metadata = metadata.map(|m| Value::Object(m.clone()));
+    let row = client
+        .query_one(
+            "SELECT dcbstore.redact($1, $2, $3, $4)",
+            &[&position, data, &reason, &metadata],
+        )
+        .await?;
+    Ok(row.get(0))
+}

@@ -1,0 +1,396 @@
+//! Append-only log, audited redaction and least-privilege roles, against a
+//! real server.
+
+mod common;
+
+use common::{ev, store};
+use dcbstore::connection::{connect, parse_config};
+use dcbstore::roles::{grant_app, redact, Grants};
+use dcbstore::testing::{to_key_value, TestDatabase};
+use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
+use serde_json::json;
+use tokio_postgres::Client;
+
+/// The SQLSTATE of a database error, or a panic naming the error.
+fn sqlstate(result: Result<u64, tokio_postgres::Error>) -> String {
+    match result {
+        Ok(n) => panic!("statement succeeded ({n} rows)"),
+        Err(e) => e
+            .as_db_error()
+            .unwrap_or_else(|| panic!("not a database error: {e}"))
+            .code()
+            .code()
+            .to_string(),
+    }
+}
+
+async fn refused(client: &Client, sql: &str) -> String {
+    let e = client
+        .execute(sql, &[])
+        .await
+        .expect_err(&format!("{sql} must be refused"));
+    let db = e.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "42501", "{sql}: {db}");
+    db.message().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_log_is_append_only_even_for_its_owner() {
+    let (store, db) = store().await;
+    let _ = store
+        .append(vec![ev("Registered", &["user:1"])], None)
+        .await
+        .unwrap();
+    let owner = connect(&db.config().unwrap()).await.unwrap();
+    for sql in [
+        "UPDATE dcbstore.events SET data = '{}'",
+        "UPDATE dcbstore.events SET tags = '{}'",
+        "DELETE FROM dcbstore.events",
+        "TRUNCATE dcbstore.events CASCADE",
+        "UPDATE dcbstore.event_tags SET tag = 'x'",
+        "DELETE FROM dcbstore.event_tags",
+        "TRUNCATE dcbstore.event_tags",
+        "DELETE FROM dcbstore.redactions",
+        "TRUNCATE dcbstore.redactions",
+    ] {
+        let msg = refused(&owner, sql).await;
+        assert!(msg.contains("append-only"), "{sql}: {msg}");
+    }
+    // Setting the redaction marker by hand does not open other columns.
+    owner
+        .batch_execute("SET dcbstore.redacting = '1'")
+        .await
+        .unwrap();
+    refused(&owner, "UPDATE dcbstore.events SET type = 'Other'").await;
+    refused(&owner, "UPDATE dcbstore.events SET tags = '{x}'").await;
+
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].event.tags, ["user:1"]);
+    assert_eq!(all[0].event.data, json!({"t": "Registered"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn redact_replaces_data_keeps_the_rest_and_is_audited() {
+    let (store, db) = store().await;
+    let original = Event::new(
+        "UserRegistered",
+        json!({"userId": "u1", "email": "ada@example.com"}),
+    )
+    .with_tag("user:u1");
+    let mut meta = serde_json::Map::new();
+    meta.insert("ip".into(), json!("10.0.0.1"));
+    let original = original.with_metadata(meta);
+    let other = ev("Other", &["user:u2"]);
+    let appended = store
+        .append(vec![original.clone(), other], None)
+        .await
+        .unwrap();
+    let position = SequencePosition::new(appended.position.get() - 1);
+    let client = connect(&db.config().unwrap()).await.unwrap();
+
+    let audit = redact(
+        &client,
+        position,
+        &json!({"userId": "u1", "email": null}),
+        "GDPR erasure request #42",
+        Some(&serde_json::Map::new()),
+    )
+    .await
+    .unwrap();
+    assert!(audit > 0);
+
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    let e = &all[0];
+    assert_eq!(e.position, position);
+    assert_eq!(e.event.id, original.id);
+    assert_eq!(e.event.event_type, "UserRegistered");
+    assert_eq!(e.event.tags, ["user:u1"]);
+    assert_eq!(e.event.data, json!({"userId": "u1", "email": null}));
+    assert!(e.event.metadata.is_empty(), "metadata replaced");
+    assert_eq!(all[1].event.data, json!({"t": "Other"}), "others untouched");
+    // Still found by its tag, so conditions still see it.
+    let by_tag = store
+        .read_all(
+            &Query::item(QueryItem::tags(["user:u1"])),
+            ReadOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_tag.len(), 1);
+
+    let row = client
+        .query_one(
+            "SELECT position, reason, redacted_by = session_user, erased_sha256,
+                    encode(sha256(convert_to($1::jsonb::text || $2::jsonb::text, 'UTF8')), 'hex')
+               FROM dcbstore.redactions",
+            &[
+                &json!({"userId": "u1", "email": "ada@example.com"}),
+                &json!({"ip": "10.0.0.1"}),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0) as u64, position.get());
+    assert_eq!(row.get::<_, String>(1), "GDPR erasure request #42");
+    assert!(row.get::<_, bool>(2));
+    assert_eq!(
+        row.get::<_, String>(3),
+        row.get::<_, String>(4),
+        "digest of the erased content"
+    );
+
+    // The original append can no longer be replayed as an idempotent retry.
+    let retry = store.append(vec![original], None).await.unwrap_err();
+    assert!(matches!(retry, Error::IdConflict { .. }), "{retry}");
+
+    // Bad requests change nothing.
+    for (pos, reason) in [(999u64, "x"), (position.get(), " ")] {
+        let e = redact(
+            &client,
+            SequencePosition::new(pos),
+            &json!(null),
+            reason,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("no event at position") || e.to_string().contains("reason"),
+            "{e}"
+        );
+    }
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM dcbstore.redactions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+/// A role that can log in to `db`, dropped by the caller.
+async fn role(admin: &Client, db: &TestDatabase, prefix: &str) -> (String, String) {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    admin
+        .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
+        .await
+        .unwrap();
+    let mut config = parse_config(db.url()).unwrap();
+    config.user(&name).password(&password);
+    (name, to_key_value(&config))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn least_privilege_app_role_can_only_append_and_read() {
+    let db = TestDatabase::create().await.unwrap();
+    let admin = connect(&db.config().unwrap()).await.unwrap();
+    let (owner, owner_url) = role(&admin, &db, "dcb_owner").await;
+    let (app, app_url) = role(&admin, &db, "dcb_app").await;
+    let (eraser, eraser_url) = role(&admin, &db, "dcb_eraser").await;
+    admin
+        .batch_execute(&format!(
+            "GRANT CREATE ON DATABASE {} TO {owner}",
+            db.name()
+        ))
+        .await
+        .unwrap();
+
+    // Only the migration role can create the schema.
+    let mut as_app = connect(&parse_config(&app_url).unwrap()).await.unwrap();
+    let e = dcbstore::migrate(&mut as_app).await.unwrap_err();
+    assert!(e.to_string().contains("permission denied"), "{e}");
+
+    let mut as_owner = connect(&parse_config(&owner_url).unwrap()).await.unwrap();
+    let _ = dcbstore::migrate(&mut as_owner).await.unwrap();
+    grant_app(&as_owner, &app, Grants::app()).await.unwrap();
+    grant_app(&as_owner, &eraser, Grants::app().with_redact())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &app, Grants::app())
+        .await
+        .expect("idempotent");
+    let missing = grant_app(&as_owner, "no_such_role", Grants::app())
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("CREATE ROLE"), "{missing}");
+
+    // The application appends, reads, checks status and keeps checkpoints.
+    let store = Store::connect(&app_url).await.unwrap();
+    let a = store
+        .append(vec![ev("Opened", &["acc:1"])], None)
+        .await
+        .unwrap();
+    let cond =
+        dcbstore::AppendCondition::new(Query::item(QueryItem::tags(["acc:1"])), Some(a.position));
+    let _ = store
+        .append(vec![ev("Deposited", &["acc:1"])], Some(cond))
+        .await
+        .unwrap();
+    assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(2)));
+    assert_eq!(
+        store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let s = dcbstore::status(&as_app).await.unwrap();
+    assert_eq!(s.state, dcbstore::SchemaState::UpToDate);
+    as_app
+        .execute("INSERT INTO dcbstore.projections (name) VALUES ('p1')", &[])
+        .await
+        .unwrap();
+    as_app
+        .execute(
+            "UPDATE dcbstore.projections SET checkpoint = 2 WHERE name = 'p1'",
+            &[],
+        )
+        .await
+        .unwrap();
+
+    // ...and nothing else.
+    for sql in [
+        "UPDATE dcbstore.events SET data = '{}'",
+        "DELETE FROM dcbstore.events",
+        "TRUNCATE dcbstore.events",
+        "DELETE FROM dcbstore.event_tags",
+        "INSERT INTO dcbstore.schema_migrations (version, name, checksum) VALUES (99, 'x', 'x')",
+        "UPDATE dcbstore.store SET store_id = gen_random_uuid()",
+        "DELETE FROM dcbstore.projections",
+        "CREATE TABLE dcbstore.sneaky (x int)",
+        "ALTER TABLE dcbstore.events ADD COLUMN x int",
+        "DROP TABLE dcbstore.events",
+        "DROP FUNCTION dcbstore.append_batch_unchecked",
+        "SELECT dcbstore.redact(1, 'null', 'no right to do this')",
+    ] {
+        let code = sqlstate(as_app.execute(sql, &[]).await);
+        assert_eq!(code, "42501", "{sql} must be refused for the app role");
+    }
+
+    // The granted eraser can redact; the change is audited under its name.
+    let as_eraser = connect(&parse_config(&eraser_url).unwrap()).await.unwrap();
+    redact(
+        &as_eraser,
+        SequencePosition::new(1),
+        &json!(null),
+        "erasure request",
+        None,
+    )
+    .await
+    .unwrap();
+    let by: String = admin
+        .query_one("SELECT redacted_by FROM dcbstore.redactions", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(by, eraser);
+
+    let cluster_admin = {
+        let mut c = db.config().unwrap();
+        c.dbname("postgres");
+        c
+    };
+    drop((store, as_app, as_owner, as_eraser));
+    drop(db);
+    if let Ok(c) = connect(&cluster_admin).await {
+        for r in [&owner, &app, &eraser] {
+            let _ = c
+                .batch_execute(&format!("DROP OWNED BY {r}; DROP ROLE IF EXISTS {r}"))
+                .await;
+        }
+    }
+}
+
+fn cli(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run dcbstore")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_grant_and_redact() {
+    let (store, db) = store().await;
+    let _ = store
+        .append(vec![ev("Registered", &["user:1"])], None)
+        .await
+        .unwrap();
+    let url = db.url().to_string();
+
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            cli(
+                &url,
+                &[
+                    "redact",
+                    "--position",
+                    "1",
+                    "--data",
+                    r#"{"name": null}"#,
+                    "--reason",
+                    "erasure request",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["position"], 1);
+    assert!(v["redaction"].as_i64().unwrap() > 0);
+    let e = &store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap()[0];
+    assert_eq!(e.event.data, json!({"name": null}));
+
+    let failures = tokio::task::spawn_blocking(move || {
+        (
+            cli(
+                &url,
+                &[
+                    "redact",
+                    "--position",
+                    "9",
+                    "--data",
+                    "null",
+                    "--reason",
+                    "x",
+                ],
+            ),
+            cli(
+                &url,
+                &[
+                    "redact",
+                    "--position",
+                    "1",
+                    "--data",
+                    "{bad",
+                    "--reason",
+                    "x",
+                ],
+            ),
+            cli(&url, &["grant", "no_such_role_here"]),
+        )
+    })
+    .await
+    .unwrap();
+    let (missing, bad_json, no_role) = failures;
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no event at position 9"));
+    assert_eq!(bad_json.status.code(), Some(2), "{bad_json:?}");
+    assert_eq!(no_role.status.code(), Some(1), "{no_role:?}");
+    assert!(String::from_utf8_lossy(&no_role.stderr).contains("does not exist"));
+    assert!(missing.stdout.is_empty() && no_role.stdout.is_empty());
+}
