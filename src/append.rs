@@ -30,6 +30,7 @@
 //! the lock; under it, only what was committed meanwhile.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use postgres_types::Json;
@@ -106,6 +107,13 @@ impl AppendCondition {
                 "append condition has no guards: pass no condition for an unconditional append",
             ));
         }
+        if self.guards.len() > crate::limits::MAX_GUARDS {
+            return Err(Error::invalid(format!(
+                "append condition has {} guards; the limit is {}",
+                self.guards.len(),
+                crate::limits::MAX_GUARDS
+            )));
+        }
         for g in &self.guards {
             g.fail_if_events_match.validate()?;
             if g.after.is_some_and(|p| i64::try_from(p.get()).is_err()) {
@@ -154,10 +162,19 @@ pub struct Conflict {
     pub events: Vec<SequencedEvent>,
 }
 
-/// Rejects empty strings and NUL bytes (PostgreSQL text cannot hold NUL).
+/// Rejects empty strings, NUL bytes (PostgreSQL text cannot hold NUL) and
+/// names longer than [`MAX_NAME_BYTES`](crate::limits::MAX_NAME_BYTES).
 pub(crate) fn check_text(what: &str, s: &str) -> Result<()> {
+    use crate::limits::MAX_NAME_BYTES;
     if s.is_empty() {
         return Err(Error::invalid(format!("{what} must not be empty")));
+    }
+    if s.len() > MAX_NAME_BYTES {
+        let head: String = s.chars().take(40).collect();
+        return Err(Error::invalid(format!(
+            "{what} \"{head}...\" is {} bytes long; the limit is {MAX_NAME_BYTES} bytes",
+            s.len()
+        )));
     }
     if s.contains('\0') {
         return Err(Error::invalid(format!(
@@ -171,7 +188,7 @@ pub(crate) fn check_text(what: &str, s: &str) -> Result<()> {
 /// read back (JSON decoders stop at 128 levels).
 pub const MAX_JSON_DEPTH: usize = 100;
 
-fn check_json(what: &str, v: &Value, depth: usize) -> Result<()> {
+pub(crate) fn check_json(what: &str, v: &Value, depth: usize) -> Result<()> {
     if depth > MAX_JSON_DEPTH {
         return Err(Error::invalid(format!(
             "{what} is nested deeper than {MAX_JSON_DEPTH} levels"
@@ -187,7 +204,11 @@ fn check_json(what: &str, v: &Value, depth: usize) -> Result<()> {
     }
 }
 
-fn check_object(what: &str, m: &serde_json::Map<String, Value>, depth: usize) -> Result<()> {
+pub(crate) fn check_object(
+    what: &str,
+    m: &serde_json::Map<String, Value>,
+    depth: usize,
+) -> Result<()> {
     for (k, x) in m {
         if k.contains('\0') {
             return Err(Error::invalid(format!(
@@ -208,13 +229,45 @@ pub(crate) struct PreparedAppend {
 
 impl PreparedAppend {
     pub(crate) fn new(events: Vec<Event>, condition: Option<&AppendCondition>) -> Result<Self> {
+        use crate::limits::{
+            json_bytes, MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, MAX_EVENT_BYTES,
+            MAX_TAGS_PER_EVENT,
+        };
         if events.is_empty() {
             return Err(Error::invalid("an append needs at least one event"));
         }
+        if events.len() > MAX_EVENTS_PER_APPEND {
+            return Err(Error::invalid(format!(
+                "an append of {} events is over the limit of {MAX_EVENTS_PER_APPEND}: split it into several appends (each is atomic on its own)",
+                events.len()
+            )));
+        }
         let mut seen = HashSet::with_capacity(events.len());
         let mut events = events;
+        let mut total = 0usize;
         for (i, e) in events.iter_mut().enumerate() {
             check_text(&format!("event {} type", i + 1), &e.event_type)?;
+            if e.tags.len() > MAX_TAGS_PER_EVENT {
+                return Err(Error::invalid(format!(
+                    "event {} has {} tags; the limit is {MAX_TAGS_PER_EVENT}",
+                    i + 1,
+                    e.tags.len()
+                )));
+            }
+            let bytes = json_bytes(&e.data) + json_bytes(&e.metadata);
+            if bytes > MAX_EVENT_BYTES {
+                return Err(Error::invalid(format!(
+                    "event {} is {bytes} bytes of JSON (data and metadata); the limit is {MAX_EVENT_BYTES}: keep large payloads elsewhere and store a reference",
+                    i + 1
+                )));
+            }
+            total += bytes;
+            if total > MAX_APPEND_BYTES {
+                return Err(Error::invalid(format!(
+                    "the append is over {MAX_APPEND_BYTES} bytes of JSON by event {}: split it into several appends",
+                    i + 1
+                )));
+            }
             for t in &e.tags {
                 check_text(&format!("event {} tag", i + 1), t)?;
             }
@@ -258,11 +311,21 @@ impl std::fmt::Debug for Request {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(pool: Pool, max_batch_events: usize, writers: usize) -> Self {
+    pub(crate) fn spawn(
+        pool: Pool,
+        max_batch_events: usize,
+        writers: usize,
+        timeout: Option<Duration>,
+    ) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(run_writer(pool.clone(), rx.clone(), max_batch_events));
+            tokio::spawn(run_writer(
+                pool.clone(),
+                rx.clone(),
+                max_batch_events,
+                timeout,
+            ));
         }
         Writer { tx }
     }
@@ -281,7 +344,12 @@ impl Writer {
 /// under the append lock when many requests guard one hot boundary.
 const MAX_BATCH_REQUESTS: usize = 256;
 
-async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_batch_events: usize) {
+async fn run_writer(
+    pool: Pool,
+    rx: Arc<Mutex<mpsc::Receiver<Request>>>,
+    max_batch_events: usize,
+    timeout: Option<Duration>,
+) {
     loop {
         let batch = {
             let mut rx = rx.lock().await;
@@ -309,7 +377,7 @@ async fn run_writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Request>>>, max_bat
         }
         let (appends, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.append, r.reply)).unzip();
-        match execute_batch(&pool, &appends).await {
+        match execute_batch(&pool, &appends, timeout).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
@@ -328,11 +396,62 @@ const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, err
      FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Runs one `append_batch` call (one round trip, one transaction).
-async fn execute_batch(pool: &Pool, appends: &[PreparedAppend]) -> Result<Vec<Result<Appended>>> {
+async fn execute_batch(
+    pool: &Pool,
+    appends: &[PreparedAppend],
+    timeout: Option<Duration>,
+) -> Result<Vec<Result<Appended>>> {
     let client = pool.get().await?;
-    let stmt = client.prepare_cached(APPEND_BATCH_SQL).await?;
-    let client: &tokio_postgres::Client = &client;
-    run_append_batch(client, &stmt, appends).await
+    let call = async {
+        let stmt = client.prepare_cached(APPEND_BATCH_SQL).await?;
+        run_append_batch(&**client, &stmt, appends).await
+    };
+    match timeout {
+        None => call.await,
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection may still be busy with the call: close it
+                // rather than hand it to the next caller.
+                drop(deadpool_postgres::Object::take(client));
+                Err(Error::OutcomeUnknown {
+                    reason: format!("no answer from the server within {t:?}"),
+                })
+            }
+        },
+    }
+}
+
+/// An error of the append call, by what it says about the append's outcome.
+fn append_error(e: tokio_postgres::Error) -> Error {
+    let code = e.as_db_error().map(|db| db.code().code().to_string());
+    match code.as_deref() {
+        // Lost connection or the server going away: the commit may have happened.
+        None => Error::OutcomeUnknown {
+            reason: format!("connection lost: {e}"),
+        },
+        Some(c) if c.starts_with("08") || matches!(c, "57P01" | "57P02" | "57P03") => {
+            Error::OutcomeUnknown {
+                reason: format!("connection lost: {}", display_db_message(&e)),
+            }
+        }
+        Some("55P03") => Error::Timeout {
+            operation: "waiting for the append lock".into(),
+            after: None,
+            hint: "lock_timeout was reached while another transaction held the append lock (a long transaction that called dcbstore.append?); nothing was written, retry".into(),
+        },
+        Some("57014") => Error::Timeout {
+            operation: "the append".into(),
+            after: None,
+            hint: "statement_timeout was reached (waiting for the append lock, or a very large append); nothing was written, retry".into(),
+        },
+        _ => e.into(),
+    }
+}
+
+fn display_db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |db| db.message().to_string())
 }
 
 /// Appends within the caller's transaction (or on the caller's connection),
@@ -395,7 +514,8 @@ async fn run_append_batch<C: tokio_postgres::GenericClient + Sync>(
                 &conditions,
             ],
         )
-        .await?;
+        .await
+        .map_err(append_error)?;
     // The batch has committed: from here on, a row that cannot be read is
     // that request's problem only, never the others'.
     let mut results: Vec<Option<Result<Appended>>> = (0..appends.len()).map(|_| None).collect();

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
-use crate::connection::{connect, parse_config};
+use crate::connection::{connect, ConnectOptions};
 use crate::migrate::{self, SchemaState};
 use crate::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
@@ -110,6 +110,43 @@ enum Command {
         /// At most N events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+    },
+    /// Write the log as JSON lines (the shape `read` prints), for backups and migrations.
+    #[command(
+        long_about = "Write the log as JSON lines, one event per line in the shape `read` prints \
+(position, id, type, data, tags, metadata, recorded_at), in position order. The export is a \
+snapshot: the head when it starts. The log is streamed in pages (bounded memory). Progress \
+and a summary go to stderr; stdout carries only the events."
+    )]
+    Export {
+        /// Only events with a position greater than N (a tail, e.g. since the last backup).
+        #[arg(long, value_name = "N")]
+        after: Option<u64>,
+        /// Write to FILE instead of stdout (written as FILE.partial, renamed when complete).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Append events from JSON lines, keeping their ids: idempotent and resumable.
+    #[command(
+        long_about = "Append events from JSON lines (an export, or lines written for another \
+store), keeping their ids. Each line: {\"id\", \"type\", \"data\", \"tags\", \"metadata\"}; id and \
+type are required, position and recorded_at are accepted and ignored (the store assigns \
+positions and records the import time; a full export imported into an empty store gets its \
+positions back). Lines go in batches: each batch is validated whole, ids stored with the same \
+content are skipped, an id stored with other content is an error, and the rest is appended \
+as one atomic append. Running the import again imports nothing new; after an error, fix the \
+input and run it again: it resumes where it stopped."
+    )]
+    Import {
+        /// Read from FILE instead of stdin.
+        #[arg(long, short, value_name = "FILE")]
+        input: Option<std::path::PathBuf>,
+        /// Events per batch (each batch is one atomic append).
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        batch_size: u64,
+        /// Also print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -219,7 +256,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     let outcome = match cli.command {
         Command::Migrate => {
-            let mut client = connect(&parse_config(&url)?).await?;
+            let mut client = connect(&ConnectOptions::parse(&url)?).await?;
             let report = migrate::migrate(&mut client).await?;
             if report.applied.is_empty() {
                 writeln!(
@@ -237,7 +274,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             Outcome::Done
         }
         Command::Status { json } => {
-            let client = connect(&parse_config(&url)?).await?;
+            let client = connect(&ConnectOptions::parse(&url)?).await?;
             let s = migrate::status(&client).await?;
             if json {
                 let v = serde_json::to_string(&s).map_err(|e| Error::Io(e.to_string()))?;
@@ -314,7 +351,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             }
         }
         Command::Grant { role, redact } => {
-            let client = connect(&parse_config(&url)?).await?;
+            let client = connect(&ConnectOptions::parse(&url)?).await?;
             let grants = if redact {
                 crate::roles::Grants::app().with_redact()
             } else {
@@ -335,7 +372,7 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             metadata,
             reason,
         } => {
-            let client = connect(&parse_config(&url)?).await?;
+            let client = connect(&ConnectOptions::parse(&url)?).await?;
             let audit = crate::roles::redact(
                 &client,
                 SequencePosition::new(position),
@@ -345,6 +382,21 @@ async fn run(cli: Cli) -> Result<Outcome, Error> {
             )
             .await?;
             writeln!(out, "{}", json!({"position": position, "redaction": audit})).map_err(io)?;
+            Outcome::Done
+        }
+        Command::Export { after, output } => {
+            let store = Store::connect(&url).await?;
+            crate::transfer::run_export(&store, after, output.as_deref(), &mut out).await?;
+            Outcome::Done
+        }
+        Command::Import {
+            input,
+            batch_size,
+            json,
+        } => {
+            let store = Store::connect(&url).await?;
+            crate::transfer::run_import(&store, input.as_deref(), batch_size, json, &mut out)
+                .await?;
             Outcome::Done
         }
         Command::Projections {

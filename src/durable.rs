@@ -33,7 +33,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_postgres::AsyncMessage;
 
-use crate::connection::connect_reason;
 use crate::{Error, EventStore, Query, ReadOptions, SequencePosition, SequencedEvent, Store};
 
 /// What a projection handler may fail with.
@@ -581,15 +580,7 @@ impl Lease {
         name: &str,
         wait: Option<Duration>,
     ) -> crate::Result<Option<Lease>> {
-        let config = store.config();
-        let (client, mut connection) =
-            config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| Error::Connect {
-                    target: crate::connection::describe(config),
-                    reason: connect_reason(config, &e),
-                })?;
+        let (client, mut connection) = crate::connection::open(store.config(), store.tls()).await?;
         let (tx, wakeups) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -78,6 +78,27 @@ pub enum Error {
     #[error("database error: {}", display_db(.0))]
     Database(Arc<tokio_postgres::Error>),
 
+    /// The connection was lost while an append was in flight (server crash,
+    /// terminated backend, network failure, no answer in time): it may or may
+    /// not have been committed. Resending the same events (same ids) is safe:
+    /// it appends them if they were lost, or reports their original positions
+    /// ([`Appended::already_stored`](crate::Appended::already_stored)).
+    #[error("the append's outcome is unknown ({reason}): resend the same events with the same ids; the retry appends them if they were lost or reports their original positions if they were stored")]
+    OutcomeUnknown {
+        /// What happened to the connection.
+        reason: String,
+    },
+    /// An operation did not finish in time; nothing was written by it (for an
+    /// append whose answer was lost, see [`Error::OutcomeUnknown`]).
+    #[error("{operation} timed out{}: {hint}", after.map(|d| format!(" after {d:?}")).unwrap_or_default())]
+    Timeout {
+        /// What timed out.
+        operation: String,
+        /// The client-side limit that was reached (None: a server-side one).
+        after: Option<std::time::Duration>,
+        /// What to check or do next.
+        hint: String,
+    },
     /// No connection could be had from the pool (timeout or closed pool).
     #[error("connection pool: {0}")]
     Pool(String),
@@ -123,6 +144,13 @@ impl Error {
         }
     }
 
+    /// True when an append's outcome is unknown and resending the same
+    /// events (same ids) is the way to learn it.
+    #[must_use]
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self, Error::OutcomeUnknown { .. })
+    }
+
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
@@ -138,6 +166,12 @@ impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+                Error::Pool("no free connection within the pool's wait timeout: every pooled connection is busy (raise the pool size or shorten transactions)".into())
+            }
+            deadpool_postgres::PoolError::Timeout(_) => Error::Pool(
+                "opening or checking a connection timed out (connect_timeout): the server does not answer; check that it is up and reachable".into(),
+            ),
             other => Error::Pool(other.to_string()),
         }
     }

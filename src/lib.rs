@@ -11,6 +11,7 @@
 //! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more guards.
 //! - [`Store`] (behind the [`EventStore`] trait): append, read, head.
 //! - [`migrate()`](migrate::migrate) and [`status`](migrate::status): the schema.
+//! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
 //!
 //! The rules are those of `dcb-semantics.md`; the concurrency design is in
 //! the [`append`] module.
@@ -23,6 +24,7 @@ pub mod dispatch;
 pub mod durable;
 mod error;
 pub mod event;
+pub mod limits;
 pub mod migrate;
 pub mod projection;
 pub mod query;
@@ -31,6 +33,8 @@ pub mod roles;
 pub mod schema;
 pub mod store;
 pub mod testing;
+pub mod tls;
+pub mod transfer;
 
 pub use append::{AppendCondition, AppendGuard, Appended, Conflict};
 pub use error::{Error, Result};

@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "append_only",
         sql: include_str!("../sql/0004_append_only.sql"),
     },
+    Migration {
+        version: 5,
+        name: "limits",
+        sql: include_str!("../sql/0005_limits.sql"),
+    },
 ];
 
 /// The schema version this build expects.

@@ -72,6 +72,14 @@ impl QueryItem {
     }
 
     fn validate(&self) -> Result<()> {
+        use crate::limits::MAX_ITEM_TERMS;
+        if self.types.len() > MAX_ITEM_TERMS || self.tags.len() > MAX_ITEM_TERMS {
+            return Err(Error::invalid(format!(
+                "a query item has {} types and {} tags; the limit is {MAX_ITEM_TERMS} of each",
+                self.types.len(),
+                self.tags.len()
+            )));
+        }
         if self.types.is_empty() && self.tags.is_empty() {
             return Err(Error::invalid(
                 "query item has neither types nor tags: use Query::all (\"all\" in JSON) to match every event",
@@ -164,6 +172,13 @@ impl Query {
             Query::Items(items) if items.is_empty() => Err(Error::invalid(
                 "query has no items: use Query::all (\"all\" in JSON) to match every event",
             )),
+            Query::Items(items) if items.len() > crate::limits::MAX_QUERY_ITEMS => {
+                Err(Error::invalid(format!(
+                    "a query has {} items; the limit is {}",
+                    items.len(),
+                    crate::limits::MAX_QUERY_ITEMS
+                )))
+            }
             Query::Items(items) => items.iter().try_for_each(QueryItem::validate),
         }
     }

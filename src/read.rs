@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use futures::stream::{self, Stream, StreamExt};
@@ -110,6 +111,8 @@ struct Cursor {
     exhausted: bool,
     /// The next page, already being fetched while this one is consumed.
     next: Option<Prefetch>,
+    /// Client-side limit per page query.
+    timeout: Option<Duration>,
 }
 
 /// A page fetch running in the background; aborted if the read is dropped.
@@ -132,6 +135,7 @@ pub(crate) fn read_stream(
     query: &Query,
     options: ReadOptions,
     page_size: u64,
+    timeout: Option<Duration>,
 ) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'static {
     let start = query.validate().map(|()| Cursor {
         pool,
@@ -145,6 +149,7 @@ pub(crate) fn read_stream(
         buffer: VecDeque::new(),
         exhausted: options.limit == Some(0),
         next: None,
+        timeout,
     });
     match start {
         Err(e) => stream::once(async move { Err(e) }).boxed(),
@@ -168,10 +173,8 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
     let hi = match c.hi {
         Some(hi) => hi,
         None => {
-            let client = c.pool.get().await?;
-            let stmt = client.prepare_cached("SELECT dcbstore.head()").await?;
-            let head: Option<i64> = client.query_one(&stmt, &[]).await?.try_get(0)?;
-            let head = head.map_or(0, |h| SequencePosition::from_sql(h).get());
+            let head = crate::store::head_position(&c.pool, c.timeout).await?;
+            let head = head.map_or(0, SequencePosition::get);
             let hi = c.to.map_or(head, |to| to.min(head));
             c.hi = Some(hi);
             hi
@@ -191,7 +194,16 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
         }
         None => {
             let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
-            let page = fetch(c.pool.clone(), c.query.clone(), c.lo, hi, c.backwards, want).await?;
+            let page = fetch(
+                c.pool.clone(),
+                c.query.clone(),
+                c.lo,
+                hi,
+                c.backwards,
+                want,
+                c.timeout,
+            )
+            .await?;
             (page, want)
         }
     };
@@ -220,6 +232,7 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
             hi,
             c.backwards,
             want,
+            c.timeout,
         ));
         c.next = Some(Prefetch { task, want });
     }
@@ -238,20 +251,25 @@ async fn fetch(
     hi: u64,
     backwards: bool,
     want: u64,
+    timeout: Option<Duration>,
 ) -> Result<Vec<Row>> {
     let client = pool.get().await?;
-    let stmt = client
-        .prepare_cached(
-            "SELECT position, id, type, data, tags, metadata, recorded_at \
-             FROM dcbstore.read($1, $2, $3, $4, $5)",
-        )
-        .await?;
-    Ok(client
-        .query(
-            &stmt,
-            &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
-        )
-        .await?)
+    crate::store::timed(client, timeout, "reading a page of events", |c| {
+        Box::pin(async move {
+            let stmt = c
+                .prepare_cached(
+                    "SELECT position, id, type, data, tags, metadata, recorded_at \
+                     FROM dcbstore.read($1, $2, $3, $4, $5)",
+                )
+                .await?;
+            Ok(c.query(
+                &stmt,
+                &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
+            )
+            .await?)
+        })
+    })
+    .await
 }
 
 fn to_i64(n: u64) -> i64 {

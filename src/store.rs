@@ -7,15 +7,16 @@ use std::time::Duration;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
 use uuid::Uuid;
 
 use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
-use crate::connection::{connect_reason, describe, parse_config};
+use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::migrate;
 use crate::query::Query;
 use crate::read::{read_stream, ReadOptions};
+use crate::tls::TlsSettings;
 use crate::{Error, Result};
 
 /// The DCB event store API.
@@ -66,24 +67,41 @@ pub trait EventStore {
 #[must_use]
 pub struct StoreBuilder {
     config: Config,
+    tls: TlsSettings,
     pool_size: usize,
     page_size: u64,
     max_batch_events: usize,
     writers: usize,
     wait_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+    lock_timeout: Option<Duration>,
 }
 
 impl StoreBuilder {
-    /// A builder from a parsed driver configuration.
+    /// A builder from a parsed driver configuration (TLS as its `sslmode`
+    /// says, without certificate verification: see [`StoreBuilder::tls`]).
     pub fn new(config: Config) -> Self {
+        let tls = ConnectOptions::from(&config).tls;
         StoreBuilder {
             config,
+            tls,
             pool_size: 16,
             page_size: 1000,
             max_batch_events: 10_000,
             writers: 1,
             wait_timeout: Some(Duration::from_secs(30)),
+            timeout: Some(Duration::from_secs(60)),
+            statement_timeout: None,
+            lock_timeout: None,
         }
+    }
+
+    /// The TLS settings of every connection (`sslmode`, `sslrootcert`; set
+    /// from the connection string by [`Store::builder`]).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Maximum number of pooled connections (default 16).
@@ -114,6 +132,31 @@ impl StoreBuilder {
         self
     }
 
+    /// Client-side limit on each database call of an append, a read page or
+    /// `head` (default 60 s; `None`: none). When a server stops answering,
+    /// the call fails with [`Error::Timeout`] (reads) or
+    /// [`Error::OutcomeUnknown`] (appends) and its connection is closed.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Server-side `statement_timeout` for the store's connections (default:
+    /// the server's). An append cancelled by it wrote nothing
+    /// ([`Error::Timeout`]).
+    pub fn statement_timeout(mut self, t: Option<Duration>) -> Self {
+        self.statement_timeout = t;
+        self
+    }
+
+    /// Server-side `lock_timeout` for the store's connections (default: the
+    /// server's): bounds how long an append waits for the append lock, which
+    /// a long transaction calling `dcbstore.append` holds until it ends.
+    pub fn lock_timeout(mut self, t: Option<Duration>) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+
     /// How long to wait for a pooled connection (default 30 s; `None`: forever).
     pub fn pool_wait_timeout(mut self, t: Option<Duration>) -> Self {
         self.wait_timeout = t;
@@ -124,13 +167,29 @@ impl StoreBuilder {
     ///
     /// Fails with [`Error::NotMigrated`] or [`Error::DatabaseAhead`] when the
     /// schema is not exactly this build's. Must run inside a tokio runtime.
-    pub async fn build(self) -> Result<Store> {
+    pub async fn build(mut self) -> Result<Store> {
+        let mut options = self.config.get_options().unwrap_or_default().to_string();
+        for (name, t) in [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+        ] {
+            if let Some(t) = t {
+                options.push_str(&format!(" -c {name}={}", t.as_millis().max(1)));
+            }
+        }
+        if !options.is_empty() {
+            self.config.options(options.trim());
+        }
+        if self.config.get_connect_timeout().is_none() {
+            self.config.connect_timeout(Duration::from_secs(10));
+        }
+        self.config.ssl_mode(self.tls.mode.driver_mode());
         let target = describe(&self.config);
         let config = self.config.clone();
         let kept_config = self.config.clone();
         let manager = Manager::from_config(
             self.config,
-            NoTls,
+            tls_connector(&config, &self.tls)?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -139,12 +198,16 @@ impl StoreBuilder {
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(self.wait_timeout)
+            // A server that accepts connections but never answers must not
+            // hang the pool: bound the handshake and the recycling check.
+            .create_timeout(kept_config.get_connect_timeout().copied())
+            .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(|e| Error::Config(e.to_string()))?;
         let client = pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => Error::Connect {
                 target,
-                reason: connect_reason(&config, &e),
+                reason: connect_reason(&config, &self.tls, &e),
             },
             other => Error::from(other),
         })?;
@@ -152,13 +215,15 @@ impl StoreBuilder {
         status.require_up_to_date()?;
         drop(client);
         let writers = self.writers.min(self.pool_size / 2).max(1);
-        let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers);
+        let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers, self.timeout);
         Ok(Store {
             inner: Arc::new(Inner {
                 config: kept_config,
+                tls: self.tls,
                 pool,
                 writer,
                 page_size: self.page_size,
+                timeout: self.timeout,
                 store_id: status.store_id.unwrap_or_default(),
             }),
         })
@@ -194,10 +259,12 @@ pub struct Store {
 #[derive(Debug)]
 struct Inner {
     config: Config,
+    tls: TlsSettings,
     pool: Pool,
     writer: Writer,
     page_size: u64,
     store_id: Uuid,
+    timeout: Option<Duration>,
 }
 
 impl Store {
@@ -208,7 +275,8 @@ impl Store {
 
     /// A builder for a connection string (URL or key=value form).
     pub fn builder(database_url: &str) -> Result<StoreBuilder> {
-        Ok(StoreBuilder::new(parse_config(database_url)?))
+        let options = ConnectOptions::parse(database_url)?;
+        Ok(StoreBuilder::new(options.config).tls(options.tls))
     }
 
     /// The store's persistent identity (created by the first migration).
@@ -218,10 +286,28 @@ impl Store {
     }
 
     /// The connection settings (for dedicated connections, such as a
-    /// projection's lease).
+    /// projection's lease). Connect with them together with [`Store::tls`]
+    /// (see [`Store::connect_options`]): alone, their `sslmode` cannot say
+    /// `verify-ca`/`verify-full`.
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The TLS settings of the store's connections.
+    #[must_use]
+    pub fn tls(&self) -> &TlsSettings {
+        &self.inner.tls
+    }
+
+    /// The connection settings and TLS settings together, for
+    /// [`connect`](crate::connection::connect).
+    #[must_use]
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            config: self.inner.config.clone(),
+            tls: self.inner.tls.clone(),
+        }
     }
 
     /// The connection pool, for applications that run their own SQL beside
@@ -261,14 +347,55 @@ impl EventStore for Store {
             query,
             options,
             self.inner.page_size,
+            self.inner.timeout,
         )
         .boxed()
     }
 
     async fn head(&self) -> Result<Option<SequencePosition>> {
-        let client = self.inner.pool.get().await?;
-        let stmt = client.prepare_cached("SELECT dcbstore.head()").await?;
-        let head: Option<i64> = client.query_one(&stmt, &[]).await?.try_get(0)?;
-        Ok(head.map(SequencePosition::from_sql))
+        head_position(&self.inner.pool, self.inner.timeout).await
+    }
+}
+
+/// The head, with the client-side `timeout`.
+pub(crate) async fn head_position(
+    pool: &Pool,
+    timeout: Option<Duration>,
+) -> Result<Option<SequencePosition>> {
+    let client = pool.get().await?;
+    let head: Option<i64> = timed(client, timeout, "reading the head", |c| {
+        Box::pin(async move {
+            let stmt = c.prepare_cached("SELECT dcbstore.head()").await?;
+            Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+        })
+    })
+    .await?;
+    Ok(head.map(SequencePosition::from_sql))
+}
+
+/// Runs `call` on a pooled connection within `timeout`; on expiry the
+/// connection, possibly still busy, is closed instead of being reused.
+pub(crate) async fn timed<T>(
+    client: deadpool_postgres::Object,
+    timeout: Option<Duration>,
+    operation: &str,
+    call: impl for<'a> FnOnce(
+        &'a deadpool_postgres::ClientWrapper,
+    ) -> futures::future::BoxFuture<'a, Result<T>>,
+) -> Result<T> {
+    let Some(t) = timeout else {
+        return call(&client).await;
+    };
+    let result = tokio::time::timeout(t, call(&client)).await;
+    match result {
+        Ok(r) => r,
+        Err(_) => {
+            drop(deadpool_postgres::Object::take(client));
+            Err(Error::Timeout {
+                operation: operation.to_string(),
+                after: Some(t),
+                hint: "the server did not answer: check that it is up and not overloaded; the call was abandoned and its connection closed".into(),
+            })
+        }
     }
 }

@@ -7,6 +7,12 @@
 //! listens on 127.0.0.1 on a free port, lives in a temporary directory, runs
 //! as the `postgres` user when the process is root (initdb refuses root), and
 //! is stopped and removed when dropped, or by a watchdog when the process exits.
+//!
+//! With the `testcontainers` feature (needs Rust 1.88), when no local binaries
+//! are found, [`TestCluster::start`] (and so [`shared_cluster`],
+//! [`TestDatabase::create`] and [`Scratch`]) runs PostgreSQL 15 in a Docker
+//! container instead, removed on drop or, for the shared one, by a watchdog
+//! (`docker rm -f`) when the process exits.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -15,17 +21,21 @@ use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use crate::connection::{connect, parse_config};
+use crate::connection::{connect, parse_config, ConnectOptions};
 use crate::{Error, Result};
 
-/// A PostgreSQL cluster in a temporary directory, removed on drop.
+/// A PostgreSQL cluster in a temporary directory, removed on drop (or, with
+/// the `testcontainers` feature and no local binaries, a container).
 pub struct TestCluster {
     dir: PathBuf,
     bindir: PathBuf,
+    host: String,
     port: u16,
     password: String,
     as_postgres: bool,
     keep: bool,
+    #[cfg(feature = "testcontainers")]
+    container: Option<container::Running>,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -40,6 +50,9 @@ impl std::fmt::Debug for TestCluster {
 fn err(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
+
+/// What to do when no server is available.
+const NO_SERVER_HINT: &str = "install PostgreSQL server binaries (Debian: apt-get install postgresql), set DATABASE_URL, or enable the testcontainers feature with Docker running";
 
 fn is_root() -> bool {
     Command::new("id")
@@ -57,7 +70,12 @@ pub fn postgres_bindir() -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+    if let Some(out) = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    {
         candidates.push(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
     }
     let mut versioned: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -79,13 +97,28 @@ pub fn postgres_bindir() -> Option<PathBuf> {
     })
 }
 
-/// The `pg_regress` program that goes with the binaries in `bindir`, if installed.
+/// The `pg_regress` program that goes with the binaries in `bindir`, if
+/// installed: `$PG_REGRESS` when set, else beside `bindir`, else in the PGXS
+/// directory of `pg_config --pgxs` (where Nix's split packages keep it).
 #[must_use]
 pub fn find_pg_regress(bindir: &Path) -> Option<PathBuf> {
-    let candidates = [
-        bindir.join("../lib/pgxs/src/test/regress/pg_regress"),
-        bindir.join("pg_regress"),
-    ];
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PG_REGRESS")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    candidates.push(bindir.join("../lib/pgxs/src/test/regress/pg_regress"));
+    candidates.push(bindir.join("pg_regress"));
+    let pg_config = [bindir.join("pg_config"), PathBuf::from("pg_config")];
+    candidates.extend(pg_config.iter().filter_map(|exe| {
+        let out = Command::new(exe).arg("--pgxs").output().ok()?;
+        // <pkglibdir>/pgxs/src/makefiles/pgxs.mk
+        let pgxs = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let src = pgxs.parent()?.parent()?;
+        out.status
+            .success()
+            .then(|| src.join("test/regress/pg_regress"))
+    }));
     candidates.into_iter().find(|p| p.is_file())
 }
 
@@ -97,7 +130,15 @@ fn free_port() -> Result<u16> {
 
 impl TestCluster {
     /// initdb + start. Takes a second or two.
+    ///
+    /// With the `testcontainers` feature and no local binaries
+    /// ([`postgres_bindir`] finds none), starts a PostgreSQL 15 container
+    /// instead (its [`bindir`](Self::bindir) is empty).
     pub fn start() -> Result<TestCluster> {
+        #[cfg(feature = "testcontainers")]
+        if postgres_bindir().is_none() {
+            return TestCluster::start_container();
+        }
         let base = if is_root() {
             // As root, the `postgres` user must be able to reach the directory:
             // /tmp rather than a TMPDIR that may be private to root.
@@ -121,7 +162,9 @@ impl TestCluster {
 
     fn start_at(dir: PathBuf, keep: bool) -> Result<TestCluster> {
         let bindir = postgres_bindir().ok_or_else(|| {
-            err("no PostgreSQL server binaries found (initdb, pg_ctl): install them (Debian: apt-get install postgresql) or set DATABASE_URL")
+            err(format!(
+                "no PostgreSQL server binaries found (initdb, pg_ctl): {NO_SERVER_HINT}"
+            ))
         })?;
         let as_postgres = is_root();
         let data = dir.join("data");
@@ -138,10 +181,13 @@ impl TestCluster {
         let cluster = TestCluster {
             dir,
             bindir,
+            host: "127.0.0.1".into(),
             port: 0,
             password,
             as_postgres,
             keep,
+            #[cfg(feature = "testcontainers")]
+            container: None,
         };
         if exists {
             return cluster.launch();
@@ -175,6 +221,28 @@ impl TestCluster {
             ],
         )?;
         cluster.launch()
+    }
+
+    /// A PostgreSQL 15 container, when Docker is usable.
+    #[cfg(feature = "testcontainers")]
+    fn start_container() -> Result<TestCluster> {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let (running, host, port) = container::start(&password).map_err(|e| {
+            err(format!(
+                "no PostgreSQL server binaries found (initdb, pg_ctl), and no PostgreSQL container could be started (is Docker running?): {e}; {NO_SERVER_HINT}"
+            ))
+        })?;
+        running.spawn_watchdog();
+        Ok(TestCluster {
+            dir: PathBuf::new(),
+            bindir: PathBuf::new(),
+            host,
+            port,
+            password,
+            as_postgres: false,
+            keep: true,
+            container: Some(running),
+        })
     }
 
     /// Starts the server on a free port.
@@ -245,6 +313,48 @@ impl TestCluster {
         }
     }
 
+    /// Kills the server as a crash would (`pg_ctl stop -m immediate`: no
+    /// checkpoint, recovery from the WAL at the next start). For fault tests.
+    pub fn crash(&self) -> Result<()> {
+        let data = self.dir.join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+    }
+
+    /// Starts the server again after [`crash`](Self::crash), on the same port.
+    pub fn restart(&self) -> Result<()> {
+        let data = self.dir.join("data");
+        let log = self.dir.join("log");
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k '' -c max_connections=300 -c shared_buffers=128MB",
+            self.port
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                opts.as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "start".as_ref(),
+            ],
+        )
+    }
+
     /// Stops the server and removes the directory once this process is gone,
     /// even if it never runs destructors (statics, aborts).
     fn spawn_watchdog(&self) {
@@ -275,7 +385,7 @@ impl TestCluster {
             .spawn();
     }
 
-    /// The directory holding the server binaries.
+    /// The directory holding the server binaries (empty for a container).
     #[must_use]
     pub fn bindir(&self) -> &Path {
         &self.bindir
@@ -287,18 +397,91 @@ impl TestCluster {
         self.port
     }
 
+    /// The data directory (none exists for a container cluster).
+    #[must_use]
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// Writes `contents` to `name` in the data directory, owned by the
+    /// server's user with mode 0600 (as PostgreSQL wants a private key):
+    /// certificates, keys, `pg_hba.conf`. See [`configure`](Self::configure).
+    pub fn write_file(&self, name: &str, contents: &[u8]) -> Result<()> {
+        let data = self.data_dir();
+        if !data.is_dir() {
+            return Err(err(
+                "this cluster has no local data directory (a container?)",
+            ));
+        }
+        let path = data.join(name);
+        std::fs::write(&path, contents)
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| err(format!("cannot chmod {}: {e}", path.display())))?;
+        }
+        if self.as_postgres {
+            let ok = Command::new("chown")
+                .arg("postgres:")
+                .arg(&path)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                return Err(err(format!(
+                    "cannot hand {} to the `postgres` user",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends `settings` (`name = value`) to `postgresql.conf` and reloads
+    /// the configuration (with `pg_hba.conf`). Settings that need a restart
+    /// are not applied; TLS ones (`ssl`, `ssl_cert_file`, `ssl_key_file`)
+    /// are. The reload is asynchronous: new connections see it shortly after.
+    pub fn configure(&self, settings: &[(&str, &str)]) -> Result<()> {
+        let conf = self.data_dir().join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf)
+            .map_err(|e| err(format!("cannot read {}: {e}", conf.display())))?;
+        for (name, value) in settings {
+            text.push_str(&format!("\n{name} = '{}'", value.replace('\'', "''")));
+        }
+        text.push('\n');
+        std::fs::write(&conf, text)
+            .map_err(|e| err(format!("cannot write {}: {e}", conf.display())))?;
+        self.reload()
+    }
+
+    /// Makes the server reread its configuration files (`pg_ctl reload`).
+    pub fn reload(&self) -> Result<()> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D".as_ref(), data.as_os_str(), "reload".as_ref()],
+        )
+    }
+
     /// Connection string (key=value form) for `dbname` as the superuser.
     #[must_use]
     pub fn url(&self, dbname: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user=postgres password={} dbname={dbname}",
-            self.port, self.password
+            "host={} port={} user=postgres password={} dbname={dbname}",
+            self.host, self.port, self.password
         )
     }
 }
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
+        #[cfg(feature = "testcontainers")]
+        if self.container.is_some() {
+            // Dropping the field removes the container.
+            return;
+        }
         let data = self.dir.join("data");
         let _ = self.run(
             "pg_ctl",
@@ -318,7 +501,8 @@ impl Drop for TestCluster {
 
 static SHARED: OnceLock<std::result::Result<TestCluster, String>> = OnceLock::new();
 
-/// The process-wide cluster, started on first use.
+/// The process-wide cluster, started on first use (see [`TestCluster::start`]
+/// for the container fallback of the `testcontainers` feature).
 pub fn shared_cluster() -> Result<&'static TestCluster> {
     SHARED
         .get_or_init(|| TestCluster::start().map_err(|e| e.to_string()))
@@ -330,7 +514,7 @@ pub fn shared_cluster() -> Result<&'static TestCluster> {
 pub struct TestDatabase {
     name: String,
     url: String,
-    admin: Config,
+    admin: ConnectOptions,
 }
 
 impl std::fmt::Debug for TestDatabase {
@@ -347,22 +531,23 @@ impl TestDatabase {
     pub async fn create() -> Result<TestDatabase> {
         let name = format!("dcbstore_test_{}", uuid::Uuid::new_v4().simple());
         let admin = match std::env::var("DATABASE_URL") {
-            Ok(url) if !url.is_empty() => parse_config(&url)?,
+            Ok(url) if !url.is_empty() => ConnectOptions::parse(&url)?,
             _ => {
                 let cluster = tokio::task::spawn_blocking(shared_cluster)
                     .await
                     .map_err(|e| err(e.to_string()))??;
-                parse_config(&cluster.url("postgres"))?
+                ConnectOptions::parse(&cluster.url("postgres"))?
             }
         };
         let client = connect(&admin).await?;
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await?;
-        let mut config = admin.clone();
+        let mut config = admin.config.clone();
         config.dbname(&name);
+        let url = [to_key_value(&config), admin.tls.to_key_value()].join(" ");
         Ok(TestDatabase {
-            url: to_key_value(&config),
+            url: url.trim_end().to_string(),
             name,
             admin,
         })
@@ -380,14 +565,21 @@ impl TestDatabase {
         &self.name
     }
 
-    /// Parsed configuration of the database.
+    /// Parsed configuration of the database (fails when `DATABASE_URL`
+    /// verifies certificates: see [`parse_config`]; use
+    /// [`options`](Self::options) then).
     pub fn config(&self) -> Result<Config> {
         parse_config(&self.url)
     }
 
+    /// Parsed connection settings of the database, TLS included.
+    pub fn options(&self) -> Result<ConnectOptions> {
+        ConnectOptions::parse(&self.url)
+    }
+
     /// Creates the store schema in the database (runs [`crate::migrate()`]).
     pub async fn migrate(&self) -> Result<()> {
-        let mut client = connect(&self.config()?).await?;
+        let mut client = connect(&self.options()?).await?;
         crate::migrate::migrate(&mut client).await.map(|_| ())
     }
 }
@@ -486,7 +678,7 @@ impl Scratch {
                 }
             }
         };
-        let mut client = connect(&parse_config(&scratch.url)?).await?;
+        let mut client = connect(&ConnectOptions::parse(&scratch.url)?).await?;
         let _ = crate::migrate::migrate(&mut client).await?;
         Ok(scratch)
     }
@@ -514,4 +706,109 @@ pub async fn server_settings(client: &tokio_postgres::Client) -> Result<String> 
         .map(|r| r.try_get::<_, String>(0))
         .collect::<std::result::Result<Vec<_>, _>>()?
         .join(", "))
+}
+
+/// The PostgreSQL 15 container of the `testcontainers` feature.
+#[cfg(feature = "testcontainers")]
+mod container {
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    use testcontainers::runners::AsyncRunner;
+    use testcontainers::{ContainerAsync, ImageExt};
+    use testcontainers_modules::postgres::Postgres;
+
+    /// A running container and the runtime that drives its Docker client.
+    pub(super) struct Running {
+        rt: Option<tokio::runtime::Runtime>,
+        container: Option<ContainerAsync<Postgres>>,
+    }
+
+    /// Starts `postgres:15-alpine` with superuser `postgres`/`password` and
+    /// the cluster's settings; returns it with the host and port to reach it.
+    /// Runs on a thread of its own, so it may be called from anywhere
+    /// (including from inside a Tokio runtime).
+    pub(super) fn start(password: &str) -> Result<(Running, String, u16), String> {
+        let password = password.to_string();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let (container, host, port) = rt.block_on(async {
+                let container = Postgres::default()
+                    .with_password(&password)
+                    .with_tag("15-alpine")
+                    .with_env_var("POSTGRES_INITDB_ARGS", "--encoding=UTF8 --locale=C")
+                    .with_cmd([
+                        "-c",
+                        "fsync=off",
+                        "-c",
+                        "max_connections=300",
+                        "-c",
+                        "shared_buffers=128MB",
+                    ])
+                    .with_startup_timeout(Duration::from_secs(120))
+                    .start()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let host = container.get_host().await.map_err(|e| e.to_string())?;
+                let port = container
+                    .get_host_port_ipv4(5432)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>((container, host.to_string(), port))
+            })?;
+            // The port is mapped on IPv4; `localhost` may resolve to ::1 first.
+            let host = match host.as_str() {
+                "localhost" => "127.0.0.1".to_string(),
+                h => h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            };
+            Ok((
+                Running {
+                    rt: Some(rt),
+                    container: Some(container),
+                },
+                host,
+                port,
+            ))
+        })
+        .join()
+        .map_err(|_| "starting the container panicked".to_string())?
+    }
+
+    impl Running {
+        /// Removes the container once this process is gone, even if it never
+        /// runs destructors (the shared cluster is a static). Needs the
+        /// `docker` command; best effort.
+        pub(super) fn spawn_watchdog(&self) {
+            let Some(id) = self.container.as_ref().map(|c| c.id().to_string()) else {
+                return;
+            };
+            let script = format!(
+                "while kill -0 {pid} 2>/dev/null; do sleep 1; done; docker rm -f -v '{id}' >/dev/null 2>&1",
+                pid = std::process::id(),
+            );
+            let _ = Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            if let (Some(rt), Some(container)) = (self.rt.take(), self.container.take()) {
+                // On a thread of its own: the drop may happen inside a runtime,
+                // where neither block_on nor dropping a runtime is allowed.
+                let _ = std::thread::spawn(move || {
+                    let _ = rt.block_on(container.rm());
+                    drop(rt);
+                })
+                .join();
+            }
+        }
+    }
 }

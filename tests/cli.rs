@@ -412,7 +412,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 1, "name": "init"},
             {"version": 2, "name": "projections"},
             {"version": 3, "name": "throughput"},
-            {"version": 4, "name": "append_only"}
+            {"version": 4, "name": "append_only"},
+            {"version": 5, "name": "limits"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);

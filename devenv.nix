@@ -1,0 +1,98 @@
+# Development environment for dcbstore (https://devenv.sh): stable Rust with
+# rustfmt and clippy, the PostgreSQL 15 server binaries the test harness
+# starts its throwaway clusters from, and the project's tasks as scripts.
+#
+# Keep in step with .ci/run: the `ci` script below runs the same steps (minus
+# the apt-get install, which this file replaces); a step added or changed
+# there goes here too.
+#
+#   devenv shell                 # enter; then: ci, test, bench, pg-regress, lint
+#   devenv shell -- pg-regress   # one task without entering
+#   devenv test                  # runs `ci`
+{ pkgs, lib, ... }:
+
+let
+  postgresql = pkgs.postgresql_15;
+in
+{
+  # The stable channel comes from the rust-overlay input (devenv.yaml).
+  languages.rust = {
+    enable = true;
+    channel = "stable";
+    components = [ "rustc" "cargo" "clippy" "rustfmt" "rust-analyzer" ];
+  };
+
+  # initdb, pg_ctl, postgres and psql on PATH: dcbstore::testing
+  # (postgres_bindir) finds them there. No PostgreSQL service is needed: the
+  # tests, examples and benchmarks start and remove their own clusters.
+  packages = [ postgresql ];
+
+  # Nix keeps pg_regress in the -dev output (lib/pgxs), not beside the
+  # binaries; dcbstore::testing::find_pg_regress takes it from here.
+  env.PG_REGRESS = "${lib.getDev postgresql}/lib/pgxs/src/test/regress/pg_regress";
+
+  scripts = {
+    # .ci/run without the apt-get install.
+    ci.exec = ''
+      set -euo pipefail
+      cd "$DEVENV_ROOT"
+      echo "== cargo fmt --check"
+      cargo fmt --check
+      echo "== cargo clippy --all-targets -- -D warnings"
+      cargo clippy --all-targets -- -D warnings
+      echo "== cargo clippy --features testcontainers --all-targets -- -D warnings"
+      cargo clippy --features testcontainers --all-targets -- -D warnings
+      echo "== README example: cargo run --release --example course_subscriptions"
+      cargo run --release --example course_subscriptions
+      echo "== example: cargo run --release --example course_roster"
+      cargo run --release --example course_roster
+      echo "== example: cargo run --release --example school"
+      cargo run --release --example school
+      echo "== README tests: cargo test"
+      cargo test
+    '';
+    ci.description = "the steps of .ci/run (format, lints, examples, tests)";
+
+    # Every test: unit, integration, DCB scenarios, concurrency, CLI,
+    # pg_regress, doctests. Extra arguments go to cargo test.
+    test.exec = ''
+      cd "$DEVENV_ROOT"
+      exec cargo test "$@"
+    '';
+    test.description = "cargo test";
+
+    # The README's benchmarks; BENCH_SECONDS, BENCH_BIG_LOG and BENCH_EVENTS
+    # pass through from the environment.
+    bench.exec = ''
+      set -euo pipefail
+      cd "$DEVENV_ROOT"
+      cargo bench --bench dcb
+      cargo bench --bench rebuild
+    '';
+    bench.description = "cargo bench --bench dcb, then --bench rebuild";
+
+    pg-regress.exec = ''
+      cd "$DEVENV_ROOT"
+      exec cargo test --test pg_regress "$@"
+    '';
+    pg-regress.description = "the SQL-level suite in pg_regress/ (cargo test --test pg_regress)";
+
+    lint.exec = ''
+      set -euo pipefail
+      cd "$DEVENV_ROOT"
+      cargo fmt --check
+      cargo clippy --all-targets -- -D warnings
+      cargo clippy --features testcontainers --all-targets -- -D warnings
+    '';
+    lint.description = "cargo fmt --check and cargo clippy (default features and testcontainers)";
+  };
+
+  enterShell = ''
+    echo "dcbstore: $(rustc --version), PostgreSQL $(pg_ctl --version | awk '{print $NF}')"
+    echo "scripts: ci, test, bench, pg-regress, lint"
+  '';
+
+  enterTest = ''
+    ci
+  '';
+}
