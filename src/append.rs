@@ -377,7 +377,28 @@ async fn run_writer(
         }
         let (appends, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.append, r.reply)).unzip();
-        match execute_batch(&pool, &appends, timeout).await {
+        let started = std::time::Instant::now();
+        let result = execute_batch(&pool, &appends, timeout).await;
+        let events: usize = appends.iter().map(|a| a.events.len()).sum();
+        match &result {
+            Ok(results) => tracing::debug!(
+                requests = appends.len(),
+                events,
+                conflicts = results
+                    .iter()
+                    .filter(|r| matches!(r, Err(Error::Conflict(_))))
+                    .count(),
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "append batch"
+            ),
+            Err(e) => tracing::warn!(
+                requests = appends.len(),
+                events,
+                error = %e,
+                "append batch failed"
+            ),
+        }
+        match result {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);

@@ -28,8 +28,27 @@ struct Cli {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     database_url: Option<String>,
 
+    /// Log format on stderr (levels from DCBSTORE_LOG, e.g. "info" or "dcbstore=debug"; default "warn").
+    #[arg(
+        long,
+        value_enum,
+        env = "DCBSTORE_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log records are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per record.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +179,44 @@ enum ProjectionsCommand {
     },
 }
 
+/// Structured logs on stderr only (stdout carries command results), with
+/// every secret of the connection string masked in each record.
+fn init_logging(format: LogFormat, secrets: Vec<String>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("DCBSTORE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let writer = move || Redacting {
+        secrets: secrets.clone(),
+        inner: std::io::stderr(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Masks secrets in each formatted record (the formatter writes a record
+/// in one call).
+struct Redacting {
+    secrets: Vec<String>,
+    inner: std::io::Stderr,
+}
+
+impl Write for Redacting {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        let clean = crate::connection::redact(&text, &self.secrets);
+        self.inner.write_all(clean.as_bytes())?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 fn parse_json(s: &str) -> Result<Value, String> {
     serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))
 }
@@ -224,6 +281,7 @@ pub fn main() -> ExitCode {
         .as_deref()
         .map(crate::connection::secrets)
         .unwrap_or_default();
+    init_logging(cli.log_format, secrets.clone());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -349,6 +349,12 @@ async fn record_failure(
     position: u64,
     error: &str,
 ) -> crate::Result<i32> {
+    tracing::error!(
+        projection = name,
+        position,
+        error,
+        "projection handler failed; retrying with backoff"
+    );
     let client = store.pool().get().await?;
     let row = client
         .query_one(
@@ -363,6 +369,7 @@ async fn record_failure(
 /// Records an error that is not a handler's (database unreachable, setup
 /// failed): visible in status, state unchanged.
 async fn record_error(store: &Store, name: &str, error: &str) -> crate::Result<()> {
+    tracing::warn!(projection = name, error, "projection runner error");
     let client = store.pool().get().await?;
     client
         .execute(
@@ -733,6 +740,7 @@ async fn run(
             }
         };
         let mut lease = lease;
+        tracing::info!(projection = %name, owner = %owner, "projection lease taken");
         let started = async {
             ensure_row(&store, &name).await?;
             set_state(&store, &name, "running", Some(&owner)).await?;

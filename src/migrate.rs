@@ -276,6 +276,7 @@ async fn migrate_locked(client: &mut Client) -> Result<MigrateReport> {
         )
         .await?;
         tx.commit().await?;
+        tracing::info!(version = m.version, name = m.name, "applied migration");
         applied.push(p.clone());
     }
     let status = status(client).await?;

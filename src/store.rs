@@ -213,6 +213,12 @@ impl StoreBuilder {
         })?;
         let status = migrate::status(&client).await?;
         status.require_up_to_date()?;
+        tracing::info!(
+            server = %describe(&kept_config),
+            pool_size = self.pool_size,
+            schema_version = status.expected_version,
+            "store connected"
+        );
         drop(client);
         let writers = self.writers.min(self.pool_size / 2).max(1);
         let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers, self.timeout);

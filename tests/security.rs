@@ -394,3 +394,81 @@ async fn cli_grant_and_redact() {
     assert!(String::from_utf8_lossy(&no_role.stderr).contains("does not exist"));
     assert!(missing.stdout.is_empty() && no_role.stdout.is_empty());
 }
+
+/// With every log level on, in both formats, stdout carries only the
+/// command's result and no record on stderr shows the password, whether
+/// the connection works or fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_go_to_stderr_and_never_show_the_password() {
+    let (_store, db) = store().await;
+    let url = db.url().to_string();
+    let password = db
+        .config()
+        .unwrap()
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).to_string())
+        .expect("the test cluster uses a password");
+    let wrong = url.replace(&password, "not-the-password-123");
+    assert_ne!(wrong, url);
+    let (ok, failed) = tokio::task::spawn_blocking(move || {
+        let run = |url: &str, format: &str| {
+            use std::io::Write;
+            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+                .args(["append", "--log-format", format])
+                .env("DATABASE_URL", url)
+                .env("DCBSTORE_LOG", "trace")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"{\"type\": \"Logged\", \"tags\": [\"t\"]}\n")
+                .unwrap();
+            child.wait_with_output().unwrap()
+        };
+        (
+            [run(&url, "json"), run(&url, "text")],
+            [run(&wrong, "json"), run(&wrong, "text")],
+        )
+    })
+    .await
+    .unwrap();
+    for (i, out) in ok.iter().enumerate() {
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+        assert_eq!(v["position"], i as u64 + 1, "stdout is the result only");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("append batch"),
+            "debug records on stderr: {stderr}"
+        );
+        assert!(stderr.contains("store connected"), "{stderr}");
+        assert!(
+            !stderr.contains(&password),
+            "password in the logs: {stderr}"
+        );
+    }
+    let json_records: Vec<serde_json::Value> = String::from_utf8_lossy(&ok[0].stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per record"))
+        .collect();
+    assert!(json_records
+        .iter()
+        .any(|r| r["fields"]["message"] == "append batch" && r["fields"]["events"] == 1));
+    for out in &failed {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(out.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("password authentication failed"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("not-the-password-123"), "{stderr}");
+        assert!(!stderr.contains(&password), "{stderr}");
+    }
+}
