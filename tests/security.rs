@@ -472,3 +472,32 @@ async fn logs_go_to_stderr_and_never_show_the_password() {
         assert!(!stderr.contains(&password), "{stderr}");
     }
 }
+
+/// Debug output (what a panic or a `{:?}` log shows) of the store, its
+/// builder, connection options and connection errors never has the password.
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_output_never_shows_the_password() {
+    let (_store, db) = store().await;
+    let password = db
+        .config()
+        .unwrap()
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).to_string())
+        .unwrap();
+    let builder = Store::builder(db.url()).unwrap();
+    let store = builder.clone().build().await.unwrap();
+    let options = dcbstore::connection::ConnectOptions::parse(db.url()).unwrap();
+    let wrong = db.url().replace(&password, "hunter2-wrong");
+    let err = Store::connect(&wrong).await.unwrap_err();
+    for shown in [
+        format!("{builder:?}"),
+        format!("{store:?}"),
+        format!("{options:?}"),
+        format!("{err:?}"),
+        err.to_string(),
+        format!("{:?}", db.config().unwrap()),
+    ] {
+        assert!(!shown.contains(&password), "{shown}");
+        assert!(!shown.contains("hunter2-wrong"), "{shown}");
+    }
+}
