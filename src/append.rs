@@ -101,7 +101,9 @@ impl AppendCondition {
         self
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the guards: at least one, at most [`MAX_GUARDS`](crate::limits::MAX_GUARDS),
+    /// each query valid, each position one the database can hold.
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.guards.is_empty() {
             return Err(Error::invalid(
                 "append condition has no guards: pass no condition for an unconditional append",
@@ -188,16 +190,17 @@ pub(crate) fn check_text(what: &str, s: &str) -> Result<()> {
 /// read back (JSON decoders stop at 128 levels).
 pub const MAX_JSON_DEPTH: usize = 100;
 
+/// Checks `v`, which has `depth` arrays or objects around it: at most
+/// [`MAX_JSON_DEPTH`] of them nest, whatever the innermost holds (an empty
+/// one counts too), and no string or key holds a NUL.
 pub(crate) fn check_json(what: &str, v: &Value, depth: usize) -> Result<()> {
-    if depth > MAX_JSON_DEPTH {
-        return Err(Error::invalid(format!(
-            "{what} is nested deeper than {MAX_JSON_DEPTH} levels"
-        )));
-    }
     match v {
         Value::String(s) if s.contains('\0') => Err(Error::invalid(format!(
             "{what} contains a string with a NUL byte (\\u0000), which PostgreSQL cannot store"
         ))),
+        Value::Array(_) | Value::Object(_) if depth >= MAX_JSON_DEPTH => Err(Error::invalid(
+            format!("{what} is nested deeper than {MAX_JSON_DEPTH} levels"),
+        )),
         Value::Array(a) => a.iter().try_for_each(|x| check_json(what, x, depth + 1)),
         Value::Object(m) => check_object(what, m, depth + 1),
         _ => Ok(()),

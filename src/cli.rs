@@ -161,7 +161,7 @@ input and run it again: it resumes where it stopped."
         #[arg(long, short, value_name = "FILE")]
         input: Option<std::path::PathBuf>,
         /// Events per batch (each batch is one atomic append).
-        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
         batch_size: u64,
         /// Also print the summary as JSON on stdout.
         #[arg(long)]
@@ -217,13 +217,21 @@ impl Write for Redacting {
     }
 }
 
+/// `redact --data`: JSON an appended event's data could hold (no NUL, the
+/// nesting limit), so a redaction never stores what an append refuses.
 fn parse_json(s: &str) -> Result<Value, String> {
-    serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))
+    let v = serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))?;
+    crate::append::check_json("the data", &v, 0).map_err(|e| e.to_string())?;
+    Ok(v)
 }
 
+/// `redact --metadata`: a JSON object, with the checks of [`parse_json`].
 fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
-    match parse_json(s)? {
-        Value::Object(m) => Ok(m),
+    match serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))? {
+        Value::Object(m) => {
+            crate::append::check_object("the metadata", &m, 1).map_err(|e| e.to_string())?;
+            Ok(m)
+        }
         _ => Err("metadata must be a JSON object".into()),
     }
 }
@@ -239,11 +247,9 @@ fn parse_condition(s: &str) -> Result<AppendCondition, String> {
     if c.guards.is_empty() {
         return Err("condition has no guards".into());
     }
-    for g in &c.guards {
-        g.fail_if_events_match
-            .validate()
-            .map_err(|e| e.to_string())?;
-    }
+    // The store's own check (limits, positions), so a bad guard is a usage
+    // error rather than a failed append.
+    c.validate().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
@@ -575,3 +581,6 @@ mod tests {
         assert!(parse_condition(r#"[{"query":"all","afterr":1}]"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests;

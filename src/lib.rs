@@ -32,6 +32,8 @@ pub mod read;
 pub mod roles;
 pub mod schema;
 pub mod store;
+#[cfg(test)]
+mod test_strategies;
 pub mod testing;
 pub mod tls;
 pub mod transfer;

@@ -4,7 +4,7 @@
 //! An event matches an item when its type is one of the item's types (or the
 //! item has none) and its tags contain all of the item's tags (or it has none).
 
-use serde::de::Error as _;
+use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -228,19 +228,43 @@ impl Serialize for Query {
     }
 }
 
+/// What a query looks like in JSON, for error messages.
+const QUERY_SHAPE: &str =
+    "\"all\" or a list of items like [{\"types\": [\"T\"], \"tags\": [\"t\"]}]";
+
 impl<'de> Deserialize<'de> for Query {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::String(s) if s == "all" => Ok(Query::All),
-            Value::Array(items) => items
-                .into_iter()
-                .map(|v| serde_json::from_value::<QueryItem>(v).map_err(D::Error::custom))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map(Query::Items),
-            other => Err(D::Error::custom(format!(
-                "a query must be \"all\" or a list of items like [{{\"types\": [\"T\"], \"tags\": [\"t\"]}}], got {other}"
-            ))),
+        // Items are deserialized straight from the input (not through a
+        // `Value`, which keeps the last of duplicate keys), so an item with a
+        // key twice is an error rather than a silently narrower query.
+        struct QueryVisitor;
+        impl<'de> Visitor<'de> for QueryVisitor {
+            type Value = Query;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(QUERY_SHAPE)
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Query, E> {
+                if s == "all" {
+                    Ok(Query::All)
+                } else {
+                    Err(E::custom(format!(
+                        "a query must be {QUERY_SHAPE}, got {}",
+                        Value::String(s.to_owned())
+                    )))
+                }
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Query, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+                while let Some(item) = seq.next_element::<QueryItem>()? {
+                    items.push(item);
+                }
+                Ok(Query::Items(items))
+            }
         }
+        d.deserialize_any(QueryVisitor)
     }
 }
 

@@ -50,6 +50,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::append::{check_json, check_object, check_text};
+use crate::limits::{json_bytes, MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT};
 use crate::{Error, Event, EventStore, Query, ReadOptions, Result, SequencePosition, Store};
 
 // ---- Export ----
@@ -180,10 +181,13 @@ impl ImportOptions {
         ImportOptions::default()
     }
 
-    /// Events per batch (at least 1): each batch is validated whole, then
-    /// appended as one atomic append.
+    /// Events per batch, from 1 to
+    /// [`MAX_EVENTS_PER_APPEND`](crate::limits::MAX_EVENTS_PER_APPEND): each
+    /// batch is validated whole, then appended as one atomic append. A batch
+    /// also ends early before it would exceed
+    /// [`MAX_APPEND_BYTES`](crate::limits::MAX_APPEND_BYTES).
     pub fn batch_size(mut self, n: usize) -> Self {
-        self.batch_size = n.max(1);
+        self.batch_size = n.clamp(1, crate::limits::MAX_EVENTS_PER_APPEND);
         self
     }
 }
@@ -229,15 +233,33 @@ pub async fn import<R: BufRead>(
         bytes: 0,
     };
     let mut summary = ImportSummary::default();
+    // A line read but left for the next batch (it would have made this one
+    // too large for one append).
+    let mut carried: Option<(u64, Event, usize)> = None;
     loop {
         let mut batch = Batch::default();
+        let mut bytes = 0usize;
         let mut eof = false;
         while batch.events.len() < options.batch_size {
-            let Some((n, text)) = lines.next()? else {
-                eof = true;
-                break;
+            let (n, event, size) = match carried.take() {
+                Some(c) => c,
+                None => {
+                    let Some((n, text)) = lines.next()? else {
+                        eof = true;
+                        break;
+                    };
+                    let event = parse_line(n, text)?;
+                    let size = crate::limits::json_bytes(&event.data)
+                        + crate::limits::json_bytes(&event.metadata);
+                    (n, event, size)
+                }
             };
-            batch.push(n, parse_line(n, text)?)?;
+            if !batch.events.is_empty() && bytes + size > crate::limits::MAX_APPEND_BYTES {
+                carried = Some((n, event, size));
+                break;
+            }
+            bytes += size;
+            batch.push(n, event)?;
         }
         if batch.read == 0 {
             break;
@@ -247,10 +269,10 @@ pub async fn import<R: BufRead>(
         summary.lines_read += read;
         summary.imported += imported;
         summary.already_present += present;
-        summary.last_line = lines.line;
+        summary.last_line = carried.as_ref().map_or(lines.line, |(n, _, _)| n - 1);
         summary.bytes_read = lines.bytes;
         progress(&summary);
-        if eof {
+        if eof && carried.is_none() {
             break;
         }
     }
@@ -300,8 +322,8 @@ const FIELDS: &str = "id, type, data, tags, metadata, position, recorded_at";
 fn parse_line(n: u64, text: &str) -> Result<Event> {
     let text = text.trim_end_matches(['\n', '\r']);
     let mut line = match serde_json::from_str(text) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => {
+        Ok(LineJson::Object(m)) => m,
+        Ok(LineJson::Other) => {
             return Err(Error::invalid(format!(
                 "line {n}: an event must be a JSON object"
             )))
@@ -344,6 +366,19 @@ fn parse_line(n: u64, text: &str) -> Result<Event> {
     let mut tags = tags.unwrap_or_default();
     let metadata = metadata.unwrap_or_default();
     check_text(&format!("line {n}: event type"), &event_type)?;
+    // The limits an append checks, here so that the error names the line.
+    if tags.len() > MAX_TAGS_PER_EVENT {
+        return Err(Error::invalid(format!(
+            "line {n}: the event has {} tags; the limit is {MAX_TAGS_PER_EVENT}",
+            tags.len()
+        )));
+    }
+    let bytes = json_bytes(&data) + json_bytes(&metadata);
+    if bytes > MAX_EVENT_BYTES {
+        return Err(Error::invalid(format!(
+            "line {n}: the event is {bytes} bytes of JSON (data and metadata); the limit is {MAX_EVENT_BYTES}"
+        )));
+    }
     for t in &tags {
         check_text(&format!("line {n}: tag"), t)?;
     }
@@ -358,6 +393,67 @@ fn parse_line(n: u64, text: &str) -> Result<Event> {
         tags,
         metadata,
     })
+}
+
+/// A line's JSON: an object, its keys unique (a key given twice is an error,
+/// as in an `append` line, rather than the last one silently winning), or
+/// anything else.
+enum LineJson {
+    Object(Map<String, Value>),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for LineJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::{Error as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct LineVisitor;
+        impl<'de> Visitor<'de> for LineVisitor {
+            type Value = LineJson;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<LineJson, A::Error> {
+                let mut line = Map::new();
+                while let Some(key) = m.next_key::<String>()? {
+                    if line.contains_key(&key) {
+                        return Err(A::Error::custom(format_args!("duplicate field {key:?}")));
+                    }
+                    let value = m.next_value()?;
+                    line.insert(key, value);
+                }
+                Ok(LineJson::Object(line))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<LineJson, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LineJson::Other)
+            }
+            fn visit_bool<E>(self, _: bool) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+            fn visit_str<E>(self, _: &str) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+            fn visit_unit<E>(self) -> std::result::Result<LineJson, E> {
+                Ok(LineJson::Other)
+            }
+        }
+        d.deserialize_any(LineVisitor)
+    }
 }
 
 /// Takes field `key` out of `line`: `None` when absent (or null, except for
@@ -817,3 +913,6 @@ mod tests {
         assert!(err.to_string().contains("line 1"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod proptests;

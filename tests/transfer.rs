@@ -577,6 +577,47 @@ async fn library_import_accepts_lines_from_other_stores_and_reports_progress() {
     assert_eq!(ids, [b.to_string(), events[2].1.id.to_string()]);
 }
 
+/// Batches stay within an append's limits: one over 64 MiB of JSON is cut
+/// before the line that would overflow it (that line starts the next batch),
+/// and a batch size above 10,000 is lowered to it.
+#[tokio::test(flavor = "multi_thread")]
+async fn import_batches_stay_within_the_append_limits() {
+    let (store, _db) = migrated().await;
+    // 100 events of ~0.9 MiB: about 90 MiB in all, two appends.
+    let blob = "x".repeat(900 * 1024);
+    let input: String = (0..100)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"id": Uuid::now_v7(), "type": "Big", "data": {"i": i, "blob": blob}})
+            )
+        })
+        .collect();
+    let mut reports = Vec::new();
+    let summary = transfer::import(
+        &store,
+        input.as_bytes(),
+        &ImportOptions::new().batch_size(1_000_000),
+        |s: &ImportSummary| reports.push(*s),
+    )
+    .await
+    .expect("an import larger than one append");
+    assert_eq!((summary.lines_read, summary.imported), (100, 100));
+    assert_eq!(reports.len(), 2, "split by size: {reports:?}");
+    assert!(reports[0].imported < 100 && reports[0].imported > 50);
+    assert_eq!(
+        reports[0].last_line, reports[0].imported,
+        "the carried line is not counted as stored"
+    );
+    assert_eq!(summary.last_line, 100);
+    let events = log(&store).await;
+    assert_eq!(events.len(), 100);
+    assert!(events
+        .iter()
+        .enumerate()
+        .all(|(i, (_, e))| e.data["i"] == i as u64));
+}
+
 #[test]
 fn help_describes_both_commands() {
     let help = cli("host=127.0.0.1 port=1", &["--help"], None);

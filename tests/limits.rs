@@ -1,0 +1,550 @@
+//! The documented limits (`src/limits.rs`), against a real PostgreSQL: for
+//! each, exactly at the limit is accepted (and reads back), one over is
+//! refused with [`Error::Invalid`] naming the limit and the number, and
+//! nothing is written; reads with an over-limit query are refused too. The
+//! database's own constraints refuse what the SQL API is given over the
+//! limits, and the CLI reports an over-limit event with exit status 1.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::store;
+use dcbstore::append::MAX_JSON_DEPTH;
+use dcbstore::limits::{
+    MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, MAX_EVENT_BYTES, MAX_GUARDS, MAX_ITEM_TERMS,
+    MAX_NAME_BYTES, MAX_QUERY_ITEMS, MAX_TAGS_PER_EVENT,
+};
+use dcbstore::{
+    AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
+    Store,
+};
+use serde_json::{json, Map, Value};
+
+// ---- Helpers ----
+
+/// Asserts `result` is [`Error::Invalid`] and its message contains every
+/// needle.
+#[track_caller]
+fn assert_invalid<T: std::fmt::Debug>(result: dcbstore::Result<T>, needles: &[&str]) {
+    match result {
+        Err(Error::Invalid(message)) => {
+            for needle in needles {
+                assert!(
+                    message.contains(needle),
+                    "{needle:?} not in the message: {message}"
+                );
+            }
+        }
+        other => panic!("expected Error::Invalid mentioning {needles:?}, got {other:?}"),
+    }
+}
+
+async fn head(store: &Store) -> Option<u64> {
+    store.head().await.expect("head").map(SequencePosition::get)
+}
+
+/// Appends `events` expecting a refusal naming `needles`, and that nothing
+/// was written.
+async fn refused(
+    store: &Store,
+    events: Vec<Event>,
+    condition: Option<AppendCondition>,
+    needles: &[&str],
+) {
+    let before = head(store).await;
+    assert_invalid(store.append(events, condition).await, needles);
+    assert_eq!(head(store).await, before, "nothing written");
+}
+
+/// Appends one event and reads it back (as stored: tags sorted).
+async fn round_trip(store: &Store, event: Event) {
+    let appended = store
+        .append(vec![event.clone()], None)
+        .await
+        .expect("append");
+    let read = store
+        .read_all(
+            &Query::all(),
+            ReadOptions::new()
+                .from(appended.position)
+                .to(appended.position),
+        )
+        .await
+        .expect("read back");
+    assert_eq!(read.len(), 1);
+    let mut want = event;
+    want.tags.sort_unstable();
+    want.tags.dedup();
+    assert_eq!(read[0].event, want);
+}
+
+/// Reads with `query`, expecting a refusal naming `needles`.
+async fn read_refused(store: &Store, query: &Query, needles: &[&str]) {
+    assert_invalid(store.read_all(query, ReadOptions::new()).await, needles);
+}
+
+/// `n` distinct names.
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+/// An event whose data and metadata are exactly `bytes` bytes of JSON:
+/// data `"xx…"` (the string plus its quotes) and metadata `{}`.
+fn event_of_bytes(bytes: usize) -> Event {
+    Event::new("Sized", json!("x".repeat(bytes - 4)))
+}
+
+/// `depth` nested arrays around `1`.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |v, _| json!([v]))
+}
+
+// ---- Events ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_per_append() {
+    let (store, _db) = store().await;
+    let events = |n: usize| (0..n).map(|_| Event::new("E", Value::Null)).collect();
+    let appended = store
+        .append(events(MAX_EVENTS_PER_APPEND), None)
+        .await
+        .expect("at the limit");
+    assert_eq!(appended.position.get(), 10_000);
+    refused(
+        &store,
+        events(MAX_EVENTS_PER_APPEND + 1),
+        None,
+        &["10001 events", "limit of 10000"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_per_event() {
+    let (store, _db) = store().await;
+    round_trip(&store, event_of_bytes(MAX_EVENT_BYTES)).await;
+    let head_before = head(&store).await;
+    refused(
+        &store,
+        vec![event_of_bytes(MAX_EVENT_BYTES + 1)],
+        None,
+        &["1048577 bytes", "the limit is 1048576"],
+    )
+    .await;
+    // Metadata counts too: data at the limit plus a non-empty metadata.
+    let mut metadata = Map::new();
+    metadata.insert("k".into(), json!(1));
+    let over = event_of_bytes(MAX_EVENT_BYTES).with_metadata(metadata);
+    refused(&store, vec![over], None, &["1048581 bytes", "1048576"]).await;
+    // One over anywhere in the batch refuses the whole append.
+    refused(
+        &store,
+        vec![
+            Event::new("Small", json!(1)),
+            event_of_bytes(MAX_EVENT_BYTES + 1),
+        ],
+        None,
+        &["event 2", "1048576"],
+    )
+    .await;
+    assert_eq!(head(&store).await, head_before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_per_append() {
+    let (store, _db) = store().await;
+    assert_eq!(MAX_APPEND_BYTES, 64 * MAX_EVENT_BYTES);
+    // 64 events of 1 MiB are exactly 64 MiB; one more small one is over.
+    // The refusal comes before anything is sent to the database.
+    let at_limit: Vec<Event> = (0..64).map(|_| event_of_bytes(MAX_EVENT_BYTES)).collect();
+    let mut over = at_limit.clone();
+    over.push(Event::new("Small", Value::Null));
+    refused(&store, over, None, &["over 67108864 bytes", "by event 65"]).await;
+    assert_eq!(head(&store).await, None);
+    let appended = store.append(at_limit, None).await.expect("exactly 64 MiB");
+    assert_eq!(appended.position.get(), 64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_per_event() {
+    let (store, _db) = store().await;
+    round_trip(
+        &store,
+        Event::new("Tagged", Value::Null).with_tags(names("t", MAX_TAGS_PER_EVENT)),
+    )
+    .await;
+    refused(
+        &store,
+        vec![Event::new("Tagged", Value::Null).with_tags(names("t", MAX_TAGS_PER_EVENT + 1))],
+        None,
+        &["event 1 has 101 tags", "the limit is 100"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_of_a_type_or_a_tag() {
+    let (store, _db) = store().await;
+    let ascii = "t".repeat(MAX_NAME_BYTES);
+    // 256 bytes in 128 two-byte characters: the limit is in bytes.
+    let wide = "é".repeat(MAX_NAME_BYTES / 2);
+    for name in [&ascii, &wide] {
+        round_trip(
+            &store,
+            Event::new(name.clone(), Value::Null).with_tag(name.clone()),
+        )
+        .await;
+    }
+    let over_ascii = "t".repeat(MAX_NAME_BYTES + 1);
+    let over_wide = format!("{wide}x");
+    for over in [&over_ascii, &over_wide] {
+        refused(
+            &store,
+            vec![Event::new(over.clone(), Value::Null)],
+            None,
+            &["event 1 type", "257 bytes long", "the limit is 256 bytes"],
+        )
+        .await;
+        refused(
+            &store,
+            vec![Event::new("A", Value::Null).with_tag(over.clone())],
+            None,
+            &["event 1 tag", "257 bytes long", "the limit is 256 bytes"],
+        )
+        .await;
+        // In queries: reads and conditions.
+        let by_type = Query::item(QueryItem::types([over.clone()]));
+        let by_tag = Query::item(QueryItem::tags([over.clone()]));
+        read_refused(&store, &by_type, &["query type", "257 bytes", "256"]).await;
+        read_refused(&store, &by_tag, &["query tag", "257 bytes", "256"]).await;
+        refused(
+            &store,
+            vec![Event::new("A", Value::Null)],
+            Some(AppendCondition::new(by_tag, None)),
+            &["query tag", "257 bytes", "256"],
+        )
+        .await;
+    }
+    // At the limit in a query: accepted, and it matches.
+    let found = store
+        .read_all(
+            &Query::item(QueryItem::types([ascii.clone()]).and_tags([ascii])),
+            ReadOptions::new(),
+        )
+        .await
+        .expect("read at the limit");
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_nesting() {
+    let (store, _db) = store().await;
+    round_trip(&store, Event::new("Deep", nested(MAX_JSON_DEPTH))).await;
+    // The innermost level empty counts as a level too.
+    let empty_innermost = (1..MAX_JSON_DEPTH).fold(json!([]), |v, _| json!([v]));
+    round_trip(&store, Event::new("Deep", empty_innermost.clone())).await;
+    refused(
+        &store,
+        vec![Event::new("Deep", nested(MAX_JSON_DEPTH + 1))],
+        None,
+        &["event 1 data", "nested deeper than 100 levels"],
+    )
+    .await;
+    refused(
+        &store,
+        vec![Event::new("Deep", json!([empty_innermost]))],
+        None,
+        &["event 1 data", "nested deeper than 100 levels"],
+    )
+    .await;
+    // Metadata is an object: its values have one level fewer.
+    let mut at = Map::new();
+    at.insert("m".into(), nested(MAX_JSON_DEPTH - 1));
+    round_trip(&store, Event::new("Deep", Value::Null).with_metadata(at)).await;
+    let mut over = Map::new();
+    over.insert("m".into(), nested(MAX_JSON_DEPTH));
+    refused(
+        &store,
+        vec![Event::new("Deep", Value::Null).with_metadata(over)],
+        None,
+        &["event 1 metadata", "nested deeper than 100 levels"],
+    )
+    .await;
+}
+
+// ---- Queries and conditions ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn items_per_query() {
+    let (store, _db) = store().await;
+    let _ = store
+        .append(vec![Event::new("T99", Value::Null)], None)
+        .await
+        .expect("seed");
+    let query = |n: usize| Query::items(names("T", n).into_iter().map(|t| QueryItem::types([t])));
+    let found = store
+        .read_all(&query(MAX_QUERY_ITEMS), ReadOptions::new())
+        .await
+        .expect("at the limit");
+    assert_eq!(found.len(), 1, "the 100th item matches");
+    read_refused(
+        &store,
+        &query(MAX_QUERY_ITEMS + 1),
+        &["a query has 101 items", "the limit is 100"],
+    )
+    .await;
+    // As a condition's query, too.
+    let c = |n| AppendCondition::new(query(n), Some(SequencePosition::new(1)));
+    let _ = store
+        .append(vec![Event::new("A", Value::Null)], Some(c(MAX_QUERY_ITEMS)))
+        .await
+        .expect("a condition at the limit");
+    refused(
+        &store,
+        vec![Event::new("A", Value::Null)],
+        Some(c(MAX_QUERY_ITEMS + 1)),
+        &["a query has 101 items", "the limit is 100"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn types_or_tags_per_query_item() {
+    let (store, _db) = store().await;
+    let tags = names("t", MAX_ITEM_TERMS);
+    let _ = store
+        .append(
+            vec![Event::new("T99", Value::Null).with_tags(tags.clone())],
+            None,
+        )
+        .await
+        .expect("seed");
+    let at = Query::item(QueryItem::types(names("T", MAX_ITEM_TERMS)).and_tags(tags.clone()));
+    let found = store
+        .read_all(&at, ReadOptions::new())
+        .await
+        .expect("at the limit");
+    assert_eq!(found.len(), 1);
+    let over_types = Query::item(QueryItem::types(names("T", MAX_ITEM_TERMS + 1)));
+    read_refused(
+        &store,
+        &over_types,
+        &["101 types and 0 tags", "the limit is 100 of each"],
+    )
+    .await;
+    let over_tags = Query::item(QueryItem::tags(names("t", MAX_ITEM_TERMS + 1)));
+    read_refused(
+        &store,
+        &over_tags,
+        &["0 types and 101 tags", "the limit is 100 of each"],
+    )
+    .await;
+    refused(
+        &store,
+        vec![Event::new("A", Value::Null)],
+        Some(AppendCondition::new(over_tags, None)),
+        &["101 tags", "the limit is 100 of each"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guards_per_condition() {
+    let (store, _db) = store().await;
+    let condition = |n: usize| AppendCondition {
+        guards: names("t", n)
+            .into_iter()
+            .map(|t| dcbstore::AppendGuard {
+                fail_if_events_match: Query::item(QueryItem::tags([t])),
+                after: None,
+            })
+            .collect(),
+    };
+    let _ = store
+        .append(
+            vec![Event::new("A", Value::Null)],
+            Some(condition(MAX_GUARDS)),
+        )
+        .await
+        .expect("at the limit");
+    refused(
+        &store,
+        vec![Event::new("A", Value::Null)],
+        Some(condition(MAX_GUARDS + 1)),
+        &["101 guards", "the limit is 100"],
+    )
+    .await;
+    // The 100th guard is checked: an event it matches makes a conflict.
+    let _ = store
+        .append(vec![Event::new("B", Value::Null).with_tag("t99")], None)
+        .await
+        .expect("seed");
+    match store
+        .append(
+            vec![Event::new("A", Value::Null)],
+            Some(condition(MAX_GUARDS)),
+        )
+        .await
+    {
+        Err(Error::Conflict(c)) => assert_eq!(c.position.get(), 2),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+// ---- The SQL API: the database's constraints ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sql_appends_over_the_limits_are_refused_by_the_database() {
+    use tokio_postgres::error::SqlState;
+    let (store, db) = store().await;
+    let client = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    let append = |events: Value| sql_append(&client, events);
+    let name = "n".repeat(MAX_NAME_BYTES);
+    append(json!([{"type": name, "tags": names("t", MAX_TAGS_PER_EVENT)}]))
+        .await
+        .expect("type and tag count at the limits");
+    append(json!([{"type": "A", "tags": [name]}]))
+        .await
+        .expect("a tag at the limit");
+    let before = head(&store).await;
+    assert_eq!(before, Some(2));
+
+    let long = "n".repeat(MAX_NAME_BYTES + 1);
+    for (events, constraint) in [
+        (json!([{"type": long}]), "events_type_length"),
+        (
+            json!([{"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT + 1)}]),
+            "events_tag_count",
+        ),
+        (
+            json!([{"type": "A", "tags": [long]}]),
+            "event_tags_tag_length",
+        ),
+        // One bad event refuses the whole append.
+        (
+            json!([{"type": "A"}, {"type": "B", "tags": [long]}]),
+            "event_tags_tag_length",
+        ),
+    ] {
+        let err = append(events.clone()).await.expect_err("refused");
+        let db_err = err.as_db_error().expect("a database error");
+        assert_eq!(db_err.code(), &SqlState::CHECK_VIOLATION, "{events}: {err}");
+        assert_eq!(db_err.constraint(), Some(constraint), "{events}: {err}");
+        assert_eq!(head(&store).await, before, "nothing written");
+    }
+}
+
+async fn sql_append(
+    client: &tokio_postgres::Client,
+    events: Value,
+) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+    client
+        .query_one("SELECT dcbstore.append($1::jsonb)", &[&events])
+        .await
+}
+
+// ---- The CLI ----
+
+/// Runs `dcbstore ARGS` against `url` with `stdin`; (exit code, stdout, stderr).
+fn cli(url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dcbstore");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_owned();
+    // The tool may exit before reading everything: ignore EPIPE.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("stdin writer");
+    (
+        out.status.code().expect("exited"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_append_over_a_limit_exits_1_naming_it() {
+    let (store, db) = store().await;
+    let url = db.url();
+    let ok = format!(
+        "{}\n",
+        json!({"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT)})
+    );
+    let (code, stdout, stderr) = cli(url, &["append"], &ok);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), r#"{"position":1}"#);
+
+    let long = "n".repeat(MAX_NAME_BYTES + 1);
+    let deep = nested(MAX_JSON_DEPTH + 1);
+    for (line, says) in [
+        (
+            json!({"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT + 1)}),
+            "101 tags; the limit is 100",
+        ),
+        (json!({"type": long}), "the limit is 256 bytes"),
+        (
+            json!({"type": "A", "tags": [long]}),
+            "the limit is 256 bytes",
+        ),
+        (json!({"type": "A", "data": deep}), "deeper than 100 levels"),
+        (
+            json!({"type": "A", "data": "x".repeat(MAX_EVENT_BYTES)}),
+            "the limit is 1048576",
+        ),
+    ] {
+        // The over-limit event second, after a valid one: nothing is written.
+        let input = format!("{}\n{line}\n", json!({"type": "Fine"}));
+        let (code, stdout, stderr) = cli(url, &["append"], &input);
+        assert_eq!(code, 1, "{says}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert!(stderr.starts_with("dcbstore: "), "{stderr}");
+        assert!(stderr.contains(says), "{says:?} not in {stderr}");
+        assert!(stderr.contains("event 2"), "{stderr}");
+    }
+    // More events than an append may have.
+    let many: String = (0..=MAX_EVENTS_PER_APPEND)
+        .map(|_| "{\"type\":\"A\"}\n")
+        .collect();
+    let (code, _, stderr) = cli(url, &["append"], &many);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("10001 events"), "{stderr}");
+    assert!(stderr.contains("limit of 10000"), "{stderr}");
+    assert_eq!(head(&store).await, Some(1), "nothing written");
+
+    // Over-limit queries and conditions are usage errors (exit 2).
+    let items: Vec<Value> = names("T", MAX_QUERY_ITEMS + 1)
+        .into_iter()
+        .map(|t| json!({"types": [t]}))
+        .collect();
+    let query = Value::Array(items).to_string();
+    let (code, _, stderr) = cli(url, &["read", "--query", &query], "");
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("101 items; the limit is 100"), "{stderr}");
+    let guards: Vec<Value> = (0..=MAX_GUARDS).map(|_| json!({"query": "all"})).collect();
+    let condition = Value::Array(guards).to_string();
+    let (code, _, stderr) = cli(url, &["append", "--condition", &condition], &ok);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("101 guards; the limit is 100"), "{stderr}");
+    // --type repeated past the limit: refused by the read.
+    let mut args = vec!["read"];
+    let types = names("T", MAX_ITEM_TERMS + 1);
+    for t in &types {
+        args.extend(["--type", t]);
+    }
+    let (code, _, stderr) = cli(url, &args, "");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("101 types"), "{stderr}");
+    assert_eq!(head(&store).await, Some(1), "nothing written");
+}
