@@ -115,6 +115,31 @@ struct Cursor {
     timeout: Option<Duration>,
 }
 
+impl Cursor {
+    /// The fetch of the next page of (lo, hi], and how many events it asks for.
+    fn next_fetch(
+        &self,
+        hi: u64,
+    ) -> (
+        impl std::future::Future<Output = Result<Vec<Row>>> + Send + 'static,
+        u64,
+    ) {
+        let want = self
+            .remaining
+            .map_or(self.page_size, |r| r.min(self.page_size));
+        let page = fetch(
+            self.pool.clone(),
+            self.query.clone(),
+            self.lo,
+            hi,
+            self.backwards,
+            want,
+            self.timeout,
+        );
+        (page, want)
+    }
+}
+
 /// A page fetch running in the background; aborted if the read is dropped.
 struct Prefetch {
     task: JoinHandle<Result<Vec<Row>>>,
@@ -193,18 +218,8 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
             (page, want)
         }
         None => {
-            let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
-            let page = fetch(
-                c.pool.clone(),
-                c.query.clone(),
-                c.lo,
-                hi,
-                c.backwards,
-                want,
-                c.timeout,
-            )
-            .await?;
-            (page, want)
+            let (page, want) = c.next_fetch(hi);
+            (page.await?, want)
         }
     };
     let got = page.len() as u64;
@@ -224,17 +239,11 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
     }
     let hi = c.hi.unwrap_or(0);
     if !c.exhausted && c.lo < hi {
-        let want = c.remaining.map_or(c.page_size, |r| r.min(c.page_size));
-        let task = tokio::spawn(fetch(
-            c.pool.clone(),
-            c.query.clone(),
-            c.lo,
-            hi,
-            c.backwards,
+        let (page, want) = c.next_fetch(hi);
+        c.next = Some(Prefetch {
+            task: tokio::spawn(page),
             want,
-            c.timeout,
-        ));
-        c.next = Some(Prefetch { task, want });
+        });
     }
     // Decoded while the server already produces the next page.
     for row in &page {

@@ -247,32 +247,10 @@ impl TestCluster {
 
     /// Starts the server on a free port.
     fn launch(mut self) -> Result<TestCluster> {
-        let data = self.dir.join("data");
         let mut last = String::new();
         for _ in 0..5 {
             self.port = free_port()?;
-            // TCP only: no Unix socket, whose path length and quoting would
-            // depend on the temporary directory.
-            let opts = format!(
-                "-p {} -c listen_addresses=127.0.0.1 -k '' -c max_connections=300 -c shared_buffers=128MB",
-                self.port
-            );
-            let log = self.dir.join("log");
-            match self.run(
-                "pg_ctl",
-                &[
-                    "-D".as_ref(),
-                    data.as_os_str(),
-                    "-l".as_ref(),
-                    log.as_os_str(),
-                    "-o".as_ref(),
-                    opts.as_ref(),
-                    "-w".as_ref(),
-                    "-t".as_ref(),
-                    "60".as_ref(),
-                    "start".as_ref(),
-                ],
-            ) {
+            match self.pg_ctl_start() {
                 Ok(()) => {
                     self.spawn_watchdog();
                     return Ok(self);
@@ -332,8 +310,15 @@ impl TestCluster {
 
     /// Starts the server again after [`crash`](Self::crash), on the same port.
     pub fn restart(&self) -> Result<()> {
+        self.pg_ctl_start()
+    }
+
+    /// `pg_ctl start` on this cluster's port.
+    fn pg_ctl_start(&self) -> Result<()> {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
+        // TCP only: no Unix socket, whose path length and quoting would
+        // depend on the temporary directory.
         let opts = format!(
             "-p {} -c listen_addresses=127.0.0.1 -k '' -c max_connections=300 -c shared_buffers=128MB",
             self.port

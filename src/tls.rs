@@ -266,9 +266,12 @@ impl TlsSettings {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let algorithms = provider.signature_verification_algorithms;
         let verifier: Arc<dyn ServerCertVerifier> = match self.check() {
-            Check::Nothing => Arc::new(AnyCertificate { algorithms }),
-            Check::Chain => Arc::new(ChainOnly {
-                roots: self.load_roots()?,
+            Check::Nothing => Arc::new(Lenient {
+                roots: None,
+                algorithms,
+            }),
+            Check::Chain => Arc::new(Lenient {
+                roots: Some(self.load_roots()?),
                 algorithms,
             }),
             Check::ChainAndName => WebPkiServerVerifier::builder_with_provider(
@@ -384,63 +387,24 @@ fn presented_names(presented: &[String]) -> String {
         .join(", ")
 }
 
-/// `require`: any certificate, but the handshake signatures are checked (so
-/// the server holds the key of the certificate it sent).
-#[derive(Debug)]
-struct AnyCertificate {
+/// `require` (no `roots`): any certificate; `verify-ca` (`roots`): the
+/// chain up to a trusted root, not the host name. Either way the handshake
+/// signatures are checked, so the server holds the key of the certificate it
+/// sent.
+struct Lenient {
+    roots: Option<RootCertStore>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca`: the chain up to a trusted root, not the host name.
-struct ChainOnly {
-    roots: RootCertStore,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl fmt::Debug for ChainOnly {
+impl fmt::Debug for Lenient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChainOnly")
-            .field("roots", &self.roots.len())
+        f.debug_struct("Lenient")
+            .field("roots", &self.roots.as_ref().map(RootCertStore::len))
             .finish_non_exhaustive()
     }
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -449,14 +413,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
