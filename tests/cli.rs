@@ -8,7 +8,6 @@
 //! `Command`.
 
 use std::fmt;
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use dcbstore::migrate::{expected_version, MIGRATIONS};
@@ -18,7 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dcbstore");
+#[path = "common/cli.rs"]
+mod runner;
+use runner::{run_cmd, Run, BIN};
 
 /// The keys of a `read` line, in the order the contract prints them.
 const READ_KEYS: [&str; 7] = [
@@ -34,104 +35,7 @@ const READ_KEYS: [&str; 7] = [
 /// A password no test server uses, to look for in every output.
 const SECRET: &str = "s3cr3t-pw-xyz";
 
-// ---- Running the binary ----
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts exit 0 and returns self.
-    #[track_caller]
-    fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    /// stdout as exactly one JSON line.
-    #[track_caller]
-    fn json(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "expected one line of output: {self:#?}");
-        serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("not JSON ({e}): {self:#?}"))
-    }
-
-    /// stdout as JSON lines.
-    #[track_caller]
-    fn json_lines(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-
-    /// Asserts an error exit: `code`, nothing on stdout, and `needle` in
-    /// stderr. Exit-1 errors are one line starting with `dcbstore: `.
-    #[track_caller]
-    fn fails(&self, code: i32, needle: &str) -> &Self {
-        assert_eq!(self.code, code, "expected exit {code}: {self:#?}");
-        assert!(self.stdout.is_empty(), "nothing on stdout: {self:#?}");
-        assert!(
-            self.stderr.to_lowercase().contains(&needle.to_lowercase()),
-            "stderr should mention {needle:?}: {self:#?}"
-        );
-        if code == 1 {
-            assert!(
-                self.stderr.starts_with("dcbstore: "),
-                "error names the tool: {self:#?}"
-            );
-            assert_eq!(
-                self.stderr.trim_end().lines().count(),
-                1,
-                "one sentence on one line: {self:#?}"
-            );
-        }
-        self
-    }
-
-    /// Asserts `secret` appears in neither stream.
-    #[track_caller]
-    fn hides(&self, secret: &str) -> &Self {
-        assert!(
-            !self.stdout.contains(secret) && !self.stderr.contains(secret),
-            "password shown: {self:#?}"
-        );
-        self
-    }
-}
-
-/// Runs `cmd` with `stdin` (closed when `None`), never inheriting
-/// `DATABASE_URL` unless the caller set it on `cmd`.
-fn run_cmd(mut cmd: Command, stdin: Option<&str>) -> Run {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn dcbstore");
-    let writer = stdin.map(|s| {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let s = s.to_owned();
-        // The tool may exit without reading everything: ignore EPIPE.
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(s.as_bytes());
-        })
-    });
-    let out = child.wait_with_output().expect("wait for dcbstore");
-    if let Some(w) = writer {
-        w.join().expect("stdin writer");
-    }
-    Run {
-        code: out.status.code().expect("dcbstore exited (not killed)"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
-}
+// ---- Running the binary: tests/common/cli.rs ----
 
 /// A `dcbstore` command without `DATABASE_URL` in its environment.
 fn command() -> Command {

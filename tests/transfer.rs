@@ -5,9 +5,8 @@
 //!
 //! The test process never sets `DATABASE_URL`: each child gets `--database-url`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use dcbstore::testing::TestDatabase;
 use dcbstore::transfer::{self, ExportOptions, ImportOptions, ImportSummary};
@@ -15,47 +14,9 @@ use dcbstore::{Event, EventStore, Query, ReadOptions, SequencePosition, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dcbstore");
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(&self) -> &Self {
-        assert_eq!(self.code, 0, "expected success: {self:#?}");
-        self
-    }
-
-    /// Asserts exit 1 with one line on stderr, `dcbstore: ...`, mentioning
-    /// every needle, and nothing on stdout.
-    #[track_caller]
-    fn fails(&self, needles: &[&str]) -> &Self {
-        assert_eq!(self.code, 1, "expected exit 1: {self:#?}");
-        assert!(self.stdout.is_empty(), "nothing on stdout: {self:#?}");
-        assert!(self.stderr.starts_with("dcbstore: "), "{self:#?}");
-        assert_eq!(self.stderr.trim_end().lines().count(), 1, "{self:#?}");
-        for n in needles {
-            assert!(
-                self.stderr.contains(n),
-                "stderr should mention {n:?}: {self:#?}"
-            );
-        }
-        self
-    }
-
-    /// The JSON summary `import --json` prints.
-    #[track_caller]
-    fn summary(&self) -> Value {
-        let lines: Vec<&str> = self.stdout.lines().collect();
-        assert_eq!(lines.len(), 1, "one summary line: {self:#?}");
-        serde_json::from_str(lines[0]).expect("summary is JSON")
-    }
-}
+#[path = "common/cli.rs"]
+mod runner;
+use runner::{run_cmd, Run, BIN};
 
 /// `dcbstore --database-url URL ARGS...`, with `stdin` piped (closed when `None`).
 fn cli(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
@@ -63,30 +24,15 @@ fn cli(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
     cmd.env_remove("DATABASE_URL")
         .arg("--database-url")
         .arg(url)
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn dcbstore");
-    let writer = stdin.map(|s| {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let s = s.to_owned();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(s.as_bytes());
-        })
-    });
-    let out = child.wait_with_output().expect("wait for dcbstore");
-    if let Some(w) = writer {
-        w.join().expect("stdin writer");
-    }
-    Run {
-        code: out.status.code().expect("dcbstore exited"),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        .args(args);
+    run_cmd(cmd, stdin)
+}
+
+/// Asserts exit 1 with one line on stderr mentioning every needle.
+#[track_caller]
+fn fails_with(r: &Run, needles: &[&str]) {
+    for n in needles {
+        r.fails(1, n);
     }
 }
 
@@ -188,7 +134,7 @@ fn export_file(url: &str, path: &Path) -> Vec<String> {
 fn import_json(url: &str, args: &[&str], stdin: Option<&str>) -> Value {
     let mut all = vec!["import", "--json"];
     all.extend_from_slice(args);
-    cli(url, &all, stdin).ok().summary()
+    cli(url, &all, stdin).ok().json()
 }
 
 fn counts(summary: &Value) -> (u64, u64, u64) {
@@ -333,7 +279,7 @@ async fn a_bad_line_stops_the_import_after_the_batches_before_it() {
             &["import", "--input", s(&file), "--batch-size", "200"],
             None,
         );
-        r.fails(&["line 450", reason, "lines 1 to 400 are imported"]);
+        fails_with(&r, &["line 450", reason, "lines 1 to 400 are imported"]);
 
         // Batches 1-200 and 201-400 are stored, nothing of 401-600.
         let got = log(&target).await;
@@ -356,7 +302,7 @@ async fn a_fixed_input_resumes_after_a_bad_line() {
         &["import", "--batch-size", "100"],
         Some(&joined(&input)),
     );
-    r.fails(&["line 350", "lines 1 to 300 are imported"]);
+    fails_with(&r, &["line 350", "lines 1 to 300 are imported"]);
     let fixed = import_json(
         target_db.url(),
         &["--batch-size", "100"],
@@ -390,13 +336,16 @@ async fn an_id_stored_with_other_content_is_an_error_and_its_batch_is_not_writte
         &["import", "--batch-size", "100"],
         Some(&joined(&lines)),
     );
-    r.fails(&[
-        "line 150",
-        &taken.to_string(),
-        "already stored with different content",
-        "data differs",
-        "lines 1 to 100 are imported",
-    ]);
+    fails_with(
+        &r,
+        &[
+            "line 150",
+            &taken.to_string(),
+            "already stored with different content",
+            "data differs",
+            "lines 1 to 100 are imported",
+        ],
+    );
     let got = log(&target).await;
     assert_eq!(
         got.len(),
@@ -418,7 +367,10 @@ async fn an_id_stored_with_other_content_is_an_error_and_its_batch_is_not_writte
         line(2, Uuid::now_v7(), json!(2)),
         line(1, id, json!(3)),
     ]);
-    cli(other_db.url(), &["import"], Some(&twice)).fails(&["line 3", "line 1", &id.to_string()]);
+    fails_with(
+        &cli(other_db.url(), &["import"], Some(&twice)),
+        &["line 3", "line 1", &id.to_string()],
+    );
     assert_eq!(
         other.head().await.expect("head"),
         None,
@@ -487,7 +439,7 @@ async fn export_prints_only_json_lines_and_after_exports_the_tail() {
 
     // An unwritable destination is an error, leaving nothing behind.
     let missing = scratch.path("no/such/dir/out.jsonl");
-    cli(url, &["export", "--output", s(&missing)], None).fails(&["cannot create"]);
+    cli(url, &["export", "--output", s(&missing)], None).fails(1, "cannot create");
 
     // Import's stdout is empty without --json; the summary goes to stderr.
     let (_target, target_db) = migrated().await;
