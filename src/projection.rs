@@ -315,11 +315,19 @@ impl<E> CommandError<E> {
 }
 
 /// What a successful [`execute`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 #[must_use]
 pub enum Executed {
-    /// The events were appended; the position is that of the last one.
-    Appended(Appended),
+    /// The decided events were appended.
+    Appended {
+        /// Where: the position of the last one. `already_stored` when a
+        /// retry after a lost acknowledgement found them committed.
+        appended: Appended,
+        /// The events appended (with the ids they were stored under).
+        events: Vec<Event>,
+        /// Appends tried: 1, plus one per conflict or unknown outcome.
+        attempts: u32,
+    },
     /// The decision produced no events: nothing to append.
     NothingToDo,
 }
@@ -330,6 +338,10 @@ pub enum Executed {
 /// on a conflict, rebuild and decide again, at most `max_attempts` times.
 ///
 /// `decide` must be a pure function of the state: it may run several times.
+/// When the connection is lost while the append is in flight
+/// ([`Error::OutcomeUnknown`]), the same events (same ids) are resent with
+/// the same condition: a retry that finds them committed reports them
+/// `already_stored`, so a decision is never appended twice.
 ///
 /// ```no_run
 /// use dcbstore::projection::{execute, Fold};
@@ -363,7 +375,8 @@ where
     F: FnMut(&P::State) -> Result<Vec<Event>, E>,
 {
     let max_attempts = max_attempts.max(1);
-    for _ in 0..max_attempts {
+    let mut attempts = 0;
+    while attempts < max_attempts {
         let model = DecisionModel::build(store, projection)
             .await
             .map_err(CommandError::Store)?;
@@ -371,10 +384,22 @@ where
         if events.is_empty() {
             return Ok(Executed::NothingToDo);
         }
-        match store.append(events, Some(model.append_condition())).await {
-            Ok(appended) => return Ok(Executed::Appended(appended)),
-            Err(Error::Conflict(_)) => continue,
-            Err(e) => return Err(CommandError::Store(e)),
+        let condition = model.append_condition();
+        // The same decision until it is known to be stored or refused.
+        loop {
+            attempts += 1;
+            match store.append(events.clone(), Some(condition.clone())).await {
+                Ok(appended) => {
+                    return Ok(Executed::Appended {
+                        appended,
+                        events,
+                        attempts,
+                    })
+                }
+                Err(Error::Conflict(_)) => break,
+                Err(e) if e.is_outcome_unknown() && attempts < max_attempts => {}
+                Err(e) => return Err(CommandError::Store(e)),
+            }
         }
     }
     Err(CommandError::Exhausted {

@@ -382,6 +382,56 @@ async fn lost_acknowledgement_then_idempotent_retry_reports_original_positions()
     );
 }
 
+/// `execute` after a lost acknowledgement resends the same decision (same
+/// ids, same condition) instead of deciding again: the decision is stored
+/// once, and the result says it was found already stored on the second try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn execute_resends_the_same_decision_after_a_lost_acknowledgement() {
+    use dcbstore::projection::{execute, Executed, Fold};
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
+    let store = Store::builder(&via(&db, &proxy))
+        .unwrap()
+        .pool_size(2)
+        .build()
+        .await
+        .unwrap();
+    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    let opened = Fold::new(Query::item(QueryItem::tags(["acc:1"])), false, |_, _| true);
+    let mut decisions = 0;
+    let outcome = execute(&store, &opened, 5, |open: &bool| {
+        decisions += 1;
+        // The model is read; the append's reply is the next one.
+        proxy.set(Mode::LoseNextReply);
+        if *open {
+            Err("already open")
+        } else {
+            Ok(vec![ev("Opened", &["acc:1"])])
+        }
+    })
+    .await
+    .unwrap();
+    let Executed::Appended {
+        appended,
+        events,
+        attempts,
+    } = outcome
+    else {
+        panic!("appended expected: {outcome:?}");
+    };
+    assert_eq!(decisions, 1, "decided once, resent after the lost reply");
+    assert_eq!(attempts, 2);
+    assert!(appended.already_stored, "the first send had committed");
+    let stored = store
+        .read_all(&Query::item(QueryItem::tags(["acc:1"])), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "stored once");
+    assert_eq!(stored[0].event.id, events[0].id);
+    assert_eq!(stored[0].position, appended.position);
+}
+
 /// A server that stops answering: appends and reads fail within the
 /// configured timeout (no hung callers), and the store works again once the
 /// server answers.

@@ -97,24 +97,23 @@ fn rejection(outcome: &Outcome) -> Option<&str> {
 async fn check<P: Projection>(history: Vec<Event>, cmd: Command<P>, then: Result<Event, &str>) {
     let (store, _db) = common::store().await;
     given(&store, history.clone()).await;
-    let mut decided = Vec::new();
     // One attempt: nothing else writes.
-    let outcome = execute(&store, &cmd.projection, 1, |state| {
-        let decision = (cmd.decide)(state);
-        decided = decision.clone().unwrap_or_default();
-        decision
-    })
-    .await;
+    let outcome = execute(&store, &cmd.projection, 1, |state| (cmd.decide)(state)).await;
     let mut expected_log: Vec<Event> = history.into_iter().map(stored).collect();
     match then {
         Ok(expected) => {
-            assert!(
-                matches!(outcome, Ok(Executed::Appended(a)) if !a.already_stored),
-                "{outcome:?}"
-            );
-            let decided_content: Vec<_> = decided.iter().map(content).collect();
+            let Ok(Executed::Appended {
+                appended,
+                events,
+                attempts: 1,
+            }) = &outcome
+            else {
+                panic!("expected one append: {outcome:?}");
+            };
+            assert!(!appended.already_stored, "{outcome:?}");
+            let decided_content: Vec<_> = events.iter().map(content).collect();
             assert_eq!(decided_content, [content(&expected)]);
-            expected_log.extend(decided.into_iter().map(stored));
+            expected_log.extend(events.iter().cloned().map(stored));
         }
         Err(message) => assert_eq!(rejection(&outcome), Some(message), "{outcome:?}"),
     }
@@ -150,8 +149,18 @@ async fn contend<P: Projection>(
         Err(message) => return (Err(CommandError::Rejected(message)), false),
     };
     let (projection, decide) = (&cmd.projection, &cmd.decide);
-    match store.append(events, Some(model.append_condition())).await {
-        Ok(appended) if !appended.already_stored => (Ok(Executed::Appended(appended)), false),
+    match store
+        .append(events.clone(), Some(model.append_condition()))
+        .await
+    {
+        Ok(appended) if !appended.already_stored => (
+            Ok(Executed::Appended {
+                appended,
+                events,
+                attempts: 1,
+            }),
+            false,
+        ),
         Err(Error::Conflict(_)) => (execute(store, projection, retries, decide).await, true),
         other => panic!("unexpected append result: {other:?}"),
     }
@@ -546,7 +555,7 @@ async fn stale_invoice_decisions_conflict() {
         let decided = (cmd.decide)(&model.state).unwrap();
         assert_eq!(decided[0].data["invoiceNumber"], 2);
         let other = execute(&store, &cmd.projection, 1, &cmd.decide).await;
-        assert!(matches!(other, Ok(Executed::Appended(_))), "{other:?}");
+        assert!(matches!(other, Ok(Executed::Appended { .. })), "{other:?}");
         let before = log(&store).await;
         assert_eq!(before.len(), 2);
         let condition = Some(model.append_condition());

@@ -19,6 +19,8 @@ pub enum Mode {
     /// Pass requests to the server, but close the client's connection when
     /// the server answers (the reply is lost).
     LoseReplies = 2,
+    /// Like `LoseReplies` for the next reply only, then `Forward`.
+    LoseNextReply = 3,
 }
 
 /// The proxy; stops accepting when dropped.
@@ -81,7 +83,18 @@ async fn pump(
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
-            if m == Mode::LoseReplies as u8 && to_client {
+            if to_client
+                && (m == Mode::LoseReplies as u8
+                    || (m == Mode::LoseNextReply as u8
+                        && mode
+                            .compare_exchange(
+                                m,
+                                Mode::Forward as u8,
+                                Ordering::SeqCst,
+                                Ordering::SeqCst,
+                            )
+                            .is_ok()))
+            {
                 // Drop the reply and hang up on the client.
                 let _ = to.shutdown().await;
                 return;
