@@ -69,7 +69,8 @@ enum Command {
         #[arg(long, value_name = "QUERY", value_parser = parse_query)]
         fail_if: Option<Query>,
         /// Position the --fail-if query is checked after.
-        #[arg(long, value_name = "N", requires = "fail_if")]
+        #[arg(long, value_name = "N", requires = "fail_if",
+              value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
         after: Option<u64>,
         /// Several guards: [{"query": QUERY, "after": N}, ...].
         #[arg(long, value_name = "GUARDS", value_parser = parse_condition, conflicts_with_all = ["fail_if", "after"])]

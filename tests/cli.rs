@@ -1292,6 +1292,13 @@ fn usage_errors_exit_2_and_help_exits_0() {
         ],
         &["append", "--fail-if", "[{}]"],
         &["append", "--condition", "[]"],
+        &[
+            "append",
+            "--fail-if",
+            "\"all\"",
+            "--after",
+            "9223372036854775808",
+        ],
     ] {
         let r = cli(Some("host=127.0.0.1 port=1"), args, Some(""));
         assert_eq!(r.code, 2, "usage error for {args:?}: {r:#?}");
