@@ -43,6 +43,23 @@ fn via(db: &TestDatabase, proxy: &Proxy) -> String {
     url
 }
 
+/// A migrated database, a proxy in front of it and a store connected through
+/// the proxy, its connection warmed (statements prepared, one event
+/// appended) so that the next reply the proxy sees is the next call's.
+async fn proxied_store() -> (Store, Proxy, TestDatabase) {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
+    let store = Store::builder(&via(&db, &proxy))
+        .unwrap()
+        .pool_size(2)
+        .build()
+        .await
+        .unwrap();
+    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    (store, proxy, db)
+}
+
 /// Every event's position is unique, they run 1..=head without a gap, and
 /// each event has exactly its tags in the tag index.
 async fn assert_log_consistent(url: &str) -> u64 {
@@ -324,18 +341,7 @@ async fn terminated_backends_around_commit_never_duplicate_on_retry() {
 /// retry reports the original positions without writing anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_acknowledgement_then_idempotent_retry_reports_original_positions() {
-    let db = TestDatabase::create().await.unwrap();
-    db.migrate().await.unwrap();
-    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
-    let store = Store::builder(&via(&db, &proxy))
-        .unwrap()
-        .pool_size(2)
-        .build()
-        .await
-        .unwrap();
-    // Warm the connection (prepared statements) so that the lost reply is
-    // the append's.
-    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    let (store, proxy, db) = proxied_store().await;
 
     let events = batch("lost", 3);
     let cond = AppendCondition::new(
@@ -388,16 +394,7 @@ async fn lost_acknowledgement_then_idempotent_retry_reports_original_positions()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn execute_resends_the_same_decision_after_a_lost_acknowledgement() {
     use dcbstore::projection::{execute, Executed, Fold};
-    let db = TestDatabase::create().await.unwrap();
-    db.migrate().await.unwrap();
-    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
-    let store = Store::builder(&via(&db, &proxy))
-        .unwrap()
-        .pool_size(2)
-        .build()
-        .await
-        .unwrap();
-    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    let (store, proxy, _db) = proxied_store().await;
     let opened = Fold::new(Query::item(QueryItem::tags(["acc:1"])), false, |_, _| true);
     let mut decisions = 0;
     let outcome = execute(&store, &opened, 5, |open: &bool| {
