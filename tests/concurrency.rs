@@ -27,6 +27,24 @@ async fn connect(db: &TestDatabase) -> Store {
         .unwrap()
 }
 
+/// A writer in its own transaction that has called `dcbstore.append(events)`
+/// and stays open, holding the append lock; and what the append returned.
+async fn open_writer(
+    db: &TestDatabase,
+    events: serde_json::Value,
+) -> (tokio_postgres::Client, serde_json::Value) {
+    let slow = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    slow.batch_execute("BEGIN").await.unwrap();
+    let result = slow
+        .query_one("SELECT dcbstore.append($1)", &[&events])
+        .await
+        .unwrap()
+        .get(0);
+    (slow, result)
+}
+
 async fn last_position(store: &Store, q: &Query) -> Option<SequencePosition> {
     store
         .read_all(q, ReadOptions::new().backwards().limit(1))
@@ -101,18 +119,8 @@ async fn held_open_writer_is_never_skipped() {
         .unwrap();
 
     // The slow writer: a raw transaction calling the SQL API, not committed.
-    let slow = dcbstore::connection::connect(&db.config().unwrap())
-        .await
-        .unwrap();
-    slow.batch_execute("BEGIN").await.unwrap();
-    let slow_pos: serde_json::Value = slow
-        .query_one(
-            "SELECT dcbstore.append('[{\"type\": \"Slow\", \"tags\": [\"t\"]}]')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let (slow, slow_pos) =
+        open_writer(&db, serde_json::json!([{"type": "Slow", "tags": ["t"]}])).await;
     assert_eq!(slow_pos["position"], 2);
 
     // A follower reading with read(after) in a loop the whole time.
@@ -234,10 +242,6 @@ async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
 
         // The slow writer holds the append lock with its events uncommitted;
         // the last of them matches the case's query when it should.
-        let slow = dcbstore::connection::connect(&db.config().unwrap())
-            .await
-            .unwrap();
-        slow.batch_execute("BEGIN").await.unwrap();
         let events: Vec<serde_json::Value> = (0..slow_events)
             .map(|i| {
                 if i + 1 == slow_events {
@@ -247,12 +251,7 @@ async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
                 }
             })
             .collect();
-        slow.execute(
-            "SELECT dcbstore.append($1)",
-            &[&serde_json::Value::Array(events)],
-        )
-        .await
-        .unwrap();
+        let (slow, _) = open_writer(&db, serde_json::Value::Array(events)).await;
 
         let waiting = {
             let (store, query) = (store.clone(), query.clone());
@@ -312,13 +311,7 @@ async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolled_back_writer_leaves_no_trace() {
     let (store, db) = store().await;
-    let slow = dcbstore::connection::connect(&db.config().unwrap())
-        .await
-        .unwrap();
-    slow.batch_execute("BEGIN").await.unwrap();
-    slow.query_one("SELECT dcbstore.append('[{\"type\": \"Doomed\"}]')", &[])
-        .await
-        .unwrap();
+    let (slow, _) = open_writer(&db, serde_json::json!([{"type": "Doomed"}])).await;
     let waiting = {
         let s = store.clone();
         tokio::spawn(async move { s.append(vec![ev("Kept", &[])], None).await })

@@ -287,14 +287,7 @@ async fn read_windows_directions_and_limits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_page_through_large_results_in_order() {
-    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
-    db.migrate().await.unwrap();
-    let store = Store::builder(db.url())
-        .unwrap()
-        .page_size(7)
-        .build()
-        .await
-        .unwrap();
+    let (store, _db) = common::store_with(|b| b.page_size(7)).await;
     let events: Vec<Event> = (0..100)
         .map(|i| {
             let tag = if i % 3 == 0 { "three" } else { "other" };
@@ -339,14 +332,7 @@ async fn reads_page_through_large_results_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_is_a_snapshot_as_of_its_start() {
-    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
-    db.migrate().await.unwrap();
-    let store = Store::builder(db.url())
-        .unwrap()
-        .page_size(2)
-        .build()
-        .await
-        .unwrap();
+    let (store, _db) = common::store_with(|b| b.page_size(2)).await;
     for (tag, backwards) in [("fwd", false), ("back", true)] {
         let old = store
             .append((0..5).map(|_| ev("Old", &[tag])).collect(), None)

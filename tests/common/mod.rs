@@ -8,11 +8,16 @@ use serde_json::json;
 /// A migrated database and a store connected to it. Keep the database alive
 /// for the test's duration (it is dropped with it).
 pub async fn store() -> (Store, TestDatabase) {
+    store_with(|b| b).await
+}
+
+/// Like [`store`], with `configure` applied to the builder (pool size 32).
+pub async fn store_with(
+    configure: impl FnOnce(dcbstore::StoreBuilder) -> dcbstore::StoreBuilder,
+) -> (Store, TestDatabase) {
     let db = TestDatabase::create().await.expect("create test database");
     db.migrate().await.expect("migrate");
-    let store = Store::builder(db.url())
-        .expect("url")
-        .pool_size(32)
+    let store = configure(Store::builder(db.url()).expect("url").pool_size(32))
         .build()
         .await
         .expect("connect");
