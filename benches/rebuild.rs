@@ -18,7 +18,8 @@
 use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::durable::{self, DurableProjection, HandlerError, RunnerConfig};
+use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
+use dcbstore::HandlerError;
 use dcbstore::projection::{replay, Fold};
 use dcbstore::testing::Scratch;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};

@@ -14,7 +14,11 @@
 
 use std::time::Duration;
 
-use dcbstore::durable::{self, DurableProjection, HandlerError, Registry, Runner, RunnerConfig};
+use dcbstore::kit::projections;
+use dcbstore::projection::durable::{
+    self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
+};
+use dcbstore::HandlerError;
 use dcbstore::testing::Scratch;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
@@ -82,12 +86,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scratch = Scratch::start(false).await?;
     let url = scratch.url();
     let store = Store::connect(url).await?;
-    let registry = Registry::new().with(CourseRoster);
+    let registry = ProjectionRegistry::new().with(CourseRoster);
 
     // The application's own command line: `... -- projections <command>`.
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("projections") {
-        let code = durable::cli::run(&store, &registry, args.into_iter().skip(1)).await;
+        let code = projections::run(&store, &registry, args.into_iter().skip(1)).await;
         std::process::exit(code);
     }
 
@@ -131,7 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {course}: {n} students");
     }
     runner.stop().await;
-    durable::cli::print_status(&store, false).await?;
+    projections::print_status(&store, false).await?;
 
     // Rebuild from the log: same read model.
     let applied = durable::rebuild(

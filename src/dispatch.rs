@@ -20,10 +20,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::schema::{EventDefinition, Kind, Level, SchemaError, SchemaFile};
-use crate::{AppendCondition, Event, EventStore, Store};
-
-/// What a handler may fail with.
-pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+use crate::{AppendCondition, Event, EventStore, HandlerError, Store};
 
 /// An emitted event with everything handlers need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,23 @@
 //! The error type of every dcbstore operation.
+//!
+//! Errors keep what caused them: [`std::error::Error::source`] returns the
+//! driver's, the pool's or the I/O error underneath, and [`Error::code`] /
+//! [`Error::as_db_error`] reach PostgreSQL's own report. The `Display` of each
+//! variant is one sentence that says what to do next (the CLI prints it).
 
 use std::sync::Arc;
 
-use crate::append::Conflict;
+use tokio_postgres::error::{DbError, SqlState};
 use uuid::Uuid;
+
+use crate::append::Conflict;
+
+/// What a handler (a durable projection's, a dispatcher's) may fail with.
+pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A cause kept by an [`Error`]; shared, so that errors stay `Clone` (a batch
+/// failure is reported to every request of the batch).
+pub type Source = Arc<dyn std::error::Error + Send + Sync>;
 
 /// Everything that can go wrong in dcbstore.
 ///
@@ -48,6 +62,15 @@ pub enum Error {
         expected: i32,
     },
 
+    /// The database's functions were applied by a newer dcbstore release.
+    #[error("the database's functions were applied by dcbstore {applied_by}, newer than this build ({build}): upgrade dcbstore before using this database")]
+    FunctionsAhead {
+        /// The release that applied them.
+        applied_by: String,
+        /// This build's version.
+        build: String,
+    },
+
     /// An applied migration differs from the one this build carries.
     #[error("migration {version} ({name}) applied to the database has checksum {applied}, but this build's copy has {expected}: the schema was changed by hand or by a different build")]
     ChecksumMismatch {
@@ -66,8 +89,11 @@ pub enum Error {
     Connect {
         /// host:port/dbname as user (no password).
         target: String,
-        /// Why, as reported by the driver.
+        /// Why, as reported by the driver (and by TLS), password removed.
         reason: String,
+        /// The driver's error.
+        #[source]
+        source: Arc<tokio_postgres::Error>,
     },
 
     /// The connection string or configuration is invalid.
@@ -76,7 +102,7 @@ pub enum Error {
 
     /// A database error during an operation.
     #[error("database error: {}", display_db(.0))]
-    Database(Arc<tokio_postgres::Error>),
+    Database(#[source] Arc<tokio_postgres::Error>),
 
     /// The connection was lost while an append was in flight (server crash,
     /// terminated backend, network failure, no answer in time): it may or may
@@ -87,6 +113,10 @@ pub enum Error {
     OutcomeUnknown {
         /// What happened to the connection.
         reason: String,
+        /// The driver's error, when the connection failed (none when the
+        /// client-side timeout expired).
+        #[source]
+        source: Option<Arc<tokio_postgres::Error>>,
     },
     /// An operation did not finish in time; nothing was written by it (for an
     /// append whose answer was lost, see [`Error::OutcomeUnknown`]).
@@ -98,10 +128,14 @@ pub enum Error {
         after: Option<std::time::Duration>,
         /// What to check or do next.
         hint: String,
+        /// The server's error, for a server-side limit (`statement_timeout`,
+        /// `lock_timeout`).
+        #[source]
+        source: Option<Arc<tokio_postgres::Error>>,
     },
     /// No connection could be had from the pool (timeout or closed pool).
-    #[error("connection pool: {0}")]
-    Pool(String),
+    #[error("connection pool: {}", display_pool(.0))]
+    Pool(#[source] Arc<deadpool_postgres::PoolError>),
 
     /// A durable projection's handler failed; its batch was rolled back.
     #[error("projection {name} failed at position {position}: {message}")]
@@ -110,17 +144,32 @@ pub enum Error {
         name: String,
         /// The event whose handler failed (0: setup or reset).
         position: u64,
-        /// The handler's error.
+        /// The handler's error, as text.
         message: String,
+        /// The handler's error.
+        #[source]
+        source: Option<Source>,
     },
 
     /// A value from the database could not be decoded.
-    #[error("{0}")]
-    Decode(String),
+    #[error("{message}")]
+    Decode {
+        /// What could not be read, and what to do about it.
+        message: String,
+        /// The decoder's error.
+        #[source]
+        source: Option<Source>,
+    },
 
     /// Reading input or writing output failed.
-    #[error("i/o error: {0}")]
-    Io(String),
+    #[error("i/o error: {message}")]
+    Io {
+        /// What failed, with the cause.
+        message: String,
+        /// The I/O error.
+        #[source]
+        source: Option<Arc<std::io::Error>>,
+    },
 
     /// The store's background writer has stopped (its runtime shut down).
     #[error("the store is closed: its background writer is no longer running")]
@@ -131,6 +180,15 @@ fn display_db(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => db.message().to_string(),
         None => e.to_string(),
+    }
+}
+
+fn display_pool(e: &deadpool_postgres::PoolError) -> String {
+    use deadpool_postgres::{PoolError, TimeoutType};
+    match e {
+        PoolError::Timeout(TimeoutType::Wait) => "no free connection within the pool's wait timeout: every pooled connection is busy (raise the pool size or shorten transactions)".into(),
+        PoolError::Timeout(_) => "opening or checking a connection timed out (connect_timeout): the server does not answer; check that it is up and reachable".into(),
+        other => other.to_string(),
     }
 }
 
@@ -151,8 +209,66 @@ impl Error {
         matches!(self, Error::OutcomeUnknown { .. })
     }
 
+    /// The driver's error behind this one, if any.
+    #[must_use]
+    pub fn as_driver_error(&self) -> Option<&tokio_postgres::Error> {
+        match self {
+            Error::Database(e) | Error::Connect { source: e, .. } => Some(e),
+            Error::OutcomeUnknown { source, .. } | Error::Timeout { source, .. } => {
+                source.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's report, when the server raised this error.
+    #[must_use]
+    pub fn as_db_error(&self) -> Option<&DbError> {
+        self.as_driver_error()?.as_db_error()
+    }
+
+    /// The SQLSTATE of the server's report, if the server raised this error.
+    #[must_use]
+    pub fn code(&self) -> Option<&SqlState> {
+        self.as_driver_error()?.code()
+    }
+
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
+    }
+
+    pub(crate) fn decode(message: impl Into<String>) -> Self {
+        Error::Decode {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn decode_from(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Decode {
+            message: message.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// An I/O failure: `what` failed because of `e` (the message says both).
+    pub fn io(what: impl std::fmt::Display, e: std::io::Error) -> Self {
+        Error::Io {
+            message: format!("{what}: {e}"),
+            source: Some(Arc::new(e)),
+        }
+    }
+
+    /// An output that could not be produced, without an I/O error behind it
+    /// (a value that cannot be serialized).
+    pub fn output(what: impl std::fmt::Display) -> Self {
+        Error::Io {
+            message: what.to_string(),
+            source: None,
+        }
     }
 }
 
@@ -166,13 +282,7 @@ impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(e) => e.into(),
-            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
-                Error::Pool("no free connection within the pool's wait timeout: every pooled connection is busy (raise the pool size or shorten transactions)".into())
-            }
-            deadpool_postgres::PoolError::Timeout(_) => Error::Pool(
-                "opening or checking a connection timed out (connect_timeout): the server does not answer; check that it is up and reachable".into(),
-            ),
-            other => Error::Pool(other.to_string()),
+            other => Error::Pool(Arc::new(other)),
         }
     }
 }

@@ -10,22 +10,33 @@
 //!   (items OR'd; within an item, types OR'd and tags AND'd).
 //! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more guards.
 //! - [`Store`] (behind the [`EventStore`] trait): append, read, head.
+//! - [`projection`]: folds, decision models, the DCB command pattern, and
+//!   [`durable`](projection::durable) read models in PostgreSQL tables.
+//! - [`schema`] and [`dispatch`]: event definitions, the committed schema
+//!   file, and routing emitted events by level (the store is level 5).
 //! - [`migrate()`](migrate::migrate) and [`status`](migrate::status): the schema.
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
 //!
-//! The rules are those of `dcb-semantics.md`; the concurrency design is in
+//! Features: `cli` (default) builds the `dcbstore` binary and the
+//! application kits in `kit`; `testing` gives `testing`, throwaway
+//! PostgreSQL for tests; `testcontainers` lets `testing` fall back to a
+//! Docker container.
+//!
+//! The rules are those of `docs/semantics.md`; the concurrency design is in
 //! the [`append`] module.
 #![warn(missing_docs)]
 
 pub mod append;
-pub mod cli;
 pub mod connection;
 pub mod dispatch;
-pub mod durable;
 mod error;
 pub mod event;
+#[cfg(feature = "cli")]
+pub mod kit;
 pub mod limits;
+pub mod locks;
 pub mod migrate;
+mod pooled;
 pub mod projection;
 pub mod query;
 pub mod read;
@@ -34,12 +45,13 @@ pub mod schema;
 pub mod store;
 #[cfg(test)]
 mod test_strategies;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
 pub mod transfer;
 
 pub use append::{AppendCondition, AppendGuard, Appended, Conflict};
-pub use error::{Error, Result};
+pub use error::{Error, HandlerError, Result, Source};
 pub use event::{Event, SequencePosition, SequencedEvent};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};

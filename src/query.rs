@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use crate::event::Event;
+use crate::limits::check_name;
 use crate::{Error, Result};
 
 /// One OR-branch of a [`Query`]: types OR'd, tags AND'd.
@@ -86,10 +87,10 @@ impl QueryItem {
             ));
         }
         for t in &self.types {
-            crate::append::check_text("query type", t)?;
+            check_name("query type", t)?;
         }
         for t in &self.tags {
-            crate::append::check_text("query tag", t)?;
+            check_name("query tag", t)?;
         }
         Ok(())
     }

@@ -198,7 +198,7 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
     let hi = match c.hi {
         Some(hi) => hi,
         None => {
-            let head = crate::store::head_position(&c.pool, c.timeout).await?;
+            let head = crate::pooled::head(&c.pool, c.timeout).await?;
             let head = head.map_or(0, SequencePosition::get);
             let hi = c.to.map_or(head, |to| to.min(head));
             c.hi = Some(hi);
@@ -214,7 +214,7 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
             let want = prefetch.want;
             let page = (&mut prefetch.task)
                 .await
-                .map_err(|e| Error::Decode(format!("a read page task failed: {e}")))??;
+                .map_err(|e| Error::decode_from(format!("a read page task failed: {e}"), e))??;
             (page, want)
         }
         None => {
@@ -263,7 +263,7 @@ async fn fetch(
     timeout: Option<Duration>,
 ) -> Result<Vec<Row>> {
     let client = pool.get().await?;
-    crate::store::timed(client, timeout, "reading a page of events", |c| {
+    crate::pooled::read(client, timeout, "reading a page of events", |c| {
         Box::pin(async move {
             let stmt = c
                 .prepare_cached(

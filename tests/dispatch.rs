@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use common::store;
 use dcbstore::dispatch::{
     append_envelopes_in, DispatchError, Dispatcher, EmitContext, EmitOptions, Envelope, Handler,
-    HandlerError, Levels, SourcedHandler,
+    Levels, SourcedHandler,
 };
 use dcbstore::projection::{DecisionModel, Fold};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
-use dcbstore::{EventStore, Query, QueryItem, ReadOptions};
+use dcbstore::{EventStore, HandlerError, Query, QueryItem, ReadOptions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::store;
-use dcbstore::append::MAX_JSON_DEPTH;
+use dcbstore::limits::MAX_JSON_DEPTH;
 use dcbstore::limits::{
     MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, MAX_EVENT_BYTES, MAX_GUARDS, MAX_ITEM_TERMS,
     MAX_NAME_BYTES, MAX_QUERY_ITEMS, MAX_TAGS_PER_EVENT,

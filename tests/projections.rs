@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ev, store};
-use dcbstore::durable::{self, DurableProjection, HandlerError, Registry, Runner, RunnerConfig};
+use dcbstore::projection::durable::{
+    self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
+};
+use dcbstore::HandlerError;
 use dcbstore::projection::{replay, DecisionModel, Fold};
 use dcbstore::{
     EventStore, Query, QueryItem, ReadOptions, SequencePosition, SequencedEvent, Store,
@@ -466,7 +469,7 @@ async fn failing_handler_is_visible_isolated_and_recovers() {
     bad.fail_at.store(12, Ordering::SeqCst);
     let runners = Runner::start_all(
         &store,
-        &Registry::new().with(bad.clone()).with(good.clone()),
+        &ProjectionRegistry::new().with(bad.clone()).with(good.clone()),
         fast(),
     );
     let _ = store

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use dcbstore::kit::schema as cli;
 use dcbstore::schema::{
-    self, cli, compile, BreakingChange, CatalogFormat, EventDefinition, Kind, Level, SchemaError,
+    self, compile, BreakingChange, CatalogFormat, EventDefinition, Kind, Level, SchemaError,
     SchemaFile, SchemaRegistry,
 };
 use schemars::JsonSchema;

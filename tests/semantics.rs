@@ -664,7 +664,7 @@ async fn values_that_could_not_be_read_back_are_rejected_up_front() {
     seed(&store).await;
     // Nesting beyond what JSON decoders read back.
     let mut deep = json!(1);
-    for _ in 0..(dcbstore::append::MAX_JSON_DEPTH + 1) {
+    for _ in 0..(dcbstore::limits::MAX_JSON_DEPTH + 1) {
         deep = json!([deep]);
     }
     let err = store
@@ -673,7 +673,7 @@ async fn values_that_could_not_be_read_back_are_rejected_up_front() {
         .unwrap_err();
     assert!(err.to_string().contains("nested deeper"), "{err}");
     let mut ok = json!(1);
-    for _ in 0..(dcbstore::append::MAX_JSON_DEPTH - 1) {
+    for _ in 0..(dcbstore::limits::MAX_JSON_DEPTH - 1) {
         ok = json!([ok]);
     }
     let _ = store

@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config, ConnectOptions};
-use dcbstore::durable::{self, DurableProjection, HandlerError, RunnerConfig};
+use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
+use dcbstore::HandlerError;
 use dcbstore::testing::{shared_cluster, TestCluster};
 use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, Store};
 use deadpool_postgres::Transaction;

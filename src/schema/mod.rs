@@ -77,7 +77,8 @@
 //! shape; versions are never deleted. A level change updates the latest
 //! version in place. [`verify`] fails when `dump` would change the file;
 //! [`compat`] lists [`BreakingChange`]s; [`catalog`] lists latest versions.
-//! [`cli::run`] gives an application `schema dump|verify|compat|catalog`.
+//! The `schema` kit (`dcbstore::kit::SchemaCommand`, feature `cli`) gives an
+//! application's command line `schema dump|verify|compat|catalog`.
 //!
 //! # Field types
 //!
@@ -96,8 +97,6 @@ mod compile;
 mod error;
 mod file;
 mod ops;
-
-pub mod cli;
 
 pub use compile::{
     canonical_form, compile, fingerprint, is_snake_case, CompiledEvent, Field, SchemaRegistry,

@@ -10,7 +10,8 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{parse_line, Lines};
+use super::import::Lines;
+use super::line::parse_line;
 use crate::append::PreparedAppend;
 use crate::limits::{MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT};
 use crate::test_strategies::{
@@ -195,7 +196,7 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_name_the_line() {
 /// Regression: 101 nested arrays (the innermost empty) were accepted.
 #[test]
 fn regression_nesting_over_the_limit_is_refused() {
-    use crate::append::MAX_JSON_DEPTH;
+    use crate::limits::MAX_JSON_DEPTH;
     let id = Uuid::now_v7();
     for (at, over) in [
         (

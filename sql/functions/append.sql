@@ -1,0 +1,231 @@
+-- The entry points of an append, each taking the append lock:
+-- dcbstore.append (JSON, one request, for SQL users), dcbstore.append_batch
+-- (batches, validated) and dcbstore.append_batch_unchecked (the Rust client's,
+-- which validates at the edge).
+
+-- Appends a batch of requests, each all-or-nothing, in one transaction.
+--
+-- Events are given as parallel arrays; event i's tags are
+-- p_tags[p_tag_ends[i-1]+1 .. p_tag_ends[i]]; request r owns events
+-- p_request_ends[r-1]+1 .. p_request_ends[r]; p_conditions[r] is NULL or an array of
+-- guards {"query": Q, "after": N|null}. Requests are decided in order, each
+-- against the log plus the earlier requests of the batch. One row per request:
+--   outcome 'appended'  position = its last event's position
+--   outcome 'duplicate' every id already stored with identical content (idempotent retry);
+--                       position = the last of their positions; nothing written
+--   outcome 'conflict'  a guard matched; conflict = {"position": latest, "events": [...]}
+--                       (first 100 conflicting events, position order); nothing written
+--   outcome 'rejected'  error says why (an id stored with other content); nothing written
+--
+-- Validates its input (raising SQLSTATE 22023 with the reason), then runs
+-- append_batch_unchecked.
+CREATE OR REPLACE FUNCTION dcbstore.append_batch(
+    p_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    n_events int := coalesce(cardinality(p_ids), 0);
+    n_requests int := coalesce(cardinality(p_request_ends), 0);
+    invalid text;
+BEGIN
+    IF coalesce(cardinality(p_types), 0) <> n_events OR coalesce(cardinality(p_data), 0) <> n_events
+       OR coalesce(cardinality(p_metadata), 0) <> n_events OR coalesce(cardinality(p_tag_ends), 0) <> n_events THEN
+        RAISE EXCEPTION 'ids, types, data, metadata and tag_ends must have one entry per event' USING ERRCODE = '22023';
+    END IF;
+    IF n_requests = 0 THEN
+        RAISE EXCEPTION 'an append needs at least one request' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(cardinality(p_conditions), 0) <> n_requests THEN
+        RAISE EXCEPTION 'conditions must have one entry (possibly NULL) per request' USING ERRCODE = '22023';
+    END IF;
+    IF p_request_ends[n_requests] IS DISTINCT FROM n_events THEN
+        RAISE EXCEPTION 'request_ends must end at the number of events (%)', n_events USING ERRCODE = '22023';
+    END IF;
+    IF n_events > 0 AND (p_tag_ends[n_events] IS DISTINCT FROM coalesce(cardinality(p_tags), 0)
+       OR EXISTS (SELECT 1 FROM generate_subscripts(p_tag_ends, 1) i
+                   WHERE p_tag_ends[i] IS NULL OR p_tag_ends[i] < coalesce(p_tag_ends[i - 1], 0))) THEN
+        RAISE EXCEPTION 'tag_ends must be non-decreasing and end at the number of tags' USING ERRCODE = '22023';
+    END IF;
+    SELECT CASE WHEN n_requests = 1 THEN v.err ELSE format('request %s: %s', v.r, v.err) END INTO invalid
+      FROM (SELECT c.r, CASE
+                WHEN p_request_ends[c.r] IS NULL OR p_request_ends[c.r] <= coalesce(p_request_ends[c.r - 1], 0) THEN
+                    'an append needs at least one event'
+                WHEN c.cond IS NULL THEN NULL
+                WHEN jsonb_typeof(c.cond) <> 'array' THEN
+                    'the condition must be an array of guards [{"query": Q, "after": N}, ...]'
+                WHEN jsonb_array_length(c.cond) = 0 THEN
+                    'the condition has no guards: pass NULL for an unconditional append'
+                ELSE (SELECT x.e
+                        FROM (SELECT gg.o, CASE
+                                  WHEN jsonb_typeof(gg.g) <> 'object' OR NOT gg.g ? 'query' THEN
+                                      'each guard must be an object {"query": Q, "after": N}'
+                                  WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(gg.g) k WHERE k NOT IN ('query', 'after')) THEN
+                                      'a guard has an unknown field: expected "query" and "after"'
+                                  WHEN coalesce(gg.g -> 'after', 'null') <> 'null'
+                                       AND NOT (jsonb_typeof(gg.g -> 'after') = 'number'
+                                                AND (gg.g ->> 'after') ~ '^[0-9]{1,19}$'
+                                                AND (gg.g ->> 'after')::numeric <= 9223372036854775807) THEN
+                                      'a guard''s "after" must be a position (an integer from 0 to 9223372036854775807) or null'
+                                  ELSE dcbstore.query_error(gg.g -> 'query') END AS e
+                                FROM jsonb_array_elements(c.cond) WITH ORDINALITY AS gg(g, o)) x
+                       WHERE x.e IS NOT NULL
+                       ORDER BY x.o
+                       LIMIT 1)
+                END AS err
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)) v
+     WHERE v.err IS NOT NULL
+     ORDER BY v.r
+     LIMIT 1;
+    IF invalid IS NOT NULL THEN
+        RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+    END IF;
+
+    RETURN QUERY SELECT * FROM dcbstore.append_batch_unchecked(
+        p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
+END
+$$;
+
+-- append_batch without the validation of its input, for callers that
+-- validate the same rules before sending (the Rust client does, at the edge):
+-- malformed input here gives wrong decisions or raw SQL errors.
+--
+-- Correctness: the transaction-scoped advisory lock (append_lock_key) is taken
+-- before any position is assigned and held until commit, and PostgreSQL makes
+-- a commit visible before it releases the transaction's locks. So appends
+-- commit one after another in position order, every snapshot sees a prefix of
+-- the log, and the condition check (run in statements that start after the
+-- lock is granted, so with snapshots that see every earlier append) cannot
+-- miss a concurrent write. Before the lock, the guards are checked against the
+-- log up to the head seen then, which is final (commits come in position
+-- order); under it, only the events committed since. Requires READ COMMITTED:
+-- later isolation levels would keep the snapshot taken before the lock.
+CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
+    p_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    n_events int := coalesce(cardinality(p_ids), 0);
+    head bigint;
+    seen bigint;
+    early int[];
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
+            current_setting('transaction_isolation') USING ERRCODE = '25001';
+    END IF;
+    -- Before the lock, while another batch holds it: the requests whose guards
+    -- already match the log up to the head seen now. Appends commit in position
+    -- order, so the log up to that head is final and only the events committed
+    -- between here and the lock remain to be checked under it. One statement
+    -- for every guard (latest_match's scans, each stopping at its first row).
+    seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    SELECT coalesce(array_agg(DISTINCT gd.r), '{}') INTO early
+      FROM (SELECT c.r, coalesce((g.guard ->> 'after')::bigint, 0) AS after, g.guard -> 'query' AS q
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+              CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)) AS gd
+     WHERE gd.after < seen
+       AND CASE WHEN jsonb_typeof(gd.q) = 'string' THEN true
+           ELSE EXISTS (
+               SELECT 1 FROM jsonb_array_elements(gd.q) AS i(item)
+                WHERE CASE WHEN jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0 THEN
+                          EXISTS (SELECT 1 FROM dcbstore.event_tags t
+                                   WHERE t.tag = i.item -> 'tags' ->> 0
+                                     AND t.position > gd.after AND t.position <= seen
+                                     AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
+                                          OR t.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                                     AND (jsonb_array_length(i.item -> 'tags') = 1
+                                          OR (SELECT count(*) FROM dcbstore.event_tags t2
+                                               WHERE t2.position = t.position
+                                                 AND t2.tag = ANY (ARRAY(SELECT jsonb_array_elements_text(i.item -> 'tags'))))
+                                             = (SELECT count(DISTINCT x) FROM jsonb_array_elements_text(i.item -> 'tags') x)))
+                      ELSE
+                          EXISTS (SELECT 1 FROM jsonb_array_elements_text(i.item -> 'types') AS ty
+                                   WHERE EXISTS (SELECT 1 FROM dcbstore.events ev
+                                                  WHERE ev.type = ty AND ev.position > gd.after AND ev.position <= seen))
+                      END)
+           END;
+
+    PERFORM pg_advisory_xact_lock(dcbstore.append_lock_key());
+    head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+
+    -- The usual batch (no id stored or repeated, no guard after the head) is
+    -- decided with a few set-based statements; anything else request by request.
+    -- (A LATERAL with LIMIT keeps this an index probe per id whatever the
+    -- table statistics say when the plan is cached.)
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
+                    CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
+       AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
+                        WHERE (g ->> 'after')::bigint > head) THEN
+        RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, p_data, p_metadata,
+                                                      p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                      head, seen, early);
+    ELSE
+        RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, p_data, p_metadata,
+                                                             p_tag_ends, p_tags, p_request_ends, p_conditions, head);
+    END IF;
+END
+$$;
+
+-- JSON convenience for SQL users: one request. events is an array of
+-- {"type", "data", "tags", "metadata", "id"} (only "type" required);
+-- condition is NULL or an array of guards {"query": Q, "after": N}.
+-- Returns {"position": N} or {"conflict": {"position": N, "events": [...]}}.
+CREATE OR REPLACE FUNCTION dcbstore.append(events jsonb, condition jsonb DEFAULT NULL) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    res record;
+    ev jsonb;
+    k text;
+BEGIN
+    IF events IS NULL OR jsonb_typeof(events) <> 'array' OR jsonb_array_length(events) = 0 THEN
+        RAISE EXCEPTION 'events must be a non-empty array: an append needs at least one event' USING ERRCODE = '22023';
+    END IF;
+    FOR ev IN SELECT jsonb_array_elements(events) LOOP
+        IF jsonb_typeof(ev) <> 'object' OR jsonb_typeof(ev -> 'type') IS DISTINCT FROM 'string' THEN
+            RAISE EXCEPTION 'each event must be an object with a string "type", got %', ev USING ERRCODE = '22023';
+        END IF;
+        FOR k IN SELECT jsonb_object_keys(ev) LOOP
+            IF k NOT IN ('type', 'data', 'tags', 'metadata', 'id') THEN
+                RAISE EXCEPTION 'event has unknown field "%"', k USING ERRCODE = '22023';
+            END IF;
+        END LOOP;
+    END LOOP;
+    SELECT * INTO res FROM dcbstore.append_batch(
+        ARRAY(SELECT (x ->> 'id')::uuid FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o) ORDER BY o),
+        ARRAY(SELECT x ->> 'type' FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o) ORDER BY o),
+        ARRAY(SELECT coalesce(x -> 'data', 'null') FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o) ORDER BY o),
+        ARRAY(SELECT coalesce(x -> 'metadata', '{}') FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o) ORDER BY o),
+        ARRAY(SELECT sum(coalesce(jsonb_array_length(x -> 'tags'), 0)) OVER (ORDER BY o)::int
+                FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o) ORDER BY o),
+        ARRAY(SELECT t FROM jsonb_array_elements(events) WITH ORDINALITY a(x, o),
+                     jsonb_array_elements_text(coalesce(x -> 'tags', '[]')) WITH ORDINALITY b(t, o2)
+               ORDER BY o, o2),
+        ARRAY[jsonb_array_length(events)],
+        ARRAY[condition]);
+    IF res.outcome = 'conflict' THEN
+        RETURN jsonb_build_object('conflict', res.conflict);
+    ELSIF res.outcome = 'rejected' THEN
+        RAISE EXCEPTION '%', res.error USING ERRCODE = '23505';
+    END IF;
+    RETURN jsonb_build_object('position', res."position");
+END
+$$;

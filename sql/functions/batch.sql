@@ -1,0 +1,256 @@
+-- How append_batch_unchecked decides and writes a batch under the append lock:
+-- the set-based path for the usual batch, the request-by-request path for
+-- idempotent retries and guards after the head, and the insert itself.
+
+-- append_batch's set-based path, under the append lock: no id is stored or
+-- repeated and every guard's "after" is at most the head, so earlier requests'
+-- events (all above the head) match a guard exactly when they match its query.
+-- early: the requests whose guards match the log up to position seen (<= head),
+-- found before the lock; only (seen, head] remains to be checked here.
+CREATE OR REPLACE FUNCTION dcbstore.append_set(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
+    seen bigint, early int[]
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Custom plans here: with the batch's real sizes the planner picks hash joins,
+-- which generic plans miss. JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+DECLARE
+    n_requests int := cardinality(p_request_ends);
+    log_conflicts int[];
+    dep_r int[];
+    dep_q int[];
+    accepted boolean[] := array_fill(false, ARRAY[n_requests]);
+    blocked_by_log boolean[] := array_fill(false, ARRAY[n_requests]);
+    needs_none_before boolean[] := array_fill(false, ARRAY[n_requests]);
+    all_guarded int[];
+    accepted_list int[] := '{}';
+    ends bigint[] := array_fill(0::bigint, ARRAY[n_requests]);
+    next_position bigint := head;
+    r int;
+    j int;
+    blocked boolean;
+BEGIN
+    -- Requests whose guards match the log in (after, head]: those found up to
+    -- seen before the lock, plus matches among the events committed since.
+    log_conflicts := early;
+    IF head > seen AND head - seen <= 10000 THEN
+        -- A few batches' worth: hash-joined, one statement for every guard.
+        WITH recent AS MATERIALIZED (
+            SELECT ev.position, ev.type, ev.tags FROM dcbstore.events ev
+             WHERE ev.position > seen AND ev.position <= head
+        ), recent_tags AS MATERIALIZED (
+            SELECT rc.position, rc.type, rc.tags, t AS tag FROM recent rc CROSS JOIN LATERAL unnest(rc.tags) AS t
+        ), items AS MATERIALIZED (
+            SELECT c.r, coalesce((g.guard ->> 'after')::bigint, 0) AS after,
+                   jsonb_typeof(g.guard -> 'query') = 'string' AS match_all,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'types', '[]'))) AS types,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'tags', '[]'))) AS tags
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+              CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+              LEFT JOIN LATERAL jsonb_array_elements(
+                  CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
+        )
+        SELECT log_conflicts || coalesce(array_agg(DISTINCT m.r), '{}') INTO log_conflicts
+          FROM (SELECT it.r FROM items it JOIN recent_tags rt ON rt.tag = it.tags[1]
+                 WHERE rt.position > it.after AND rt.tags @> it.tags
+                   AND (cardinality(it.types) = 0 OR rt.type = ANY (it.types))
+                UNION ALL
+                SELECT it.r FROM items it CROSS JOIN LATERAL unnest(it.types) AS ty JOIN recent rc ON rc.type = ty
+                 WHERE cardinality(it.tags) = 0 AND NOT it.match_all AND rc.position > it.after
+                UNION ALL
+                SELECT it.r FROM items it
+                 WHERE it.match_all AND EXISTS (SELECT 1 FROM recent rc WHERE rc.position > it.after)) AS m;
+    ELSIF head > seen THEN
+        SELECT log_conflicts || coalesce(array_agg(DISTINCT c.r), '{}') INTO log_conflicts
+          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+         WHERE dcbstore.latest_match(g.guard -> 'query',
+                                     greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL;
+    END IF;
+
+    -- One request has no earlier requests to depend on.
+    IF n_requests > 1 THEN
+        -- Pairs (r, q), q < r, where an event of request q matches a guard of r:
+        -- hash joins on an item's first tag or on its types, then the full check.
+        WITH be AS MATERIALIZED (
+            SELECT re.r AS q, k, p_types[k] AS type,
+                   p_tags[coalesce(p_tag_ends[k - 1], 0) + 1 : p_tag_ends[k]] AS tags
+              FROM unnest(p_request_ends) WITH ORDINALITY AS re(e, r)
+              CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[re.r - 1], 0) + 1, re.e) AS k
+        ), bt AS MATERIALIZED (
+            SELECT be.q, be.type, be.tags, t AS tag FROM be CROSS JOIN LATERAL unnest(be.tags) AS t
+        ), items AS MATERIALIZED (
+            SELECT c.r, jsonb_typeof(g.guard -> 'query') = 'string' AS match_all,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'types', '[]'))) AS types,
+                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'tags', '[]'))) AS tags
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+              CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+              LEFT JOIN LATERAL jsonb_array_elements(
+                  CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
+             WHERE c.r > 1
+        ), pairs AS (
+            SELECT it.r, bt.q FROM items it JOIN bt ON bt.tag = it.tags[1]
+             WHERE bt.q < it.r AND bt.tags @> it.tags
+               AND (cardinality(it.types) = 0 OR bt.type = ANY (it.types))
+            UNION
+            SELECT it.r, be.q FROM items it CROSS JOIN LATERAL unnest(it.types) AS ty JOIN be ON be.type = ty
+             WHERE cardinality(it.tags) = 0 AND NOT it.match_all AND be.q < it.r
+        )
+        SELECT coalesce(array_agg(p.r ORDER BY p.r, p.q), '{}'), coalesce(array_agg(p.q ORDER BY p.r, p.q), '{}')
+          INTO dep_r, dep_q
+          FROM pairs p;
+        -- Requests with an "all" guard are blocked by any accepted earlier request.
+        SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO all_guarded
+          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+         WHERE jsonb_typeof(g.guard -> 'query') = 'string';
+    ELSE
+        dep_r := '{}'; dep_q := '{}';
+        all_guarded := '{}';
+    END IF;
+    FOREACH j IN ARRAY log_conflicts LOOP
+        blocked_by_log[j] := true;
+    END LOOP;
+    FOREACH j IN ARRAY all_guarded LOOP
+        needs_none_before[j] := true;
+    END LOOP;
+
+    -- Decide in order: a request is blocked by the log or by an accepted
+    -- earlier one. dep_r is sorted, so one cursor walks the pairs once.
+    j := 1;
+    FOR r IN 1..n_requests LOOP
+        blocked := blocked_by_log[r] OR (needs_none_before[r] AND cardinality(accepted_list) > 0);
+        WHILE j <= cardinality(dep_r) AND dep_r[j] < r LOOP
+            j := j + 1;
+        END LOOP;
+        WHILE j <= cardinality(dep_r) AND dep_r[j] = r LOOP
+            blocked := blocked OR accepted[dep_q[j]];
+            j := j + 1;
+        END LOOP;
+        ends[r] := next_position;  -- for a blocked request: the position before it
+        IF NOT blocked THEN
+            accepted[r] := true;
+            accepted_list := accepted_list || r;
+            next_position := next_position + p_request_ends[r] - coalesce(p_request_ends[r - 1], 0);
+            ends[r] := next_position;
+        END IF;
+    END LOOP;
+
+    IF cardinality(accepted_list) > 0 THEN
+        PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
+                                       p_request_ends, accepted_list, head);
+    END IF;
+
+    FOR r IN 1..n_requests LOOP
+        request := r;
+        error := NULL;
+        IF accepted[r] THEN
+            outcome := 'appended'; "position" := ends[r]; conflict := NULL;
+        ELSE
+            outcome := 'conflict'; "position" := NULL;
+            conflict := dcbstore.condition_conflict(p_conditions[r], ends[r]);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- append_batch's general path, under the append lock: one request at a time,
+-- with the idempotency check by id.
+CREATE OR REPLACE FUNCTION dcbstore.append_sequential(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    r int;
+    s int;
+    e int;
+    n_found int;
+    n_same int;
+    found_max bigint;
+    bad_id uuid;
+BEGIN
+    FOR r IN 1..cardinality(p_request_ends) LOOP
+        s := coalesce(p_request_ends[r - 1], 0);
+        e := p_request_ends[r];
+        request := r;
+        conflict := NULL; error := NULL; "position" := NULL;
+
+        -- Idempotent retry: ids already stored (by earlier appends or requests).
+        SELECT count(*)::int,
+               count(*) FILTER (WHERE ev.type = u.type AND ev.data = u.data
+                   AND ev.metadata = coalesce(u.metadata, '{}')
+                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))::int,
+               max(ev.position),
+               (array_agg(u.id ORDER BY u.ord) FILTER (WHERE NOT (ev.type = u.type AND ev.data = u.data
+                   AND ev.metadata = coalesce(u.metadata, '{}')
+                   AND ev.tags = ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[s + u.ord - 1], 0) + 1 : p_tag_ends[s + u.ord]]) x ORDER BY 1))))[1]
+          INTO n_found, n_same, found_max, bad_id
+          FROM unnest(p_ids[s + 1 : e], p_types[s + 1 : e], p_data[s + 1 : e], p_metadata[s + 1 : e])
+               WITH ORDINALITY AS u(id, type, data, metadata, ord)
+          CROSS JOIN LATERAL (SELECT * FROM dcbstore.events e1 WHERE e1.id = u.id LIMIT 1) AS ev;
+        IF n_found = e - s AND n_same = n_found THEN
+            outcome := 'duplicate'; "position" := found_max;
+            RETURN NEXT;
+            CONTINUE;
+        ELSIF n_found > 0 THEN
+            IF bad_id IS NULL THEN
+                SELECT u.id INTO bad_id
+                  FROM unnest(p_ids[s + 1 : e]) WITH ORDINALITY AS u(id, ord)
+                 CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events e1 WHERE e1.id = u.id LIMIT 1) AS hit
+                 ORDER BY u.ord LIMIT 1;
+                error := format('event id %s is already stored by another append; an idempotent retry must resend exactly the same events', bad_id);
+            ELSE
+                error := format('event id %s is already stored with different content', bad_id);
+            END IF;
+            outcome := 'rejected';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        conflict := dcbstore.condition_conflict(p_conditions[r], head);
+        IF conflict IS NOT NULL THEN
+            outcome := 'conflict';
+            RETURN NEXT;
+            CONTINUE;
+        END IF;
+
+        PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
+                                       p_request_ends, ARRAY[r], head);
+        head := head + (e - s);
+        outcome := 'appended'; "position" := head;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+-- Inserts the events of the given requests, in order, at positions head + 1,
+-- head + 2, ...: into events (tags sorted and deduplicated) and event_tags.
+CREATE OR REPLACE FUNCTION dcbstore.insert_events(
+    p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
+    p_tags text[], p_request_ends int[], requests int[], head bigint
+) RETURNS void
+LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+BEGIN
+    WITH be AS (
+        SELECT a.n, k
+          FROM unnest(requests) WITH ORDINALITY AS a(r, n)
+          CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
+    ), inserted AS (
+        INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
+        SELECT head + row_number() OVER (ORDER BY be.n, be.k), coalesce(p_ids[be.k], gen_random_uuid()),
+               p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
+               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
+          FROM be
+        RETURNING events.position, events.tags, events.type
+    )
+    INSERT INTO dcbstore.event_tags (tag, position, type)
+    SELECT unnest(i.tags), i.position, i.type FROM inserted i;
+    -- A wake-up for followers, delivered at commit. Never the source of events.
+    PERFORM pg_notify('dcbstore_events', (SELECT max(ev.position) FROM dcbstore.events ev)::text);
+END
+$$;

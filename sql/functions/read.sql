@@ -1,0 +1,52 @@
+-- Reading the log: pages of a query's events, the head, events as JSON.
+
+-- Events matching q with after < position <= upto (upto NULL: no upper bound),
+-- in position order (descending when backwards), at most lim of them. "all"
+-- is a static primary-key range scan; other queries select the page's
+-- positions first (bounded index scans), then the rows by primary key.
+CREATE OR REPLACE FUNCTION dcbstore.read(
+    q jsonb,
+    after bigint DEFAULT 0,
+    upto bigint DEFAULT NULL,
+    backwards boolean DEFAULT false,
+    lim bigint DEFAULT NULL
+) RETURNS SETOF dcbstore.events
+LANGUAGE plpgsql STABLE SET jit = off AS $$
+BEGIN
+    IF lim IS NOT NULL AND lim < 0 THEN
+        RAISE EXCEPTION 'limit must not be negative, got %', lim USING ERRCODE = '22023';
+    END IF;
+    IF jsonb_typeof(q) = 'string' AND q #>> '{}' = 'all' THEN
+        IF backwards THEN
+            RETURN QUERY SELECT * FROM dcbstore.events e
+                          WHERE e.position > coalesce(after, 0) AND e.position <= coalesce(upto, 9223372036854775807)
+                          ORDER BY e.position DESC LIMIT lim;
+        ELSE
+            RETURN QUERY SELECT * FROM dcbstore.events e
+                          WHERE e.position > coalesce(after, 0) AND e.position <= coalesce(upto, 9223372036854775807)
+                          ORDER BY e.position LIMIT lim;
+        END IF;
+        RETURN;
+    END IF;
+    -- The page's positions first (bounded index scans), then the rows by
+    -- primary key: never a join the planner could turn into a table scan.
+    RETURN QUERY EXECUTE
+        'SELECT e.* FROM dcbstore.events e WHERE e.position = ANY (ARRAY(' || dcbstore.query_sql(q, backwards)
+        || ')) ORDER BY e.position' || CASE WHEN backwards THEN ' DESC' ELSE '' END
+    USING coalesce(after, 0), coalesce(upto, 9223372036854775807), lim;
+END
+$$;
+
+-- Highest committed position, NULL for an empty store. Appends commit in
+-- position order, so no uncommitted position is below it.
+CREATE OR REPLACE FUNCTION dcbstore.head() RETURNS bigint
+LANGUAGE sql STABLE AS $$ SELECT max(position) FROM dcbstore.events $$;
+
+-- Event rows as the JSON objects dcbstore returns for conflicts.
+CREATE OR REPLACE FUNCTION dcbstore.event_json(e dcbstore.events) RETURNS jsonb
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT jsonb_build_object(
+        'position', e.position, 'id', e.id, 'type', e.type, 'data', e.data,
+        'tags', to_jsonb(e.tags), 'metadata', e.metadata,
+        'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+$$;

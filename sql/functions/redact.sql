@@ -1,0 +1,40 @@
+-- Erasure, explicit and audited.
+
+-- Replaces the data (and, when p_metadata is not NULL, the metadata) of the
+-- event at p_position, and audits it in dcbstore.redactions. Returns the audit
+-- row's number. SECURITY DEFINER: callers need EXECUTE on this function only
+-- (granted explicitly; revoked from PUBLIC below), never UPDATE on the log.
+CREATE OR REPLACE FUNCTION dcbstore.redact(p_position bigint, p_data jsonb, p_reason text,
+                                p_metadata jsonb DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    old dcbstore.events;
+    audit bigint;
+BEGIN
+    IF p_reason IS NULL OR btrim(p_reason) = '' THEN
+        RAISE EXCEPTION 'a redaction needs a reason (it is kept in dcbstore.redactions)' USING ERRCODE = '22023';
+    END IF;
+    IF p_data IS NULL THEN
+        RAISE EXCEPTION 'a redaction needs the replacement data (JSON; ''null'' erases all of it)' USING ERRCODE = '22023';
+    END IF;
+    IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
+        RAISE EXCEPTION 'replacement metadata must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO old FROM dcbstore.events e WHERE e."position" = p_position FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no event at position %', p_position USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO dcbstore.redactions ("position", reason, erased_sha256, redacted_by)
+    VALUES (p_position, p_reason,
+            encode(sha256(convert_to(old.data::text || old.metadata::text, 'UTF8')), 'hex'),
+            session_user)
+    RETURNING redaction INTO audit;
+    PERFORM set_config('dcbstore.redacting', p_position::text, true);
+    UPDATE dcbstore.events e SET data = p_data, metadata = coalesce(p_metadata, e.metadata)
+     WHERE e."position" = p_position;
+    PERFORM set_config('dcbstore.redacting', '', true);
+    RETURN audit;
+END
+$$;
+
+REVOKE EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) FROM PUBLIC;

@@ -1,0 +1,6 @@
+-- dcbstore schema, version 3: throughput.
+--
+-- This version changed functions only (the pre-lock check of conditions,
+-- append_batch_unchecked, reads of "all" as range scans). Functions live in
+-- sql/functions/ now, so nothing is left here; the version keeps its number
+-- so that databases migrated before the move line up with this build.

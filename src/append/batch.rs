@@ -1,0 +1,217 @@
+//! One batch's SQL call: the arguments of `dcbstore.append_batch_unchecked`,
+//! what its errors say about the outcome, and the decoding of its answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use postgres_types::Json;
+use serde_json::Value;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::GenericClient;
+use uuid::Uuid;
+
+use super::prepare::PreparedAppend;
+use super::{Appended, Conflict};
+use crate::event::SequencePosition;
+use crate::pooled::{self, Expired};
+use crate::{Error, Result};
+
+const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
+     FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Runs one batch on a pooled connection (one round trip, one transaction).
+pub(super) async fn execute_batch(
+    pool: &Pool,
+    appends: Vec<PreparedAppend>,
+    timeout: Option<Duration>,
+) -> Result<Vec<Result<Appended>>> {
+    let client = pool.get().await?;
+    pooled::call(client, timeout, move |c| {
+        Box::pin(async move {
+            let stmt = c.prepare_cached(APPEND_BATCH_SQL).await?;
+            run_append_batch(&**c, &stmt, &appends).await
+        })
+    })
+    .await
+    .unwrap_or_else(|Expired(t)| {
+        Err(Error::OutcomeUnknown {
+            reason: format!("no answer from the server within {t:?}"),
+            source: None,
+        })
+    })
+}
+
+/// Runs one request as a batch of one on the caller's connection.
+pub(super) async fn execute_one<C: GenericClient + Sync>(
+    client: &C,
+    prepared: PreparedAppend,
+) -> Result<Appended> {
+    let stmt = client.prepare(APPEND_BATCH_SQL).await?;
+    let mut results = run_append_batch(client, &stmt, std::slice::from_ref(&prepared)).await?;
+    results
+        .pop()
+        .unwrap_or_else(|| Err(Error::decode("the database returned no outcome")))
+}
+
+async fn run_append_batch<C: GenericClient + Sync>(
+    client: &C,
+    stmt: &tokio_postgres::Statement,
+    appends: &[PreparedAppend],
+) -> Result<Vec<Result<Appended>>> {
+    let total: usize = appends.iter().map(|a| a.events.len()).sum();
+    let mut ids = Vec::with_capacity(total);
+    let mut types = Vec::with_capacity(total);
+    let mut data = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    let mut tag_ends = Vec::with_capacity(total);
+    let mut tags: Vec<&str> = Vec::new();
+    let mut request_ends = Vec::with_capacity(appends.len());
+    let mut conditions = Vec::with_capacity(appends.len());
+    for a in appends {
+        for e in &a.events {
+            ids.push(e.id);
+            types.push(e.event_type.as_str());
+            data.push(&e.data);
+            metadata.push(Json(&e.metadata));
+            tags.extend(e.tags.iter().map(String::as_str));
+            tag_ends.push(to_i32(tags.len())?);
+        }
+        request_ends.push(to_i32(ids.len())?);
+        conditions.push(a.condition.as_ref());
+    }
+    let rows = client
+        .query(
+            stmt,
+            &[
+                &ids,
+                &types,
+                &data,
+                &metadata,
+                &tag_ends,
+                &tags,
+                &request_ends,
+                &conditions,
+            ],
+        )
+        .await
+        .map_err(append_error)?;
+    // The batch has committed: from here on, a row that cannot be read is
+    // that request's problem only, never the others'.
+    let mut results: Vec<Option<Result<Appended>>> = (0..appends.len()).map(|_| None).collect();
+    for row in rows {
+        let Ok(request) = row.try_get::<_, i32>(0) else {
+            continue;
+        };
+        if let Some(slot) = usize::try_from(request - 1)
+            .ok()
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Some(decode_outcome(&row));
+        }
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| {
+            r.unwrap_or(Err(Error::decode(
+                "the database returned no outcome for an append; its result is unknown: resend the same events (same ids) to find out",
+            )))
+        })
+        .collect())
+}
+
+/// SQLSTATEs that mean the connection, or the server, went away: an append
+/// in flight may have committed.
+const CONNECTION_LOST: &[SqlState] = &[
+    SqlState::CONNECTION_EXCEPTION,
+    SqlState::SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
+    SqlState::CONNECTION_DOES_NOT_EXIST,
+    SqlState::SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION,
+    SqlState::CONNECTION_FAILURE,
+    SqlState::TRANSACTION_RESOLUTION_UNKNOWN,
+    SqlState::PROTOCOL_VIOLATION,
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+];
+
+/// An error of the append call, by what it says about the append's outcome.
+fn append_error(e: tokio_postgres::Error) -> Error {
+    let Some(code) = e.code().cloned() else {
+        // No answer from the server at all: the commit may have happened.
+        return Error::OutcomeUnknown {
+            reason: format!("connection lost: {e}"),
+            source: Some(Arc::new(e)),
+        };
+    };
+    if CONNECTION_LOST.contains(&code) {
+        return Error::OutcomeUnknown {
+            reason: format!("connection lost: {}", display_db_message(&e)),
+            source: Some(Arc::new(e)),
+        };
+    }
+    if code == SqlState::LOCK_NOT_AVAILABLE {
+        return Error::Timeout {
+            operation: "waiting for the append lock".into(),
+            after: None,
+            hint: "lock_timeout was reached while another transaction held the append lock (a long transaction that called dcbstore.append?); nothing was written, retry".into(),
+            source: Some(Arc::new(e)),
+        };
+    }
+    if code == SqlState::QUERY_CANCELED {
+        return Error::Timeout {
+            operation: "the append".into(),
+            after: None,
+            hint: "statement_timeout was reached (waiting for the append lock, or a very large append); nothing was written, retry".into(),
+            source: Some(Arc::new(e)),
+        };
+    }
+    e.into()
+}
+
+fn display_db_message(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map_or_else(|| e.to_string(), |db| db.message().to_string())
+}
+
+fn decode_outcome(row: &tokio_postgres::Row) -> Result<Appended> {
+    let unreadable = |e: &dyn std::fmt::Display| {
+        Error::decode(format!(
+            "unreadable append outcome ({e}); resend the same events (same ids) to learn it"
+        ))
+    };
+    let outcome: &str = row.try_get(1).map_err(|e| unreadable(&e))?;
+    match outcome {
+        "appended" | "duplicate" => {
+            let position: Option<i64> = row.try_get(2).map_err(|e| unreadable(&e))?;
+            let position = position
+                .filter(|p| *p > 0)
+                .ok_or_else(|| unreadable(&"no position"))?;
+            Ok(Appended {
+                position: SequencePosition::from_sql(position),
+                already_stored: outcome == "duplicate",
+            })
+        }
+        "conflict" => {
+            let conflict: Value = row.try_get(3).map_err(|e| unreadable(&e))?;
+            let conflict: Conflict =
+                serde_json::from_value(conflict).map_err(|e| unreadable(&e))?;
+            Err(Error::Conflict(Box::new(conflict)))
+        }
+        _ => {
+            let message: String = row
+                .try_get::<_, Option<String>>(4)
+                .map_err(|e| unreadable(&e))?
+                .unwrap_or_default();
+            let id = message
+                .split_whitespace()
+                .find_map(|w| Uuid::parse_str(w).ok())
+                .unwrap_or_default();
+            Err(Error::IdConflict { id, message })
+        }
+    }
+}
+
+fn to_i32(n: usize) -> Result<i32> {
+    i32::try_from(n).map_err(|_| Error::invalid("too many events or tags in one append"))
+}

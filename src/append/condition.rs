@@ -1,0 +1,132 @@
+//! The DCB append condition ([`AppendCondition`] of [`AppendGuard`]s) and what
+//! an append answers: [`Appended`] or a [`Conflict`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::event::{SequencePosition, SequencedEvent};
+use crate::limits::MAX_GUARDS;
+use crate::query::Query;
+use crate::{Error, Result};
+
+/// At most this many conflicting events are returned with a [`Conflict`].
+pub const CONFLICT_EVENTS_CAP: usize = 100;
+
+/// One guard of an [`AppendCondition`]: fail if an event matching
+/// `fail_if_events_match` exists after `after` (anywhere when `None`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendGuard {
+    /// The query whose matches make the append fail.
+    #[serde(rename = "query")]
+    pub fail_if_events_match: Query,
+    /// Only events after this position count.
+    #[serde(default)]
+    pub after: Option<SequencePosition>,
+}
+
+/// The DCB append condition: one or more guards, any of which failing makes
+/// the append write nothing and return [`Error::Conflict`].
+///
+/// ```
+/// use dcbstore::{AppendCondition, Query, QueryItem, SequencePosition};
+///
+/// // The DCB specification's single condition:
+/// let c = AppendCondition::new(Query::item(QueryItem::tags(["course:c1"])), Some(SequencePosition::new(42)));
+/// // A decision that read two boundaries at different positions:
+/// let c = c.and(Query::item(QueryItem::tags(["student:s1"])), None);
+/// assert_eq!(c.guards.len(), 2);
+/// assert!(c.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct AppendCondition {
+    /// The guards; the append fails when any of them matches.
+    pub guards: Vec<AppendGuard>,
+}
+
+impl AppendCondition {
+    /// A condition with one guard (the DCB specification's condition).
+    #[must_use]
+    pub fn new(fail_if_events_match: Query, after: Option<SequencePosition>) -> Self {
+        AppendCondition {
+            guards: vec![AppendGuard {
+                fail_if_events_match,
+                after,
+            }],
+        }
+    }
+
+    /// Adds a guard.
+    #[must_use]
+    pub fn and(mut self, fail_if_events_match: Query, after: Option<SequencePosition>) -> Self {
+        self.guards.push(AppendGuard {
+            fail_if_events_match,
+            after,
+        });
+        self
+    }
+
+    /// Checks the guards as an append does before sending them: at least
+    /// one, at most [`MAX_GUARDS`], each query valid, each position one the
+    /// database can hold.
+    pub fn validate(&self) -> Result<()> {
+        if self.guards.is_empty() {
+            return Err(Error::invalid(
+                "append condition has no guards: pass no condition for an unconditional append",
+            ));
+        }
+        if self.guards.len() > MAX_GUARDS {
+            return Err(Error::invalid(format!(
+                "append condition has {} guards; the limit is {MAX_GUARDS}",
+                self.guards.len(),
+            )));
+        }
+        for g in &self.guards {
+            g.fail_if_events_match.validate()?;
+            if g.after.is_some_and(|p| i64::try_from(p.get()).is_err()) {
+                return Err(Error::invalid(format!(
+                    "a guard's after position must be at most {}",
+                    i64::MAX
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The JSON form the SQL functions take: `[{"query": Q, "after": N}, ...]`.
+    pub(crate) fn to_json(&self) -> Value {
+        Value::Array(
+            self.guards
+                .iter()
+                .map(|g| {
+                    serde_json::json!({
+                        "query": g.fail_if_events_match.to_json(),
+                        "after": g.after.map(SequencePosition::get),
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// A successful append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Appended {
+    /// Position of the last event of the append.
+    pub position: SequencePosition,
+    /// True when every event was already stored with the same content (an
+    /// idempotent retry): nothing new was written.
+    pub already_stored: bool,
+}
+
+/// Why a conditional append failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conflict {
+    /// Position of the latest conflicting event.
+    pub position: SequencePosition,
+    /// The conflicting events in position order, at most
+    /// [`CONFLICT_EVENTS_CAP`] of them (the earliest).
+    pub events: Vec<SequencedEvent>,
+}

@@ -1,0 +1,64 @@
+//! Conditional appends: [`AppendCondition`], their outcome, and the batching
+//! writer that turns concurrent appends of one process into one transaction.
+//!
+//! # Why positions are safe to follow
+//!
+//! Every append runs `dcbstore.append_batch` (see `sql/functions/append.sql`),
+//! which takes one transaction-scoped advisory lock
+//! ([`APPEND_LOCK`](crate::locks::APPEND_LOCK)) *before* it assigns positions
+//! and holds it until commit. PostgreSQL makes a commit visible before it
+//! releases the transaction's locks, so:
+//!
+//! 1. appends commit one at a time, in position order: there is never an
+//!    uncommitted position below a committed one, every snapshot sees a prefix
+//!    of the log, and `read(after: p)` in a loop or `head()` never skips an
+//!    event that commits later;
+//! 2. the condition is checked by statements that start after the lock is
+//!    granted (READ COMMITTED takes a fresh snapshot per statement), so they see
+//!    every append that committed before, and none can commit in between: the
+//!    check and the write are atomic against every appender, in any process;
+//! 3. whether an append conflicts depends only on the events its guards match,
+//!    so appends whose queries cannot match each other's events never fail
+//!    because of each other (they only queue for the lock).
+//!
+//! The lock serializes commits, so one fsync per append would cap throughput.
+//! Within one process the [`Store`](crate::Store) therefore queues appends;
+//! a writer task takes everything waiting and sends it as one
+//! `append_batch_unchecked` call (the input is validated here, at the edge):
+//! one transaction, one fsync. Requests are checked in order against the log
+//! plus the earlier requests of the batch, and one request's conflict does not
+//! fail the others. The log up to the head seen on arrival is checked before
+//! the lock; under it, only what was committed meanwhile.
+//!
+//! The parts: [`condition`](AppendCondition) types, the input checks
+//! (`prepare`), the writer's request and loop (`request`, `writer`), and the
+//! batch's SQL call and decoding (`batch`).
+
+mod batch;
+mod condition;
+mod prepare;
+mod request;
+mod writer;
+
+pub use condition::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
+pub use prepare::check;
+pub(crate) use prepare::PreparedAppend;
+pub(crate) use writer::Writer;
+
+use crate::event::Event;
+use crate::Result;
+
+/// Appends within the caller's transaction (or on the caller's connection),
+/// bypassing the batching writer: for code that must write the events and
+/// its own rows atomically.
+///
+/// The append lock is held until the caller's transaction ends, so every
+/// other appender waits for it: keep such transactions short. The
+/// transaction must be READ COMMITTED (the default).
+pub async fn append_in<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    events: Vec<Event>,
+    condition: Option<&AppendCondition>,
+) -> Result<Appended> {
+    batch::execute_one(client, PreparedAppend::new(events, condition)?).await
+}

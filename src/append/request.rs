@@ -1,0 +1,18 @@
+//! What a caller hands the writer: a prepared append and where to answer.
+
+use tokio::sync::oneshot;
+
+use super::prepare::PreparedAppend;
+use super::Appended;
+use crate::Result;
+
+pub(super) struct Request {
+    pub(super) append: PreparedAppend,
+    pub(super) reply: oneshot::Sender<Result<Appended>>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").finish_non_exhaustive()
+    }
+}

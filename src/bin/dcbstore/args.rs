@@ -1,0 +1,170 @@
+//! The command line: every command, flag and environment variable of the
+//! `dcbstore` tool (the contract users script against).
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use crate::input::{parse_condition, parse_json, parse_json_object, parse_query};
+use dcbstore::{AppendCondition, Query};
+
+/// Exit status when an append condition fails.
+pub(crate) const EXIT_CONFLICT: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "dcbstore", version, about = "DCB event store on PostgreSQL")]
+pub(crate) struct Cli {
+    /// PostgreSQL connection string (URL or key=value).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+
+    /// Log format on stderr (levels from DCBSTORE_LOG, e.g. "info" or "dcbstore=debug"; default "warn").
+    #[arg(
+        long,
+        value_enum,
+        env = "DCBSTORE_LOG_FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    pub(crate) log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How log records are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per record.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Apply pending schema migrations (safe to run concurrently; a no-op when up to date).
+    Migrate,
+    /// Show the schema state: fresh, pending, up to date, or database newer than this build.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the head position, or null when the store is empty.
+    Head,
+    /// Append the events read as JSON lines from stdin, as one atomic batch.
+    Append {
+        /// Fail if events matching this query exist after --after (QUERY: "all" or [{"types": [...], "tags": [...]}]).
+        #[arg(long, value_name = "QUERY", value_parser = parse_query)]
+        fail_if: Option<Query>,
+        /// Position the --fail-if query is checked after.
+        #[arg(long, value_name = "N", requires = "fail_if",
+              value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
+        after: Option<u64>,
+        /// Several guards: [{"query": QUERY, "after": N}, ...].
+        #[arg(long, value_name = "GUARDS", value_parser = parse_condition, conflicts_with_all = ["fail_if", "after"])]
+        condition: Option<AppendCondition>,
+    },
+    /// Grant an application role append and read only (run as the schema's owner, after each migrate).
+    Grant {
+        /// The application role.
+        role: String,
+        /// Also allow it to redact events (audited erasure of personal data).
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Replace an event's data, keeping its position, id, type and tags; audited in dcbstore.redactions.
+    Redact {
+        /// Position of the event.
+        #[arg(long, value_name = "N")]
+        position: u64,
+        /// The replacement data (JSON; null erases all of it).
+        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        data: Value,
+        /// Also replace the metadata with this JSON object.
+        #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+        metadata: Option<Map<String, Value>>,
+        /// Why (kept in the audit record).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Durable projections (their runners live in applications).
+    Projections {
+        #[command(subcommand)]
+        command: ProjectionsCommand,
+    },
+    /// Print matching events as JSON lines.
+    Read {
+        /// QUERY: "all" or [{"types": [...], "tags": [...]}, ...].
+        #[arg(long, value_name = "QUERY", value_parser = parse_query, conflicts_with_all = ["types", "tags"])]
+        query: Option<Query>,
+        /// Event type (repeatable; OR'd).
+        #[arg(long = "type", value_name = "T")]
+        types: Vec<String>,
+        /// Tag (repeatable; AND'd).
+        #[arg(long = "tag", value_name = "X")]
+        tags: Vec<String>,
+        /// Only positions greater than N.
+        #[arg(long, value_name = "N", conflicts_with = "from")]
+        after: Option<u64>,
+        /// Only positions from N on.
+        #[arg(long, value_name = "N")]
+        from: Option<u64>,
+        /// Only positions up to N.
+        #[arg(long, value_name = "N")]
+        to: Option<u64>,
+        /// Highest positions first.
+        #[arg(long)]
+        backwards: bool,
+        /// At most N events.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Write the log as JSON lines (the shape `read` prints), for backups and migrations.
+    #[command(
+        long_about = "Write the log as JSON lines, one event per line in the shape `read` prints \
+(position, id, type, data, tags, metadata, recorded_at), in position order. The export is a \
+snapshot: the head when it starts. The log is streamed in pages (bounded memory). Progress \
+and a summary go to stderr; stdout carries only the events."
+    )]
+    Export {
+        /// Only events with a position greater than N (a tail, e.g. since the last backup).
+        #[arg(long, value_name = "N")]
+        after: Option<u64>,
+        /// Write to FILE instead of stdout (written as FILE.partial, renamed when complete).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Append events from JSON lines, keeping their ids: idempotent and resumable.
+    #[command(
+        long_about = "Append events from JSON lines (an export, or lines written for another \
+store), keeping their ids. Each line: {\"id\", \"type\", \"data\", \"tags\", \"metadata\"}; id and \
+type are required, position and recorded_at are accepted and ignored (the store assigns \
+positions and records the import time; a full export imported into an empty store gets its \
+positions back). Lines go in batches: each batch is validated whole, ids stored with the same \
+content are skipped, an id stored with other content is an error, and the rest is appended \
+as one atomic append. Running the import again imports nothing new; after an error, fix the \
+input and run it again: it resumes where it stopped."
+    )]
+    Import {
+        /// Read from FILE instead of stdin.
+        #[arg(long, short, value_name = "FILE")]
+        input: Option<std::path::PathBuf>,
+        /// Events per batch (each batch is one atomic append).
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+        batch_size: u64,
+        /// Also print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectionsCommand {
+    /// Each projection: checkpoint, head, lag, state, last error.
+    Status {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+}

@@ -1,0 +1,14 @@
+//! `dcbstore projections status`: where each durable projection stands (their
+//! runners live in applications, through `dcbstore::kit::projections`).
+
+use dcbstore::kit::projections::print_status;
+use dcbstore::{Error, Store};
+
+use super::Outcome;
+
+/// Prints each projection's checkpoint, head, lag, state and last error.
+pub(crate) async fn status(url: &str, json: bool) -> Result<Outcome, Error> {
+    let store = Store::connect(url).await?;
+    print_status(&store, json).await?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,169 @@
+//! The `projections` kit: `status`, `rebuild NAME` and `run` of an
+//! application's durable projections (projections are the application's
+//! code, so the `dcbstore` tool itself can only show their status).
+//!
+//! Mount [`ProjectionsCommand`] in the application's clap CLI (see
+//! [the kits](crate::kit)), or let [`run`] parse the arguments:
+//!
+//! ```no_run
+//! # use dcbstore::projection::durable::ProjectionRegistry;
+//! # async fn f(store: dcbstore::Store, registry: ProjectionRegistry) {
+//! // myapp projections status | rebuild <name> | run
+//! let code = dcbstore::kit::projections::run(&store, &registry, std::env::args().skip(2)).await;
+//! std::process::exit(code);
+//! # }
+//! ```
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::projection::durable::{
+    rebuild_erased, status, Progress, ProjectionRegistry, Runner, RunnerConfig,
+};
+use crate::{Error, Store};
+
+/// The projection commands, as a clap subcommand.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Each projection: checkpoint, head, lag, state, last error.
+    Status {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild one projection from the log (a progress bar on stderr).
+    Rebuild {
+        /// The projection's name.
+        name: String,
+    },
+    /// Run every registered projection live, until Ctrl-C.
+    Run,
+}
+
+/// `projections <command>` as a program of its own, for [`run`].
+#[derive(Debug, Parser)]
+#[command(name = "projections")]
+struct Args {
+    #[command(subcommand)]
+    command: ProjectionsCommand,
+}
+
+impl ProjectionsCommand {
+    /// Runs the command against `store` and the projections of `registry`.
+    pub async fn run(&self, store: &Store, registry: &ProjectionRegistry) -> crate::Result<()> {
+        match self {
+            ProjectionsCommand::Status { json } => print_status(store, *json).await,
+            ProjectionsCommand::Rebuild { name } => rebuild_with_bar(store, registry, name).await,
+            ProjectionsCommand::Run => run_all(store, registry).await,
+        }
+    }
+}
+
+/// Parses `args` (`status [--json]`, `rebuild NAME`, `run`) and runs the
+/// command. Returns the exit status: 0, 1 on error, 2 on usage.
+pub async fn run(
+    store: &Store,
+    registry: &ProjectionRegistry,
+    args: impl IntoIterator<Item = String>,
+) -> i32 {
+    let args = std::iter::once("projections".to_string()).chain(args);
+    let command = match Args::try_parse_from(args) {
+        Ok(a) => a.command,
+        Err(e) => {
+            let _ = e.print();
+            if !e.use_stderr() {
+                return 0;
+            }
+            eprintln!(
+                "registered: {}",
+                registry.names().collect::<Vec<_>>().join(", ")
+            );
+            return 2;
+        }
+    };
+    match command.run(store, registry).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+/// Prints [`status`] as a table or as JSON lines.
+pub async fn print_status(store: &Store, json: bool) -> crate::Result<()> {
+    let rows = status(store).await?;
+    if json {
+        for r in &rows {
+            println!(
+                "{}",
+                serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>10} {:>10} {:>8} {:<10} last error",
+        "name", "checkpoint", "head", "lag", "state"
+    );
+    for r in &rows {
+        let error = match (&r.last_error, r.error_position) {
+            (Some(e), Some(p)) => format!("at position {p}: {e}"),
+            (Some(e), None) => e.clone(),
+            _ => "-".into(),
+        };
+        println!(
+            "{:<24} {:>10} {:>10} {:>8} {:<10} {}",
+            r.name, r.checkpoint, r.head, r.lag, r.state, error
+        );
+    }
+    Ok(())
+}
+
+async fn rebuild_with_bar(
+    store: &Store,
+    registry: &ProjectionRegistry,
+    name: &str,
+) -> crate::Result<()> {
+    let p = registry.get(name).ok_or_else(|| {
+        Error::Invalid(format!(
+            "no projection named {name:?}; registered: {}",
+            registry.names().collect::<Vec<_>>().join(", ")
+        ))
+    })?;
+    let bar = super::progress::bar(
+        Some(0),
+        "{msg} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
+    );
+    bar.set_message(format!("rebuilding {name}"));
+    let mut report = |p: Progress| {
+        bar.set_length(p.head);
+        bar.set_position(p.checkpoint);
+    };
+    let applied = rebuild_erased(
+        store,
+        p.as_ref(),
+        &RunnerConfig {
+            batch_size: 5000,
+            ..RunnerConfig::default()
+        },
+        Duration::from_secs(10),
+        &mut report,
+    )
+    .await;
+    bar.finish_and_clear();
+    let applied = applied?;
+    eprintln!("rebuilt {name}: {applied} events applied");
+    Ok(())
+}
+
+async fn run_all(store: &Store, registry: &ProjectionRegistry) -> crate::Result<()> {
+    let runners = Runner::start_all(store, registry, RunnerConfig::default());
+    eprintln!("running {} projection(s); Ctrl-C stops", runners.len());
+    let _ = tokio::signal::ctrl_c().await;
+    for r in runners {
+        r.stop().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! The function files this build carries (`sql/functions/`): each function
+//! defined once, with `CREATE OR REPLACE`; which of them a database lacks;
+//! applying one; and dropping the functions no file defines any more.
+//!
+//! `dcbstore.schema_functions` records, per file, the checksum applied, the
+//! functions it defined (found from the catalog: the functions whose row the
+//! file's statements wrote) and the build that applied it.
+
+use std::collections::BTreeSet;
+
+use tokio_postgres::GenericClient;
+
+use super::migrations::sha256_hex;
+use crate::{Error, Result};
+
+/// A file of `sql/functions/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionFile {
+    /// The file name (`append.sql`).
+    pub name: &'static str,
+    /// The SQL.
+    pub sql: &'static str,
+}
+
+impl FunctionFile {
+    /// SHA-256 of the SQL, hex.
+    #[must_use]
+    pub fn checksum(&self) -> String {
+        sha256_hex(self.sql)
+    }
+}
+
+macro_rules! function_files {
+    ($($name:literal),+ $(,)?) => {
+        &[$(FunctionFile {
+            name: $name,
+            sql: include_str!(concat!("../../sql/functions/", $name)),
+        }),+]
+    };
+}
+
+/// Every function file of this build, in the order they are applied (a SQL
+/// function's body is checked when it is created, so what it calls comes
+/// first).
+pub const FUNCTIONS: &[FunctionFile] = function_files![
+    "locks.sql",
+    "query.sql",
+    "conditions.sql",
+    "read.sql",
+    "batch.sql",
+    "append.sql",
+    "append_only.sql",
+    "redact.sql",
+];
+
+/// A row of `dcbstore.schema_functions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Applied {
+    pub(super) file: String,
+    pub(super) checksum: String,
+    pub(super) applied_by: String,
+}
+
+/// What the database records of function files (nothing when it has no
+/// record yet).
+pub(super) async fn applied<C: GenericClient>(client: &C) -> Result<Vec<Applied>> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('dcbstore.schema_functions') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    client
+        .query(
+            "SELECT file, checksum, applied_by FROM dcbstore.schema_functions ORDER BY file",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Applied {
+                file: r.try_get(0)?,
+                checksum: r.try_get(1)?,
+                applied_by: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// The files of this build whose applied checksum differs (or that were
+/// never applied).
+pub(super) fn out_of_date(applied: &[Applied]) -> Vec<&'static FunctionFile> {
+    FUNCTIONS
+        .iter()
+        .filter(|f| {
+            !applied
+                .iter()
+                .any(|a| a.file == f.name && a.checksum == f.checksum())
+        })
+        .collect()
+}
+
+/// The bookkeeping table, created by the runner like `schema_migrations`.
+pub(super) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS dcbstore.schema_functions (
+    file       text PRIMARY KEY,
+    checksum   text NOT NULL,
+    functions  text[] NOT NULL,
+    applied_by text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)";
+
+/// The functions of the `dcbstore` schema, as `schema.name(arguments)`, and
+/// whether this transaction wrote each one's catalog row.
+const FUNCTIONS_SQL: &str = "SELECT format('%I.%I(%s)', n.nspname, p.proname, \
+            pg_get_function_identity_arguments(p.oid)), \
+        p.xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text \
+   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+  WHERE n.nspname = 'dcbstore'";
+
+async fn functions<C: GenericClient>(client: &C) -> Result<Vec<(String, bool)>> {
+    client
+        .query(FUNCTIONS_SQL, &[])
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect()
+}
+
+fn written(all: &[(String, bool)]) -> BTreeSet<String> {
+    all.iter()
+        .filter(|(_, mine)| *mine)
+        .map(|(f, _)| f.clone())
+        .collect()
+}
+
+/// Applies `file` in the migration's transaction `tx` and records it, with
+/// the functions it (re)defined.
+pub(super) async fn apply<C: GenericClient>(tx: &C, file: &FunctionFile) -> Result<()> {
+    let before = written(&functions(tx).await?);
+    tx.batch_execute(file.sql).await?;
+    let defined: Vec<String> = written(&functions(tx).await?)
+        .difference(&before)
+        .cloned()
+        .collect();
+    if defined.is_empty() {
+        return Err(Error::Config(format!(
+            "function file {} defines no function of its own (each function belongs to exactly one file of sql/functions/)",
+            file.name
+        )));
+    }
+    tx.execute(
+        "INSERT INTO dcbstore.schema_functions (file, checksum, functions, applied_by) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (file) DO UPDATE SET checksum = excluded.checksum, \
+             functions = excluded.functions, applied_by = excluded.applied_by, applied_at = now()",
+        &[&file.name, &file.checksum(), &defined, &env!("CARGO_PKG_VERSION")],
+    )
+    .await?;
+    tracing::info!(file = file.name, functions = defined.len(), "applied function file");
+    Ok(())
+}
+
+/// Drops every function of the schema that no file of this build defines
+/// (a function removed from its file, or renamed, or a signature changed),
+/// and forgets files this build no longer has. Returns what was dropped.
+pub(super) async fn sweep<C: GenericClient>(tx: &C) -> Result<Vec<String>> {
+    let files: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    tx.execute(
+        "DELETE FROM dcbstore.schema_functions WHERE NOT (file = ANY ($1))",
+        &[&files],
+    )
+    .await?;
+    let defined: BTreeSet<String> = tx
+        .query(
+            "SELECT DISTINCT unnest(functions) FROM dcbstore.schema_functions",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut dropped = Vec::new();
+    for (function, _) in functions(tx).await? {
+        if !defined.contains(&function) {
+            tx.batch_execute(&format!("DROP FUNCTION {function}"))
+                .await?;
+            tracing::info!(function, "dropped a function no file defines");
+            dropped.push(function);
+        }
+    }
+    Ok(dropped)
+}

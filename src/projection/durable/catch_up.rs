@@ -1,0 +1,196 @@
+//! Applying a projection's events in batches, each batch one transaction
+//! with its checkpoint; setup and reset; and why a catch-up stopped.
+
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+
+use super::checkpoint;
+use super::config::{Progress, RunnerConfig};
+use super::definition::Erased;
+use crate::{
+    Error, EventStore, HandlerError, ReadOptions, SequencePosition, SequencedEvent, Store,
+};
+
+/// Why a catch-up stopped early.
+pub(super) enum Stop {
+    /// A handler failed at `position` (0: setup or reset).
+    Handler {
+        position: u64,
+        /// What was being done ("setup failed: "), or empty for an event.
+        context: &'static str,
+        error: HandlerError,
+    },
+    /// The store failed (the database, the pool).
+    Store(Error),
+}
+
+impl Stop {
+    fn handler(position: u64, context: &'static str, error: HandlerError) -> Stop {
+        Stop::Handler {
+            position,
+            context,
+            error,
+        }
+    }
+
+    /// The failing event's position (0: setup, reset, or not a handler's).
+    pub(super) fn position(&self) -> u64 {
+        match self {
+            Stop::Handler { position, .. } => *position,
+            Stop::Store(_) => 0,
+        }
+    }
+
+    /// The error as recorded in `dcbstore.projections` and logged.
+    pub(super) fn message(&self) -> String {
+        match self {
+            Stop::Handler { context, error, .. } => format!("{context}{error}"),
+            Stop::Store(e) => e.to_string(),
+        }
+    }
+
+    /// The error a caller of `rebuild` gets.
+    pub(super) fn into_error(self, name: &str) -> Error {
+        let message = self.message();
+        match self {
+            Stop::Store(e) => e,
+            Stop::Handler {
+                position, error, ..
+            } => Error::Projection {
+                name: name.to_string(),
+                position,
+                message,
+                source: Some(Arc::from(error)),
+            },
+        }
+    }
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Store(e)
+    }
+}
+
+impl From<tokio_postgres::Error> for Stop {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Stop::Store(e.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for Stop {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        Stop::Store(e.into())
+    }
+}
+
+/// Creates the read model (the projection's `setup`), in its own transaction.
+pub(super) async fn setup(store: &Store, p: &dyn Erased) -> Result<(), Stop> {
+    let mut client = store.pool().get().await?;
+    let tx = client.transaction().await?;
+    p.setup(&tx)
+        .await
+        .map_err(|e| Stop::handler(0, "setup failed: ", e))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Applies every event matching the projection's query up to the head as it
+/// is now, in batches of one transaction each (read-model writes + checkpoint).
+pub(super) async fn catch_up(
+    store: &Store,
+    p: &dyn Erased,
+    config: &RunnerConfig,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<u64, Stop> {
+    let name = p.name().to_string();
+    let query = p.query();
+    let head = store.head().await?.map_or(0, SequencePosition::get);
+    let mut applied = 0u64;
+    loop {
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let checkpoint = checkpoint::lock(&tx, &name).await?;
+        if checkpoint >= head {
+            tx.commit().await?;
+            if applied == 0 {
+                // Nothing to do: still report where the projection stands.
+                progress(Progress {
+                    checkpoint,
+                    head,
+                    applied,
+                });
+            }
+            return Ok(applied);
+        }
+        let events: Vec<SequencedEvent> = store
+            .read(
+                &query,
+                ReadOptions::new()
+                    .after(SequencePosition::new(checkpoint))
+                    .to(SequencePosition::new(head))
+                    .limit(config.batch_size),
+            )
+            .try_collect()
+            .await?;
+        if let Err(err) = p.apply_batch(&tx, &events).await {
+            // Roll the batch back, then find the failing event one by one.
+            drop(tx);
+            return Err(locate_failure(store, p, &events, err).await);
+        }
+        // A short page means everything up to the head is applied.
+        let reached = match events.last() {
+            Some(last) if events.len() as u64 == config.batch_size => last.position.get(),
+            _ => head,
+        };
+        checkpoint::advance(&tx, &name, reached, head).await?;
+        tx.commit().await?;
+        applied += events.len() as u64;
+        progress(Progress {
+            checkpoint: reached,
+            head,
+            applied,
+        });
+    }
+}
+
+/// After a batch failed: replays it event by event in a transaction that is
+/// always rolled back, to report the first failing position.
+async fn locate_failure(
+    store: &Store,
+    p: &dyn Erased,
+    events: &[SequencedEvent],
+    batch_error: HandlerError,
+) -> Stop {
+    let first = events.first().map_or(0, |e| e.position.get());
+    let found = async {
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        for e in events {
+            if let Err(err) = p.apply(&tx, e).await {
+                return Ok::<_, Stop>(Some((e.position.get(), err)));
+            }
+        }
+        Ok(None)
+    }
+    .await;
+    match found {
+        Ok(Some((position, error))) => Stop::handler(position, "", error),
+        // The single-event path did not fail: blame the batch's first event.
+        _ => Stop::handler(first, "", batch_error),
+    }
+}
+
+/// Empties the read model and the checkpoint in one transaction.
+pub(super) async fn reset(store: &Store, p: &dyn Erased) -> Result<(), Stop> {
+    let mut client = store.pool().get().await?;
+    let tx = client.transaction().await?;
+    checkpoint::lock(&tx, p.name()).await?;
+    p.reset(&tx)
+        .await
+        .map_err(|e| Stop::handler(0, "reset failed: ", e))?;
+    checkpoint::clear(&tx, p.name()).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! The SQL of a projection's row in `dcbstore.projections`: its checkpoint,
+//! state and last error.
+
+use deadpool_postgres::Transaction;
+
+use crate::Store;
+
+/// Creates the projection's row (checkpoint 0) if it has none.
+pub(super) async fn ensure_row(store: &Store, name: &str) -> crate::Result<()> {
+    let client = store.pool().get().await?;
+    client
+        .execute(
+            "INSERT INTO dcbstore.projections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+            &[&name],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn set_state(
+    store: &Store,
+    name: &str,
+    state: &str,
+    owner: Option<&str>,
+) -> crate::Result<()> {
+    let client = store.pool().get().await?;
+    client
+        .execute(
+            "UPDATE dcbstore.projections SET state = $2, owner = coalesce($3, owner), updated_at = now() \
+             WHERE name = $1",
+            &[&name, &state, &owner],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Records a handler failure at `position`; returns the consecutive failures.
+pub(super) async fn record_failure(
+    store: &Store,
+    name: &str,
+    position: u64,
+    error: &str,
+) -> crate::Result<i32> {
+    tracing::error!(
+        projection = name,
+        position,
+        error,
+        "projection handler failed; retrying with backoff"
+    );
+    let client = store.pool().get().await?;
+    let row = client
+        .query_one(
+            "UPDATE dcbstore.projections SET state = 'failed', last_error = $2, error_position = $3, \
+             failures = failures + 1, updated_at = now() WHERE name = $1 RETURNING failures",
+            &[&name, &error, &to_i64(position)],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// Records an error that is not a handler's (database unreachable, setup
+/// failed): visible in status, state unchanged.
+pub(super) async fn record_error(store: &Store, name: &str, error: &str) -> crate::Result<()> {
+    tracing::warn!(projection = name, error, "projection runner error");
+    let client = store.pool().get().await?;
+    client
+        .execute(
+            "UPDATE dcbstore.projections SET last_error = $2, updated_at = now() WHERE name = $1",
+            &[&name, &error],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Locks the projection's row for the rest of `tx` and returns its
+/// checkpoint: a second runner waits here, then sees the first's checkpoint.
+pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::Result<u64> {
+    let row = tx
+        .query_one(
+            "SELECT checkpoint FROM dcbstore.projections WHERE name = $1 FOR UPDATE",
+            &[&name],
+        )
+        .await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}
+
+/// Moves the checkpoint to `reached` in `tx` (with the batch's read-model
+/// writes) and clears the last error; a rebuild stays `rebuilding` until it
+/// reaches `head`.
+pub(super) async fn advance(
+    tx: &Transaction<'_>,
+    name: &str,
+    reached: u64,
+    head: u64,
+) -> crate::Result<()> {
+    tx.execute(
+        "UPDATE dcbstore.projections SET checkpoint = $2::bigint, \
+         state = CASE WHEN state = 'rebuilding' AND $2::bigint < $3::bigint THEN state ELSE 'running' END, \
+         last_error = NULL, error_position = NULL, failures = 0, updated_at = now() \
+         WHERE name = $1",
+        &[&name, &to_i64(reached), &to_i64(head)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Sets the checkpoint back to 0 in `tx` (with the read model's reset), state
+/// `rebuilding`.
+pub(super) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::Result<()> {
+    tx.execute(
+        "UPDATE dcbstore.projections SET checkpoint = 0, state = 'rebuilding', last_error = NULL, \
+         error_position = NULL, failures = 0, updated_at = now() WHERE name = $1",
+        &[&name],
+    )
+    .await?;
+    Ok(())
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,53 @@
+//! Rebuilding a projection from scratch, under its lease.
+
+use std::time::Duration;
+
+use super::catch_up::{catch_up, reset, setup, Stop};
+use super::checkpoint;
+use super::config::{Progress, RunnerConfig};
+use super::definition::{DurableProjection, Erased};
+use super::lease::Lease;
+#[cfg(doc)]
+use super::runner::Runner;
+use crate::{Error, Store};
+
+/// Folds a whole projection's events into its read model from scratch: resets
+/// the tables and the checkpoint, then replays the log in batches, reporting
+/// progress. Holds the projection's lease meanwhile, waiting up to `wait` for
+/// it (a runner elsewhere must stop first; an in-process [`Runner`] can
+/// [`rebuild`](Runner::rebuild) itself instead).
+pub async fn rebuild<P: DurableProjection>(
+    store: &Store,
+    projection: &P,
+    config: &RunnerConfig,
+    wait: Duration,
+    mut progress: impl FnMut(Progress) + Send,
+) -> crate::Result<u64> {
+    rebuild_erased(store, projection, config, wait, &mut progress).await
+}
+
+pub(crate) async fn rebuild_erased(
+    store: &Store,
+    p: &dyn Erased,
+    config: &RunnerConfig,
+    wait: Duration,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> crate::Result<u64> {
+    let lease = Lease::acquire(store, p.name(), Some(wait)).await?;
+    let Some(lease) = lease else {
+        return Err(Error::Invalid(format!(
+            "projection {} is being run by another process: stop its runner (or rebuild through it) and retry",
+            p.name()
+        )));
+    };
+    checkpoint::ensure_row(store, p.name()).await?;
+    let result = async {
+        setup(store, p).await?;
+        reset(store, p).await?;
+        let applied = catch_up(store, p, config, progress).await?;
+        Ok::<u64, Stop>(applied)
+    }
+    .await;
+    drop(lease);
+    result.map_err(|s| s.into_error(p.name()))
+}

@@ -1,0 +1,60 @@
+//! Where each projection stands: its row of `dcbstore.projections` and the
+//! log's head.
+
+use serde::Serialize;
+
+use crate::{EventStore, SequencePosition, Store};
+
+/// A projection's row of `dcbstore.projections`, with the log's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProjectionStatus {
+    /// The projection's name.
+    pub name: String,
+    /// Last position applied (0: none).
+    pub checkpoint: u64,
+    /// The log's head.
+    pub head: u64,
+    /// `head - checkpoint`: an upper bound of the events still to apply.
+    pub lag: u64,
+    /// `idle`, `running`, `failed` or `rebuilding`.
+    pub state: String,
+    /// The last handler error, while it is not resolved.
+    pub last_error: Option<String>,
+    /// Position of the event whose handler failed.
+    pub error_position: Option<u64>,
+    /// Consecutive failures.
+    pub failures: i32,
+    /// The runner that last held the lease.
+    pub owner: Option<String>,
+}
+
+/// Every projection known to the database, by name.
+pub async fn status(store: &Store) -> crate::Result<Vec<ProjectionStatus>> {
+    let client = store.pool().get().await?;
+    let head = store.head().await?.map_or(0, SequencePosition::get);
+    let rows = client
+        .query(
+            "SELECT name, checkpoint, state, last_error, error_position, failures, owner \
+             FROM dcbstore.projections ORDER BY name",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let checkpoint = u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0);
+            Ok(ProjectionStatus {
+                name: r.try_get(0)?,
+                checkpoint,
+                head,
+                lag: head.saturating_sub(checkpoint),
+                state: r.try_get(2)?,
+                last_error: r.try_get(3)?,
+                error_position: r
+                    .try_get::<_, Option<i64>>(4)?
+                    .and_then(|p| u64::try_from(p).ok()),
+                failures: r.try_get(5)?,
+                owner: r.try_get(6)?,
+            })
+        })
+        .collect()
+}

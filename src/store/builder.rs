@@ -1,0 +1,199 @@
+//! [`StoreBuilder`]: the settings of a [`Store`], and connecting it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::Config;
+
+use super::{Inner, Store};
+use crate::append::Writer;
+use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
+use crate::migrate;
+use crate::tls::TlsSettings;
+use crate::{Error, Result};
+
+/// Configuration for a [`Store`].
+///
+/// ```no_run
+/// # async fn f() -> dcbstore::Result<()> {
+/// let store = dcbstore::Store::builder("postgres://app@localhost/app")?
+///     .pool_size(32)
+///     .page_size(500)
+///     .build()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreBuilder {
+    config: Config,
+    tls: TlsSettings,
+    pool_size: usize,
+    page_size: u64,
+    max_batch_events: usize,
+    writers: usize,
+    wait_timeout: Option<Duration>,
+    timeout: Option<Duration>,
+    statement_timeout: Option<Duration>,
+    lock_timeout: Option<Duration>,
+}
+
+impl StoreBuilder {
+    /// A builder from a parsed driver configuration (TLS as its `sslmode`
+    /// says, without certificate verification: see [`StoreBuilder::tls`]).
+    pub fn new(config: Config) -> Self {
+        let tls = ConnectOptions::from(&config).tls;
+        StoreBuilder {
+            config,
+            tls,
+            pool_size: 16,
+            page_size: 1000,
+            max_batch_events: 10_000,
+            writers: 1,
+            wait_timeout: Some(Duration::from_secs(30)),
+            timeout: Some(Duration::from_secs(60)),
+            statement_timeout: None,
+            lock_timeout: None,
+        }
+    }
+
+    /// The TLS settings of every connection (`sslmode`, `sslrootcert`; set
+    /// from the connection string by [`Store::builder`]).
+    pub fn tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Maximum number of pooled connections (default 16).
+    pub fn pool_size(mut self, n: usize) -> Self {
+        self.pool_size = n.max(1);
+        self
+    }
+
+    /// Events fetched per page by reads (default 1000): bounds read memory.
+    pub fn page_size(mut self, n: u64) -> Self {
+        self.page_size = n.max(1);
+        self
+    }
+
+    /// Soft cap on events combined into one append transaction (default 10,000).
+    pub fn max_batch_events(mut self, n: usize) -> Self {
+        self.max_batch_events = n.max(1);
+        self
+    }
+
+    /// Batches in flight at once (default 1, at most half the pool). Batches
+    /// commit one at a time under the append lock, so one writer makes the
+    /// largest batches; more writers overlap the work done before the lock
+    /// (the log check up to the head, the round trip), which pays only when
+    /// the server has cores to spare. On 2 cores one writer measured best.
+    pub fn writers(mut self, n: usize) -> Self {
+        self.writers = n.max(1);
+        self
+    }
+
+    /// Client-side limit on each database call of an append, a read page or
+    /// `head` (default 60 s; `None`: none). When a server stops answering,
+    /// the call fails with [`Error::Timeout`] (reads) or
+    /// [`Error::OutcomeUnknown`] (appends) and its connection is closed.
+    pub fn timeout(mut self, t: Option<Duration>) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// Server-side `statement_timeout` for the store's connections (default:
+    /// the server's). An append cancelled by it wrote nothing
+    /// ([`Error::Timeout`]).
+    pub fn statement_timeout(mut self, t: Option<Duration>) -> Self {
+        self.statement_timeout = t;
+        self
+    }
+
+    /// Server-side `lock_timeout` for the store's connections (default: the
+    /// server's): bounds how long an append waits for the append lock, which
+    /// a long transaction calling `dcbstore.append` holds until it ends.
+    pub fn lock_timeout(mut self, t: Option<Duration>) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+
+    /// How long to wait for a pooled connection (default 30 s; `None`: forever).
+    pub fn pool_wait_timeout(mut self, t: Option<Duration>) -> Self {
+        self.wait_timeout = t;
+        self
+    }
+
+    /// Connects, checks the schema is this build's, and starts the writer.
+    ///
+    /// Fails with [`Error::NotMigrated`] or [`Error::DatabaseAhead`] when the
+    /// schema is not exactly this build's. Must run inside a tokio runtime.
+    pub async fn build(mut self) -> Result<Store> {
+        let mut options = self.config.get_options().unwrap_or_default().to_string();
+        for (name, t) in [
+            ("statement_timeout", self.statement_timeout),
+            ("lock_timeout", self.lock_timeout),
+        ] {
+            if let Some(t) = t {
+                options.push_str(&format!(" -c {name}={}", t.as_millis().max(1)));
+            }
+        }
+        if !options.is_empty() {
+            self.config.options(options.trim());
+        }
+        if self.config.get_connect_timeout().is_none() {
+            self.config.connect_timeout(Duration::from_secs(10));
+        }
+        self.config.ssl_mode(self.tls.mode.driver_mode());
+        let target = describe(&self.config);
+        let config = self.config.clone();
+        let kept_config = self.config.clone();
+        let manager = Manager::from_config(
+            self.config,
+            tls_connector(&config, &self.tls)?,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(self.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(self.wait_timeout)
+            // A server that accepts connections but never answers must not
+            // hang the pool: bound the handshake and the recycling check.
+            .create_timeout(kept_config.get_connect_timeout().copied())
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let client = pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => Error::Connect {
+                target,
+                reason: connect_reason(&config, &self.tls, &e),
+                source: Arc::new(e),
+            },
+            other => Error::from(other),
+        })?;
+        let status = migrate::status(&**client).await?;
+        status.require_up_to_date()?;
+        tracing::info!(
+            server = %describe(&kept_config),
+            pool_size = self.pool_size,
+            schema_version = status.expected_version,
+            "store connected"
+        );
+        drop(client);
+        let writers = self.writers.min(self.pool_size / 2).max(1);
+        let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers, self.timeout);
+        Ok(Store {
+            inner: Arc::new(Inner {
+                config: kept_config,
+                tls: self.tls,
+                pool,
+                writer,
+                page_size: self.page_size,
+                timeout: self.timeout,
+                store_id: status.store_id.unwrap_or_default(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,185 @@
+//! The store: the [`EventStore`] API and [`Store`], its PostgreSQL
+//! implementation (a connection pool and the batching writer), configured
+//! by a [`StoreBuilder`].
+
+mod builder;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use tokio_postgres::Config;
+use uuid::Uuid;
+
+pub use builder::StoreBuilder;
+
+use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
+use crate::connection::ConnectOptions;
+use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::query::Query;
+use crate::read::{read_stream, ReadOptions};
+use crate::tls::TlsSettings;
+use crate::Result;
+
+/// The DCB event store API.
+///
+/// [`Store`] is the PostgreSQL implementation; the trait lets code that makes
+/// decisions stay independent of storage.
+pub trait EventStore {
+    /// Appends `events` atomically, with consecutive positions in the given
+    /// order, unless `condition` fails: then nothing is written and the result
+    /// is [`Error::Conflict`] carrying the conflicting events.
+    ///
+    /// If the call is cancelled (its future dropped) after the append was
+    /// handed to the writer, or fails with a connection error, the append may
+    /// or may not have been written. Resending the same events (same ids) is
+    /// always safe: it either appends them or reports them `already_stored`
+    /// with their positions.
+    fn append(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+    ) -> impl Future<Output = Result<Appended>> + Send;
+
+    /// Streams the events matching `query` within `options`' window, as a
+    /// snapshot taken when the stream is first polled (events committed later
+    /// are not returned).
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<SequencedEvent>>;
+
+    /// The highest committed position, `None` for an empty store.
+    fn head(&self) -> impl Future<Output = Result<Option<SequencePosition>>> + Send;
+}
+
+/// A dcbstore event log in PostgreSQL. Cheap to clone; clones share the pool
+/// and the writer.
+///
+/// ```no_run
+/// use dcbstore::{AppendCondition, Event, EventStore, Query, QueryItem, ReadOptions, Store};
+/// use futures::TryStreamExt;
+/// use serde_json::json;
+///
+/// # async fn f() -> dcbstore::Result<()> {
+/// let store = Store::connect("postgres://app@localhost/app").await?;
+/// let course = Query::item(QueryItem::tags(["course:c1"]));
+/// let seen: Vec<_> = store.read(&course, ReadOptions::new()).try_collect().await?;
+/// let after = seen.last().map(|e| e.position);
+/// store
+///     .append(
+///         vec![Event::new("CourseDefined", json!({"courseId": "c1"})).with_tag("course:c1")],
+///         Some(AppendCondition::new(course, after)),
+///     )
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    tls: TlsSettings,
+    pool: Pool,
+    writer: Writer,
+    page_size: u64,
+    store_id: Uuid,
+    timeout: Option<Duration>,
+}
+
+impl Store {
+    /// Connects with default settings. See [`Store::builder`].
+    pub async fn connect(database_url: &str) -> Result<Store> {
+        Store::builder(database_url)?.build().await
+    }
+
+    /// A builder for a connection string (URL or key=value form).
+    pub fn builder(database_url: &str) -> Result<StoreBuilder> {
+        let options = ConnectOptions::parse(database_url)?;
+        Ok(StoreBuilder::new(options.config).tls(options.tls))
+    }
+
+    /// The store's persistent identity (created by the first migration).
+    #[must_use]
+    pub fn store_id(&self) -> Uuid {
+        self.inner.store_id
+    }
+
+    /// The connection settings (for dedicated connections, such as a
+    /// projection's lease). Connect with them together with [`Store::tls`]
+    /// (see [`Store::connect_options`]): alone, their `sslmode` cannot say
+    /// `verify-ca`/`verify-full`.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The TLS settings of the store's connections.
+    #[must_use]
+    pub fn tls(&self) -> &TlsSettings {
+        &self.inner.tls
+    }
+
+    /// The connection settings and TLS settings together, for
+    /// [`connect`](crate::connection::connect).
+    #[must_use]
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            config: self.inner.config.clone(),
+            tls: self.inner.tls.clone(),
+        }
+    }
+
+    /// The connection pool, for applications that run their own SQL beside
+    /// the store (read models, for example).
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Collects a read into memory: convenient for small decision models.
+    pub async fn read_all(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> Result<Vec<SequencedEvent>> {
+        futures::TryStreamExt::try_collect(self.read(query, options)).await
+    }
+}
+
+impl EventStore for Store {
+    async fn append(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended> {
+        let prepared = PreparedAppend::new(events, condition.as_ref())?;
+        self.inner.writer.append(prepared).await
+    }
+
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<SequencedEvent>> {
+        read_stream(
+            self.inner.pool.clone(),
+            query,
+            options,
+            self.inner.page_size,
+            self.inner.timeout,
+        )
+        .boxed()
+    }
+
+    async fn head(&self) -> Result<Option<SequencePosition>> {
+        crate::pooled::head(&self.inner.pool, self.inner.timeout).await
+    }
+}
