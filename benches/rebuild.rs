@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
-use dcbstore::HandlerError;
 use dcbstore::projection::{replay, Fold};
 use dcbstore::testing::Scratch;
+use dcbstore::HandlerError;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
 use futures::StreamExt;

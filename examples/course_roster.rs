@@ -18,8 +18,8 @@ use dcbstore::kit::projections;
 use dcbstore::projection::durable::{
     self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
 };
-use dcbstore::HandlerError;
 use dcbstore::testing::Scratch;
+use dcbstore::HandlerError;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
 use serde_json::json;

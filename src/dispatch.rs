@@ -19,8 +19,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::append::AppendCondition;
+use crate::error::HandlerError;
+use crate::event::Event;
 use crate::schema::{EventDefinition, Kind, Level, SchemaError, SchemaFile};
-use crate::{AppendCondition, Event, EventStore, HandlerError, Store};
+use crate::store::{EventStore, Store};
 
 /// An emitted event with everything handlers need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,9 +163,9 @@ impl DispatchError {
     /// The store error behind a failed level-5 handler (a
     /// [`Conflict`](crate::Error::Conflict), say), if that is what failed.
     #[must_use]
-    pub fn store_error(&self) -> Option<&crate::Error> {
+    pub fn store_error(&self) -> Option<&crate::error::Error> {
         match self {
-            DispatchError::Handler { source, .. } => source.downcast_ref::<crate::Error>(),
+            DispatchError::Handler { source, .. } => source.downcast_ref::<crate::error::Error>(),
             _ => None,
         }
     }
@@ -486,7 +489,7 @@ pub async fn append_envelopes_in<C: tokio_postgres::GenericClient + Sync>(
     client: &C,
     envelopes: &[Envelope],
     condition: Option<&AppendCondition>,
-) -> crate::Result<crate::Appended> {
+) -> crate::error::Result<crate::append::Appended> {
     crate::append::append_in(
         client,
         envelopes.iter().map(to_store_event).collect(),

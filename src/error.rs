@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio_postgres::error::{DbError, SqlState};
 use uuid::Uuid;
 
-use crate::append::Conflict;
+use crate::conflict::Conflict;
 
 /// What a handler (a durable projection's, a dispatcher's) may fail with.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync>;

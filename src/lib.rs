@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod append;
+mod conflict;
 pub mod connection;
 pub mod dispatch;
 mod error;
@@ -50,7 +51,8 @@ pub mod testing;
 pub mod tls;
 pub mod transfer;
 
-pub use append::{AppendCondition, AppendGuard, Appended, Conflict};
+pub use append::{AppendCondition, AppendGuard, Appended};
+pub use conflict::Conflict;
 pub use error::{Error, HandlerError, Result, Source};
 pub use event::{Event, SequencePosition, SequencedEvent};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};

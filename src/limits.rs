@@ -22,7 +22,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Events in one append (one atomic request).
 pub const MAX_EVENTS_PER_APPEND: usize = 10_000;

@@ -6,8 +6,8 @@ use std::time::Duration;
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use futures::future::BoxFuture;
 
+use crate::error::{Error, Result};
 use crate::event::SequencePosition;
-use crate::{Error, Result};
 
 /// A call that ran out of time: its connection was closed, not reused.
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,10 @@ pub(crate) async fn read<T>(
 }
 
 /// The highest committed position (`None`: an empty store), within `timeout`.
-pub(crate) async fn head(pool: &Pool, timeout: Option<Duration>) -> Result<Option<SequencePosition>> {
+pub(crate) async fn head(
+    pool: &Pool,
+    timeout: Option<Duration>,
+) -> Result<Option<SequencePosition>> {
     let client = pool.get().await?;
     let head: Option<i64> = read(client, timeout, "reading the head", |c| {
         Box::pin(async move {

@@ -8,9 +8,9 @@ use serde::de::{SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::check_name;
-use crate::{Error, Result};
 
 /// One OR-branch of a [`Query`]: types OR'd, tags AND'd.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -10,9 +10,9 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_postgres::Row;
 
+use crate::error::{Error, Result};
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::query::Query;
-use crate::{Error, Result};
 
 /// The window and order of a read.
 ///

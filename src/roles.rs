@@ -21,8 +21,8 @@
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
+use crate::error::{Error, Result};
 use crate::event::SequencePosition;
-use crate::{Error, Result};
 
 /// What [`grant_app`] gives besides appending and reading.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

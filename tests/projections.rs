@@ -11,8 +11,8 @@ use common::{ev, store};
 use dcbstore::projection::durable::{
     self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
 };
-use dcbstore::HandlerError;
 use dcbstore::projection::{replay, DecisionModel, Fold};
+use dcbstore::HandlerError;
 use dcbstore::{
     EventStore, Query, QueryItem, ReadOptions, SequencePosition, SequencedEvent, Store,
 };
@@ -469,7 +469,9 @@ async fn failing_handler_is_visible_isolated_and_recovers() {
     bad.fail_at.store(12, Ordering::SeqCst);
     let runners = Runner::start_all(
         &store,
-        &ProjectionRegistry::new().with(bad.clone()).with(good.clone()),
+        &ProjectionRegistry::new()
+            .with(bad.clone())
+            .with(good.clone()),
         fast(),
     );
     let _ = store

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config, ConnectOptions};
 use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
-use dcbstore::HandlerError;
 use dcbstore::testing::{shared_cluster, TestCluster};
+use dcbstore::HandlerError;
 use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, Store};
 use deadpool_postgres::Transaction;
 use rcgen::{

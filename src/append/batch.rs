@@ -13,9 +13,9 @@ use uuid::Uuid;
 
 use super::prepare::PreparedAppend;
 use super::{Appended, Conflict};
+use crate::error::{Error, Result};
 use crate::event::SequencePosition;
 use crate::pooled::{self, Expired};
-use crate::{Error, Result};
 
 const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
      FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";

@@ -1,16 +1,14 @@
-//! The DCB append condition ([`AppendCondition`] of [`AppendGuard`]s) and what
-//! an append answers: [`Appended`] or a [`Conflict`].
+//! The DCB append condition ([`AppendCondition`] of [`AppendGuard`]s) and a
+//! successful append's answer, [`Appended`] (a failed condition's is a
+//! [`Conflict`](crate::Conflict)).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::event::{SequencePosition, SequencedEvent};
+use crate::error::{Error, Result};
+use crate::event::SequencePosition;
 use crate::limits::MAX_GUARDS;
 use crate::query::Query;
-use crate::{Error, Result};
-
-/// At most this many conflicting events are returned with a [`Conflict`].
-pub const CONFLICT_EVENTS_CAP: usize = 100;
 
 /// One guard of an [`AppendCondition`]: fail if an event matching
 /// `fail_if_events_match` exists after `after` (anywhere when `None`).
@@ -119,14 +117,4 @@ pub struct Appended {
     /// True when every event was already stored with the same content (an
     /// idempotent retry): nothing new was written.
     pub already_stored: bool,
-}
-
-/// Why a conditional append failed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Conflict {
-    /// Position of the latest conflicting event.
-    pub position: SequencePosition,
-    /// The conflicting events in position order, at most
-    /// [`CONFLICT_EVENTS_CAP`] of them (the earliest).
-    pub events: Vec<SequencedEvent>,
 }

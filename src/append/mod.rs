@@ -40,13 +40,14 @@ mod prepare;
 mod request;
 mod writer;
 
-pub use condition::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
+pub use crate::conflict::{Conflict, CONFLICT_EVENTS_CAP};
+pub use condition::{AppendCondition, AppendGuard, Appended};
 pub use prepare::check;
 pub(crate) use prepare::PreparedAppend;
 pub(crate) use writer::Writer;
 
+use crate::error::Result;
 use crate::event::Event;
-use crate::Result;
 
 /// Appends within the caller's transaction (or on the caller's connection),
 /// bypassing the batching writer: for code that must write the events and

@@ -5,12 +5,12 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::AppendCondition;
+use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::{
     check_data, check_metadata, check_name, json_bytes, MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND,
     MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT,
 };
-use crate::{Error, Result};
 
 /// A validated append, ready to join a batch: tags sorted and deduplicated,
 /// the condition in its JSON form.

@@ -4,7 +4,7 @@ use tokio::sync::oneshot;
 
 use super::prepare::PreparedAppend;
 use super::Appended;
-use crate::Result;
+use crate::error::Result;
 
 pub(super) struct Request {
     pub(super) append: PreparedAppend,

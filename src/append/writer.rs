@@ -11,7 +11,7 @@ use super::batch::execute_batch;
 use super::prepare::PreparedAppend;
 use super::request::Request;
 use super::Appended;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// At most this many requests share one transaction: it bounds the work done
 /// under the append lock when many requests guard one hot boundary.

@@ -19,8 +19,8 @@ pub use secrets::{redact, secrets};
 
 use params::{take_tls_params, TlsParam};
 
+use crate::error::{Error, Result};
 use crate::tls::{RootCerts, SslMode, TlsSettings};
-use crate::{Error, Result};
 
 /// A parsed connection string: the driver's settings and the TLS settings,
 /// which the driver's own parser cannot hold (it knows only `disable`,

@@ -18,10 +18,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::error::Error;
 use crate::projection::durable::{
     rebuild_erased, status, Progress, ProjectionRegistry, Runner, RunnerConfig,
 };
-use crate::{Error, Store};
+use crate::store::Store;
 
 /// The projection commands, as a clap subcommand.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -51,7 +52,11 @@ struct Args {
 
 impl ProjectionsCommand {
     /// Runs the command against `store` and the projections of `registry`.
-    pub async fn run(&self, store: &Store, registry: &ProjectionRegistry) -> crate::Result<()> {
+    pub async fn run(
+        &self,
+        store: &Store,
+        registry: &ProjectionRegistry,
+    ) -> crate::error::Result<()> {
         match self {
             ProjectionsCommand::Status { json } => print_status(store, *json).await,
             ProjectionsCommand::Rebuild { name } => rebuild_with_bar(store, registry, name).await,
@@ -92,7 +97,7 @@ pub async fn run(
 }
 
 /// Prints [`status`] as a table or as JSON lines.
-pub async fn print_status(store: &Store, json: bool) -> crate::Result<()> {
+pub async fn print_status(store: &Store, json: bool) -> crate::error::Result<()> {
     let rows = status(store).await?;
     if json {
         for r in &rows {
@@ -125,7 +130,7 @@ async fn rebuild_with_bar(
     store: &Store,
     registry: &ProjectionRegistry,
     name: &str,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     let p = registry.get(name).ok_or_else(|| {
         Error::Invalid(format!(
             "no projection named {name:?}; registered: {}",
@@ -158,7 +163,7 @@ async fn rebuild_with_bar(
     Ok(())
 }
 
-async fn run_all(store: &Store, registry: &ProjectionRegistry) -> crate::Result<()> {
+async fn run_all(store: &Store, registry: &ProjectionRegistry) -> crate::error::Result<()> {
     let runners = Runner::start_all(store, registry, RunnerConfig::default());
     eprintln!("running {} projection(s); Ctrl-C stops", runners.len());
     let _ = tokio::signal::ctrl_c().await;

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use tokio_postgres::GenericClient;
 
 use super::migrations::sha256_hex;
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// A file of `sql/functions/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,10 +157,19 @@ pub(super) async fn apply<C: GenericClient>(tx: &C, file: &FunctionFile) -> Resu
          VALUES ($1, $2, $3, $4) \
          ON CONFLICT (file) DO UPDATE SET checksum = excluded.checksum, \
              functions = excluded.functions, applied_by = excluded.applied_by, applied_at = now()",
-        &[&file.name, &file.checksum(), &defined, &env!("CARGO_PKG_VERSION")],
+        &[
+            &file.name,
+            &file.checksum(),
+            &defined,
+            &env!("CARGO_PKG_VERSION"),
+        ],
     )
     .await?;
-    tracing::info!(file = file.name, functions = defined.len(), "applied function file");
+    tracing::info!(
+        file = file.name,
+        functions = defined.len(),
+        "applied function file"
+    );
     Ok(())
 }
 

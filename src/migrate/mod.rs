@@ -33,8 +33,8 @@ use uuid::Uuid;
 pub use functions::{FunctionFile, FUNCTIONS};
 pub use migrations::{expected_version, Migration, MIGRATIONS};
 
+use crate::error::{Error, Result};
 use crate::locks::MIGRATE_LOCK;
-use crate::{Error, Result};
 
 /// Where a database stands relative to this build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::functions::{self, FUNCTIONS};
 use super::migrations::MIGRATIONS;
 use super::{status, MigrateReport, SchemaState};
-use crate::Result;
+use crate::error::Result;
 
 pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport> {
     let tx = client.transaction().await?;

@@ -6,7 +6,7 @@ use tokio_postgres::GenericClient;
 use super::functions::{self, Applied};
 use super::migrations::{accepts, expected_version, MIGRATIONS};
 use super::{MigrationRef, SchemaState, SchemaStatus};
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// Reads the status; errors with [`Error::ChecksumMismatch`] when an applied
 /// migration differs from this build's copy.

@@ -4,7 +4,11 @@
 use std::fmt;
 
 use super::{replay, Projection};
-use crate::{AppendCondition, Appended, Error, Event, EventStore, Query, SequencePosition};
+use crate::append::{AppendCondition, Appended};
+use crate::error::Error;
+use crate::event::{Event, SequencePosition};
+use crate::query::Query;
+use crate::store::EventStore;
 
 /// The state of a projection built by one read, with what an append needs to
 /// keep the decision consistent: the query read and the last position read.
@@ -20,7 +24,7 @@ pub struct DecisionModel<S> {
 
 impl<S> DecisionModel<S> {
     /// Builds the model with one read of `projection`'s query.
-    pub async fn build<P, St>(store: &St, projection: &P) -> crate::Result<Self>
+    pub async fn build<P, St>(store: &St, projection: &P) -> crate::error::Result<Self>
     where
         P: Projection<State = S>,
         St: EventStore,

@@ -41,7 +41,8 @@ mod replay;
 pub use decision::{execute, CommandError, DecisionModel, Executed};
 pub use replay::{replay, ReplayProgress};
 
-use crate::{Event, Query, QueryItem, SequencedEvent};
+use crate::event::{Event, SequencedEvent};
+use crate::query::{Query, QueryItem};
 
 /// Folds the events matching [`query`](Projection::query) into a state.
 pub trait Projection {

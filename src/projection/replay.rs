@@ -3,7 +3,9 @@
 use futures::TryStreamExt;
 
 use super::Projection;
-use crate::{EventStore, ReadOptions, SequencePosition};
+use crate::event::SequencePosition;
+use crate::read::ReadOptions;
+use crate::store::EventStore;
 
 /// Progress of a [`replay`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,7 @@ pub async fn replay<St, P>(
     state: P::State,
     after: Option<SequencePosition>,
     mut progress: impl FnMut(ReplayProgress),
-) -> crate::Result<(P::State, Option<SequencePosition>)>
+) -> crate::error::Result<(P::State, Option<SequencePosition>)>
 where
     St: EventStore,
     P: Projection,

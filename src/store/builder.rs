@@ -9,9 +9,9 @@ use tokio_postgres::Config;
 use super::{Inner, Store};
 use crate::append::Writer;
 use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
+use crate::error::{Error, Result};
 use crate::migrate;
 use crate::tls::TlsSettings;
-use crate::{Error, Result};
 
 /// Configuration for a [`Store`].
 ///

@@ -18,11 +18,11 @@ pub use builder::StoreBuilder;
 
 use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
 use crate::connection::ConnectOptions;
+use crate::error::Result;
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::query::Query;
 use crate::read::{read_stream, ReadOptions};
 use crate::tls::TlsSettings;
-use crate::Result;
 
 /// The DCB event store API.
 ///

@@ -9,7 +9,7 @@ use super::binaries::postgres_bindir;
 #[cfg(feature = "testcontainers")]
 use super::container;
 use super::err;
-use crate::Result;
+use crate::error::Result;
 
 /// A PostgreSQL cluster in a temporary directory, removed on drop (or, with
 /// the `testcontainers` feature and no local binaries, a container).

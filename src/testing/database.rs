@@ -7,7 +7,7 @@ use tokio_postgres::Config;
 use super::cluster::shared_cluster;
 use super::err;
 use crate::connection::{connect, parse_config, ConnectOptions};
-use crate::Result;
+use crate::error::Result;
 
 /// A fresh empty database, dropped (best effort) when this value is dropped.
 pub struct TestDatabase {

@@ -30,7 +30,7 @@ pub use cluster::{shared_cluster, TestCluster};
 pub use database::{to_key_value, TestDatabase};
 pub use scratch::{server_settings, Scratch};
 
-use crate::Error;
+use crate::error::Error;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())

@@ -5,7 +5,7 @@ use super::cluster::TestCluster;
 use super::database::TestDatabase;
 use super::err;
 use crate::connection::{connect, ConnectOptions};
-use crate::Result;
+use crate::error::Result;
 
 /// A migrated database for examples and benchmarks, and what keeps it alive.
 pub struct Scratch {

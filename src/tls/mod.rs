@@ -34,7 +34,7 @@ mod lenient;
 
 use lenient::Lenient;
 
-use crate::{Error, Result};
+use crate::error::{Error, Result};
 
 /// How a connection uses TLS: libpq's `sslmode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -295,7 +295,6 @@ impl TlsSettings {
     pub fn connector(&self) -> Result<MakeRustlsConnect> {
         Ok(MakeRustlsConnect::new(self.client_config()?))
     }
-
 }
 
 fn pem_error(e: &rustls::pki_types::pem::Error) -> String {

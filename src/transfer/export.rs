@@ -5,7 +5,11 @@ use std::io::{BufWriter, Write};
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use crate::{Error, EventStore, Query, ReadOptions, Result, SequencePosition};
+use crate::error::{Error, Result};
+use crate::event::SequencePosition;
+use crate::query::Query;
+use crate::read::ReadOptions;
+use crate::store::EventStore;
 
 /// What [`export`] writes: the events of a query (all by default) after a
 /// position (from the start by default).

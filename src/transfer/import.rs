@@ -9,7 +9,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::line::{describe, differences, parse_line};
-use crate::{Error, Event, EventStore, Result, Store};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::store::{EventStore, Store};
 
 /// Events per batch of an import, by default.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -148,10 +150,7 @@ impl<R: BufRead> Lines<R> {
         loop {
             self.buf.clear();
             let read = self.input.read_until(b'\n', &mut self.buf).map_err(|e| {
-                Error::io(
-                    format!("cannot read the input after line {}", self.line),
-                    e,
-                )
+                Error::io(format!("cannot read the input after line {}", self.line), e)
             })?;
             if read == 0 {
                 return Ok(None);

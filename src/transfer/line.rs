@@ -4,10 +4,11 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
+use crate::event::Event;
 use crate::limits::{
     check_data, check_metadata, check_name, json_bytes, MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT,
 };
-use crate::{Error, Event, Result};
 
 /// The fields an import line may have.
 const FIELDS: &str = "id, type, data, tags, metadata, position, recorded_at";

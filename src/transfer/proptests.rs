@@ -13,12 +13,13 @@ use uuid::Uuid;
 use super::import::Lines;
 use super::line::parse_line;
 use crate::append::PreparedAppend;
+use crate::error::Error;
+use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::{MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT};
 use crate::test_strategies::{
     almost_event, any_string, config, json_value, mutated, nested_arrays, nested_empty_arrays,
     nested_objects, valid_event,
 };
-use crate::{Error, Event, SequencePosition, SequencedEvent};
 
 /// Parses line `n`; checks the outcome: an event an append accepts, or an
 /// input error naming the line.

@@ -8,9 +8,10 @@ use futures::TryStreamExt;
 use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
 use super::definition::Erased;
-use crate::{
-    Error, EventStore, HandlerError, ReadOptions, SequencePosition, SequencedEvent, Store,
-};
+use crate::error::{Error, HandlerError};
+use crate::event::{SequencePosition, SequencedEvent};
+use crate::read::ReadOptions;
+use crate::store::{EventStore, Store};
 
 /// Why a catch-up stopped early.
 pub(super) enum Stop {

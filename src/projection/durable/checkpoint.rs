@@ -3,10 +3,10 @@
 
 use deadpool_postgres::Transaction;
 
-use crate::Store;
+use crate::store::Store;
 
 /// Creates the projection's row (checkpoint 0) if it has none.
-pub(super) async fn ensure_row(store: &Store, name: &str) -> crate::Result<()> {
+pub(super) async fn ensure_row(store: &Store, name: &str) -> crate::error::Result<()> {
     let client = store.pool().get().await?;
     client
         .execute(
@@ -22,7 +22,7 @@ pub(super) async fn set_state(
     name: &str,
     state: &str,
     owner: Option<&str>,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     let client = store.pool().get().await?;
     client
         .execute(
@@ -40,7 +40,7 @@ pub(super) async fn record_failure(
     name: &str,
     position: u64,
     error: &str,
-) -> crate::Result<i32> {
+) -> crate::error::Result<i32> {
     tracing::error!(
         projection = name,
         position,
@@ -60,7 +60,11 @@ pub(super) async fn record_failure(
 
 /// Records an error that is not a handler's (database unreachable, setup
 /// failed): visible in status, state unchanged.
-pub(super) async fn record_error(store: &Store, name: &str, error: &str) -> crate::Result<()> {
+pub(super) async fn record_error(
+    store: &Store,
+    name: &str,
+    error: &str,
+) -> crate::error::Result<()> {
     tracing::warn!(projection = name, error, "projection runner error");
     let client = store.pool().get().await?;
     client
@@ -74,7 +78,7 @@ pub(super) async fn record_error(store: &Store, name: &str, error: &str) -> crat
 
 /// Locks the projection's row for the rest of `tx` and returns its
 /// checkpoint: a second runner waits here, then sees the first's checkpoint.
-pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::Result<u64> {
+pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Result<u64> {
     let row = tx
         .query_one(
             "SELECT checkpoint FROM dcbstore.projections WHERE name = $1 FOR UPDATE",
@@ -92,7 +96,7 @@ pub(super) async fn advance(
     name: &str,
     reached: u64,
     head: u64,
-) -> crate::Result<()> {
+) -> crate::error::Result<()> {
     tx.execute(
         "UPDATE dcbstore.projections SET checkpoint = $2::bigint, \
          state = CASE WHEN state = 'rebuilding' AND $2::bigint < $3::bigint THEN state ELSE 'running' END, \
@@ -106,7 +110,7 @@ pub(super) async fn advance(
 
 /// Sets the checkpoint back to 0 in `tx` (with the read model's reset), state
 /// `rebuilding`.
-pub(super) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::Result<()> {
+pub(super) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::error::Result<()> {
     tx.execute(
         "UPDATE dcbstore.projections SET checkpoint = 0, state = 'rebuilding', last_error = NULL, \
          error_position = NULL, failures = 0, updated_at = now() WHERE name = $1",

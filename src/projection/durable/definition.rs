@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use deadpool_postgres::Transaction;
 
-use crate::{HandlerError, Query, SequencedEvent};
+use crate::error::HandlerError;
+use crate::event::SequencedEvent;
+use crate::query::Query;
 
 /// A projection whose state lives in PostgreSQL tables (a read model).
 ///

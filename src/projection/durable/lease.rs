@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::AsyncMessage;
 
-use crate::Store;
+use crate::store::Store;
 
 /// The lease of a projection: a session advisory lock held by a dedicated
 /// connection, which also LISTENs for appends.
@@ -25,7 +25,7 @@ impl Lease {
         store: &Store,
         name: &str,
         wait: Option<Duration>,
-    ) -> crate::Result<Option<Lease>> {
+    ) -> crate::error::Result<Option<Lease>> {
         let (client, mut connection) = crate::connection::open(store.config(), store.tls()).await?;
         let (tx, wakeups) = mpsc::unbounded_channel();
         tokio::spawn(async move {

@@ -9,7 +9,8 @@ use super::definition::{DurableProjection, Erased};
 use super::lease::Lease;
 #[cfg(doc)]
 use super::runner::Runner;
-use crate::{Error, Store};
+use crate::error::Error;
+use crate::store::Store;
 
 /// Folds a whole projection's events into its read model from scratch: resets
 /// the tables and the checkpoint, then replays the log in batches, reporting
@@ -22,7 +23,7 @@ pub async fn rebuild<P: DurableProjection>(
     config: &RunnerConfig,
     wait: Duration,
     mut progress: impl FnMut(Progress) + Send,
-) -> crate::Result<u64> {
+) -> crate::error::Result<u64> {
     rebuild_erased(store, projection, config, wait, &mut progress).await
 }
 
@@ -32,7 +33,7 @@ pub(crate) async fn rebuild_erased(
     config: &RunnerConfig,
     wait: Duration,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> crate::Result<u64> {
+) -> crate::error::Result<u64> {
     let lease = Lease::acquire(store, p.name(), Some(wait)).await?;
     let Some(lease) = lease else {
         return Err(Error::Invalid(format!(

@@ -12,10 +12,11 @@ use super::checkpoint;
 use super::config::RunnerConfig;
 use super::definition::{DurableProjection, Erased, ProjectionRegistry};
 use super::lease::Lease;
-use crate::{Error, Store};
+use crate::error::Error;
+use crate::store::Store;
 
 enum Command {
-    Rebuild(tokio::sync::oneshot::Sender<crate::Result<u64>>),
+    Rebuild(tokio::sync::oneshot::Sender<crate::error::Result<u64>>),
 }
 
 /// A projection kept current in the background: catch-up, then live.
@@ -74,7 +75,7 @@ impl Runner {
 
     /// Asks the runner to rebuild its projection (reset, replay) and waits
     /// for the result. The live loop pauses meanwhile and resumes after.
-    pub async fn rebuild(&self) -> crate::Result<u64> {
+    pub async fn rebuild(&self) -> crate::error::Result<u64> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.commands
             .send(Command::Rebuild(tx))

@@ -3,7 +3,8 @@
 
 use serde::Serialize;
 
-use crate::{EventStore, SequencePosition, Store};
+use crate::event::SequencePosition;
+use crate::store::{EventStore, Store};
 
 /// A projection's row of `dcbstore.projections`, with the log's head.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,7 +30,7 @@ pub struct ProjectionStatus {
 }
 
 /// Every projection known to the database, by name.
-pub async fn status(store: &Store) -> crate::Result<Vec<ProjectionStatus>> {
+pub async fn status(store: &Store) -> crate::error::Result<Vec<ProjectionStatus>> {
     let client = store.pool().get().await?;
     let head = store.head().await?.map_or(0, SequencePosition::get);
     let rows = client
