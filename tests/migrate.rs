@@ -2,7 +2,7 @@
 //! and connection errors that never show a password.
 
 use dcbstore::connection::connect;
-use dcbstore::migrate::{expected_version, MIGRATIONS};
+use dcbstore::migrate::{expected_version, FUNCTIONS, MIGRATIONS};
 use dcbstore::testing::TestDatabase;
 use dcbstore::{migrate, status, Error, Event, EventStore, SchemaState, Store};
 use futures::future::join_all;
@@ -178,4 +178,182 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
         .unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err}");
     assert!(!err.to_string().contains(":pw@"), "{err}");
+}
+
+// ---- function files ----
+
+/// Every function of the `dcbstore` schema.
+async fn schema_functions(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid))
+               FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+              WHERE n.nspname = 'dcbstore' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_function_belongs_to_exactly_one_file_and_the_files_cover_the_schema() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut client = connect(&db.config().unwrap()).await.unwrap();
+    let report = migrate(&mut client).await.unwrap();
+    let mut files: Vec<&str> = FUNCTIONS.iter().map(|f| f.name).collect();
+    let mut applied = report.functions.clone();
+    files.sort_unstable();
+    applied.sort_unstable();
+    assert_eq!(applied, files, "a fresh database gets every file once");
+    let rows = client
+        .query(
+            "SELECT file, checksum, functions FROM dcbstore.schema_functions ORDER BY file",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), FUNCTIONS.len());
+    let mut seen: Vec<String> = Vec::new();
+    for r in &rows {
+        let (file, checksum, defined): (String, String, Vec<String>) =
+            (r.get(0), r.get(1), r.get(2));
+        let f = FUNCTIONS
+            .iter()
+            .find(|f| f.name == file)
+            .expect("a file of this build");
+        assert_eq!(checksum, f.checksum());
+        assert!(!defined.is_empty(), "{file} defines functions");
+        for d in defined {
+            assert!(!seen.contains(&d), "{d} is defined by two files");
+            seen.push(d);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, schema_functions(&client).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_function_file_is_pending_then_reapplied_and_what_no_file_defines_is_dropped() {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let mut client = connect(&db.config().unwrap()).await.unwrap();
+    // As if an older read.sql had defined dcbstore.obsolete, and someone had
+    // left a function of their own in the schema.
+    client
+        .batch_execute(
+            "CREATE FUNCTION dcbstore.obsolete(integer) RETURNS integer LANGUAGE sql AS 'SELECT 1';
+             CREATE FUNCTION dcbstore.stray() RETURNS integer LANGUAGE sql AS 'SELECT 2';
+             UPDATE dcbstore.schema_functions
+                SET checksum = 'older', functions = functions || 'dcbstore.obsolete(integer)'::text
+              WHERE file = 'read.sql';",
+        )
+        .await
+        .unwrap();
+    let s = status(&client).await.unwrap();
+    assert_eq!(s.state, SchemaState::Pending);
+    assert!(s.pending.is_empty());
+    assert_eq!(s.pending_functions, ["read.sql"]);
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["pending_functions"], json!(["read.sql"]));
+    let err = Store::connect(db.url()).await.unwrap_err();
+    assert!(matches!(err, Error::NotMigrated { .. }), "{err}");
+    assert!(
+        err.to_string().contains("read.sql") && err.to_string().contains("dcbstore migrate"),
+        "{err}"
+    );
+
+    let report = migrate(&mut client).await.unwrap();
+    assert!(report.applied.is_empty());
+    assert_eq!(report.functions, ["read.sql"]);
+    assert_eq!(
+        report.dropped,
+        ["dcbstore.obsolete(integer)", "dcbstore.stray()"]
+    );
+    assert_eq!(report.status.state, SchemaState::UpToDate);
+    assert!(!schema_functions(&client)
+        .await
+        .iter()
+        .any(|f| f.contains("obsolete") || f.contains("stray")));
+    Store::connect(db.url()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn functions_applied_by_a_newer_release_are_refused_and_kept() {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let mut client = connect(&db.config().unwrap()).await.unwrap();
+    client
+        .batch_execute(
+            "UPDATE dcbstore.schema_functions SET checksum = 'newer', applied_by = '999.0.0'
+              WHERE file = 'read.sql'",
+        )
+        .await
+        .unwrap();
+    let s = status(&client).await.unwrap();
+    assert_eq!(s.state, SchemaState::Ahead);
+    assert_eq!(s.ahead_build.as_deref(), Some("999.0.0"));
+    let err = Store::connect(db.url()).await.unwrap_err();
+    assert!(matches!(err, Error::FunctionsAhead { .. }), "{err}");
+    assert!(err.to_string().contains("upgrade dcbstore"), "{err}");
+    let err = migrate(&mut client).await.unwrap_err();
+    assert!(matches!(err, Error::FunctionsAhead { .. }), "{err}");
+    let checksum: String = client
+        .query_one(
+            "SELECT checksum FROM dcbstore.schema_functions WHERE file = 'read.sql'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(checksum, "newer", "a refused migrate changes nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lock_keys_of_rust_and_sql_agree_and_appends_take_that_lock() {
+    use dcbstore::locks::{APPEND_LOCK, MIGRATE_LOCK};
+    use tokio_postgres::error::SqlState;
+
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let client = connect(&db.config().unwrap()).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT dcbstore.append_lock_key(), dcbstore.migrate_lock_key()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (APPEND_LOCK, MIGRATE_LOCK)
+    );
+
+    // Holding the key from Rust stops every append (lock_timeout says so,
+    // with the server's error as its source).
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await
+        .unwrap();
+    let store = Store::builder(db.url())
+        .unwrap()
+        .lock_timeout(Some(std::time::Duration::from_millis(200)))
+        .build()
+        .await
+        .unwrap();
+    let err = store
+        .append(vec![Event::new("Blocked", json!(1))], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE));
+    assert!(std::error::Error::source(&err).is_some(), "{err:?}");
+    client.batch_execute("ROLLBACK").await.unwrap();
+    store
+        .append(vec![Event::new("Free", json!(1))], None)
+        .await
+        .unwrap();
 }

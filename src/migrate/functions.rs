@@ -203,3 +203,52 @@ pub(super) async fn sweep<C: GenericClient>(tx: &C) -> Result<Vec<String>> {
     }
     Ok(dropped)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate::MIGRATIONS;
+
+    /// The names of the functions `sql` creates (`dcbstore.name`).
+    fn created(sql: &str) -> Vec<String> {
+        sql.match_indices("FUNCTION dcbstore.")
+            .filter(|(i, _)| {
+                sql[..*i].ends_with("CREATE OR REPLACE ") || sql[..*i].ends_with("CREATE ")
+            })
+            .map(|(i, m)| {
+                let rest = &sql[i + m.len()..];
+                rest[..rest.find('(').unwrap_or(rest.len())].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_function_is_created_by_one_file_with_create_or_replace_and_never_by_a_migration() {
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for f in FUNCTIONS {
+            let names = created(f.sql);
+            assert!(!names.is_empty(), "{} creates no function", f.name);
+            assert!(
+                !f.sql.contains("CREATE FUNCTION"),
+                "{}: use CREATE OR REPLACE FUNCTION, so that migrate can reapply it",
+                f.name
+            );
+            for n in names {
+                if let Some((_, other)) = seen.iter().find(|(s, _)| *s == n) {
+                    panic!("dcbstore.{n} is created by {other} and {}", f.name);
+                }
+                seen.push((n, f.name));
+            }
+        }
+        for m in MIGRATIONS {
+            assert!(
+                created(m.sql).is_empty(),
+                "migration {} creates a function: functions belong in sql/functions/",
+                m.name
+            );
+            for need in m.needs {
+                assert!(FUNCTIONS.iter().any(|f| f.name == *need), "{need}");
+            }
+        }
+    }
+}
