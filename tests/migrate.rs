@@ -352,7 +352,7 @@ async fn the_lock_keys_of_rust_and_sql_agree_and_appends_take_that_lock() {
     assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE));
     assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     client.batch_execute("ROLLBACK").await.unwrap();
-    store
+    let _ = store
         .append(vec![Event::new("Free", json!(1))], None)
         .await
         .unwrap();
