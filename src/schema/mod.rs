@@ -97,10 +97,10 @@ mod compile;
 mod error;
 mod file;
 mod ops;
+mod registry;
 
 pub use compile::{
-    canonical_form, compile, fingerprint, is_snake_case, CompiledEvent, Field, SchemaRegistry,
-    RESERVED_FIELDS,
+    canonical_form, compile, fingerprint, is_snake_case, CompiledEvent, Field, RESERVED_FIELDS,
 };
 pub use error::SchemaError;
 pub use file::{merge, EventVersion, SchemaFile, FORMAT};
@@ -108,6 +108,7 @@ pub use ops::{
     assert_up_to_date, catalog, catalog_json, catalog_markdown, compat, compat_between, dump,
     verify, BreakingChange, CatalogFormat,
 };
+pub use registry::SchemaRegistry;
 
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;

@@ -1,0 +1,59 @@
+//! [`DispatchError`]: why an emit failed.
+
+use crate::error::HandlerError;
+use crate::schema::SchemaError;
+
+/// Why an emit failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DispatchError {
+    /// The event is not in the schema file.
+    #[error("event {name} is not in the schema file: add its definition to the registry, run `schema dump` and commit the file")]
+    UnknownEvent {
+        /// The event's name.
+        name: String,
+    },
+    /// The event's compiled contract matches no version in the schema file.
+    #[error("event {name} does not match any version in the schema file (fingerprint {fingerprint}): run `schema dump` and commit the file")]
+    UnknownVersion {
+        /// The event's name.
+        name: String,
+        /// Fingerprint of the compiled contract.
+        fingerprint: String,
+    },
+    /// The payload does not satisfy its schema version.
+    #[error("payload of {name} v{version} does not match its schema: {reason}")]
+    InvalidPayload {
+        /// The event's name.
+        name: String,
+        /// The version checked.
+        version: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The definition itself is invalid (name, reserved fields).
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    /// A handler failed; later handlers did not run.
+    #[error("handler {handler:?} failed for {name}: {source}")]
+    Handler {
+        /// The handler's label.
+        handler: String,
+        /// The event's name.
+        name: String,
+        /// The handler's error.
+        source: HandlerError,
+    },
+}
+
+impl DispatchError {
+    /// The store error behind a failed level-5 handler (a
+    /// [`Conflict`](crate::Error::Conflict), say), if that is what failed.
+    #[must_use]
+    pub fn store_error(&self) -> Option<&crate::error::Error> {
+        match self {
+            DispatchError::Handler { source, .. } => source.downcast_ref::<crate::error::Error>(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! The store as the level-5 handler: sourced events appended to the log,
+//! with their tags, the envelope in the metadata and its id as the event id.
+
+use serde_json::Map;
+
+use super::envelope::{EmitContext, Envelope};
+use super::handler::Handler;
+use crate::append::{AppendCondition, Appended};
+use crate::error::HandlerError;
+use crate::event::Event;
+use crate::store::{EventStore, Store};
+
+/// The store event an envelope becomes at level 5: its id, name, payload and
+/// tags, and the envelope (less the payload) in the metadata.
+#[must_use]
+pub fn to_store_event(envelope: &Envelope) -> Event {
+    let mut meta = Map::new();
+    meta.insert(
+        "envelope".into(),
+        serde_json::json!({
+            "name": envelope.name,
+            "kind": envelope.kind,
+            "version": envelope.version,
+            "level": envelope.level,
+            "occurred_at": envelope.occurred_at,
+            "idempotency_key": envelope.idempotency_key,
+            "metadata": envelope.metadata,
+        }),
+    );
+    Event {
+        id: envelope.id,
+        event_type: envelope.name.clone(),
+        data: envelope.payload.clone(),
+        tags: envelope.tags.clone(),
+        metadata: meta,
+    }
+}
+
+/// The level-5 handler: appends sourced events to the dcbstore log, with the
+/// emit's append condition when there is one.
+#[derive(Debug, Clone)]
+pub struct SourcedHandler {
+    store: Store,
+}
+
+impl SourcedHandler {
+    /// Appends through `store`.
+    #[must_use]
+    pub fn new(store: Store) -> Self {
+        SourcedHandler { store }
+    }
+}
+
+impl Handler for SourcedHandler {
+    async fn handle(&self, envelope: &Envelope, context: &EmitContext) -> Result<(), HandlerError> {
+        let _ = self
+            .store
+            .append(vec![to_store_event(envelope)], context.condition.clone())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Appends envelopes to the log inside the caller's transaction (see
+/// [`append_in`](crate::append::append_in)), for "write my rows and emit"
+/// in one commit.
+pub async fn append_envelopes_in<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    envelopes: &[Envelope],
+    condition: Option<&AppendCondition>,
+) -> crate::error::Result<Appended> {
+    crate::append::append_in(
+        client,
+        envelopes.iter().map(to_store_event).collect(),
+        condition,
+    )
+    .await
+}
