@@ -64,14 +64,7 @@ pub(super) struct Applied {
 /// What the database records of function files (nothing when it has no
 /// record yet).
 pub(super) async fn applied<C: GenericClient>(client: &C) -> Result<Vec<Applied>> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('dcbstore.schema_functions') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .try_get(0)?;
-    if !exists {
+    if !super::catalog::exists(client, "dcbstore.schema_functions").await? {
         return Ok(Vec::new());
     }
     client

@@ -21,6 +21,7 @@
 //! migrations held function bodies) is recognised by those migrations'
 //! checksums: its next migrate replaces its functions with the files'.
 
+mod catalog;
 mod functions;
 mod migrations;
 mod run;

@@ -3,6 +3,7 @@
 
 use tokio_postgres::GenericClient;
 
+use super::catalog::exists;
 use super::functions::{self, Applied};
 use super::migrations::{accepts, expected_version, MIGRATIONS};
 use super::{MigrationRef, SchemaState, SchemaStatus};
@@ -11,15 +12,9 @@ use crate::error::{Error, Result};
 /// Reads the status; errors with [`Error::ChecksumMismatch`] when an applied
 /// migration differs from this build's copy.
 pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
-    let exists: bool = client
-        .query_one(
-            "SELECT to_regclass('dcbstore.schema_migrations') IS NOT NULL",
-            &[],
-        )
-        .await?
-        .try_get(0)?;
-    let applied: Vec<(i32, String, String)> = if exists {
-        client
+    let applied: Vec<(i32, String, String)> =
+        if exists(client, "dcbstore.schema_migrations").await? {
+            client
             .query(
                 "SELECT version, name, checksum FROM dcbstore.schema_migrations ORDER BY version",
                 &[],
@@ -28,9 +23,9 @@ pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
             .iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
             .collect::<Result<_>>()?
-    } else {
-        Vec::new()
-    };
+        } else {
+            Vec::new()
+        };
     for (version, name, checksum) in &applied {
         if let Some(m) = MIGRATIONS.iter().find(|m| m.version == *version) {
             if !accepts(m, checksum) {
@@ -70,11 +65,7 @@ pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
         Some(_) if !pending.is_empty() || !pending_functions.is_empty() => SchemaState::Pending,
         Some(_) => SchemaState::UpToDate,
     };
-    let has_store: bool = client
-        .query_one("SELECT to_regclass('dcbstore.store') IS NOT NULL", &[])
-        .await?
-        .try_get(0)?;
-    let store_id = if has_store {
+    let store_id = if exists(client, "dcbstore.store").await? {
         client
             .query_opt("SELECT store_id FROM dcbstore.store", &[])
             .await?

@@ -1,0 +1,13 @@
+//! What the database's catalog says, for the runner and the status.
+
+use tokio_postgres::GenericClient;
+
+use crate::error::Result;
+
+/// Whether the table `relation` (`schema.name`) exists.
+pub(super) async fn exists<C: GenericClient>(client: &C, relation: &str) -> Result<bool> {
+    Ok(client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&relation])
+        .await?
+        .try_get(0)?)
+}
