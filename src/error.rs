@@ -31,6 +31,20 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// Input was over one of the store's [`Limits`](crate::limits::Limits);
+    /// nothing reached the database.
+    #[error("{message}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: crate::limits::Limit,
+        /// Its maximum.
+        max: usize,
+        /// The value found (for nesting: the level reached).
+        actual: usize,
+        /// What was over it, where, and what to do.
+        message: String,
+    },
+
     /// The append condition failed: events matching a guard's query exist
     /// after its position. Nothing was written.
     #[error("append condition failed: {} conflicting event(s), the latest at position {}; read them, decide again and retry", .0.events.len(), .0.position)]

@@ -1,71 +1,157 @@
 //! Calls on pooled connections, below both reads and appends: the client-side
-//! timeout, and the head.
+//! timeout, the cancellation of what is abandoned, and the head.
 
 use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use futures::future::BoxFuture;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
 
-/// A call that ran out of time: its connection was closed, not reused.
+/// How long a cancel request may take before it is given up (the server may
+/// be the one that stopped answering).
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// How long a timed-out caller waits for its cancel request to be taken
+/// before it gets its error (the request goes on in the background).
+const CANCEL_GRACE: Duration = Duration::from_secs(1);
+
+/// A call that ran out of time: its statement was cancelled and its
+/// connection closed, not reused.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Expired(pub(crate) Duration);
 
-/// Runs `call` on the pooled `client`, within `timeout` when there is one.
-///
-/// On expiry the connection, which may still be busy with the call, is
-/// closed instead of going back to the pool (the next caller would read the
-/// abandoned call's answer), and the result is [`Expired`]: what expiry means
-/// (nothing happened, or the outcome is unknown) is the caller's to say.
-pub(crate) async fn call<T>(
-    client: Object,
-    timeout: Option<Duration>,
-    call: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
-) -> std::result::Result<Result<T>, Expired> {
-    let Some(t) = timeout else {
-        return Ok(call(&client).await);
-    };
-    match tokio::time::timeout(t, call(&client)).await {
-        Ok(r) => Ok(r),
-        Err(_) => {
+/// The store's pool, with what its calls need: the client-side timeout, and
+/// the TLS connector that cancel requests go through.
+#[derive(Clone)]
+pub(crate) struct Pooled {
+    pub(crate) pool: Pool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) tls: MakeRustlsConnect,
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pooled connection while a call runs on it. Abandoned (the call timed
+/// out, or its future was dropped), it cancels the statement the server may
+/// still be running, so that no backend goes on waiting for a lock or
+/// commits later, and closes the connection instead of returning it to the
+/// pool, where the next caller would read the abandoned call's answer.
+struct InFlight {
+    client: Option<Object>,
+    tls: MakeRustlsConnect,
+}
+
+impl InFlight {
+    /// The call finished: the connection goes back to the pool.
+    fn finish(mut self) {
+        drop(self.client.take());
+    }
+
+    /// Cancels the statement, waits a moment for the server to take the
+    /// request (so that a caller who gets its timeout finds the statement
+    /// gone), then closes the connection.
+    async fn cancel(mut self) {
+        if let Some(client) = self.client.take() {
+            let token = client.cancel_token();
+            let tls = self.tls.clone();
+            let request = tokio::spawn(async move {
+                let _ = tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await;
+            });
+            let _ = tokio::time::timeout(CANCEL_GRACE, request).await;
             drop(Object::take(client));
-            Err(Expired(t))
         }
     }
 }
 
-/// [`call`] for a read-only call: expiry is [`Error::Timeout`] (nothing was
-/// written, retrying is safe).
-pub(crate) async fn read<T>(
-    client: Object,
-    timeout: Option<Duration>,
-    operation: &str,
-    f: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
-) -> Result<T> {
-    call(client, timeout, f).await.unwrap_or_else(|Expired(t)| {
-        Err(Error::Timeout {
-            operation: operation.to_string(),
-            after: Some(t),
-            hint: "the server did not answer: check that it is up and not overloaded; the call was abandoned and its connection closed".into(),
-            source: None,
-        })
-    })
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let token = client.cancel_token();
+        let tls = self.tls.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await;
+            });
+        }
+        drop(Object::take(client));
+    }
 }
 
-/// The highest committed position (`None`: an empty store), within `timeout`.
-pub(crate) async fn head(
-    pool: &Pool,
-    timeout: Option<Duration>,
-) -> Result<Option<SequencePosition>> {
-    let client = pool.get().await?;
-    let head: Option<i64> = read(client, timeout, "reading the head", |c| {
-        Box::pin(async move {
-            let stmt = c.prepare_cached("SELECT dcbstore.head()").await?;
-            Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+impl Pooled {
+    /// Runs `call` on a pooled connection, within the timeout when there is
+    /// one. On expiry the statement is cancelled and the connection closed,
+    /// and the result is [`Expired`]: what expiry means (nothing happened, or
+    /// the outcome is unknown) is the caller's to say.
+    pub(crate) async fn call<T>(
+        &self,
+        call: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
+    ) -> Result<std::result::Result<Result<T>, Expired>> {
+        let client = self.pool.get().await?;
+        let in_flight = InFlight {
+            client: Some(client),
+            tls: self.tls.clone(),
+        };
+        let outcome = {
+            let Some(client) = in_flight.client.as_ref() else {
+                return Err(Error::Closed);
+            };
+            match self.timeout {
+                None => Ok(call(client).await),
+                Some(t) => tokio::time::timeout(t, call(client))
+                    .await
+                    .map_err(|_| Expired(t)),
+            }
+        };
+        match outcome {
+            Ok(result) => {
+                in_flight.finish();
+                Ok(Ok(result))
+            }
+            Err(expired) => {
+                in_flight.cancel().await;
+                Ok(Err(expired))
+            }
+        }
+    }
+
+    /// [`call`](Self::call) for a read-only call: expiry is
+    /// [`Error::Timeout`] (nothing was written, retrying is safe).
+    pub(crate) async fn read<T>(
+        &self,
+        operation: &str,
+        f: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
+    ) -> Result<T> {
+        self.call(f).await?.unwrap_or_else(|Expired(t)| {
+            Err(Error::Timeout {
+                operation: operation.to_string(),
+                after: Some(t),
+                hint: "the server did not answer: check that it is up and not overloaded; the call was cancelled and its connection closed".into(),
+                source: None,
+            })
         })
-    })
-    .await?;
-    Ok(head.map(SequencePosition::from_sql))
+    }
+
+    /// The highest committed position (`None`: an empty store).
+    pub(crate) async fn head(&self) -> Result<Option<SequencePosition>> {
+        let head: Option<i64> = self
+            .read("reading the head", |c| {
+                Box::pin(async move {
+                    let stmt = c.prepare_cached("SELECT dcbstore.head()").await?;
+                    Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+                })
+            })
+            .await?;
+        Ok(head.map(SequencePosition::from_sql))
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::limits::check_name;
+use crate::limits::{Limit, Limits};
 
 /// One OR-branch of a [`Query`]: types OR'd, tags AND'd.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,14 +72,19 @@ impl QueryItem {
             && self.tags.iter().all(|t| event.tags.contains(t))
     }
 
-    fn validate(&self) -> Result<()> {
-        use crate::limits::MAX_ITEM_TERMS;
-        if self.types.len() > MAX_ITEM_TERMS || self.tags.len() > MAX_ITEM_TERMS {
-            return Err(Error::invalid(format!(
-                "a query item has {} types and {} tags; the limit is {MAX_ITEM_TERMS} of each",
-                self.types.len(),
-                self.tags.len()
-            )));
+    fn validate(&self, limits: &Limits) -> Result<()> {
+        let terms = self.types.len().max(self.tags.len());
+        if terms > limits.max_item_terms {
+            return Err(limits.exceeded(
+                Limit::ItemTerms,
+                terms,
+                format!(
+                    "a query item has {} types and {} tags; the limit is {} of each",
+                    self.types.len(),
+                    self.tags.len(),
+                    limits.max_item_terms
+                ),
+            ));
         }
         if self.types.is_empty() && self.tags.is_empty() {
             return Err(Error::invalid(
@@ -87,10 +92,10 @@ impl QueryItem {
             ));
         }
         for t in &self.types {
-            check_name("query type", t)?;
+            limits.check_name("query type", t)?;
         }
         for t in &self.tags {
-            check_name("query tag", t)?;
+            limits.check_name("query tag", t)?;
         }
         Ok(())
     }
@@ -165,30 +170,44 @@ impl Query {
         }
     }
 
-    /// Checks the query is well formed: at least one item, each with a type or
-    /// a tag, no empty strings or NUL bytes.
+    /// Checks the query is well formed and within the default
+    /// [`Limits`]: at least one item, each with a type or a tag, no empty
+    /// strings or NUL bytes.
     pub fn validate(&self) -> Result<()> {
+        self.validate_with(&Limits::DEFAULT)
+    }
+
+    /// [`validate`](Self::validate) against `limits` (a store's).
+    pub fn validate_with(&self, limits: &Limits) -> Result<()> {
         match self {
             Query::All => Ok(()),
             Query::Items(items) if items.is_empty() => Err(Error::invalid(
                 "query has no items: use Query::all (\"all\" in JSON) to match every event",
             )),
-            Query::Items(items) if items.len() > crate::limits::MAX_QUERY_ITEMS => {
-                Err(Error::invalid(format!(
+            Query::Items(items) if items.len() > limits.max_query_items => Err(limits.exceeded(
+                Limit::QueryItems,
+                items.len(),
+                format!(
                     "a query has {} items; the limit is {}",
                     items.len(),
-                    crate::limits::MAX_QUERY_ITEMS
-                )))
-            }
-            Query::Items(items) => items.iter().try_for_each(QueryItem::validate),
+                    limits.max_query_items
+                ),
+            )),
+            Query::Items(items) => items.iter().try_for_each(|i| i.validate(limits)),
         }
     }
 
-    /// Parses the JSON form (`"all"` or a list of items) and validates it.
+    /// Parses the JSON form (`"all"` or a list of items) and validates it
+    /// against the default [`Limits`].
     pub fn from_json(json: &str) -> Result<Self> {
+        Query::from_json_with(json, &Limits::DEFAULT)
+    }
+
+    /// [`from_json`](Self::from_json) against `limits`.
+    pub fn from_json_with(json: &str, limits: &Limits) -> Result<Self> {
         let q: Query = serde_json::from_str(json)
             .map_err(|e| Error::invalid(format!("invalid query JSON: {e}")))?;
-        q.validate()?;
+        q.validate_with(limits)?;
         Ok(q)
     }
 

@@ -2,9 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use futures::stream::{self, Stream, StreamExt};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -12,6 +10,8 @@ use tokio_postgres::Row;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::limits::Limits;
+use crate::pooled::Pooled;
 use crate::query::Query;
 
 /// The window and order of a read.
@@ -98,7 +98,7 @@ impl ReadOptions {
 }
 
 struct Cursor {
-    pool: Pool,
+    pooled: Pooled,
     query: Arc<Value>,
     page_size: u64,
     /// Window still to read: (lo, hi]. `hi` is None until the head is captured.
@@ -111,8 +111,6 @@ struct Cursor {
     exhausted: bool,
     /// The next page, already being fetched while this one is consumed.
     next: Option<Prefetch>,
-    /// Client-side limit per page query.
-    timeout: Option<Duration>,
 }
 
 impl Cursor {
@@ -128,13 +126,12 @@ impl Cursor {
             .remaining
             .map_or(self.page_size, |r| r.min(self.page_size));
         let page = fetch(
-            self.pool.clone(),
+            self.pooled.clone(),
             self.query.clone(),
             self.lo,
             hi,
             self.backwards,
             want,
-            self.timeout,
         );
         (page, want)
     }
@@ -156,14 +153,14 @@ impl Drop for Prefetch {
 /// pages through (lo, hi] with one bounded query per page, fetching the next
 /// page while the current one is consumed (at most two pages in memory).
 pub(crate) fn read_stream(
-    pool: Pool,
+    pooled: Pooled,
     query: &Query,
+    limits: &Limits,
     options: ReadOptions,
     page_size: u64,
-    timeout: Option<Duration>,
 ) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'static {
-    let start = query.validate().map(|()| Cursor {
-        pool,
+    let start = query.validate_with(limits).map(|()| Cursor {
+        pooled,
         query: Arc::new(query.to_json()),
         page_size: page_size.max(1),
         lo: options.after,
@@ -174,7 +171,6 @@ pub(crate) fn read_stream(
         buffer: VecDeque::new(),
         exhausted: options.limit == Some(0),
         next: None,
-        timeout,
     });
     match start {
         Err(e) => stream::once(async move { Err(e) }).boxed(),
@@ -198,7 +194,7 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
     let hi = match c.hi {
         Some(hi) => hi,
         None => {
-            let head = crate::pooled::head(&c.pool, c.timeout).await?;
+            let head = c.pooled.head().await?;
             let head = head.map_or(0, SequencePosition::get);
             let hi = c.to.map_or(head, |to| to.min(head));
             c.hi = Some(hi);
@@ -254,31 +250,30 @@ async fn next_page(c: &mut Cursor) -> Result<()> {
 
 /// One page, not yet decoded: at most `want` events of `query` in (lo, hi].
 async fn fetch(
-    pool: Pool,
+    pooled: Pooled,
     query: Arc<Value>,
     lo: u64,
     hi: u64,
     backwards: bool,
     want: u64,
-    timeout: Option<Duration>,
 ) -> Result<Vec<Row>> {
-    let client = pool.get().await?;
-    crate::pooled::read(client, timeout, "reading a page of events", |c| {
-        Box::pin(async move {
-            let stmt = c
-                .prepare_cached(
-                    "SELECT position, id, type, data, tags, metadata, recorded_at \
+    pooled
+        .read("reading a page of events", |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT position, id, type, data, tags, metadata, recorded_at \
                      FROM dcbstore.read($1, $2, $3, $4, $5)",
+                    )
+                    .await?;
+                Ok(c.query(
+                    &stmt,
+                    &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
                 )
-                .await?;
-            Ok(c.query(
-                &stmt,
-                &[&*query, &to_i64(lo), &to_i64(hi), &backwards, &to_i64(want)],
-            )
-            .await?)
+                .await?)
+            })
         })
-    })
-    .await
+        .await
 }
 
 fn to_i64(n: u64) -> i64 {

@@ -4,10 +4,15 @@
 //! `dcbstore` schema and runs `dcbstore migrate`, and an **application role**,
 //! which may only append and read (and keep durable projections'
 //! checkpoints). [`grant_app`] gives an application role exactly that; run it
-//! as the migration role after each migrate. Nobody can update or delete
-//! events: triggers refuse it for every role, the owner included. Personal
-//! data is erased with [`redact`], which only roles granted it may call and
-//! which is audited in `dcbstore.redactions`.
+//! as the migration role after each migrate. The application role writes the
+//! log only through the append functions (SECURITY DEFINER: they take the
+//! append lock and keep the tag index in step), and cannot call the internal
+//! ones. Triggers refuse updates and deletes of events for every role but
+//! superusers and the owner, who can disable triggers: an application must
+//! never log in as the owner. Personal data is erased with [`redact`], which
+//! only roles granted it may call and which is audited in
+//! `dcbstore.redactions`: the triggers let through only the change an audit
+//! row of the same transaction describes.
 //!
 //! ```sql
 //! -- once, as a superuser
@@ -18,6 +23,7 @@
 //! then `DATABASE_URL=postgres://dcb_owner@.../mydb dcbstore migrate` and
 //! `dcbstore grant app`.
 
+use postgres_protocol::escape::escape_identifier;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
@@ -47,16 +53,26 @@ impl Grants {
     }
 }
 
-/// Quotes an SQL identifier.
-fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// The functions of the SQL API an application role may call: the append
+/// entry points (SECURITY DEFINER: the only way it writes the log), reads,
+/// the head and the lock keys. Every other function is internal.
+pub const API_FUNCTIONS: &[&str] = &[
+    "dcbstore.append",
+    "dcbstore.append_batch",
+    "dcbstore.append_batch_unchecked",
+    "dcbstore.read",
+    "dcbstore.head",
+    "dcbstore.append_lock_key",
+    "dcbstore.migrate_lock_key",
+];
 
 /// Grants `role` what an application needs, and nothing that changes the
-/// schema or the log: USAGE on the schema, SELECT on its tables, INSERT on
-/// the event tables, INSERT and UPDATE on `dcbstore.projections`, EXECUTE on
-/// its functions (not `redact` unless [`Grants::redact`]). Idempotent; run it
-/// as the schema's owner after every migrate.
+/// schema or writes the log but through the append functions: USAGE on the
+/// schema, SELECT on its tables, INSERT and UPDATE on `dcbstore.projections`,
+/// EXECUTE on [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It
+/// takes back what it does not give (INSERT on the event tables, EXECUTE on
+/// internal functions, from an earlier grant). Idempotent; run it as the
+/// schema's owner after every migrate.
 pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants) -> Result<()> {
     if role.is_empty() {
         return Err(Error::invalid("the role name is empty"));
@@ -71,17 +87,18 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
     if !exists {
         return Err(Error::invalid(format!(
             "role {role:?} does not exist: create it first (CREATE ROLE {} LOGIN)",
-            ident(role)
+            escape_identifier(role)
         )));
     }
-    let r = ident(role);
+    let r = escape_identifier(role);
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA dcbstore TO {r};
+         REVOKE ALL ON ALL TABLES IN SCHEMA dcbstore FROM {r};
          GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
-         GRANT INSERT ON dcbstore.events, dcbstore.event_tags TO {r};
          GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
-         GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dcbstore TO {r};
-         REVOKE EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) FROM {r};"
+         REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dcbstore FROM {r};
+         GRANT EXECUTE ON FUNCTION {} TO {r};",
+        API_FUNCTIONS.join(", ")
     );
     if grants.redact {
         sql.push_str(&format!(

@@ -317,7 +317,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 2, "name": "projections"},
             {"version": 3, "name": "throughput"},
             {"version": 4, "name": "append_only"},
-            {"version": 5, "name": "limits"}
+            {"version": 5, "name": "limits"},
+            {"version": 6, "name": "hardening"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);

@@ -1,6 +1,6 @@
 //! The documented limits (`src/limits.rs`), against a real PostgreSQL: for
 //! each, exactly at the limit is accepted (and reads back), one over is
-//! refused with [`Error::Invalid`] naming the limit and the number, and
+//! refused with [`Error::LimitExceeded`] naming the limit and the number, and
 //! nothing is written; reads with an over-limit query are refused too. The
 //! database's own constraints refuse what the SQL API is given over the
 //! limits, and the CLI reports an over-limit event with exit status 1.
@@ -29,7 +29,7 @@ use serde_json::{json, Map, Value};
 #[track_caller]
 fn assert_invalid<T: std::fmt::Debug>(result: dcbstore::Result<T>, needles: &[&str]) {
     match result {
-        Err(Error::Invalid(message)) => {
+        Err(Error::Invalid(message) | Error::LimitExceeded { message, .. }) => {
             for needle in needles {
                 assert!(
                     message.contains(needle),
@@ -289,12 +289,9 @@ async fn items_per_query() {
         .await
         .expect("at the limit");
     assert_eq!(found.len(), 1, "the 100th item matches");
-    read_refused(
-        &store,
-        &query(MAX_QUERY_ITEMS + 1),
-        &["a query has 101 items", "the limit is 100"],
-    )
-    .await;
+    let over = format!("a query has {} items", MAX_QUERY_ITEMS + 1);
+    let limit = format!("the limit is {MAX_QUERY_ITEMS}");
+    read_refused(&store, &query(MAX_QUERY_ITEMS + 1), &[&over, &limit]).await;
     // As a condition's query, too.
     let c = |n| AppendCondition::new(query(n), Some(SequencePosition::new(1)));
     let _ = store
@@ -305,7 +302,7 @@ async fn items_per_query() {
         &store,
         vec![Event::new("A", Value::Null)],
         Some(c(MAX_QUERY_ITEMS + 1)),
-        &["a query has 101 items", "the limit is 100"],
+        &[&over, &limit],
     )
     .await;
 }
@@ -531,7 +528,11 @@ async fn cli_append_over_a_limit_exits_1_naming_it() {
     let query = Value::Array(items).to_string();
     let (code, _, stderr) = cli(url, &["read", "--query", &query], "");
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("101 items; the limit is 100"), "{stderr}");
+    let says = format!(
+        "{} items; the limit is {MAX_QUERY_ITEMS}",
+        MAX_QUERY_ITEMS + 1
+    );
+    assert!(stderr.contains(&says), "{stderr}");
     let guards: Vec<Value> = (0..=MAX_GUARDS).map(|_| json!({"query": "all"})).collect();
     let condition = Value::Array(guards).to_string();
     let (code, _, stderr) = cli(url, &["append", "--condition", &condition], &ok);

@@ -23,10 +23,26 @@ SELECT redaction, position, reason, redacted_by = session_user AS by_me,
   FROM dcbstore.redactions;
 -- The audit itself is append-only.
 DELETE FROM dcbstore.redactions;
--- With the redaction mark set by hand, the row check still keeps an event's
--- position, id, type, tags and time.
+-- No setting opens the log: the old redaction mark changes nothing.
 BEGIN;
 SELECT set_config('dcbstore.redacting', '2', true) IS NOT NULL AS marked;
+UPDATE dcbstore.events SET data = '{"name": "Mallory"}' WHERE position = 2;
+ROLLBACK;
+-- Nor does an audit row of another transaction, even one that describes the
+-- change exactly.
+INSERT INTO dcbstore.redactions ("position", reason, erased_sha256, replacement_sha256, txid)
+VALUES (2, 'forged', dcbstore.content_sha256('{"name": "Ada L."}', '{}'),
+        dcbstore.content_sha256('{"name": "Mallory"}', '{}'), 1);
+UPDATE dcbstore.events SET data = '{"name": "Mallory"}' WHERE position = 2;
+-- Nor, in a redacting transaction, a change its audit row does not describe.
+BEGIN;
+SELECT dcbstore.redact(2, '{"name": null}', 'erasure request') AS audit;
+UPDATE dcbstore.events SET data = '{"name": "Mallory"}' WHERE position = 2;
+ROLLBACK;
+SELECT position, data FROM dcbstore.events ORDER BY position;
+-- A redaction keeps an event's position, id, type, tags and time.
+BEGIN;
+SELECT dcbstore.redact(2, '{"name": null}', 'erasure request') AS audit;
 UPDATE dcbstore.events SET type = 'Forged' WHERE position = 2;
 ROLLBACK;
 -- The lock keys the functions take.

@@ -2,6 +2,10 @@
 -- dcbstore.append (JSON, one request, for SQL users), dcbstore.append_batch
 -- (batches, validated) and dcbstore.append_batch_unchecked (the Rust client's,
 -- which validates at the edge).
+--
+-- They are SECURITY DEFINER, owned by the schema's owner, with a fixed
+-- search_path: the only way any other role writes the log, so that every
+-- write takes the lock, checks its condition and keeps event_tags in step.
 
 -- Appends a batch of requests, each all-or-nothing, in one transaction.
 --
@@ -31,7 +35,8 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch(
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
@@ -120,17 +125,27 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     head bigint;
     seen bigint;
     early int[];
+    new_epoch boolean;
+    recorded timestamptz;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
             current_setting('transaction_isolation') USING ERRCODE = '25001';
     END IF;
+    -- An acknowledged append survives a crash: never commit with
+    -- synchronous_commit = off, whoever set it (local, on, remote_write and
+    -- remote_apply are kept). Until the transaction ends.
+    IF current_setting('synchronous_commit') = 'off' THEN
+        PERFORM set_config('synchronous_commit', 'local', true);
+    END IF;
+    new_epoch := dcbstore.epoch_changed();
     -- Before the lock, while another batch holds it: the requests whose guards
     -- already match the log up to the head seen now. Appends commit in position
     -- order, so the log up to that head is final and only the events committed
@@ -165,6 +180,13 @@ BEGIN
 
     PERFORM pg_advisory_xact_lock(dcbstore.append_lock_key());
     head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    IF new_epoch THEN
+        head := dcbstore.begin_epoch(head);
+    END IF;
+    -- Taken under the lock, so that it never goes back along positions (not
+    -- even when the clock does).
+    recorded := greatest(clock_timestamp(),
+                         (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1));
 
     -- The usual batch (no id stored or repeated, no guard after the head) is
     -- decided with a few set-based statements; anything else request by request.
@@ -177,10 +199,11 @@ BEGIN
                         WHERE (g ->> 'after')::bigint > head) THEN
         RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, p_data, p_metadata,
                                                       p_tag_ends, p_tags, p_request_ends, p_conditions,
-                                                      head, seen, early);
+                                                      head, seen, early, recorded);
     ELSE
         RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, p_data, p_metadata,
-                                                             p_tag_ends, p_tags, p_request_ends, p_conditions, head);
+                                                             p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                             head, recorded);
     END IF;
 END
 $$;
@@ -188,9 +211,11 @@ $$;
 -- JSON convenience for SQL users: one request. events is an array of
 -- {"type", "data", "tags", "metadata", "id"} (only "type" required);
 -- condition is NULL or an array of guards {"query": Q, "after": N}.
--- Returns {"position": N} or {"conflict": {"position": N, "events": [...]}}.
+-- Returns {"position": N, "already_stored": false} (or true: every event was
+-- stored already, with the same content; nothing was written) or
+-- {"conflict": {"position": N, "events": [...]}}.
 CREATE OR REPLACE FUNCTION dcbstore.append(events jsonb, condition jsonb DEFAULT NULL) RETURNS jsonb
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     res record;
     ev jsonb;
@@ -226,6 +251,6 @@ BEGIN
     ELSIF res.outcome = 'rejected' THEN
         RAISE EXCEPTION '%', res.error USING ERRCODE = '23505';
     END IF;
-    RETURN jsonb_build_object('position', res."position");
+    RETURN jsonb_build_object('position', res."position", 'already_stored', res.outcome = 'duplicate');
 END
 $$;

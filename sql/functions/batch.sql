@@ -10,7 +10,7 @@
 CREATE OR REPLACE FUNCTION dcbstore.append_set(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
-    seen bigint, early int[]
+    seen bigint, early int[], recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Custom plans here: with the batch's real sizes the planner picks hash joins,
 -- which generic plans miss. JIT would cost more than the queries.
@@ -139,7 +139,7 @@ BEGIN
 
     IF cardinality(accepted_list) > 0 THEN
         PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
-                                       p_request_ends, accepted_list, head);
+                                       p_request_ends, accepted_list, head, recorded);
     END IF;
 
     FOR r IN 1..n_requests LOOP
@@ -160,7 +160,8 @@ $$;
 -- with the idempotency check by id.
 CREATE OR REPLACE FUNCTION dcbstore.append_sequential(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
-    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint
+    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
+    recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries.
@@ -220,7 +221,7 @@ BEGIN
         END IF;
 
         PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
-                                       p_request_ends, ARRAY[r], head);
+                                       p_request_ends, ARRAY[r], head, recorded);
         head := head + (e - s);
         outcome := 'appended'; "position" := head;
         RETURN NEXT;
@@ -229,10 +230,15 @@ END
 $$;
 
 -- Inserts the events of the given requests, in order, at positions head + 1,
--- head + 2, ...: into events (tags sorted and deduplicated) and event_tags.
+-- head + 2, ...: into events (tags sorted and deduplicated, recorded at
+-- `recorded`) and event_tags. No NOTIFY here: a notification queued by the
+-- append transaction would hold PostgreSQL's cluster-wide notify lock from its
+-- commit until the WAL flush (and any synchronous-replication wait) is done,
+-- one commit queue for every database of the cluster; writers wake followers
+-- after the commit instead.
 CREATE OR REPLACE FUNCTION dcbstore.insert_events(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
-    p_tags text[], p_request_ends int[], requests int[], head bigint
+    p_tags text[], p_request_ends int[], requests int[], head bigint, recorded timestamptz
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
 BEGIN
@@ -241,16 +247,22 @@ BEGIN
           FROM unnest(requests) WITH ORDINALITY AS a(r, n)
           CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
     ), inserted AS (
-        INSERT INTO dcbstore.events (position, id, type, data, metadata, tags)
+        INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
         SELECT head + row_number() OVER (ORDER BY be.n, be.k), coalesce(p_ids[be.k], gen_random_uuid()),
                p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
-               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1)
+               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1),
+               recorded
           FROM be
         RETURNING events.position, events.tags, events.type
     )
     INSERT INTO dcbstore.event_tags (tag, position, type)
     SELECT unnest(i.tags), i.position, i.type FROM inserted i;
-    -- A wake-up for followers, delivered at commit. Never the source of events.
-    PERFORM pg_notify('dcbstore_events', (SELECT max(ev.position) FROM dcbstore.events ev)::text);
 END
 $$;
+
+REVOKE ALL ON FUNCTION dcbstore.append_set(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[],
+                                           bigint, bigint, int[], timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_sequential(uuid[], text[], jsonb[], jsonb[], int[], text[], int[],
+                                                  jsonb[], bigint, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.insert_events(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], int[],
+                                              bigint, timestamptz) FROM PUBLIC;

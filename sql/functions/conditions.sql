@@ -86,3 +86,6 @@ BEGIN
     RETURN result;
 END
 $$;
+
+REVOKE ALL ON FUNCTION dcbstore.latest_match(jsonb, bigint, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.condition_conflict(jsonb, bigint) FROM PUBLIC;

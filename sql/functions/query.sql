@@ -115,3 +115,7 @@ BEGIN
         || ') m ORDER BY m.position' || dir || ' LIMIT $3';
 END
 $$;
+
+REVOKE ALL ON FUNCTION dcbstore.query_error(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.check_query(jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.query_sql(jsonb, boolean) FROM PUBLIC;

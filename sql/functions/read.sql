@@ -4,6 +4,7 @@
 -- in position order (descending when backwards), at most lim of them. "all"
 -- is a static primary-key range scan; other queries select the page's
 -- positions first (bounded index scans), then the rows by primary key.
+-- SECURITY DEFINER, so that the query helpers it calls stay internal.
 CREATE OR REPLACE FUNCTION dcbstore.read(
     q jsonb,
     after bigint DEFAULT 0,
@@ -11,7 +12,7 @@ CREATE OR REPLACE FUNCTION dcbstore.read(
     backwards boolean DEFAULT false,
     lim bigint DEFAULT NULL
 ) RETURNS SETOF dcbstore.events
-LANGUAGE plpgsql STABLE SET jit = off AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
 BEGIN
     IF lim IS NOT NULL AND lim < 0 THEN
         RAISE EXCEPTION 'limit must not be negative, got %', lim USING ERRCODE = '22023';
@@ -50,3 +51,5 @@ LANGUAGE sql IMMUTABLE AS $$
         'tags', to_jsonb(e.tags), 'metadata', e.metadata,
         'recorded_at', to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
 $$;
+
+REVOKE ALL ON FUNCTION dcbstore.event_json(dcbstore.events) FROM PUBLIC;

@@ -24,15 +24,17 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no event at position %', p_position USING ERRCODE = '22023';
     END IF;
-    INSERT INTO dcbstore.redactions ("position", reason, erased_sha256, redacted_by)
+    -- The audit row first: the append-only trigger lets through only the change
+    -- it describes, and only in this transaction.
+    INSERT INTO dcbstore.redactions ("position", reason, erased_sha256, replacement_sha256, txid, redacted_by)
     VALUES (p_position, p_reason,
-            encode(sha256(convert_to(old.data::text || old.metadata::text, 'UTF8')), 'hex'),
+            dcbstore.content_sha256(old.data, old.metadata),
+            dcbstore.content_sha256(p_data, coalesce(p_metadata, old.metadata)),
+            pg_current_xact_id()::text::bigint,
             session_user)
     RETURNING redaction INTO audit;
-    PERFORM set_config('dcbstore.redacting', p_position::text, true);
     UPDATE dcbstore.events e SET data = p_data, metadata = coalesce(p_metadata, e.metadata)
      WHERE e."position" = p_position;
-    PERFORM set_config('dcbstore.redacting', '', true);
     RETURN audit;
 END
 $$;

@@ -2,9 +2,7 @@
 //! what its errors say about the outcome, and the decoding of its answer.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use postgres_types::Json;
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
@@ -15,31 +13,52 @@ use super::prepare::PreparedAppend;
 use super::{Appended, Conflict};
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
-use crate::pooled::{self, Expired};
+use crate::pooled::{Expired, Pooled};
 
 const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
      FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
 
-/// Runs one batch on a pooled connection (one round trip, one transaction).
+/// Wakes followers (`LISTEN dcbstore_events`). Sent right behind the batch,
+/// in the same round trip but in a transaction of its own that writes
+/// nothing: it runs once the batch has committed, and never holds
+/// PostgreSQL's notify lock through a WAL flush or a wait for a standby
+/// (which, inside the batch's transaction, it would: one commit queue for
+/// every database of the cluster).
+const WAKE_SQL: &str = "SELECT pg_notify('dcbstore_events', '')";
+
+/// Runs one batch on a pooled connection (one round trip, one transaction),
+/// then wakes followers.
 pub(super) async fn execute_batch(
-    pool: &Pool,
-    appends: Vec<PreparedAppend>,
-    timeout: Option<Duration>,
+    pooled: &Pooled,
+    appends: Arc<Vec<PreparedAppend>>,
 ) -> Result<Vec<Result<Appended>>> {
-    let client = pool.get().await?;
-    pooled::call(client, timeout, move |c| {
-        Box::pin(async move {
-            let stmt = c.prepare_cached(APPEND_BATCH_SQL).await?;
-            run_append_batch(&**c, &stmt, &appends).await
+    pooled
+        .call(move |c| {
+            Box::pin(async move {
+                let stmt = c.prepare_cached(APPEND_BATCH_SQL).await?;
+                let wake = c.prepare_cached(WAKE_SQL).await?;
+                // Polled in this order, the batch is sent first: pipelined,
+                // the wake-up runs after the batch's commit.
+                let (results, woken) = futures::join!(
+                    run_append_batch(&**c, &stmt, &appends),
+                    c.execute(&wake, &[])
+                );
+                if let Err(e) = woken {
+                    // Followers poll as well: a lost wake-up delays them, never loses an event.
+                    tracing::debug!(error = %e, "waking followers failed");
+                }
+                results
+            })
         })
-    })
-    .await
-    .unwrap_or_else(|Expired(t)| {
-        Err(Error::OutcomeUnknown {
-            reason: format!("no answer from the server within {t:?}"),
-            source: None,
+        .await?
+        .unwrap_or_else(|Expired(t)| {
+            Err(Error::OutcomeUnknown {
+                reason: format!(
+                    "no answer from the server within {t:?}; the statement was cancelled, but it may have committed first"
+                ),
+                source: None,
+            })
         })
-    })
 }
 
 /// Runs one request as a batch of one on the caller's connection.

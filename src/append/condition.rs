@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
-use crate::limits::MAX_GUARDS;
+use crate::limits::{Limit, Limits};
 use crate::query::Query;
 
 /// One guard of an [`AppendCondition`]: fail if an event matching
@@ -65,23 +65,34 @@ impl AppendCondition {
         self
     }
 
-    /// Checks the guards as an append does before sending them: at least
-    /// one, at most [`MAX_GUARDS`], each query valid, each position one the
-    /// database can hold.
+    /// Checks the guards as an append does before sending them, against
+    /// the default [`Limits`]: at least one, at most
+    /// [`max_guards`](Limits::max_guards), each query valid, each position
+    /// one the database can hold.
     pub fn validate(&self) -> Result<()> {
+        self.validate_with(&Limits::DEFAULT)
+    }
+
+    /// [`validate`](Self::validate) against `limits` (a store's).
+    pub fn validate_with(&self, limits: &Limits) -> Result<()> {
         if self.guards.is_empty() {
             return Err(Error::invalid(
                 "append condition has no guards: pass no condition for an unconditional append",
             ));
         }
-        if self.guards.len() > MAX_GUARDS {
-            return Err(Error::invalid(format!(
-                "append condition has {} guards; the limit is {MAX_GUARDS}",
+        if self.guards.len() > limits.max_guards {
+            return Err(limits.exceeded(
+                Limit::Guards,
                 self.guards.len(),
-            )));
+                format!(
+                    "append condition has {} guards; the limit is {}",
+                    self.guards.len(),
+                    limits.max_guards
+                ),
+            ));
         }
         for g in &self.guards {
-            g.fail_if_events_match.validate()?;
+            g.fail_if_events_match.validate_with(limits)?;
             if g.after.is_some_and(|p| i64::try_from(p.get()).is_err()) {
                 return Err(Error::invalid(format!(
                     "a guard's after position must be at most {}",

@@ -42,12 +42,13 @@ mod writer;
 
 pub use crate::conflict::{Conflict, CONFLICT_EVENTS_CAP};
 pub use condition::{AppendCondition, AppendGuard, Appended};
-pub use prepare::check;
 pub(crate) use prepare::PreparedAppend;
-pub(crate) use writer::Writer;
+pub use prepare::{check, check_with};
+pub(crate) use writer::{BatchLimits, Writer};
 
 use crate::error::Result;
 use crate::event::Event;
+use crate::limits::Limits;
 
 /// Appends within the caller's transaction (or on the caller's connection),
 /// bypassing the batching writer: for code that must write the events and
@@ -56,10 +57,26 @@ use crate::event::Event;
 /// The append lock is held until the caller's transaction ends, so every
 /// other appender waits for it: keep such transactions short. The
 /// transaction must be READ COMMITTED (the default).
+///
+/// The events are checked against the default [`Limits`]; use
+/// [`append_in_with`] for others. Followers are not woken by this append
+/// (the store's writer wakes them after its own commits): they see it at
+/// their next poll.
 pub async fn append_in<C: tokio_postgres::GenericClient + Sync>(
     client: &C,
     events: Vec<Event>,
     condition: Option<&AppendCondition>,
 ) -> Result<Appended> {
-    batch::execute_one(client, PreparedAppend::new(events, condition)?).await
+    append_in_with(client, events, condition, &Limits::DEFAULT).await
+}
+
+/// [`append_in`] with the events checked against `limits` (a store's:
+/// [`Store::limits`](crate::Store::limits)).
+pub async fn append_in_with<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    events: Vec<Event>,
+    condition: Option<&AppendCondition>,
+    limits: &Limits,
+) -> Result<Appended> {
+    batch::execute_one(client, PreparedAppend::new(events, condition, limits)?).await
 }

@@ -7,22 +7,25 @@ use serde_json::Value;
 use super::AppendCondition;
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::limits::{
-    check_data, check_metadata, check_name, json_bytes, MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND,
-    MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT,
-};
+use crate::limits::{json_bytes, Limit, Limits};
 
 /// A validated append, ready to join a batch: tags sorted and deduplicated,
-/// the condition in its JSON form.
+/// the condition in its JSON form, and its size.
 #[derive(Debug)]
 pub(crate) struct PreparedAppend {
     pub(super) events: Vec<Event>,
     pub(super) condition: Option<Value>,
+    /// Bytes of its events' data and metadata, as JSON.
+    pub(super) bytes: usize,
 }
 
 impl PreparedAppend {
-    pub(crate) fn new(events: Vec<Event>, condition: Option<&AppendCondition>) -> Result<Self> {
-        check(&events, condition)?;
+    pub(crate) fn new(
+        events: Vec<Event>,
+        condition: Option<&AppendCondition>,
+        limits: &Limits,
+    ) -> Result<Self> {
+        let bytes = checked_bytes(limits, &events, condition)?;
         let mut events = events;
         for e in &mut events {
             e.tags.sort_unstable();
@@ -31,14 +34,16 @@ impl PreparedAppend {
         Ok(PreparedAppend {
             events,
             condition: condition.map(AppendCondition::to_json),
+            bytes,
         })
     }
 }
 
 /// Checks an append as [`EventStore::append`](crate::EventStore::append)
-/// does before sending it: the number and size of the events, their types,
-/// tags and JSON, unique ids, and the condition. `Ok` means the store will
-/// not reject it as invalid (it may still conflict).
+/// does before sending it, against the default [`Limits`]: the number and
+/// size of the events, their types, tags and JSON, unique ids, and the
+/// condition. `Ok` means the store will not reject it as invalid (it may
+/// still conflict).
 ///
 /// ```
 /// use dcbstore::{append, Event};
@@ -48,45 +53,83 @@ impl PreparedAppend {
 /// assert!(append::check(&[Event::new("", json!(null))], None).is_err());
 /// ```
 pub fn check(events: &[Event], condition: Option<&AppendCondition>) -> Result<()> {
+    check_with(&Limits::DEFAULT, events, condition)
+}
+
+/// [`check`] against `limits` (a store's).
+pub fn check_with(
+    limits: &Limits,
+    events: &[Event],
+    condition: Option<&AppendCondition>,
+) -> Result<()> {
+    checked_bytes(limits, events, condition).map(|_| ())
+}
+
+/// The checks of [`check_with`]; the bytes of the events' JSON.
+fn checked_bytes(
+    limits: &Limits,
+    events: &[Event],
+    condition: Option<&AppendCondition>,
+) -> Result<usize> {
     if events.is_empty() {
         return Err(Error::invalid("an append needs at least one event"));
     }
-    if events.len() > MAX_EVENTS_PER_APPEND {
-        return Err(Error::invalid(format!(
-            "an append of {} events is over the limit of {MAX_EVENTS_PER_APPEND}: split it into several appends (each is atomic on its own)",
-            events.len()
-        )));
+    if events.len() > limits.max_events_per_append {
+        return Err(limits.exceeded(
+            Limit::EventsPerAppend,
+            events.len(),
+            format!(
+                "an append of {} events is over the limit of {}: split it into several appends (each is atomic on its own)",
+                events.len(),
+                limits.max_events_per_append
+            ),
+        ));
     }
     let mut seen = HashSet::with_capacity(events.len());
     let mut total = 0usize;
     for (i, e) in events.iter().enumerate() {
-        check_name(&format!("event {} type", i + 1), &e.event_type)?;
-        if e.tags.len() > MAX_TAGS_PER_EVENT {
-            return Err(Error::invalid(format!(
-                "event {} has {} tags; the limit is {MAX_TAGS_PER_EVENT}",
-                i + 1,
-                e.tags.len()
-            )));
+        limits.check_name(&format!("event {} type", i + 1), &e.event_type)?;
+        if e.tags.len() > limits.max_tags_per_event {
+            return Err(limits.exceeded(
+                Limit::TagsPerEvent,
+                e.tags.len(),
+                format!(
+                    "event {} has {} tags; the limit is {}",
+                    i + 1,
+                    e.tags.len(),
+                    limits.max_tags_per_event
+                ),
+            ));
         }
         let bytes = json_bytes(&e.data) + json_bytes(&e.metadata);
-        if bytes > MAX_EVENT_BYTES {
-            return Err(Error::invalid(format!(
-                "event {} is {bytes} bytes of JSON (data and metadata); the limit is {MAX_EVENT_BYTES}: keep large payloads elsewhere and store a reference",
-                i + 1
-            )));
+        if bytes > limits.max_event_bytes {
+            return Err(limits.exceeded(
+                Limit::EventBytes,
+                bytes,
+                format!(
+                    "event {} is {bytes} bytes of JSON (data and metadata); the limit is {}: keep large payloads elsewhere and store a reference",
+                    i + 1,
+                    limits.max_event_bytes
+                ),
+            ));
         }
         total += bytes;
-        if total > MAX_APPEND_BYTES {
-            return Err(Error::invalid(format!(
-                "the append is over {MAX_APPEND_BYTES} bytes of JSON by event {}: split it into several appends",
-                i + 1
-            )));
+        if total > limits.max_append_bytes {
+            return Err(limits.exceeded(
+                Limit::AppendBytes,
+                total,
+                format!(
+                    "the append is over {} bytes of JSON by event {}: split it into several appends",
+                    limits.max_append_bytes,
+                    i + 1
+                ),
+            ));
         }
         for t in &e.tags {
-            check_name(&format!("event {} tag", i + 1), t)?;
+            limits.check_name(&format!("event {} tag", i + 1), t)?;
         }
-        check_data(&format!("event {} data", i + 1), &e.data)?;
-        check_metadata(&format!("event {} metadata", i + 1), &e.metadata)?;
+        limits.check_data(&format!("event {} data", i + 1), &e.data)?;
+        limits.check_metadata(&format!("event {} metadata", i + 1), &e.metadata)?;
         if !seen.insert(e.id) {
             return Err(Error::invalid(format!(
                 "event id {} appears twice in one append",
@@ -95,7 +138,7 @@ pub fn check(events: &[Event], condition: Option<&AppendCondition>) -> Result<()
         }
     }
     if let Some(c) = condition {
-        c.validate()?;
+        c.validate_with(limits)?;
     }
-    Ok(())
+    Ok(total)
 }

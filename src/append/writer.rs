@@ -2,20 +2,30 @@
 //! sending them as one transaction.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::batch::execute_batch;
+use super::condition::Appended;
 use super::prepare::PreparedAppend;
 use super::request::Request;
-use super::Appended;
 use crate::error::{Error, Result};
+use crate::pooled::Pooled;
 
 /// At most this many requests share one transaction: it bounds the work done
 /// under the append lock when many requests guard one hot boundary.
 const MAX_BATCH_REQUESTS: usize = 256;
+
+/// How batches are formed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchLimits {
+    /// Soft cap on events: a batch takes no more requests once it has this many.
+    pub(crate) events: usize,
+    /// Cap on the JSON bytes of a batch: a request that would take it over
+    /// waits for the next one (a request alone may reach it), so a batch's
+    /// message stays far below PostgreSQL's 1 GiB.
+    pub(crate) bytes: usize,
+}
 
 /// Handle to the writer task; cloning shares the task.
 #[derive(Clone, Debug)]
@@ -25,21 +35,11 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn spawn(
-        pool: Pool,
-        max_batch_events: usize,
-        writers: usize,
-        timeout: Option<Duration>,
-    ) -> Self {
+    pub(crate) fn spawn(pooled: Pooled, limits: BatchLimits, writers: usize) -> Self {
         let (tx, rx) = mpsc::channel(4096);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(run_writer(
-                pool.clone(),
-                rx.clone(),
-                max_batch_events,
-                timeout,
-            ));
+            tokio::spawn(run_writer(pooled.clone(), rx.clone(), limits));
         }
         Writer { tx }
     }
@@ -54,72 +54,94 @@ impl Writer {
     }
 }
 
-async fn run_writer(
-    pool: Pool,
-    rx: Arc<Mutex<mpsc::Receiver<Request>>>,
-    max_batch_events: usize,
-    timeout: Option<Duration>,
-) {
-    loop {
-        let batch = {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            let mut events = first.append.events.len();
-            let mut batch = vec![first];
-            // Take whatever else is already waiting: these share one commit.
-            while events < max_batch_events && batch.len() < MAX_BATCH_REQUESTS {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        events += r.append.events.len();
-                        batch.push(r);
-                    }
-                    Err(_) => break,
-                }
-            }
-            // A caller that gave up before its append was sent: do not send it.
-            batch.retain(|r| !r.reply.is_closed());
-            batch
+/// Takes the next batch: `carried` (a request the last batch had no room
+/// for) or the first waiting, then whatever else waits, within `limits`.
+async fn next_batch(
+    rx: &Mutex<mpsc::Receiver<Request>>,
+    carried: &mut Option<Request>,
+    limits: BatchLimits,
+) -> Option<Vec<Request>> {
+    let mut rx = rx.lock().await;
+    let first = match carried.take() {
+        Some(r) => r,
+        None => rx.recv().await?,
+    };
+    let (mut events, mut bytes) = (first.append.events.len(), first.append.bytes);
+    let mut batch = vec![first];
+    // Take whatever else is already waiting: these share one commit.
+    while events < limits.events && batch.len() < MAX_BATCH_REQUESTS {
+        let Ok(r) = rx.try_recv() else {
+            break;
         };
+        if bytes + r.append.bytes > limits.bytes {
+            *carried = Some(r);
+            break;
+        }
+        events += r.append.events.len();
+        bytes += r.append.bytes;
+        batch.push(r);
+    }
+    // A caller that gave up before its append was sent: do not send it.
+    batch.retain(|r| !r.reply.is_closed());
+    Some(batch)
+}
+
+async fn run_writer(pooled: Pooled, rx: Arc<Mutex<mpsc::Receiver<Request>>>, limits: BatchLimits) {
+    let mut carried = None;
+    while let Some(batch) = next_batch(&rx, &mut carried, limits).await {
         if batch.is_empty() {
             continue;
         }
         let (appends, replies): (Vec<_>, Vec<_>) =
             batch.into_iter().map(|r| (r.append, r.reply)).unzip();
-        let started = std::time::Instant::now();
-        let events: usize = appends.iter().map(|a| a.events.len()).sum();
-        let requests = appends.len();
-        let result = execute_batch(&pool, appends, timeout).await;
-        match &result {
-            Ok(results) => tracing::debug!(
-                requests,
-                events,
-                conflicts = results
-                    .iter()
-                    .filter(|r| matches!(r, Err(Error::Conflict(_))))
-                    .count(),
-                elapsed_us = started.elapsed().as_micros() as u64,
-                "append batch"
-            ),
-            Err(e) => tracing::warn!(
-                requests,
-                events,
-                error = %e,
-                "append batch failed"
-            ),
+        let results = run_batch(&pooled, appends).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            let _ = reply.send(result);
         }
-        match result {
-            Ok(results) => {
-                for (reply, result) in replies.into_iter().zip(results) {
-                    let _ = reply.send(result);
-                }
+    }
+}
+
+/// One outcome per append of the batch. A batch the database refused as a
+/// whole (an error that rolled it back, not a lost connection) is sent again
+/// request by request, so that only the request at fault fails.
+async fn run_batch(pooled: &Pooled, appends: Vec<PreparedAppend>) -> Vec<Result<Appended>> {
+    let started = std::time::Instant::now();
+    let events: usize = appends.iter().map(|a| a.events.len()).sum();
+    let requests = appends.len();
+    let appends = Arc::new(appends);
+    let result = execute_batch(pooled, appends.clone()).await;
+    match &result {
+        Ok(results) => tracing::debug!(
+            requests,
+            events,
+            conflicts = results
+                .iter()
+                .filter(|r| matches!(r, Err(Error::Conflict(_))))
+                .count(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "append batch"
+        ),
+        Err(e) => tracing::warn!(requests, events, error = %e, "append batch failed"),
+    }
+    match result {
+        Ok(results) => results,
+        Err(Error::Database(e)) if requests > 1 => {
+            tracing::warn!(error = %e, "sending the batch's appends one by one");
+            let Ok(appends) = Arc::try_unwrap(appends) else {
+                return (0..requests)
+                    .map(|_| Err(Error::Database(e.clone())))
+                    .collect();
+            };
+            let mut results = Vec::with_capacity(requests);
+            for append in appends {
+                let one = execute_batch(pooled, Arc::new(vec![append])).await;
+                results.push(one.and_then(|mut r| {
+                    r.pop()
+                        .unwrap_or_else(|| Err(Error::decode("the database returned no outcome")))
+                }));
             }
-            Err(e) => {
-                for reply in replies {
-                    let _ = reply.send(Err(e.clone()));
-                }
-            }
+            results
         }
+        Err(e) => (0..requests).map(|_| Err(e.clone())).collect(),
     }
 }

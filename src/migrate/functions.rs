@@ -3,10 +3,10 @@
 //! applying one; and dropping the functions no file defines any more.
 //!
 //! `dcbstore.schema_functions` records, per file, the checksum applied, the
-//! functions it defined (found from the catalog: the functions whose row the
-//! file's statements wrote) and the build that applied it.
+//! functions it defined (found from the catalog: the functions whose catalog
+//! row the file's statements wrote) and the build that applied it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::GenericClient;
 
@@ -44,6 +44,7 @@ macro_rules! function_files {
 /// first).
 pub const FUNCTIONS: &[FunctionFile] = function_files![
     "locks.sql",
+    "epochs.sql",
     "query.sql",
     "conditions.sql",
     "read.sql",
@@ -106,15 +107,15 @@ pub(super) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS dcbstore.schem
     applied_at timestamptz NOT NULL DEFAULT now()
 )";
 
-/// The functions of the `dcbstore` schema, as `schema.name(arguments)`, and
-/// whether this transaction wrote each one's catalog row.
+/// The functions of the `dcbstore` schema, as `schema.name(arguments)`, with
+/// the place of their catalog row: every statement that writes the row
+/// (`CREATE OR REPLACE`, `REVOKE`) gives it a new one.
 const FUNCTIONS_SQL: &str = "SELECT format('%I.%I(%s)', n.nspname, p.proname, \
-            pg_get_function_identity_arguments(p.oid)), \
-        p.xmin::text = (pg_current_xact_id()::text::bigint % 4294967296)::text \
+            pg_get_function_identity_arguments(p.oid)), p.ctid::text \
    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
   WHERE n.nspname = 'dcbstore'";
 
-async fn functions<C: GenericClient>(client: &C) -> Result<Vec<(String, bool)>> {
+async fn functions<C: GenericClient>(client: &C) -> Result<BTreeMap<String, String>> {
     client
         .query(FUNCTIONS_SQL, &[])
         .await?
@@ -123,21 +124,17 @@ async fn functions<C: GenericClient>(client: &C) -> Result<Vec<(String, bool)>> 
         .collect()
 }
 
-fn written(all: &[(String, bool)]) -> BTreeSet<String> {
-    all.iter()
-        .filter(|(_, mine)| *mine)
-        .map(|(f, _)| f.clone())
-        .collect()
-}
-
 /// Applies `file` in the migration's transaction `tx` and records it, with
 /// the functions it (re)defined.
 pub(super) async fn apply<C: GenericClient>(tx: &C, file: &FunctionFile) -> Result<()> {
-    let before = written(&functions(tx).await?);
+    let before = functions(tx).await?;
     tx.batch_execute(file.sql).await?;
-    let defined: Vec<String> = written(&functions(tx).await?)
-        .difference(&before)
-        .cloned()
+    // What the file's statements wrote: the functions it defines.
+    let defined: Vec<String> = functions(tx)
+        .await?
+        .into_iter()
+        .filter(|(f, row)| before.get(f) != Some(row))
+        .map(|(f, _)| f)
         .collect();
     if defined.is_empty() {
         return Err(Error::Config(format!(
@@ -186,7 +183,7 @@ pub(super) async fn sweep<C: GenericClient>(tx: &C) -> Result<Vec<String>> {
         .map(|r| r.try_get(0))
         .collect::<std::result::Result<_, _>>()?;
     let mut dropped = Vec::new();
-    for (function, _) in functions(tx).await? {
+    for function in functions(tx).await?.into_keys() {
         if !defined.contains(&function) {
             tx.batch_execute(&format!("DROP FUNCTION {function}"))
                 .await?;

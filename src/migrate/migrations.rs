@@ -67,6 +67,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0005_limits.sql"),
         needs: &[],
     },
+    Migration {
+        version: 6,
+        name: "hardening",
+        sql: include_str!("../../sql/migrations/0006_hardening.sql"),
+        needs: &["append_only.sql"],
+    },
 ];
 
 /// The schema version this build expects.

@@ -7,10 +7,12 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Config;
 
 use super::{Inner, Store};
-use crate::append::Writer;
+use crate::append::{BatchLimits, Writer};
 use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::migrate;
+use crate::pooled::Pooled;
 use crate::tls::TlsSettings;
 
 /// Configuration for a [`Store`].
@@ -35,6 +37,7 @@ pub struct StoreBuilder {
     writers: usize,
     wait_timeout: Option<Duration>,
     timeout: Option<Duration>,
+    limits: Limits,
     statement_timeout: Option<Duration>,
     lock_timeout: Option<Duration>,
 }
@@ -53,6 +56,7 @@ impl StoreBuilder {
             writers: 1,
             wait_timeout: Some(Duration::from_secs(30)),
             timeout: Some(Duration::from_secs(60)),
+            limits: Limits::DEFAULT,
             statement_timeout: None,
             lock_timeout: None,
         }
@@ -118,6 +122,15 @@ impl StoreBuilder {
         self
     }
 
+    /// The limits appends and reads are checked against (default:
+    /// [`Limits::DEFAULT`]); [`build`](Self::build) refuses limits outside
+    /// [`Limits::CEILING`]. A batch of appends the writer sends together stays
+    /// within `max_append_bytes`, whatever its neighbours.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// How long to wait for a pooled connection (default 30 s; `None`: forever).
     pub fn pool_wait_timeout(mut self, t: Option<Duration>) -> Self {
         self.wait_timeout = t;
@@ -148,9 +161,11 @@ impl StoreBuilder {
         let target = describe(&self.config);
         let config = self.config.clone();
         let kept_config = self.config.clone();
+        self.limits.validate()?;
+        let connector = tls_connector(&config, &self.tls)?;
         let manager = Manager::from_config(
             self.config,
-            tls_connector(&config, &self.tls)?,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -183,15 +198,24 @@ impl StoreBuilder {
         );
         drop(client);
         let writers = self.writers.min(self.pool_size / 2).max(1);
-        let writer = Writer::spawn(pool.clone(), self.max_batch_events, writers, self.timeout);
+        let pooled = Pooled {
+            pool,
+            timeout: self.timeout,
+            tls: connector,
+        };
+        let batches = BatchLimits {
+            events: self.max_batch_events,
+            bytes: self.limits.max_append_bytes,
+        };
+        let writer = Writer::spawn(pooled.clone(), batches, writers);
         Ok(Store {
             inner: Arc::new(Inner {
                 config: kept_config,
                 tls: self.tls,
-                pool,
+                pooled,
                 writer,
                 page_size: self.page_size,
-                timeout: self.timeout,
+                limits: self.limits,
                 store_id: status.store_id.unwrap_or_default(),
             }),
         })

@@ -6,7 +6,6 @@ mod builder;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use futures::stream::BoxStream;
@@ -20,6 +19,8 @@ use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
 use crate::connection::ConnectOptions;
 use crate::error::Result;
 use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::limits::Limits;
+use crate::pooled::Pooled;
 use crate::query::Query;
 use crate::read::{read_stream, ReadOptions};
 use crate::tls::TlsSettings;
@@ -87,11 +88,11 @@ pub struct Store {
 struct Inner {
     config: Config,
     tls: TlsSettings,
-    pool: Pool,
+    pooled: Pooled,
     writer: Writer,
     page_size: u64,
     store_id: Uuid,
-    timeout: Option<Duration>,
+    limits: Limits,
 }
 
 impl Store {
@@ -141,7 +142,13 @@ impl Store {
     /// the store (read models, for example).
     #[must_use]
     pub fn pool(&self) -> &Pool {
-        &self.inner.pool
+        &self.inner.pooled.pool
+    }
+
+    /// The limits this store checks appends and reads against.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
     }
 
     /// Collects a read into memory: convenient for small decision models.
@@ -160,7 +167,7 @@ impl EventStore for Store {
         events: Vec<Event>,
         condition: Option<AppendCondition>,
     ) -> Result<Appended> {
-        let prepared = PreparedAppend::new(events, condition.as_ref())?;
+        let prepared = PreparedAppend::new(events, condition.as_ref(), &self.inner.limits)?;
         self.inner.writer.append(prepared).await
     }
 
@@ -170,16 +177,16 @@ impl EventStore for Store {
         options: ReadOptions,
     ) -> BoxStream<'static, Result<SequencedEvent>> {
         read_stream(
-            self.inner.pool.clone(),
+            self.inner.pooled.clone(),
             query,
+            &self.inner.limits,
             options,
             self.inner.page_size,
-            self.inner.timeout,
         )
         .boxed()
     }
 
     async fn head(&self) -> Result<Option<SequencePosition>> {
-        crate::pooled::head(&self.inner.pool, self.inner.timeout).await
+        self.inner.pooled.head().await
     }
 }

@@ -14,15 +14,15 @@ use crate::error::Result;
 /// A PostgreSQL cluster in a temporary directory, removed on drop (or, with
 /// the `testcontainers` feature and no local binaries, a container).
 pub struct TestCluster {
-    dir: PathBuf,
-    bindir: PathBuf,
-    host: String,
-    port: u16,
-    password: String,
-    as_postgres: bool,
-    keep: bool,
+    pub(super) dir: PathBuf,
+    pub(super) bindir: PathBuf,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) password: String,
+    pub(super) as_postgres: bool,
+    pub(super) keep: bool,
     #[cfg(feature = "testcontainers")]
-    container: Option<container::Running>,
+    pub(super) container: Option<container::Running>,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -37,7 +37,23 @@ impl std::fmt::Debug for TestCluster {
 /// What to do when no server is available.
 const NO_SERVER_HINT: &str = "install PostgreSQL server binaries (Debian: apt-get install postgresql), set DATABASE_URL, or enable the testcontainers feature with Docker running";
 
-fn is_root() -> bool {
+/// A new directory name for a throwaway cluster.
+pub(super) fn fresh_dir() -> PathBuf {
+    let base = if is_root() {
+        // As root, the `postgres` user must be able to reach the directory:
+        // /tmp rather than a TMPDIR that may be private to root.
+        PathBuf::from("/tmp")
+    } else {
+        std::env::temp_dir()
+    };
+    base.join(format!(
+        "dcbstore-pg-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+pub(super) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -62,19 +78,7 @@ impl TestCluster {
         if postgres_bindir().is_none() {
             return TestCluster::start_container();
         }
-        let base = if is_root() {
-            // As root, the `postgres` user must be able to reach the directory:
-            // /tmp rather than a TMPDIR that may be private to root.
-            PathBuf::from("/tmp")
-        } else {
-            std::env::temp_dir()
-        };
-        let dir = base.join(format!(
-            "dcbstore-pg-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
-        TestCluster::start_at(dir, false)
+        TestCluster::start_at(fresh_dir(), false)
     }
 
     /// A cluster kept in `dir` across runs (for large benchmark logs): created
@@ -115,17 +119,7 @@ impl TestCluster {
         if exists {
             return cluster.launch();
         }
-        if as_postgres {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:"])
-                .arg(&cluster.dir)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            if !ok {
-                return Err(err("running as root, but cannot hand the cluster directory to the `postgres` user (does it exist?)"));
-            }
-        }
+        cluster.hand_over()?;
         cluster.run(
             "initdb",
             &[
@@ -168,8 +162,27 @@ impl TestCluster {
         })
     }
 
+    /// As root, gives the cluster's directory to the `postgres` user, who runs
+    /// the server.
+    pub(super) fn hand_over(&self) -> Result<()> {
+        if !self.as_postgres {
+            return Ok(());
+        }
+        let ok = Command::new("chown")
+            .args(["-R", "postgres:"])
+            .arg(&self.dir)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if ok {
+            Ok(())
+        } else {
+            Err(err("running as root, but cannot hand the cluster directory to the `postgres` user (does it exist?)"))
+        }
+    }
+
     /// Starts the server on a free port.
-    fn launch(mut self) -> Result<TestCluster> {
+    pub(super) fn launch(mut self) -> Result<TestCluster> {
         let mut last = String::new();
         for _ in 0..5 {
             self.port = free_port()?;
@@ -195,7 +208,7 @@ impl TestCluster {
         }
     }
 
-    fn run(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
+    pub(super) fn run(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Result<()> {
         let out = self
             .command(tool)
             .args(args)

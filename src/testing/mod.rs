@@ -16,7 +16,8 @@
 //!
 //! The parts: the binaries (`postgres_bindir`, `find_pg_regress`), the
 //! [`TestCluster`], the [`TestDatabase`], [`Scratch`] for examples and
-//! benchmarks, and the container of the `testcontainers` feature.
+//! benchmarks, standbys for failover tests, and the container of the
+//! `testcontainers` feature.
 
 mod binaries;
 mod cluster;
@@ -24,6 +25,7 @@ mod cluster;
 mod container;
 mod database;
 mod scratch;
+mod standby;
 
 pub use binaries::{find_pg_regress, postgres_bindir};
 pub use cluster::{shared_cluster, TestCluster};

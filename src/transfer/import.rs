@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::line::{describe, differences, parse_line};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::limits::json_bytes;
 use crate::store::{EventStore, Store};
 
 /// Events per batch of an import, by default.
@@ -88,6 +89,8 @@ pub async fn import<R: BufRead>(
         line: 0,
         bytes: 0,
     };
+    let limits = *store.limits();
+    let batch_size = options.batch_size.min(limits.max_events_per_append);
     let mut summary = ImportSummary::default();
     // A line read but left for the next batch (it would have made this one
     // too large for one append).
@@ -96,7 +99,7 @@ pub async fn import<R: BufRead>(
         let mut batch = Batch::default();
         let mut bytes = 0usize;
         let mut eof = false;
-        while batch.events.len() < options.batch_size {
+        while batch.events.len() < batch_size {
             let (n, event, size) = match carried.take() {
                 Some(c) => c,
                 None => {
@@ -104,13 +107,12 @@ pub async fn import<R: BufRead>(
                         eof = true;
                         break;
                     };
-                    let event = parse_line(n, text)?;
-                    let size = crate::limits::json_bytes(&event.data)
-                        + crate::limits::json_bytes(&event.metadata);
+                    let event = parse_line(n, text, &limits)?;
+                    let size = json_bytes(&event.data) + json_bytes(&event.metadata);
                     (n, event, size)
                 }
             };
-            if !batch.events.is_empty() && bytes + size > crate::limits::MAX_APPEND_BYTES {
+            if !batch.events.is_empty() && bytes + size > limits.max_append_bytes {
                 carried = Some((n, event, size));
                 break;
             }

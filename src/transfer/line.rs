@@ -6,16 +6,14 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::limits::{
-    check_data, check_metadata, check_name, json_bytes, MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT,
-};
+use crate::limits::{json_bytes, Limit, Limits};
 
 /// The fields an import line may have.
 const FIELDS: &str = "id, type, data, tags, metadata, position, recorded_at";
 
-/// Parses and fully validates line `n`, as an append would, with errors
-/// that name the line and the field.
-pub(super) fn parse_line(n: u64, text: &str) -> Result<Event> {
+/// Parses and fully validates line `n`, as an append would (against
+/// `limits`), with errors that name the line and the field.
+pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Event> {
     let text = text.trim_end_matches(['\n', '\r']);
     let mut line = match serde_json::from_str(text) {
         Ok(LineJson::Object(m)) => m,
@@ -61,25 +59,35 @@ pub(super) fn parse_line(n: u64, text: &str) -> Result<Event> {
     let data = data.unwrap_or(Value::Null);
     let mut tags = tags.unwrap_or_default();
     let metadata = metadata.unwrap_or_default();
-    check_name(&format!("line {n}: event type"), &event_type)?;
+    limits.check_name(&format!("line {n}: event type"), &event_type)?;
     // The limits an append checks, here so that the error names the line.
-    if tags.len() > MAX_TAGS_PER_EVENT {
-        return Err(Error::invalid(format!(
-            "line {n}: the event has {} tags; the limit is {MAX_TAGS_PER_EVENT}",
-            tags.len()
-        )));
+    if tags.len() > limits.max_tags_per_event {
+        return Err(limits.exceeded(
+            Limit::TagsPerEvent,
+            tags.len(),
+            format!(
+                "line {n}: the event has {} tags; the limit is {}",
+                tags.len(),
+                limits.max_tags_per_event
+            ),
+        ));
     }
     let bytes = json_bytes(&data) + json_bytes(&metadata);
-    if bytes > MAX_EVENT_BYTES {
-        return Err(Error::invalid(format!(
-            "line {n}: the event is {bytes} bytes of JSON (data and metadata); the limit is {MAX_EVENT_BYTES}"
-        )));
+    if bytes > limits.max_event_bytes {
+        return Err(limits.exceeded(
+            Limit::EventBytes,
+            bytes,
+            format!(
+                "line {n}: the event is {bytes} bytes of JSON (data and metadata); the limit is {}",
+                limits.max_event_bytes
+            ),
+        ));
     }
     for t in &tags {
-        check_name(&format!("line {n}: tag"), t)?;
+        limits.check_name(&format!("line {n}: tag"), t)?;
     }
-    check_data(&format!("line {n}: event data"), &data)?;
-    check_metadata(&format!("line {n}: event metadata"), &metadata)?;
+    limits.check_data(&format!("line {n}: event data"), &data)?;
+    limits.check_metadata(&format!("line {n}: event metadata"), &metadata)?;
     tags.sort_unstable();
     tags.dedup();
     Ok(Event {
@@ -221,6 +229,12 @@ fn object_eq(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
             .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
 }
 
+/// [`parse_line`] with the default limits, for the tests.
+#[cfg(test)]
+pub(super) fn parse_default(n: u64, text: &str) -> Result<Event> {
+    parse_line(n, text, &Limits::DEFAULT)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,7 +243,7 @@ mod tests {
     #[test]
     fn lines_parse_with_defaults_and_ignore_position_and_recorded_at() {
         let id = Uuid::now_v7();
-        let e = parse_line(
+        let e = parse_default(
             3,
             &json!({"position": 7, "id": id, "type": "A", "tags": ["b", "a", "b"],
                     "recorded_at": "2024-01-01T00:00:00Z"})
@@ -280,7 +294,7 @@ mod tests {
             ("{\"id\":\n".to_string(), "invalid JSON at column 6: EOF"),
         ];
         for (text, needle) in cases {
-            let err = parse_line(42, &text).expect_err(&text).to_string();
+            let err = parse_default(42, &text).expect_err(&text).to_string();
             assert!(err.starts_with("line 42: "), "{err}");
             assert!(err.contains(needle), "{text}: {err}");
             assert!(!err.contains("at line 1"), "{err}");

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::import::Lines;
-use super::line::parse_line;
+use super::line::parse_default;
 use crate::append::PreparedAppend;
 use crate::error::Error;
 use crate::event::{Event, SequencePosition, SequencedEvent};
@@ -24,14 +24,16 @@ use crate::test_strategies::{
 /// Parses line `n`; checks the outcome: an event an append accepts, or an
 /// input error naming the line.
 fn check_line(n: u64, text: &str) -> Option<Event> {
-    match parse_line(n, text) {
+    match parse_default(n, text) {
         Ok(e) => {
-            if let Err(err) = PreparedAppend::new(vec![e.clone()], None) {
+            if let Err(err) =
+                PreparedAppend::new(vec![e.clone()], None, &crate::limits::Limits::DEFAULT)
+            {
                 panic!("the import parser accepted what an append refuses ({err}): {text:?}");
             }
             Some(e)
         }
-        Err(Error::Invalid(m)) => {
+        Err(Error::Invalid(m) | Error::LimitExceeded { message: m, .. }) => {
             assert!(m.starts_with(&format!("line {n}: ")), "{m}");
             None
         }
@@ -57,7 +59,7 @@ fn check_input(input: &[u8]) {
                 assert_eq!(lines.bytes, input.len() as u64, "every byte consumed");
                 break;
             }
-            Err(Error::Invalid(m)) => {
+            Err(Error::Invalid(m) | Error::LimitExceeded { message: m, .. }) => {
                 assert!(m.contains("not valid UTF-8"), "{m}");
                 break;
             }
@@ -145,13 +147,13 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         "[".repeat(10_000),
     ] {
         // Bare, it is not an object (skipped without recursion, not parsed).
-        let err = parse_line(3, &deep).unwrap_err().to_string();
+        let err = parse_default(3, &deep).unwrap_err().to_string();
         assert!(err.starts_with("line 3: "), "{err}");
         for text in [
             format!(r#"{{"id":"{id}","type":"A","data":{deep}}}"#),
             format!(r#"{{"id":"{id}","type":"A","metadata":{{"m":{deep}}}}}"#),
         ] {
-            let err = parse_line(3, &text).unwrap_err().to_string();
+            let err = parse_default(3, &text).unwrap_err().to_string();
             assert!(err.starts_with("line 3: invalid JSON"), "{err}");
         }
     }
@@ -188,7 +190,7 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_name_the_line() {
             "\"position\"",
         ),
     ] {
-        let err = parse_line(5, &text).unwrap_err().to_string();
+        let err = parse_default(5, &text).unwrap_err().to_string();
         assert!(err.starts_with("line 5: "), "{err}");
         assert!(err.contains(says), "{text}: {err}");
     }
@@ -210,7 +212,7 @@ fn regression_nesting_over_the_limit_is_refused() {
         ),
     ] {
         check_line(1, &format!(r#"{{"id":"{id}","type":"A","data":{at}}}"#)).expect("at");
-        let err = parse_line(1, &format!(r#"{{"id":"{id}","type":"A","data":{over}}}"#))
+        let err = parse_default(1, &format!(r#"{{"id":"{id}","type":"A","data":{over}}}"#))
             .unwrap_err()
             .to_string();
         assert!(err.contains("deeper than 100 levels"), "{err}");
@@ -227,14 +229,14 @@ fn regression_tag_count_and_event_size_are_checked_per_line() {
     let at = json!({"id": id, "type": "A", "tags": tags(MAX_TAGS_PER_EVENT)});
     check_line(9, &at.to_string()).expect("at the limit");
     let over = json!({"id": id, "type": "A", "tags": tags(MAX_TAGS_PER_EVENT + 1)});
-    let err = parse_line(9, &over.to_string()).unwrap_err().to_string();
+    let err = parse_default(9, &over.to_string()).unwrap_err().to_string();
     assert!(err.starts_with("line 9: "), "{err}");
     assert!(err.contains("101 tags; the limit is 100"), "{err}");
 
     // data "xxx…" (n + 2 bytes of JSON) and metadata {} (2 bytes).
     let sized = |bytes: usize| json!({"id": id, "type": "A", "data": "x".repeat(bytes - 4)});
     check_line(9, &sized(MAX_EVENT_BYTES).to_string()).expect("at the limit");
-    let err = parse_line(9, &sized(MAX_EVENT_BYTES + 1).to_string())
+    let err = parse_default(9, &sized(MAX_EVENT_BYTES + 1).to_string())
         .unwrap_err()
         .to_string();
     assert!(err.starts_with("line 9: "), "{err}");
@@ -253,12 +255,12 @@ fn regression_duplicate_keys_are_refused() {
         format!(r#"{{"id":"{id}","type":"A","id":"{other}"}}"#),
         format!(r#"{{"id":"{id}","type":"A","data":1,"data":null}}"#),
     ] {
-        let err = parse_line(2, &text).unwrap_err().to_string();
+        let err = parse_default(2, &text).unwrap_err().to_string();
         assert!(err.starts_with("line 2: "), "{err}");
         assert!(err.contains("duplicate field \""), "{text}: {err}");
     }
     // Inside data, as in jsonb, the last of a key wins.
-    let e = parse_line(
+    let e = parse_default(
         2,
         &format!(r#"{{"id":"{id}","type":"A","data":{{"k":1,"k":2}}}}"#),
     )

@@ -1,11 +1,29 @@
 //! The command line: every command, flag and environment variable of the
 //! `dcbstore` tool (the contract users script against).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 
-use crate::input::{parse_condition, parse_json, parse_json_object, parse_query};
+use crate::input::{
+    parse_condition_with, parse_json_object_with, parse_json_with, parse_query_with,
+};
+use dcbstore::limits::{Limit, Limits};
 use dcbstore::{AppendCondition, Query};
+
+// Flags are parsed against the most a store accepts; `Cli::check_limits`
+// holds them to the configured limits afterwards.
+fn any_query(s: &str) -> Result<Query, String> {
+    parse_query_with(s, &Limits::CEILING)
+}
+fn any_condition(s: &str) -> Result<AppendCondition, String> {
+    parse_condition_with(s, &Limits::CEILING)
+}
+fn any_json(s: &str) -> Result<Value, String> {
+    parse_json_with(s, &Limits::CEILING)
+}
+fn any_json_object(s: &str) -> Result<Map<String, Value>, String> {
+    parse_json_object_with(s, &Limits::CEILING)
+}
 
 /// Exit status when an append condition fails.
 pub(crate) const EXIT_CONFLICT: u8 = 3;
@@ -27,8 +45,128 @@ pub(crate) struct Cli {
     )]
     pub(crate) log_format: LogFormat,
 
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// The store's limits, from flags or the environment (`DCBSTORE_MAX_*`);
+/// each one left out keeps its default.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits (default: the documented limits)")]
+pub(crate) struct LimitArgs {
+    /// Events in one append [default: 10000].
+    #[arg(
+        long,
+        env = "DCBSTORE_MAX_EVENTS_PER_APPEND",
+        global = true,
+        value_name = "N"
+    )]
+    max_events_per_append: Option<usize>,
+    /// Bytes of one event's data and metadata, as JSON [default: 1048576].
+    #[arg(
+        long,
+        env = "DCBSTORE_MAX_EVENT_BYTES",
+        global = true,
+        value_name = "N"
+    )]
+    max_event_bytes: Option<usize>,
+    /// Bytes of one append, as JSON [default: 67108864].
+    #[arg(
+        long,
+        env = "DCBSTORE_MAX_APPEND_BYTES",
+        global = true,
+        value_name = "N"
+    )]
+    max_append_bytes: Option<usize>,
+    /// Tags on one event [default and most: 100].
+    #[arg(
+        long,
+        env = "DCBSTORE_MAX_TAGS_PER_EVENT",
+        global = true,
+        value_name = "N"
+    )]
+    max_tags_per_event: Option<usize>,
+    /// Bytes of a type, a tag or a query term [default and most: 256].
+    #[arg(long, env = "DCBSTORE_MAX_NAME_BYTES", global = true, value_name = "N")]
+    max_name_bytes: Option<usize>,
+    /// Nesting of data and metadata [default: 100; most: 127].
+    #[arg(long, env = "DCBSTORE_MAX_JSON_DEPTH", global = true, value_name = "N")]
+    max_json_depth: Option<usize>,
+    /// Items in one query [default: 128].
+    #[arg(
+        long,
+        env = "DCBSTORE_MAX_QUERY_ITEMS",
+        global = true,
+        value_name = "N"
+    )]
+    max_query_items: Option<usize>,
+    /// Types, or tags, in one query item [default: 100].
+    #[arg(long, env = "DCBSTORE_MAX_ITEM_TERMS", global = true, value_name = "N")]
+    max_item_terms: Option<usize>,
+    /// Guards in one append condition [default: 100].
+    #[arg(long, env = "DCBSTORE_MAX_GUARDS", global = true, value_name = "N")]
+    max_guards: Option<usize>,
+}
+
+impl LimitArgs {
+    /// The limits: the defaults, with what was given.
+    pub(crate) fn limits(&self) -> Limits {
+        let mut limits = Limits::DEFAULT;
+        for (limit, value) in [
+            (Limit::EventsPerAppend, self.max_events_per_append),
+            (Limit::EventBytes, self.max_event_bytes),
+            (Limit::AppendBytes, self.max_append_bytes),
+            (Limit::TagsPerEvent, self.max_tags_per_event),
+            (Limit::NameBytes, self.max_name_bytes),
+            (Limit::JsonDepth, self.max_json_depth),
+            (Limit::QueryItems, self.max_query_items),
+            (Limit::ItemTerms, self.max_item_terms),
+            (Limit::Guards, self.max_guards),
+        ] {
+            if let Some(v) = value {
+                limits.set(limit, v);
+            }
+        }
+        limits
+    }
+}
+
+impl Cli {
+    /// Holds the flags' queries, conditions and JSON to the configured
+    /// limits (they were parsed against the most a store accepts). A
+    /// message for a usage error.
+    pub(crate) fn check_limits(&self) -> Result<(), String> {
+        let limits = self.limits.limits();
+        limits.validate().map_err(|e| e.to_string())?;
+        let queries = match &self.command {
+            Command::Read { query, .. } => query.iter().collect(),
+            Command::Append { fail_if, .. } => fail_if.iter().collect(),
+            _ => Vec::new(),
+        };
+        for q in queries {
+            q.validate_with(&limits).map_err(|e| e.to_string())?;
+        }
+        match &self.command {
+            Command::Append {
+                condition: Some(c), ..
+            } => c.validate_with(&limits).map_err(|e| e.to_string()),
+            Command::Redact { data, metadata, .. } => {
+                limits
+                    .check_data("the data", data)
+                    .map_err(|e| e.to_string())?;
+                match metadata {
+                    Some(m) => limits
+                        .check_metadata("the metadata", m)
+                        .map_err(|e| e.to_string()),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// How log records are written to stderr.
@@ -55,14 +193,14 @@ pub(crate) enum Command {
     /// Append the events read as JSON lines from stdin, as one atomic batch.
     Append {
         /// Fail if events matching this query exist after --after (QUERY: "all" or [{"types": [...], "tags": [...]}]).
-        #[arg(long, value_name = "QUERY", value_parser = parse_query)]
+        #[arg(long, value_name = "QUERY", value_parser = any_query)]
         fail_if: Option<Query>,
         /// Position the --fail-if query is checked after.
         #[arg(long, value_name = "N", requires = "fail_if",
               value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
         after: Option<u64>,
         /// Several guards: [{"query": QUERY, "after": N}, ...].
-        #[arg(long, value_name = "GUARDS", value_parser = parse_condition, conflicts_with_all = ["fail_if", "after"])]
+        #[arg(long, value_name = "GUARDS", value_parser = any_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
     /// Grant an application role append and read only (run as the schema's owner, after each migrate).
@@ -79,10 +217,10 @@ pub(crate) enum Command {
         #[arg(long, value_name = "N")]
         position: u64,
         /// The replacement data (JSON; null erases all of it).
-        #[arg(long, value_name = "JSON", value_parser = parse_json)]
+        #[arg(long, value_name = "JSON", value_parser = any_json)]
         data: Value,
         /// Also replace the metadata with this JSON object.
-        #[arg(long, value_name = "JSON", value_parser = parse_json_object)]
+        #[arg(long, value_name = "JSON", value_parser = any_json_object)]
         metadata: Option<Map<String, Value>>,
         /// Why (kept in the audit record).
         #[arg(long, value_name = "TEXT")]
@@ -96,7 +234,7 @@ pub(crate) enum Command {
     /// Print matching events as JSON lines.
     Read {
         /// QUERY: "all" or [{"types": [...], "tags": [...]}, ...].
-        #[arg(long, value_name = "QUERY", value_parser = parse_query, conflicts_with_all = ["types", "tags"])]
+        #[arg(long, value_name = "QUERY", value_parser = any_query, conflicts_with_all = ["types", "tags"])]
         query: Option<Query>,
         /// Event type (repeatable; OR'd).
         #[arg(long = "type", value_name = "T")]

@@ -8,33 +8,47 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use dcbstore::limits::{check_data, check_metadata};
+use dcbstore::limits::Limits;
 use dcbstore::{AppendCondition, Error, Event, Query};
+
+// Each parser checks against limits: the flags' value parsers against the
+// most a store accepts (the configured limits are known only once every flag
+// is parsed; `Cli::check_limits` applies them then), the plain functions
+// against the defaults.
 
 /// `redact --data`: JSON an appended event's data could hold (no NUL, the
 /// nesting limit), so a redaction never stores what an append refuses.
-pub(crate) fn parse_json(s: &str) -> Result<Value, String> {
+pub(crate) fn parse_json_with(s: &str, limits: &Limits) -> Result<Value, String> {
     let v = serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))?;
-    check_data("the data", &v).map_err(|e| e.to_string())?;
+    limits
+        .check_data("the data", &v)
+        .map_err(|e| e.to_string())?;
     Ok(v)
 }
 
-/// `redact --metadata`: a JSON object, with the checks of [`parse_json`].
-pub(crate) fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
+/// `redact --metadata`: a JSON object, with the checks of [`parse_json_with`].
+pub(crate) fn parse_json_object_with(
+    s: &str,
+    limits: &Limits,
+) -> Result<Map<String, Value>, String> {
     match serde_json::from_str(s).map_err(|e| format!("invalid JSON: {e}"))? {
         Value::Object(m) => {
-            check_metadata("the metadata", &m).map_err(|e| e.to_string())?;
+            limits
+                .check_metadata("the metadata", &m)
+                .map_err(|e| e.to_string())?;
             Ok(m)
         }
         _ => Err("metadata must be a JSON object".into()),
     }
 }
 
-pub(crate) fn parse_query(s: &str) -> Result<Query, String> {
-    Query::from_json(s).map_err(|e| e.to_string())
+/// `--query`, `--fail-if`: a query in its JSON form.
+pub(crate) fn parse_query_with(s: &str, limits: &Limits) -> Result<Query, String> {
+    Query::from_json_with(s, limits).map_err(|e| e.to_string())
 }
 
-pub(crate) fn parse_condition(s: &str) -> Result<AppendCondition, String> {
+/// `--condition`: guards in their JSON form.
+pub(crate) fn parse_condition_with(s: &str, limits: &Limits) -> Result<AppendCondition, String> {
     let c: AppendCondition = serde_json::from_str(s).map_err(|e| {
         format!("invalid condition JSON (expected [{{\"query\": QUERY, \"after\": N}}, ...]): {e}")
     })?;
@@ -43,8 +57,32 @@ pub(crate) fn parse_condition(s: &str) -> Result<AppendCondition, String> {
     }
     // The store's own check (limits, positions), so a bad guard is a usage
     // error rather than a failed append.
-    c.validate().map_err(|e| e.to_string())?;
+    c.validate_with(limits).map_err(|e| e.to_string())?;
     Ok(c)
+}
+
+/// [`parse_json_with`] against the default limits.
+#[cfg(test)]
+pub(crate) fn parse_json(s: &str) -> Result<Value, String> {
+    parse_json_with(s, &Limits::DEFAULT)
+}
+
+/// [`parse_json_object_with`] against the default limits.
+#[cfg(test)]
+pub(crate) fn parse_json_object(s: &str) -> Result<Map<String, Value>, String> {
+    parse_json_object_with(s, &Limits::DEFAULT)
+}
+
+/// [`parse_query_with`] against the default limits.
+#[cfg(test)]
+pub(crate) fn parse_query(s: &str) -> Result<Query, String> {
+    parse_query_with(s, &Limits::DEFAULT)
+}
+
+/// [`parse_condition_with`] against the default limits.
+#[cfg(test)]
+pub(crate) fn parse_condition(s: &str) -> Result<AppendCondition, String> {
+    parse_condition_with(s, &Limits::DEFAULT)
 }
 
 /// One line of `dcbstore append` input.

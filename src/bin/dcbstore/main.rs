@@ -12,7 +12,7 @@ mod test_strategies;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use args::{Cli, EXIT_CONFLICT};
 use commands::Outcome;
@@ -29,6 +29,12 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if let Err(message) = cli.check_limits() {
+        let _ = Cli::command()
+            .error(clap::error::ErrorKind::ValueValidation, message)
+            .print();
+        return ExitCode::from(2);
+    }
     let secrets = cli
         .database_url
         .as_deref()

@@ -28,7 +28,7 @@ fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {
             assert!(!events.is_empty(), "accepted no events");
             Some(events)
         }
-        Err(e @ (Error::Invalid(_) | Error::Io { .. })) => {
+        Err(e @ (Error::Invalid(_) | Error::LimitExceeded { .. } | Error::Io { .. })) => {
             assert!(!e.to_string().is_empty(), "empty error message");
             None
         }
@@ -41,7 +41,7 @@ fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {
 fn store_validation_of(events: Vec<Event>) {
     match append::check(&events, None) {
         Ok(_) => {}
-        Err(Error::Invalid(m)) => assert!(!m.is_empty()),
+        Err(Error::Invalid(m) | Error::LimitExceeded { message: m, .. }) => assert!(!m.is_empty()),
         Err(e) => panic!("unexpected kind of error: {e:?}"),
     }
 }

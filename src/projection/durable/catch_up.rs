@@ -22,6 +22,14 @@ pub(super) enum Stop {
         context: &'static str,
         error: HandlerError,
     },
+    /// The checkpoint is at a position the log does not hold (above the
+    /// head, or handed out on a server history whose tail was lost): the read
+    /// model has effects of events that are gone.
+    Stale {
+        checkpoint: u64,
+        head: u64,
+        name: String,
+    },
     /// The store failed (the database, the pool).
     Store(Error),
 }
@@ -39,6 +47,7 @@ impl Stop {
     pub(super) fn position(&self) -> u64 {
         match self {
             Stop::Handler { position, .. } => *position,
+            Stop::Stale { checkpoint, .. } => *checkpoint,
             Stop::Store(_) => 0,
         }
     }
@@ -47,6 +56,13 @@ impl Stop {
     pub(super) fn message(&self) -> String {
         match self {
             Stop::Handler { context, error, .. } => format!("{context}{error}"),
+            Stop::Stale {
+                checkpoint,
+                head,
+                name,
+            } => format!(
+                "the checkpoint is at position {checkpoint}, which the log does not hold (head {head}): the log lost events this read model applied (a failover to a standby that lagged, or a restore); rebuild the projection (`projections rebuild {name}`, or Runner::rebuild)"
+            ),
             Stop::Store(e) => e.to_string(),
         }
     }
@@ -63,6 +79,12 @@ impl Stop {
                 position,
                 message,
                 source: Some(Arc::from(error)),
+            },
+            Stop::Stale { checkpoint, .. } => Error::Projection {
+                name: name.to_string(),
+                position: checkpoint,
+                message,
+                source: None,
             },
         }
     }
@@ -113,6 +135,18 @@ pub(super) async fn catch_up(
         let mut client = store.pool().get().await?;
         let tx = client.transaction().await?;
         let checkpoint = checkpoint::lock(&tx, &name).await?;
+        if checkpoint > head || checkpoint::lost(&tx, checkpoint).await? {
+            // Another runner may have moved on since this one read the head:
+            // only a checkpoint the log does not hold now is stale.
+            let now = checkpoint::head(&tx).await?;
+            if checkpoint > now || checkpoint::lost(&tx, checkpoint).await? {
+                return Err(Stop::Stale {
+                    checkpoint,
+                    head: now,
+                    name,
+                });
+            }
+        }
         if checkpoint >= head {
             tx.commit().await?;
             if applied == 0 {

@@ -88,6 +88,27 @@ pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Resu
     Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
 }
 
+/// Whether `checkpoint` is a position of a server history whose tail the log
+/// lost: above where an epoch resumed, and not above its base (see
+/// `sql/functions/epochs.sql`).
+pub(super) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error::Result<bool> {
+    let row = tx
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM dcbstore.epochs e WHERE e.resumed_after < $1 AND $1 <= e.base)",
+            &[&to_i64(checkpoint)],
+        )
+        .await?;
+    Ok(row.try_get(0)?)
+}
+
+/// The head, as `tx` sees it now.
+pub(super) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
+    let row = tx
+        .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
+        .await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}
+
 /// Moves the checkpoint to `reached` in `tx` (with the batch's read-model
 /// writes) and clears the last error; a rebuild stays `rebuilding` until it
 /// reaches `head`.

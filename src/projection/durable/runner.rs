@@ -170,6 +170,20 @@ async fn run(
                     }
                     continue;
                 }
+                Err(stale @ Stop::Stale { .. }) => {
+                    // Nothing to retry: the read model holds effects of events
+                    // the log lost. Failed until it is rebuilt (or stopped).
+                    let (position, message) = (stale.position(), stale.message());
+                    let _ = checkpoint::record_failure(&store, &name, position, &message).await;
+                    tokio::select! {
+                        c = inbox.recv() => match c {
+                            Some(c) => pending = Some(c),
+                            None => return,
+                        },
+                        _ = stopped.changed() => {}
+                    }
+                    continue;
+                }
                 Err(Stop::Store(e)) => {
                     // Visible in status; the position is unknown (not a handler error).
                     let _ = checkpoint::record_error(&store, &name, &e.to_string()).await;
@@ -190,9 +204,15 @@ async fn run(
                     }
                     while lease.wakeups.try_recv().is_ok() {}
                 }
-                c = inbox.recv() => pending = c,
+                c = inbox.recv() => match c {
+                    Some(c) => pending = Some(c),
+                    // The Runner is gone: nobody can stop or command this task.
+                    None => return,
+                },
                 _ = tokio::time::sleep(config.poll_interval) => {}
-                _ = stopped.changed() => {}
+                changed = stopped.changed() => if changed.is_err() {
+                    return;
+                },
             }
         }
     }

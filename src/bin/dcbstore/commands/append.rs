@@ -4,15 +4,15 @@ use std::io::Write;
 
 use serde_json::json;
 
-use dcbstore::{AppendCondition, Conflict, Error, EventStore, Query, SequencePosition, Store};
+use dcbstore::{AppendCondition, Conflict, Error, EventStore, Query, SequencePosition};
 
-use super::{write_json, Outcome};
+use super::{write_json, Ctx, Outcome};
 use crate::input::read_events;
 
 /// Appends the event lines of stdin under `condition` (or the one-guard
 /// `fail_if`/`after`); prints the position, or the conflict (exit 3).
 pub(crate) async fn append(
-    url: &str,
+    ctx: &Ctx,
     fail_if: Option<Query>,
     after: Option<u64>,
     condition: Option<AppendCondition>,
@@ -21,7 +21,7 @@ pub(crate) async fn append(
     let events = read_events(std::io::stdin().lock())?;
     let condition = condition
         .or_else(|| fail_if.map(|q| AppendCondition::new(q, after.map(SequencePosition::new))));
-    let store = Store::connect(url).await?;
+    let store = ctx.store().await?;
     match store.append(events, condition).await {
         Ok(a) => {
             write_json(out, &json!({"position": a.position}))?;

@@ -7,18 +7,18 @@ use dcbstore::kit::progress;
 use dcbstore::transfer::{self, ExportOptions, ExportSummary};
 use dcbstore::{Error, SequencePosition, Store};
 
-use super::Outcome;
+use super::{Ctx, Outcome};
 
 /// `dcbstore export [--after N] [--output FILE]`: JSON lines on `stdout` or
 /// in FILE (written as FILE.partial, renamed when complete), a progress bar
 /// and a summary line on stderr.
 pub(crate) async fn export(
-    url: &str,
+    ctx: &Ctx,
     after: Option<u64>,
     output: Option<PathBuf>,
     stdout: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let store = Store::connect(url).await?;
+    let store = ctx.store().await?;
     let output = output.as_deref();
     let mut options = ExportOptions::new();
     if let Some(a) = after {

@@ -5,20 +5,20 @@ use std::path::PathBuf;
 
 use dcbstore::kit::progress;
 use dcbstore::transfer::{self, ImportOptions, ImportSummary};
-use dcbstore::{Error, Store};
+use dcbstore::Error;
 
-use super::{write_json, Outcome};
+use super::{write_json, Ctx, Outcome};
 
 /// `dcbstore import [--input FILE] [--batch-size N] [--json]`: a progress bar
 /// and a summary line on stderr; with `--json` the summary on `stdout` too.
 pub(crate) async fn import(
-    url: &str,
+    ctx: &Ctx,
     input: Option<PathBuf>,
     batch_size: u64,
     json: bool,
     stdout: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let store = Store::connect(url).await?;
+    let store = ctx.store().await?;
     let input = input.as_deref();
     let batch_size = usize::try_from(batch_size).unwrap_or(usize::MAX);
     let options = ImportOptions::new().batch_size(batch_size);

@@ -6,11 +6,11 @@ use dcbstore::connection::{connect, ConnectOptions};
 use dcbstore::migrate::{self, SchemaState};
 use dcbstore::Error;
 
-use super::{output_error, write_json, Outcome};
+use super::{output_error, write_json, Ctx, Outcome};
 
 /// Applies pending migrations and function files; says what it did.
-pub(crate) async fn migrate(url: &str, out: &mut dyn Write) -> Result<Outcome, Error> {
-    let mut client = connect(&ConnectOptions::parse(url)?).await?;
+pub(crate) async fn migrate(ctx: &Ctx, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let mut client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
     let report = migrate::migrate(&mut client).await?;
     for m in &report.applied {
         writeln!(out, "applied migration {} ({})", m.version, m.name).map_err(output_error)?;
@@ -35,8 +35,8 @@ pub(crate) async fn migrate(url: &str, out: &mut dyn Write) -> Result<Outcome, E
 }
 
 /// Prints where the database stands relative to this build.
-pub(crate) async fn status(url: &str, json: bool, out: &mut dyn Write) -> Result<Outcome, Error> {
-    let client = connect(&ConnectOptions::parse(url)?).await?;
+pub(crate) async fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
     let s = migrate::status(&client).await?;
     if json {
         write_json(out, &s)?;

@@ -10,7 +10,8 @@ mod roles;
 
 use std::io::{BufWriter, Write};
 
-use dcbstore::Error;
+use dcbstore::limits::Limits;
+use dcbstore::{Error, Store};
 
 use crate::args::{Cli, Command, ProjectionsCommand};
 
@@ -20,38 +21,56 @@ pub(crate) enum Outcome {
     Conflict,
 }
 
+/// What every command is given: the database, and the store's limits.
+pub(crate) struct Ctx {
+    pub(crate) url: String,
+    pub(crate) limits: Limits,
+}
+
+impl Ctx {
+    /// A store on the database, with the configured limits.
+    pub(crate) async fn store(&self) -> Result<Store, Error> {
+        Store::builder(&self.url)?.limits(self.limits).build().await
+    }
+}
+
 /// Runs the command of `cli`; stdout carries only its results.
 pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
     let url = cli.database_url.filter(|u| !u.is_empty()).ok_or_else(|| {
         Error::Config("no database given: pass --database-url or set DATABASE_URL".into())
     })?;
+    let ctx = Ctx {
+        url,
+        limits: cli.limits.limits(),
+    };
+    let ctx = &ctx;
     let mut out = BufWriter::new(std::io::stdout().lock());
     let out: &mut dyn Write = &mut out;
     let outcome = match cli.command {
-        Command::Migrate => migrate::migrate(&url, out).await?,
-        Command::Status { json } => migrate::status(&url, json, out).await?,
-        Command::Head => read::head(&url, out).await?,
+        Command::Migrate => migrate::migrate(ctx, out).await?,
+        Command::Status { json } => migrate::status(ctx, json, out).await?,
+        Command::Head => read::head(ctx, out).await?,
         Command::Append {
             fail_if,
             after,
             condition,
-        } => append::append(&url, fail_if, after, condition, out).await?,
-        Command::Grant { role, redact } => roles::grant(&url, &role, redact, out).await?,
+        } => append::append(ctx, fail_if, after, condition, out).await?,
+        Command::Grant { role, redact } => roles::grant(ctx, &role, redact, out).await?,
         Command::Redact {
             position,
             data,
             metadata,
             reason,
-        } => roles::redact(&url, position, &data, metadata.as_ref(), &reason, out).await?,
-        Command::Export { after, output } => export::export(&url, after, output, out).await?,
+        } => roles::redact(ctx, position, &data, metadata.as_ref(), &reason, out).await?,
+        Command::Export { after, output } => export::export(ctx, after, output, out).await?,
         Command::Import {
             input,
             batch_size,
             json,
-        } => import::import(&url, input, batch_size, json, out).await?,
+        } => import::import(ctx, input, batch_size, json, out).await?,
         Command::Projections {
             command: ProjectionsCommand::Status { json },
-        } => projections::status(&url, json).await?,
+        } => projections::status(ctx, json).await?,
         Command::Read {
             query,
             types,
@@ -69,7 +88,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
                 backwards,
                 limit,
             };
-            read::read(&url, query, types, tags, window, out).await?
+            read::read(ctx, query, types, tags, window, out).await?
         }
     };
     match out.flush() {

@@ -4,9 +4,9 @@ use std::io::Write;
 
 use futures::StreamExt;
 
-use dcbstore::{Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
+use dcbstore::{Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition};
 
-use super::{output_error, Outcome};
+use super::{output_error, Ctx, Outcome};
 
 /// The window flags of `read`.
 pub(crate) struct Window {
@@ -42,7 +42,7 @@ impl Window {
 /// Prints the events of `query` (or of `--type`/`--tag`; all without them)
 /// in `window`, one JSON line each; a closed stdout ends it quietly.
 pub(crate) async fn read(
-    url: &str,
+    ctx: &Ctx,
     query: Option<Query>,
     types: Vec<String>,
     tags: Vec<String>,
@@ -54,7 +54,7 @@ pub(crate) async fn read(
         None if types.is_empty() && tags.is_empty() => Query::all(),
         None => Query::item(QueryItem::types(types).and_tags(tags)),
     };
-    let store = Store::connect(url).await?;
+    let store = ctx.store().await?;
     let mut events = store.read(&query, window.options());
     while let Some(e) = events.next().await {
         let line = serde_json::to_string(&e?).map_err(|e| Error::output(e.to_string()))?;
@@ -69,8 +69,8 @@ pub(crate) async fn read(
 }
 
 /// Prints the head position, or `null` for an empty store.
-pub(crate) async fn head(url: &str, out: &mut dyn Write) -> Result<Outcome, Error> {
-    let store = Store::connect(url).await?;
+pub(crate) async fn head(ctx: &Ctx, out: &mut dyn Write) -> Result<Outcome, Error> {
+    let store = ctx.store().await?;
     match store.head().await? {
         Some(p) => writeln!(out, "{p}"),
         None => writeln!(out, "null"),

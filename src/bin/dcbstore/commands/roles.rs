@@ -9,16 +9,16 @@ use dcbstore::connection::{connect, ConnectOptions};
 use dcbstore::roles::{self, Grants};
 use dcbstore::{Error, SequencePosition};
 
-use super::{output_error, write_json, Outcome};
+use super::{output_error, write_json, Ctx, Outcome};
 
 /// Grants `role` append and read (and redact).
 pub(crate) async fn grant(
-    url: &str,
+    ctx: &Ctx,
     role: &str,
     redact: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let client = connect(&ConnectOptions::parse(url)?).await?;
+    let client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
     let grants = if redact {
         Grants::app().with_redact()
     } else {
@@ -36,14 +36,14 @@ pub(crate) async fn grant(
 
 /// Replaces the data (and metadata) of the event at `position`, audited.
 pub(crate) async fn redact(
-    url: &str,
+    ctx: &Ctx,
     position: u64,
     data: &Value,
     metadata: Option<&Map<String, Value>>,
     reason: &str,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let client = connect(&ConnectOptions::parse(url)?).await?;
+    let client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
     let audit = roles::redact(
         &client,
         SequencePosition::new(position),

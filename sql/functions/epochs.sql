@@ -1,0 +1,56 @@
+-- Epochs: positions are never handed out twice, whatever the server's history.
+--
+-- A position is the head plus one, under the append lock, so a lost tail of
+-- the log (acknowledged commits gone after a failover to an asynchronous
+-- standby, a point-in-time restore, a restore of an older backup into another
+-- cluster) would hand the same positions out again, and a stale `after` or a
+-- projection's checkpoint would miss the new events. Every such history
+-- change shows as a new WAL timeline or a new system identifier: the first
+-- append on it begins an epoch whose positions start above every position
+-- an earlier epoch could have handed out (2^40 per epoch).
+
+-- The server history positions are handed out on now.
+CREATE OR REPLACE FUNCTION dcbstore.server_history(OUT timeline integer, OUT system_identifier bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::integer,
+           (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)
+$$;
+
+-- True when the latest epoch is not this server's history (or there is none
+-- yet): the next append must begin an epoch. Cheap, and safe before the
+-- append lock: a server's history only changes across a restart.
+CREATE OR REPLACE FUNCTION dcbstore.epoch_changed() RETURNS boolean
+LANGUAGE sql VOLATILE AS $$
+    SELECT NOT EXISTS (
+        SELECT 1 FROM (SELECT e.timeline, e.system_identifier FROM dcbstore.epochs e
+                        ORDER BY e.epoch DESC LIMIT 1) latest, dcbstore.server_history() h
+         WHERE latest.timeline = h.timeline AND latest.system_identifier = h.system_identifier)
+$$;
+
+-- Under the append lock, with the head seen there: begins an epoch on this
+-- server's history unless one was begun meanwhile, and returns the position
+-- the next one follows. The first epoch goes on from the head; a later one
+-- from epoch * 2^40 at least, above anything an earlier epoch handed out.
+CREATE OR REPLACE FUNCTION dcbstore.begin_epoch(head bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    h record;
+    latest dcbstore.epochs;
+    next_base bigint;
+BEGIN
+    SELECT * INTO h FROM dcbstore.server_history();
+    SELECT * INTO latest FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
+    IF FOUND AND latest.timeline = h.timeline AND latest.system_identifier = h.system_identifier THEN
+        RETURN head;
+    END IF;
+    next_base := CASE WHEN latest.epoch IS NULL THEN head
+                      ELSE greatest(head, (latest.epoch + 1)::bigint << 40) END;
+    INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
+    VALUES (coalesce(latest.epoch, 0) + 1, h.timeline, h.system_identifier, next_base, head);
+    RETURN next_base;
+END
+$$;
+
+REVOKE ALL ON FUNCTION dcbstore.server_history() FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.epoch_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.begin_epoch(bigint) FROM PUBLIC;

@@ -1,0 +1,290 @@
+//! Limits, with their documented defaults, and the input checks that enforce
+//! them at the edge, with errors that name the limit.
+//!
+//! | what | default | most a store accepts | checked by |
+//! |---|---|---|---|
+//! | events per append | [`MAX_EVENTS_PER_APPEND`] | 100,000 | client |
+//! | bytes of one event (data + metadata, as JSON) | [`MAX_EVENT_BYTES`] | 255 MiB | client |
+//! | bytes of one append (all its events) | [`MAX_APPEND_BYTES`] | 256 MiB | client |
+//! | tags per event | [`MAX_TAGS_PER_EVENT`] | 100 (the schema's) | client and database |
+//! | bytes of a type or a tag | [`MAX_NAME_BYTES`] | 256 (the schema's) | client and database |
+//! | JSON nesting | [`MAX_JSON_DEPTH`] | 127 | client |
+//! | items per query | [`MAX_QUERY_ITEMS`] | 10,000 | client |
+//! | types or tags per query item | [`MAX_ITEM_TERMS`] | 10,000 | client |
+//! | guards per append condition | [`MAX_GUARDS`] | 10,000 | client |
+//!
+//! A [`Store`](crate::Store) enforces its [`Limits`]
+//! ([`StoreBuilder::limits`](crate::StoreBuilder::limits); the CLI reads them
+//! from `DCBSTORE_MAX_*`). The most a store accepts is bound by PostgreSQL:
+//! a value of at most 255 MiB, a message of at most 1 GiB, JSON decoders that
+//! stop at 128 levels, and the schema's constraints on tags and names. Within
+//! them, the defaults keep one request from monopolising the append lock or
+//! the server's memory.
+//!
+//! [`Limits::check_name`], [`Limits::check_data`] and
+//! [`Limits::check_metadata`] are the checks an append runs on each event,
+//! for callers that take input elsewhere (a command line, a file) and want the
+//! store's verdict before sending it. A limit exceeded is
+//! [`Error::LimitExceeded`](crate::Error::LimitExceeded): which [`Limit`],
+//! its maximum and the value found.
+
+mod checks;
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Events in one append (one atomic request), by default.
+pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+/// Bytes of one event's data plus metadata, serialized as JSON (1 MiB), by default.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+/// Bytes of all events of one append, serialized as JSON (64 MiB), by default.
+pub const MAX_APPEND_BYTES: usize = 64 * 1024 * 1024;
+/// Tags on one event, by default (and at most: the schema's constraint).
+pub const MAX_TAGS_PER_EVENT: usize = 100;
+/// Bytes (UTF-8) of an event type or a tag, by default (and at most: the
+/// schema's constraint).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Items in one query, by default: the DCB conformance suites evaluate
+/// queries of 128.
+pub const MAX_QUERY_ITEMS: usize = 128;
+/// Types, or tags, in one query item, by default.
+pub const MAX_ITEM_TERMS: usize = 100;
+/// Guards in one append condition, by default.
+pub const MAX_GUARDS: usize = 100;
+/// Deepest JSON nesting accepted by default: deeper values could be stored
+/// but not read back (JSON decoders stop at 128 levels).
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// The limits a store enforces. Start from the defaults and change what you
+/// need:
+///
+/// ```
+/// use dcbstore::limits::Limits;
+///
+/// let limits = Limits { max_event_bytes: 8 << 20, ..Limits::default() };
+/// assert!(limits.validate().is_ok());
+/// assert!(Limits { max_tags_per_event: 101, ..Limits::default() }.validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Events in one append.
+    pub max_events_per_append: usize,
+    /// Bytes of one event's data plus metadata, as JSON.
+    pub max_event_bytes: usize,
+    /// Bytes of all events of one append, as JSON. A batch of appends that
+    /// the store's writer sends together stays within it too.
+    pub max_append_bytes: usize,
+    /// Tags on one event.
+    pub max_tags_per_event: usize,
+    /// Bytes (UTF-8) of an event type, a tag, or a query term.
+    pub max_name_bytes: usize,
+    /// Nesting of arrays and objects in data and metadata.
+    pub max_json_depth: usize,
+    /// Items in one query.
+    pub max_query_items: usize,
+    /// Types, or tags, in one query item.
+    pub max_item_terms: usize,
+    /// Guards in one append condition.
+    pub max_guards: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
+    }
+}
+
+impl Limits {
+    /// The documented defaults.
+    pub const DEFAULT: Limits = Limits {
+        max_events_per_append: MAX_EVENTS_PER_APPEND,
+        max_event_bytes: MAX_EVENT_BYTES,
+        max_append_bytes: MAX_APPEND_BYTES,
+        max_tags_per_event: MAX_TAGS_PER_EVENT,
+        max_name_bytes: MAX_NAME_BYTES,
+        max_json_depth: MAX_JSON_DEPTH,
+        max_query_items: MAX_QUERY_ITEMS,
+        max_item_terms: MAX_ITEM_TERMS,
+        max_guards: MAX_GUARDS,
+    };
+
+    /// The most any store accepts (see the [module](self) table).
+    pub const CEILING: Limits = Limits {
+        max_events_per_append: 100_000,
+        max_event_bytes: 255 * 1024 * 1024,
+        max_append_bytes: 256 * 1024 * 1024,
+        max_tags_per_event: 100,
+        max_name_bytes: 256,
+        max_json_depth: 127,
+        max_query_items: 10_000,
+        max_item_terms: 10_000,
+        max_guards: 10_000,
+    };
+
+    /// Checks that every limit is at least 1 and at most its
+    /// [`CEILING`](Self::CEILING), and that an event fits in an append.
+    pub fn validate(&self) -> Result<()> {
+        for limit in Limit::ALL {
+            let (value, ceiling) = (self.get(limit), Limits::CEILING.get(limit));
+            if value == 0 || value > ceiling {
+                return Err(Error::Config(format!(
+                    "the limit {} is {value}; it must be from 1 to {ceiling}{}",
+                    limit.name(),
+                    limit.ceiling_reason()
+                )));
+            }
+        }
+        if self.max_event_bytes > self.max_append_bytes {
+            return Err(Error::Config(format!(
+                "max_event_bytes ({}) is above max_append_bytes ({}): an event must fit in an append",
+                self.max_event_bytes, self.max_append_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The value of one limit.
+    #[must_use]
+    pub fn get(&self, limit: Limit) -> usize {
+        match limit {
+            Limit::EventsPerAppend => self.max_events_per_append,
+            Limit::EventBytes => self.max_event_bytes,
+            Limit::AppendBytes => self.max_append_bytes,
+            Limit::TagsPerEvent => self.max_tags_per_event,
+            Limit::NameBytes => self.max_name_bytes,
+            Limit::JsonDepth => self.max_json_depth,
+            Limit::QueryItems => self.max_query_items,
+            Limit::ItemTerms => self.max_item_terms,
+            Limit::Guards => self.max_guards,
+        }
+    }
+
+    /// Sets one limit.
+    pub fn set(&mut self, limit: Limit, value: usize) {
+        *match limit {
+            Limit::EventsPerAppend => &mut self.max_events_per_append,
+            Limit::EventBytes => &mut self.max_event_bytes,
+            Limit::AppendBytes => &mut self.max_append_bytes,
+            Limit::TagsPerEvent => &mut self.max_tags_per_event,
+            Limit::NameBytes => &mut self.max_name_bytes,
+            Limit::JsonDepth => &mut self.max_json_depth,
+            Limit::QueryItems => &mut self.max_query_items,
+            Limit::ItemTerms => &mut self.max_item_terms,
+            Limit::Guards => &mut self.max_guards,
+        } = value;
+    }
+
+    /// The error for `actual` over this limit, with `message` (which says
+    /// what, where, and what to do).
+    pub(crate) fn exceeded(&self, limit: Limit, actual: usize, message: String) -> Error {
+        Error::LimitExceeded {
+            limit,
+            max: self.get(limit),
+            actual,
+            message,
+        }
+    }
+}
+
+/// One of the [`Limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Limit {
+    /// [`Limits::max_events_per_append`].
+    EventsPerAppend,
+    /// [`Limits::max_event_bytes`].
+    EventBytes,
+    /// [`Limits::max_append_bytes`].
+    AppendBytes,
+    /// [`Limits::max_tags_per_event`].
+    TagsPerEvent,
+    /// [`Limits::max_name_bytes`].
+    NameBytes,
+    /// [`Limits::max_json_depth`].
+    JsonDepth,
+    /// [`Limits::max_query_items`].
+    QueryItems,
+    /// [`Limits::max_item_terms`].
+    ItemTerms,
+    /// [`Limits::max_guards`].
+    Guards,
+}
+
+impl Limit {
+    /// Every limit.
+    pub const ALL: [Limit; 9] = [
+        Limit::EventsPerAppend,
+        Limit::EventBytes,
+        Limit::AppendBytes,
+        Limit::TagsPerEvent,
+        Limit::NameBytes,
+        Limit::JsonDepth,
+        Limit::QueryItems,
+        Limit::ItemTerms,
+        Limit::Guards,
+    ];
+
+    /// The field's name (`max_event_bytes`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::EventsPerAppend => "max_events_per_append",
+            Limit::EventBytes => "max_event_bytes",
+            Limit::AppendBytes => "max_append_bytes",
+            Limit::TagsPerEvent => "max_tags_per_event",
+            Limit::NameBytes => "max_name_bytes",
+            Limit::JsonDepth => "max_json_depth",
+            Limit::QueryItems => "max_query_items",
+            Limit::ItemTerms => "max_item_terms",
+            Limit::Guards => "max_guards",
+        }
+    }
+
+    /// The environment variable the CLI reads it from
+    /// (`DCBSTORE_MAX_EVENT_BYTES`).
+    #[must_use]
+    pub fn env_var(self) -> String {
+        format!("DCBSTORE_{}", self.name().to_ascii_uppercase())
+    }
+
+    fn ceiling_reason(self) -> &'static str {
+        match self {
+            Limit::TagsPerEvent | Limit::NameBytes => " (the schema's constraint)",
+            Limit::JsonDepth => " (JSON decoders stop at 128 levels)",
+            Limit::EventBytes => " (PostgreSQL's largest jsonb)",
+            Limit::AppendBytes => " (a batch must fit PostgreSQL's 1 GiB messages)",
+            _ => "",
+        }
+    }
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Counts the bytes of a JSON serialization without keeping it.
+#[derive(Default)]
+pub(crate) struct ByteCount(pub(crate) usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serialized JSON size of `v`.
+pub(crate) fn json_bytes(v: &impl serde::Serialize) -> usize {
+    let mut c = ByteCount::default();
+    // Writing to a counter cannot fail; a value that cannot serialize fails later.
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}

@@ -1,0 +1,81 @@
+//! Streaming replication between test clusters: a standby from a base
+//! backup, promotion, and a clean stop, for failover tests.
+
+use super::cluster::{fresh_dir, TestCluster};
+use super::err;
+use crate::error::Result;
+
+impl TestCluster {
+    /// A streaming standby of this cluster: a base backup
+    /// (`pg_basebackup -R -X stream`), started on a free port, replaying this
+    /// cluster's WAL asynchronously (hot standby: it takes read-only
+    /// connections). Dropped, it is stopped and removed like any cluster.
+    pub fn start_standby(&self) -> Result<TestCluster> {
+        let dir = fresh_dir();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let standby = TestCluster {
+            dir,
+            bindir: self.bindir.clone(),
+            host: self.host.clone(),
+            port: 0,
+            password: self.password.clone(),
+            as_postgres: self.as_postgres,
+            keep: false,
+            #[cfg(feature = "testcontainers")]
+            container: None,
+        };
+        standby.hand_over()?;
+        let data = standby.data_dir();
+        let source = format!(
+            "host={} port={} user=postgres password={}",
+            self.host, self.port, self.password
+        );
+        standby.run(
+            "pg_basebackup",
+            &[
+                "-d".as_ref(),
+                source.as_ref(),
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-R".as_ref(),
+                "-X".as_ref(),
+                "stream".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )?;
+        standby.launch()
+    }
+
+    /// Promotes a standby to a primary (`pg_ctl promote -w`): it leaves
+    /// recovery on a new WAL timeline.
+    pub fn promote(&self) -> Result<()> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-w".as_ref(),
+                "promote".as_ref(),
+            ],
+        )
+    }
+
+    /// Stops the server cleanly (`pg_ctl stop -m fast`); [`restart`](Self::restart)
+    /// starts it again on the same port.
+    pub fn stop(&self) -> Result<()> {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+    }
+}
