@@ -634,3 +634,175 @@ async fn long_transactions_elsewhere_do_not_stall_appends_or_reads() {
     assert_eq!(n, 0);
     sleeper.abort();
 }
+
+/// A throwaway cluster of its own (the test changes its settings or kills
+/// it), migrated, with its `postgres` database's URL.
+async fn own_cluster() -> (Arc<TestCluster>, String) {
+    let cluster = Arc::new(
+        tokio::task::spawn_blocking(TestCluster::start)
+            .await
+            .unwrap()
+            .unwrap(),
+    );
+    let url = cluster.url("postgres");
+    let mut client = connect(&parse_config(&url).unwrap()).await.unwrap();
+    let _ = dcbstore::migrate(&mut client).await.unwrap();
+    (cluster, url)
+}
+
+/// With `synchronous_commit = off` for the database (and the WAL writer
+/// asleep for 10 s), an acknowledged append is still there after the server
+/// is killed at once: appends never commit with `synchronous_commit = off`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_acknowledged_append_survives_a_crash_with_synchronous_commit_off() {
+    let (cluster, url) = own_cluster().await;
+    let client = connect(&parse_config(&url).unwrap()).await.unwrap();
+    for sql in [
+        "ALTER DATABASE postgres SET synchronous_commit = off",
+        "ALTER SYSTEM SET wal_writer_delay = '10s'",
+        "SELECT pg_reload_conf()",
+    ] {
+        client.batch_execute(sql).await.unwrap();
+    }
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = Store::connect(&url).await.unwrap();
+    let on: String = store
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one("SHOW synchronous_commit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(on, "off", "the store's sessions run with synchronous_commit = off");
+    let acked = store
+        .append(vec![ev("Acknowledged", &["t"])], None)
+        .await
+        .unwrap();
+    drop(store);
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.crash())
+        .await
+        .unwrap()
+        .unwrap();
+    let c = cluster.clone();
+    tokio::task::spawn_blocking(move || c.restart())
+        .await
+        .unwrap()
+        .unwrap();
+    let store = Store::connect(&url).await.unwrap();
+    assert_eq!(store.head().await.unwrap(), Some(acked.position));
+}
+
+/// An append that times out on the client (its server session waiting for
+/// the append lock) is cancelled on the server: once the lock is free it
+/// does not commit, and no session of the client is left waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_out_append_is_cancelled_and_never_commits() {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let holder = connect(&parse_config(db.url()).unwrap()).await.unwrap();
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&dcbstore::locks::APPEND_LOCK],
+        )
+        .await
+        .unwrap();
+    let store = Store::builder(db.url())
+        .unwrap()
+        .timeout(Some(Duration::from_millis(300)))
+        .build()
+        .await
+        .unwrap();
+    let err = store
+        .append(vec![ev("TimedOut", &["t"])], None)
+        .await
+        .unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err}");
+    let waiting: i64 = holder
+        .query_one(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+              WHERE l.locktype = 'advisory' AND NOT l.granted
+                AND a.datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(waiting, 0, "no session waits for the lock any more");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.head().await.unwrap(), None, "the timed-out append never committed");
+    let a = store.append(vec![ev("Later", &["t"])], None).await.unwrap();
+    assert_eq!(a.position, SequencePosition::new(1));
+}
+
+/// Two stores in two databases of one cluster: while an append to the first
+/// waits for a synchronous standby that never answers, an append to the
+/// second (which does not wait for standbys) completes. Nothing of one
+/// store's commit holds up another's.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_append_waiting_for_a_standby_does_not_hold_up_another_database() {
+    let (cluster, url) = own_cluster().await;
+    let admin = connect(&parse_config(&url).unwrap()).await.unwrap();
+    admin.batch_execute("CREATE DATABASE other").await.unwrap();
+    let other_url = cluster.url("other");
+    let mut c = connect(&parse_config(&other_url).unwrap()).await.unwrap();
+    let _ = dcbstore::migrate(&mut c).await.unwrap();
+    drop(c);
+    admin
+        .batch_execute("ALTER DATABASE other SET synchronous_commit = local")
+        .await
+        .unwrap();
+    let waiting = Store::connect(&url).await.unwrap();
+    let free = Store::connect(&other_url).await.unwrap();
+    let _ = free.append(vec![ev("Warm", &["t"])], None).await.unwrap();
+    let _ = waiting.append(vec![ev("Warm", &["t"])], None).await.unwrap();
+    cluster
+        .configure(&[("synchronous_standby_names", "absent_standby")])
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let stuck = tokio::spawn({
+        let waiting = waiting.clone();
+        async move { waiting.append(vec![ev("Stuck", &["t"])], None).await }
+    });
+    // The first store's append has committed locally and waits for the standby.
+    let mut in_sync_rep = false;
+    for _ in 0..200 {
+        let n: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            in_sync_rep = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(in_sync_rep, "the append waits for the absent standby");
+    let done = tokio::time::timeout(
+        Duration::from_secs(10),
+        free.append(vec![ev("Free", &["t"])], None),
+    )
+    .await
+    .expect("the other database's append is not held up")
+    .unwrap();
+    assert_eq!(done.position, SequencePosition::new(2));
+    assert!(!stuck.is_finished());
+    cluster.configure(&[("synchronous_standby_names", "")]).unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(30), stuck)
+        .await
+        .expect("released once no standby is required")
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.position, SequencePosition::new(2));
+}

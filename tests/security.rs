@@ -501,3 +501,192 @@ async fn debug_output_never_shows_the_password() {
         assert!(!shown.contains("hunter2-wrong"), "{shown}");
     }
 }
+
+/// A database migrated by a non-superuser owner role, an application role
+/// granted by `grant_app`, and their connection strings.
+struct Roles {
+    db: TestDatabase,
+    admin: Client,
+    owner: String,
+    app: String,
+    app_url: String,
+}
+
+impl Roles {
+    async fn new() -> Roles {
+        let db = TestDatabase::create().await.unwrap();
+        let admin = connect(&db.config().unwrap()).await.unwrap();
+        let (owner, owner_url) = role(&admin, &db, "dcb_owner").await;
+        let (app, app_url) = role(&admin, &db, "dcb_app").await;
+        admin
+            .batch_execute(&format!(
+                "GRANT CREATE ON DATABASE {} TO {owner}",
+                db.name()
+            ))
+            .await
+            .unwrap();
+        let mut as_owner = connect(&parse_config(&owner_url).unwrap()).await.unwrap();
+        let _ = dcbstore::migrate(&mut as_owner).await.unwrap();
+        grant_app(&as_owner, &app, Grants::app()).await.unwrap();
+        Roles {
+            db,
+            admin,
+            owner,
+            app,
+            app_url,
+        }
+    }
+
+    async fn drop_roles(self) {
+        let mut c = self.db.config().unwrap();
+        c.dbname("postgres");
+        let (owner, app) = (self.owner, self.app);
+        drop(self.admin);
+        drop(self.db);
+        if let Ok(c) = connect(&c).await {
+            for r in [&owner, &app] {
+                let _ = c
+                    .batch_execute(&format!("DROP OWNED BY {r}; DROP ROLE IF EXISTS {r}"))
+                    .await;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_role_writes_the_log_only_through_the_append_functions() {
+    let roles = Roles::new().await;
+    let as_app = connect(&parse_config(&roles.app_url).unwrap()).await.unwrap();
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    let _ = store
+        .append(vec![ev("Opened", &["acc:1"])], None)
+        .await
+        .unwrap();
+    // Each way past the append lock and the tag index is refused.
+    for sql in [
+        // An event without its event_tags rows, or with a position that
+        // would end the log.
+        "INSERT INTO dcbstore.events (position, id, type, data, tags)
+         VALUES (9223372036854775807, gen_random_uuid(), 'Forged', '{}', '{acc:1}')",
+        // A stray tag row.
+        "INSERT INTO dcbstore.event_tags (tag, position, type) VALUES ('acc:2', 1, 'Opened')",
+        // The internal functions, which take no lock.
+        "SELECT dcbstore.insert_events(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[1], 1, now())",
+        "SELECT * FROM dcbstore.append_set(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb], 1, 1, '{}', now())",
+        "SELECT * FROM dcbstore.append_sequential(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb], 1, now())",
+        "SELECT dcbstore.begin_epoch(1)",
+        "SELECT dcbstore.query_sql('\"all\"', false)",
+        "SELECT dcbstore.condition_conflict('[]', 1)",
+        // The bookkeeping behind positions and redactions.
+        "INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
+         VALUES (99, 99, 0, 0, 0)",
+        "INSERT INTO dcbstore.redactions (position, reason, erased_sha256) VALUES (1, 'x', 'x')",
+    ] {
+        let code = sqlstate(as_app.execute(sql, &[]).await);
+        assert_eq!(code, "42501", "{sql} must be refused for the app role");
+    }
+
+    // What the application may do still works: appends through the store,
+    // reads, the status, and appends in its own transaction, which hold the
+    // append lock until that transaction commits.
+    let mut own = connect(&parse_config(&roles.app_url).unwrap()).await.unwrap();
+    let tx = own.transaction().await.unwrap();
+    let mine = dcbstore::append::append_in(&tx, vec![ev("Deposited", &["acc:1"])], None)
+        .await
+        .unwrap();
+    let other = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(vec![ev("Withdrawn", &["acc:1"])], None).await }
+    });
+    wait_for_lock_waiter(&roles.admin).await;
+    assert!(!other.is_finished(), "the other append waits for the lock");
+    tx.commit().await.unwrap();
+    let theirs = other.await.unwrap().unwrap();
+    assert!(theirs.position > mine.position);
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let s = dcbstore::status(&as_app).await.unwrap();
+    assert_eq!(s.state, dcbstore::SchemaState::UpToDate);
+    // The owner, not the app, wrote the rows.
+    let owner_of: String = roles
+        .admin
+        .query_one(
+            "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'dcbstore.append_batch_unchecked'::regproc",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owner_of, roles.owner);
+    drop((store, as_app, own));
+    roles.drop_roles().await;
+}
+
+/// Waits until a backend of the database waits for an advisory lock.
+async fn wait_for_lock_waiter(admin: &Client) {
+    for _ in 0..200 {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("no append waited for the lock");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn durable_projections_run_as_the_app_role() {
+    use dcbstore::projection::durable::{self, DurableProjection, Runner, RunnerConfig};
+    use dcbstore::{HandlerError, SequencedEvent};
+    use deadpool_postgres::Transaction;
+
+    struct Count;
+    impl DurableProjection for Count {
+        fn name(&self) -> &str {
+            "count"
+        }
+        fn query(&self) -> Query {
+            Query::all()
+        }
+        async fn setup(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn reset(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn apply(&self, _: &Transaction<'_>, _: &SequencedEvent) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+
+    let roles = Roles::new().await;
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    let a = store.append(vec![ev("A", &[]), ev("B", &[])], None).await.unwrap();
+    let runner = Runner::start(store.clone(), Count, RunnerConfig::default());
+    for _ in 0..200 {
+        let s = durable::status(&store).await.unwrap();
+        if s.iter().any(|s| s.name == "count" && s.checkpoint == a.position.get()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let s = durable::status(&store).await.unwrap();
+    assert_eq!(s[0].checkpoint, a.position.get(), "{s:?}");
+    runner.stop().await;
+    drop(store);
+    roles.drop_roles().await;
+}
