@@ -549,3 +549,128 @@ async fn batched_requests_keep_their_own_outcomes() {
         }
     }
 }
+
+/// `recorded_at` is taken under the append lock, so it never goes back along
+/// positions: a transaction that began earlier but appended later records a
+/// later time, and many writers racing leave it non-decreasing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recorded_at_never_goes_back_along_positions() {
+    let (store, db) = store().await;
+    // Deterministic: A's transaction starts first, B appends and commits,
+    // then A appends (after B in position order).
+    let a = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    let b = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    a.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    b.query_one("SELECT dcbstore.append('[{\"type\": \"B\"}]')", &[])
+        .await
+        .unwrap();
+    a.query_one("SELECT dcbstore.append('[{\"type\": \"A\"}]')", &[])
+        .await
+        .unwrap();
+    a.batch_execute("COMMIT").await.unwrap();
+    // Racing writers: several stores, each with its own writer.
+    let stores: Vec<Store> = futures::future::join_all(
+        (0..4).map(|_| async { Store::builder(db.url()).unwrap().build().await.unwrap() }),
+    )
+    .await;
+    let tasks: Vec<_> = stores
+        .into_iter()
+        .flat_map(|s| (0..8).map(move |t| (s.clone(), t)))
+        .map(|(s, t)| {
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    let _ = s
+                        .append(vec![ev("Raced", &[&format!("w{t}-{i}")])], None)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let events = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 2 + 4 * 8 * 10);
+    for pair in events.windows(2) {
+        assert!(
+            pair[0].recorded_at <= pair[1].recorded_at,
+            "recorded_at goes back from position {} ({}) to {} ({})",
+            pair[0].position,
+            pair[0].recorded_at,
+            pair[1].position,
+            pair[1].recorded_at
+        );
+    }
+}
+
+/// A batch the database refuses as a whole is sent again request by
+/// request: only the request at fault fails, its neighbours are stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_fails_alone_when_the_database_refuses_its_batch() {
+    let (store, db) = store().await;
+    let admin = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    // A rule of the database that the client does not know about.
+    admin
+        .batch_execute(
+            "CREATE FUNCTION public.no_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF NEW.type = 'Poison' THEN RAISE EXCEPTION 'poison is refused'; END IF;
+                 RETURN NEW;
+             END $$;
+             CREATE TRIGGER no_poison BEFORE INSERT ON dcbstore.events
+                 FOR EACH ROW EXECUTE FUNCTION public.no_poison();",
+        )
+        .await
+        .unwrap();
+    // Hold the append lock so that the appends queue up and go as one batch.
+    let (holder, _) = open_writer(&db, serde_json::json!([{"type": "First"}])).await;
+    let blocked = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(vec![ev("Blocked", &[])], None).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let queued: Vec<_> = ["Good", "Good", "Poison", "Good", "Good"]
+        .into_iter()
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move { (t, store.append(vec![ev(t, &[])], None).await) })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let _ = blocked.await.unwrap().unwrap();
+    for q in queued {
+        let (t, result) = q.await.unwrap();
+        match (t, result) {
+            ("Poison", Err(e)) => assert!(e.to_string().contains("poison"), "{e}"),
+            ("Poison", Ok(a)) => panic!("poison stored at {}", a.position),
+            (_, r) => {
+                let _ = r.unwrap();
+            }
+        }
+    }
+    let types: Vec<String> = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.event_type)
+        .collect();
+    assert_eq!(
+        types.iter().filter(|t| *t == "Good").count(),
+        4,
+        "{types:?}"
+    );
+    assert!(!types.iter().any(|t| t == "Poison"));
+}

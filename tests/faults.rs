@@ -676,7 +676,10 @@ async fn an_acknowledged_append_survives_a_crash_with_synchronous_commit_off() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(on, "off", "the store's sessions run with synchronous_commit = off");
+    assert_eq!(
+        on, "off",
+        "the store's sessions run with synchronous_commit = off"
+    );
     let acked = store
         .append(vec![ev("Acknowledged", &["t"])], None)
         .await
@@ -736,7 +739,11 @@ async fn a_timed_out_append_is_cancelled_and_never_commits() {
     assert_eq!(waiting, 0, "no session waits for the lock any more");
     holder.batch_execute("ROLLBACK").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(store.head().await.unwrap(), None, "the timed-out append never committed");
+    assert_eq!(
+        store.head().await.unwrap(),
+        None,
+        "the timed-out append never committed"
+    );
     let a = store.append(vec![ev("Later", &["t"])], None).await.unwrap();
     assert_eq!(a.position, SequencePosition::new(1));
 }
@@ -761,7 +768,10 @@ async fn an_append_waiting_for_a_standby_does_not_hold_up_another_database() {
     let waiting = Store::connect(&url).await.unwrap();
     let free = Store::connect(&other_url).await.unwrap();
     let _ = free.append(vec![ev("Warm", &["t"])], None).await.unwrap();
-    let _ = waiting.append(vec![ev("Warm", &["t"])], None).await.unwrap();
+    let _ = waiting
+        .append(vec![ev("Warm", &["t"])], None)
+        .await
+        .unwrap();
     cluster
         .configure(&[("synchronous_standby_names", "absent_standby")])
         .unwrap();
@@ -798,7 +808,9 @@ async fn an_append_waiting_for_a_standby_does_not_hold_up_another_database() {
     .unwrap();
     assert_eq!(done.position, SequencePosition::new(2));
     assert!(!stuck.is_finished());
-    cluster.configure(&[("synchronous_standby_names", "")]).unwrap();
+    cluster
+        .configure(&[("synchronous_standby_names", "")])
+        .unwrap();
     let released = tokio::time::timeout(Duration::from_secs(30), stuck)
         .await
         .expect("released once no standby is required")

@@ -549,3 +549,242 @@ async fn cli_append_over_a_limit_exits_1_naming_it() {
     assert!(stderr.contains("101 types"), "{stderr}");
     assert_eq!(head(&store).await, Some(1), "nothing written");
 }
+
+// ---- Limits a store sets ----
+
+/// [`cli`] with extra environment variables.
+fn cli_env(url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dcbstore");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let input = stdin.to_owned();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().expect("wait");
+    writer.join().expect("stdin writer");
+    (
+        out.status.code().expect("exited"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_stores_what_its_raised_limits_allow() {
+    use dcbstore::limits::Limits;
+    let (default, db) = store().await;
+    let document = event_of_bytes(2 * 1024 * 1024);
+    let refused = default
+        .append(vec![document.clone()], None)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::LimitExceeded { .. }), "{refused}");
+    let raised = Store::builder(db.url())
+        .unwrap()
+        .limits(Limits {
+            max_event_bytes: 4 * 1024 * 1024,
+            ..Limits::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(raised.limits().max_event_bytes, 4 * 1024 * 1024);
+    let a = raised.append(vec![document.clone()], None).await.unwrap();
+    let back = raised
+        .read_all(&Query::all(), ReadOptions::new().after_opt(None))
+        .await
+        .unwrap();
+    assert_eq!(back.last().map(|e| e.position), Some(a.position));
+    assert_eq!(back.last().map(|e| &e.event.data), Some(&document.data));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limit_errors_name_the_limit_its_maximum_and_the_value() {
+    use dcbstore::limits::Limit;
+    let (store, _db) = store().await;
+    let err = store
+        .append(
+            vec![Event::new("A", Value::Null).with_tags(names("t", MAX_TAGS_PER_EVENT + 1))],
+            None,
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::LimitExceeded {
+            limit,
+            max,
+            actual,
+            message,
+        } => {
+            assert_eq!(*limit, Limit::TagsPerEvent);
+            assert_eq!(
+                (*max, *actual),
+                (MAX_TAGS_PER_EVENT, MAX_TAGS_PER_EVENT + 1)
+            );
+            assert_eq!(message, &err.to_string());
+            assert!(
+                message.contains("event 1 has 101 tags; the limit is 100"),
+                "{message}"
+            );
+        }
+        other => panic!("expected LimitExceeded, got {other:?}"),
+    }
+    let query = Query::items(
+        names("T", MAX_QUERY_ITEMS + 1)
+            .into_iter()
+            .map(|t| QueryItem::types([t])),
+    );
+    let err = store
+        .read_all(&query, ReadOptions::new())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::LimitExceeded {
+                limit: Limit::QueryItems,
+                max: MAX_QUERY_ITEMS,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limits_outside_what_a_store_accepts_are_refused() {
+    use dcbstore::limits::Limits;
+    let (_store, db) = store().await;
+    for limits in [
+        Limits {
+            max_tags_per_event: 101,
+            ..Limits::default()
+        },
+        Limits {
+            max_name_bytes: 257,
+            ..Limits::default()
+        },
+        Limits {
+            max_json_depth: 128,
+            ..Limits::default()
+        },
+        Limits {
+            max_events_per_append: 0,
+            ..Limits::default()
+        },
+        Limits {
+            max_event_bytes: MAX_APPEND_BYTES + 1,
+            ..Limits::default()
+        },
+    ] {
+        let err = Store::builder(db.url())
+            .unwrap()
+            .limits(limits)
+            .build()
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{limits:?}: {err}");
+    }
+}
+
+/// The DCB conformance suites evaluate queries of 128 items: each item
+/// matters, none is dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_of_128_items_is_evaluated_in_full() {
+    let (store, _db) = store().await;
+    let events: Vec<Event> = (0..128)
+        .map(|i| Event::new(format!("T{i}"), Value::Null).with_tag(format!("k{i}")))
+        .chain([Event::new("Other", Value::Null).with_tag("k0")])
+        .collect();
+    let _ = store.append(events, None).await.unwrap();
+    // Item i: type T{i} and tag k{i}; the Other event matches none.
+    let query = Query::items(
+        (0..128).map(|i| QueryItem::types([format!("T{i}")]).and_tags([format!("k{i}")])),
+    );
+    let found = store.read_all(&query, ReadOptions::new()).await.unwrap();
+    assert_eq!(found.len(), 128);
+    assert!(found.iter().all(|e| e.event.event_type != "Other"));
+    // The same query as a condition: the last item alone conflicts.
+    let err = store
+        .append(
+            vec![Event::new("New", Value::Null)],
+            Some(AppendCondition::new(
+                query,
+                Some(SequencePosition::new(127)),
+            )),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.conflict().expect("a conflict").position,
+        SequencePosition::new(128)
+    );
+}
+
+/// The CLI reads the limits from the environment: with
+/// `DCBSTORE_MAX_EVENT_BYTES=16777216`, an 8 MiB event goes in and comes
+/// back whole; without it, it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_8_mib_event_round_trips_through_the_cli_with_a_raised_limit() {
+    let (store, db) = store().await;
+    let big = "x".repeat(8 * 1024 * 1024);
+    let line = format!("{}\n", json!({"type": "Big", "data": {"blob": big}}));
+    let (code, _, stderr) = cli(db.url(), &["append"], &line);
+    assert_eq!(code, 1, "refused by default: {stderr}");
+    assert!(stderr.contains("the limit is 1048576"), "{stderr}");
+    let raised = [("DCBSTORE_MAX_EVENT_BYTES", "16777216")];
+    let (code, stdout, stderr) = cli_env(db.url(), &["append"], &line, &raised);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), r#"{"position":1}"#);
+    let (code, stdout, stderr) = cli_env(db.url(), &["read"], "", &raised);
+    assert_eq!(code, 0, "{stderr}");
+    let back: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(back["data"]["blob"].as_str().map(str::len), Some(big.len()));
+    assert_eq!(head(&store).await, Some(1));
+    // A limit out of range is a usage error.
+    let (code, _, stderr) = cli_env(
+        db.url(),
+        &["head"],
+        "",
+        &[("DCBSTORE_MAX_TAGS_PER_EVENT", "500")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("max_tags_per_event"), "{stderr}");
+}
+
+/// Sixteen (here twenty) appends of the largest size, sent at once, all
+/// succeed: the writer never puts more than one append's worth of bytes in
+/// a batch, so a batch never outgrows PostgreSQL's 1 GiB message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn maximum_size_appends_sent_together_all_succeed() {
+    let (store, _db) = store().await;
+    // 64 events of just under 1 MiB: an append at MAX_APPEND_BYTES.
+    let per_event = MAX_APPEND_BYTES / 64;
+    let tasks: Vec<_> = (0..20)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let events: Vec<Event> = (0..64)
+                    .map(|_| {
+                        let mut e = event_of_bytes(per_event);
+                        e.tags = vec![format!("append:{t}")];
+                        e
+                    })
+                    .collect();
+                store.append(events, None).await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await.unwrap().expect("every append succeeds");
+    }
+    assert_eq!(head(&store).await, Some(20 * 64));
+}

@@ -599,3 +599,51 @@ async fn rebuild_through_the_runner_and_refused_elsewhere() {
     runner.stop().await;
     assert_eq!(row(&store, "rebuilt").await.unwrap().state, "idle");
 }
+
+/// A checkpoint above the head means the read model holds effects of events
+/// the log no longer has (it lost its tail: a failover, a restore). The
+/// runner does not wait silently for the log to catch up: it stops, failed,
+/// with a message that says to rebuild, until `Runner::rebuild` starts it
+/// over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkpoint_above_the_head_stops_its_projection_until_it_is_rebuilt() {
+    let (store, _db) = store().await;
+    let feed = Feed::new("ahead", Query::all(), "r1");
+    let _ = store
+        .append(vec![ev("A", &[]), ev("B", &[])], None)
+        .await
+        .unwrap();
+    let runner = Runner::start(store.clone(), feed.clone(), fast());
+    wait_for("the runner to catch up", || caught_up(&store, "ahead")).await;
+    // As if the log had lost events 3 to 5 after the runner applied them.
+    let c = store.pool().get().await.unwrap();
+    c.execute(
+        "UPDATE dcbstore.projections SET checkpoint = 5 WHERE name = 'ahead'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let _ = store.append(vec![ev("C", &[])], None).await.unwrap();
+    wait_for("the projection to fail", || async {
+        matches!(row(&store, "ahead").await, Some(s) if s.state == "failed")
+    })
+    .await;
+    let s = row(&store, "ahead").await.unwrap();
+    let message = s.last_error.clone().unwrap_or_default();
+    assert!(
+        message.contains("checkpoint is at position 5") && message.contains("rebuild"),
+        "{message}"
+    );
+    assert_eq!(s.checkpoint, 5, "nothing applied past the stale checkpoint");
+    // It stays failed: no retries that would apply event 3 on top.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(model(&store, &feed).await.len(), 2);
+    // Rebuilt, it follows the log again.
+    let applied = runner.rebuild().await.unwrap();
+    assert_eq!(applied, 3);
+    wait_for("the rebuilt runner to run", || async {
+        matches!(row(&store, "ahead").await, Some(s) if s.state == "running" && s.checkpoint == 3)
+    })
+    .await;
+    runner.stop().await;
+}

@@ -556,7 +556,9 @@ impl Roles {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_app_role_writes_the_log_only_through_the_append_functions() {
     let roles = Roles::new().await;
-    let as_app = connect(&parse_config(&roles.app_url).unwrap()).await.unwrap();
+    let as_app = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
     let store = Store::connect(&roles.app_url).await.unwrap();
     let _ = store
         .append(vec![ev("Opened", &["acc:1"])], None)
@@ -592,7 +594,9 @@ async fn the_app_role_writes_the_log_only_through_the_append_functions() {
     // What the application may do still works: appends through the store,
     // reads, the status, and appends in its own transaction, which hold the
     // append lock until that transaction commits.
-    let mut own = connect(&parse_config(&roles.app_url).unwrap()).await.unwrap();
+    let mut own = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
     let tx = own.transaction().await.unwrap();
     let mine = dcbstore::append::append_in(&tx, vec![ev("Deposited", &["acc:1"])], None)
         .await
@@ -675,11 +679,16 @@ async fn durable_projections_run_as_the_app_role() {
 
     let roles = Roles::new().await;
     let store = Store::connect(&roles.app_url).await.unwrap();
-    let a = store.append(vec![ev("A", &[]), ev("B", &[])], None).await.unwrap();
+    let a = store
+        .append(vec![ev("A", &[]), ev("B", &[])], None)
+        .await
+        .unwrap();
     let runner = Runner::start(store.clone(), Count, RunnerConfig::default());
     for _ in 0..200 {
         let s = durable::status(&store).await.unwrap();
-        if s.iter().any(|s| s.name == "count" && s.checkpoint == a.position.get()) {
+        if s.iter()
+            .any(|s| s.name == "count" && s.checkpoint == a.position.get())
+        {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;

@@ -696,3 +696,75 @@ async fn values_that_could_not_be_read_back_are_rejected_up_front() {
         .unwrap();
     assert_eq!(all.len(), 7, "everything stored reads back");
 }
+
+/// A guard whose `after` is beyond the head is valid, not an error: nothing
+/// exists after it, so it admits the append (the DCB conformance suites
+/// require this).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guard_after_the_head_admits_the_append() {
+    let (store, _db) = store().await;
+    let a = store.append(vec![ev("A", &["t"])], None).await.unwrap();
+    let beyond = SequencePosition::new(a.position.get() + 1000);
+    let guard = AppendCondition::new(Query::item(QueryItem::tags(["t"])), Some(beyond));
+    let b = store
+        .append(vec![ev("B", &["t"])], Some(guard.clone()))
+        .await
+        .unwrap();
+    assert_eq!(b.position.get(), a.position.get() + 1);
+    // Several guards, one beyond the head, one that is not violated.
+    let both = guard.and(Query::item(QueryItem::tags(["t"])), Some(b.position));
+    let _ = store
+        .append(vec![ev("C", &["t"])], Some(both))
+        .await
+        .unwrap();
+}
+
+/// On a new server history (as after a failover or a restore: here a
+/// recorded epoch of another timeline), the next position jumps above every
+/// position an earlier history could have handed out, and goes on from
+/// there; a guard read before the change sees the new events after it.
+#[tokio::test(flavor = "multi_thread")]
+async fn positions_jump_above_an_earlier_server_history() {
+    let (store, db) = store().await;
+    let before = store.append(vec![ev("A", &["t"])], None).await.unwrap();
+    let admin = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    // The log as a restored copy would have it: its latest epoch is not this
+    // server's history.
+    admin
+        .batch_execute(
+            "INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
+             SELECT max(epoch) + 1, -1, 0, max(base), max(base) FROM dcbstore.epochs",
+        )
+        .await
+        .unwrap();
+    let stale = SequencePosition::new(before.position.get() + 10);
+    let jumped = store.append(vec![ev("B", &["t"])], None).await.unwrap();
+    assert!(jumped.position.get() > 1 << 40, "{}", jumped.position);
+    let next = store.append(vec![ev("C", &["u"])], None).await.unwrap();
+    assert_eq!(next.position.get(), jumped.position.get() + 1);
+    let err = store
+        .append(
+            vec![ev("D", &["t"])],
+            Some(AppendCondition::new(
+                Query::item(QueryItem::tags(["t"])),
+                Some(stale),
+            )),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.conflict().expect("a conflict").position,
+        jumped.position
+    );
+    let epochs: i64 = admin
+        .query_one("SELECT count(*) FROM dcbstore.epochs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        epochs, 3,
+        "the first epoch, the foreign one, this server's new one"
+    );
+}
