@@ -288,6 +288,56 @@ async fn racing_appends(
 }
 
 /// Peak resident memory of this process, reset first when `reset`.
+/// B8: from an append's acknowledgement to the wake-up (`NOTIFY
+/// dcbstore_events`) reaching a `LISTEN`ing connection, over `rounds`
+/// sequential appends; also each append's own latency. A wake-up that
+/// arrives before the acknowledgement counts as 0.
+async fn wake_up_latency(url: &str, store: &Store, rounds: usize) -> (Figures, Figures) {
+    let (client, mut connection) = parse_config(url)
+        .unwrap()
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let (tx, mut wakeups) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(m)) = messages.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(_) = m {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
+    client
+        .batch_execute("LISTEN dcbstore_events")
+        .await
+        .unwrap();
+    let (mut wake, mut ack) = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    for i in 0..rounds {
+        while wakeups.try_recv().is_ok() {}
+        let sent = Instant::now();
+        let _ = store
+            .append(
+                vec![Event::new("Woken", json!({"i": i})).with_tag("wake")],
+                None,
+            )
+            .await
+            .unwrap();
+        let acked = Instant::now();
+        let woken = tokio::time::timeout(Duration::from_secs(5), wakeups.recv())
+            .await
+            .expect("a wake-up within 5 s")
+            .unwrap();
+        ack.push(acked - sent);
+        wake.push(woken.saturating_duration_since(acked));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    (
+        percentiles(wake, rounds as u64, secs),
+        percentiles(ack, rounds as u64, secs),
+    )
+}
+
 fn peak_rss_kb(reset: bool) -> u64 {
     if reset {
         let _ = std::fs::write("/proc/self/clear_refs", "5");
@@ -427,6 +477,8 @@ async fn main() {
     let b1 = conditional_appends(store.clone(), 1, secs).await;
     let b2 = conditional_appends(store.clone(), 64, secs).await;
     let (b7, conflict_rate) = racing_appends(store.clone(), 64, 8, secs).await;
+    eprintln!("B8 ...");
+    let (b8, b8_ack) = wake_up_latency(&work, &store, 500).await;
 
     eprintln!("R3, B4 ...");
     let mclient = connect(&parse_config(&million).unwrap()).await.unwrap();
@@ -551,6 +603,14 @@ async fn main() {
         ),
         format!("B2: {:.0} appends/s", b2.rate()),
         b7.rate() / b2.rate(),
+        "report",
+    );
+    row(
+        "B8",
+        "wake-up latency: append acknowledged to NOTIFY received by one LISTENer, 500 appends",
+        format!("p50 {:.3} ms, p99 {:.3} ms", ms(b8.p50), ms(b8.p99)),
+        format!("the append itself: p50 {:.3} ms", ms(b8_ack.p50)),
+        ms(b8.p50) / ms(b8_ack.p50),
         "report",
     );
     let report = format!(

@@ -36,7 +36,7 @@ pub enum Error {
     #[error("{message}")]
     LimitExceeded {
         /// Which limit.
-        limit: crate::limits::Limit,
+        limit: crate::limit::Limit,
         /// Its maximum.
         max: usize,
         /// The value found (for nesting: the level reached).

@@ -14,7 +14,7 @@
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.
 //! - [`schema`] and [`dispatch`]: event definitions, the committed schema
 //!   file, and routing emitted events by level (the store is level 5).
-//! - [`migrate()`](migrate::migrate) and [`status`](migrate::status): the schema.
+//! - [`migrate()`] and [`status`]: the schema.
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
 //!
 //! Features: `cli` (default) builds the `dcbstore` binary and the
@@ -34,6 +34,7 @@ mod error;
 pub mod event;
 #[cfg(feature = "cli")]
 pub mod kit;
+mod limit;
 pub mod limits;
 pub mod locks;
 pub mod migrate;

@@ -1,4 +1,4 @@
-//! Reads: [`ReadOptions`] and the paging stream behind [`Store::read`](crate::Store::read).
+//! Reads: [`ReadOptions`] and the paging stream behind [`Store::read`](crate::EventStore::read).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

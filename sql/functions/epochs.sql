@@ -9,22 +9,33 @@
 -- append on it begins an epoch whose positions start above every position
 -- an earlier epoch could have handed out (2^40 per epoch).
 
--- The server history positions are handed out on now.
+-- The server history positions are handed out on now. (PL/pgSQL, here and
+-- below: its statements' plans are kept for the session, where a SQL
+-- function's would be made again at every call, the cost of an append.)
 CREATE OR REPLACE FUNCTION dcbstore.server_history(OUT timeline integer, OUT system_identifier bigint)
-LANGUAGE sql VOLATILE AS $$
-    SELECT ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::integer,
-           (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    timeline := ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::integer;
+    system_identifier := (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s);
+END
 $$;
 
 -- True when the latest epoch is not this server's history (or there is none
--- yet): the next append must begin an epoch. Cheap, and safe before the
--- append lock: a server's history only changes across a restart.
+-- yet): the next append must begin an epoch. Safe before the append lock: a
+-- primary's history does not change while it runs.
 CREATE OR REPLACE FUNCTION dcbstore.epoch_changed() RETURNS boolean
-LANGUAGE sql VOLATILE AS $$
-    SELECT NOT EXISTS (
-        SELECT 1 FROM (SELECT e.timeline, e.system_identifier FROM dcbstore.epochs e
-                        ORDER BY e.epoch DESC LIMIT 1) latest, dcbstore.server_history() h
-         WHERE latest.timeline = h.timeline AND latest.system_identifier = h.system_identifier)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    h record;
+    latest dcbstore.epochs;
+BEGIN
+    SELECT * INTO latest FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN true;
+    END IF;
+    SELECT * INTO h FROM dcbstore.server_history();
+    RETURN latest.timeline <> h.timeline OR latest.system_identifier <> h.system_identifier;
+END
 $$;
 
 -- Under the append lock, with the head seen there: begins an epoch on this

@@ -19,12 +19,15 @@ const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, err
      FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Wakes followers (`LISTEN dcbstore_events`). Sent right behind the batch,
-/// in the same round trip but in a transaction of its own that writes
-/// nothing: it runs once the batch has committed, and never holds
-/// PostgreSQL's notify lock through a WAL flush or a wait for a standby
-/// (which, inside the batch's transaction, it would: one commit queue for
-/// every database of the cluster).
-const WAKE_SQL: &str = "SELECT pg_notify('dcbstore_events', '')";
+/// in the same round trip but in a transaction of its own: it runs once the
+/// batch has committed. A notifying transaction holds PostgreSQL's
+/// cluster-wide notify lock through its commit; inside the batch's
+/// transaction that would span the WAL flush and any wait for a synchronous
+/// standby (one commit queue for every database of the cluster). This one
+/// commits with `synchronous_commit = off`: nothing of it needs to survive a
+/// crash, so it waits for no flush and no standby, and costs no fsync.
+const WAKE_SQL: &str =
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')";
 
 /// Runs one batch on a pooled connection (one round trip, one transaction),
 /// then wakes followers.

@@ -100,7 +100,7 @@ impl Dispatcher {
 
     /// Validates `event` against its schema version and builds its envelope,
     /// without dispatching it (to dispatch later, or to append it in the
-    /// caller's transaction with [`append_envelopes_in`]).
+    /// caller's transaction with [`append_envelopes_in`](super::append_envelopes_in)).
     pub fn prepare<E: EventDefinition>(
         &self,
         event: &E,

@@ -1,5 +1,5 @@
 //! Emitting events: validate against the committed schema, build an
-//! [`Envelope`], and dispatch it to the handlers registered for its [`Level`],
+//! [`Envelope`], and dispatch it to the handlers registered for its [`Level`](crate::schema::Level),
 //! in registration order, stopping at the first error.
 //!
 //! The store is the level-5 handler ([`SourcedHandler`]): it appends sourced

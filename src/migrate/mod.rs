@@ -10,7 +10,7 @@
 //!   functions it defined, are tracked in `dcbstore.schema_functions`.
 //!
 //! [`migrate`] holds a session advisory lock
-//! ([`MIGRATE_LOCK`](crate::locks::MIGRATE_LOCK)) while it works, so
+//! ([`MIGRATE_LOCK`]) while it works, so
 //! concurrent runs are safe, and does everything in one transaction: the
 //! pending migrations in order (each after the function files it
 //! [`needs`](Migration::needs)), then every function file whose checksum

@@ -69,7 +69,7 @@ pub struct ImportSummary {
 }
 
 /// Imports JSON lines from `input` into `store`, keeping each event's id: see
-/// the [module documentation](self) for the accepted lines and how batches
+/// the [module documentation](crate::transfer) for the accepted lines and how batches
 /// are checked against what is stored.
 ///
 /// `input` is read synchronously, one batch at a time. `progress` is called
