@@ -647,7 +647,9 @@ async fn a_request_fails_alone_when_the_database_refuses_its_batch() {
             tokio::spawn(async move { (t, store.append(vec![ev(t, &[])], None).await) })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Long enough for every append to be queued behind the blocked one (a
+    // mutation run showed the test fails when the batch is not resent).
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
     holder.batch_execute("COMMIT").await.unwrap();
     let _ = blocked.await.unwrap().unwrap();
     for q in queued {
@@ -673,4 +675,54 @@ async fn a_request_fails_alone_when_the_database_refuses_its_batch() {
         "{types:?}"
     );
     assert!(!types.iter().any(|t| t == "Poison"));
+}
+
+/// Several writers and a byte cap that holds one append per batch: a
+/// request carried over to the next batch is sent even while another writer
+/// waits, idle, on the queue, and no append arrives after it.
+#[tokio::test]
+async fn with_several_writers_no_carried_append_waits_for_another() {
+    use dcbstore::limits::Limits;
+    let (_, db) = store().await;
+    let store = Store::builder(db.url())
+        .unwrap()
+        .pool_size(16)
+        .writers(4)
+        .limits(Limits {
+            max_append_bytes: 64 * 1024,
+            max_event_bytes: 64 * 1024,
+            ..Limits::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let big = |i: usize| {
+        vec![
+            dcbstore::Event::new("Big", serde_json::json!("x".repeat(40 * 1024)))
+                .with_tag(format!("t{i}")),
+        ]
+    };
+    // One writer busy with an append that waits for the lock.
+    let (holder, _) = open_writer(&db, serde_json::json!([{"type": "First"}])).await;
+    let blocked = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(vec![ev("Blocked", &[])], None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two big appends queued at once (this runtime has one thread: both are
+    // in the queue before a writer runs): the writer that takes the first
+    // carries the second, while another writer waits on the empty queue.
+    let pair = {
+        let store = store.clone();
+        async move { tokio::join!(store.append(big(1), None), store.append(big(2), None)) }
+    };
+    let pair = tokio::spawn(pair);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    holder.batch_execute("COMMIT").await.unwrap();
+    let _ = blocked.await.unwrap().unwrap();
+    let (a, b) = tokio::time::timeout(Duration::from_secs(20), pair)
+        .await
+        .expect("the carried append is sent without a later append to wake a writer")
+        .unwrap();
+    let _ = (a.unwrap(), b.unwrap());
 }

@@ -121,7 +121,12 @@ async fn a_promoted_standby_that_missed_the_tail_never_hands_a_position_out_twic
         .await
         .unwrap();
     let runner = Runner::start(promoted.clone(), Feed, RunnerConfig::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never reported the stale checkpoint"
+        );
         let s = durable::status(&promoted).await.unwrap();
         if let Some(s) = s
             .into_iter()

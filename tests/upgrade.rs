@@ -287,3 +287,67 @@ async fn a_database_at_the_first_prerelease_version_upgrades_and_loses_its_dead_
         .unwrap();
     assert_eq!(a.position.get(), 2);
 }
+
+/// An application role granted by a pre-release build (which gave INSERT on
+/// the event tables and EXECUTE on every function), with a name that needs
+/// quoting: the upgrade takes the writes back, keeps its reads (new tables
+/// included) and its appends through the API.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upgrade_takes_back_what_a_prerelease_grant_gave_beyond_the_api() {
+    let (db, mut client) = prerelease_store().await;
+    let role = format!("Dcb App {}", uuid::Uuid::new_v4().simple());
+    let quoted = postgres_protocol::escape::escape_identifier(&role);
+    client
+        .batch_execute(&format!(
+            "CREATE ROLE {quoted} LOGIN PASSWORD 'pw';
+             GRANT USAGE ON SCHEMA dcbstore TO {quoted};
+             GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {quoted};
+             GRANT INSERT ON dcbstore.events, dcbstore.event_tags TO {quoted};
+             GRANT INSERT, UPDATE ON dcbstore.projections TO {quoted};
+             GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA dcbstore TO {quoted};"
+        ))
+        .await
+        .unwrap();
+    let _ = migrate(&mut client).await.unwrap();
+    let mut config = db.config().unwrap();
+    config.user(&role).password("pw");
+    let url = dcbstore::testing::to_key_value(&config);
+    let app = connect(&dcbstore::connection::ConnectOptions::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let refused = app
+        .execute(
+            "INSERT INTO dcbstore.event_tags (tag, position, type) VALUES ('x', 1, 'CourseDefined')",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let internal = app
+        .execute("SELECT dcbstore.begin_epoch(0)", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        internal.code(),
+        Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE)
+    );
+    let epochs: i64 = app
+        .query_one("SELECT count(*) FROM dcbstore.epochs", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(epochs, 1, "the first epoch, recorded by the upgrade");
+    let store = Store::connect(&url).await.unwrap();
+    let a = store
+        .append(vec![Event::new("ByTheApp", json!(1))], None)
+        .await
+        .unwrap();
+    assert_eq!(a.position.get(), 4);
+    drop((store, app));
+    let _ = client
+        .batch_execute(&format!("DROP OWNED BY {quoted}; DROP ROLE {quoted}"))
+        .await;
+}

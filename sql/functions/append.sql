@@ -254,3 +254,8 @@ BEGIN
     RETURN jsonb_build_object('position', res."position", 'already_stored', res.outcome = 'duplicate');
 END
 $$;
+
+-- The SQL API: executable by the roles `dcbstore grant` names, not by PUBLIC.
+REVOKE ALL ON FUNCTION dcbstore.append(jsonb, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;

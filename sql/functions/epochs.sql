@@ -27,37 +27,47 @@ CREATE OR REPLACE FUNCTION dcbstore.epoch_changed() RETURNS boolean
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     h record;
-    latest dcbstore.epochs;
+    l_timeline integer;
+    l_system bigint;
 BEGIN
-    SELECT * INTO latest FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
+    SELECT e.timeline, e.system_identifier INTO l_timeline, l_system
+      FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
     IF NOT FOUND THEN
         RETURN true;
     END IF;
     SELECT * INTO h FROM dcbstore.server_history();
-    RETURN latest.timeline <> h.timeline OR latest.system_identifier <> h.system_identifier;
+    RETURN l_timeline <> h.timeline OR l_system <> h.system_identifier;
 END
 $$;
 
 -- Under the append lock, with the head seen there: begins an epoch on this
 -- server's history unless one was begun meanwhile, and returns the position
--- the next one follows. The first epoch goes on from the head; a later one
--- from epoch * 2^40 at least, above anything an earlier epoch handed out.
+-- the next one follows. The first epoch (recorded by migrate, before any
+-- event) goes on from the head; a later one from n * 2^40 at least, where n
+-- is above the latest epoch that survived and at least the WAL timeline: a
+-- lost tail may hold epochs of its own, but timelines only grow along a
+-- cluster's history (a second restore from one backup gets a higher one).
 CREATE OR REPLACE FUNCTION dcbstore.begin_epoch(head bigint) RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     h record;
-    latest dcbstore.epochs;
+    l_epoch integer;
+    l_timeline integer;
+    l_system bigint;
     next_base bigint;
 BEGIN
+    -- (Scalars, not a row of dcbstore.epochs: this file is applied before the
+    -- migration that creates the table.)
     SELECT * INTO h FROM dcbstore.server_history();
-    SELECT * INTO latest FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
-    IF FOUND AND latest.timeline = h.timeline AND latest.system_identifier = h.system_identifier THEN
+    SELECT e.epoch, e.timeline, e.system_identifier INTO l_epoch, l_timeline, l_system
+      FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
+    IF FOUND AND l_timeline = h.timeline AND l_system = h.system_identifier THEN
         RETURN head;
     END IF;
-    next_base := CASE WHEN latest.epoch IS NULL THEN head
-                      ELSE greatest(head, (latest.epoch + 1)::bigint << 40) END;
+    next_base := CASE WHEN l_epoch IS NULL THEN head
+                      ELSE greatest(head, greatest(l_epoch + 1, h.timeline)::bigint << 40) END;
     INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
-    VALUES (coalesce(latest.epoch, 0) + 1, h.timeline, h.system_identifier, next_base, head);
+    VALUES (coalesce(l_epoch, 0) + 1, h.timeline, h.system_identifier, next_base, head);
     RETURN next_base;
 END
 $$;

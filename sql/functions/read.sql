@@ -53,3 +53,7 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 REVOKE ALL ON FUNCTION dcbstore.event_json(dcbstore.events) FROM PUBLIC;
+
+-- The SQL API: executable by the roles `dcbstore grant` names, not by PUBLIC.
+REVOKE ALL ON FUNCTION dcbstore.read(jsonb, bigint, bigint, boolean, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.head() FROM PUBLIC;

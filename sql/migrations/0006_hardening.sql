@@ -6,6 +6,7 @@
 --   restore, a restore into another cluster) the next position jumps above
 --   every position the old history could have handed out, so positions are
 --   never handed out twice (dcbstore.begin_epoch, sql/functions/epochs.sql).
+--   The first epoch is recorded here, before any event of this version.
 -- - Redactions record the transaction that wrote them and the digest of the
 --   replacement, so that the append-only trigger lets through exactly the
 --   change an audit row of the same transaction describes.
@@ -46,7 +47,7 @@ BEGIN
            AND a.privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
     LOOP
         EXECUTE format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON %s FROM %s', r.rel,
-                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.grantee::regrole::text) END);
+                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE r.grantee::regrole::text END);
     END LOOP;
     FOR r IN
         SELECT DISTINCT p.oid::regprocedure AS fn, a.grantee
@@ -58,7 +59,24 @@ BEGIN
            AND a.privilege_type = 'EXECUTE'
     LOOP
         EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %s', r.fn,
-                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.grantee::regrole::text) END);
+                       CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE r.grantee::regrole::text END);
+    END LOOP;
+    -- Roles that read the log read the new bookkeeping too.
+    FOR r IN
+        SELECT DISTINCT a.grantee
+          FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+         WHERE c.oid = 'dcbstore.events'::regclass AND a.grantee <> c.relowner AND a.grantee <> 0
+           AND a.privilege_type = 'SELECT'
+    LOOP
+        EXECUTE format('GRANT SELECT ON dcbstore.epochs, dcbstore.schema_functions TO %s',
+                       r.grantee::regrole::text);
     END LOOP;
 END
 $$;
+
+-- The first epoch, before any event of this version: the server history the
+-- existing positions were handed out on (see sql/functions/epochs.sql).
+INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
+SELECT 1, h.timeline, h.system_identifier, head.p, head.p
+  FROM dcbstore.server_history() h,
+       (SELECT coalesce(max("position"), 0) AS p FROM dcbstore.events) head;

@@ -15,7 +15,7 @@ use crate::limits::{json_bytes, Limit, Limits};
 pub(crate) struct PreparedAppend {
     pub(super) events: Vec<Event>,
     pub(super) condition: Option<Value>,
-    /// Bytes of its events' data and metadata, as JSON.
+    /// Bytes it takes in a batch: its events' JSON, types, tags and ids.
     pub(super) bytes: usize,
 }
 
@@ -25,7 +25,12 @@ impl PreparedAppend {
         condition: Option<&AppendCondition>,
         limits: &Limits,
     ) -> Result<Self> {
-        let bytes = checked_bytes(limits, &events, condition)?;
+        let json = checked_bytes(limits, &events, condition)?;
+        let names: usize = events
+            .iter()
+            .map(|e| 16 + e.event_type.len() + e.tags.iter().map(String::len).sum::<usize>())
+            .sum();
+        let bytes = json + names;
         let mut events = events;
         for e in &mut events {
             e.tags.sort_unstable();

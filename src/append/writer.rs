@@ -61,15 +61,26 @@ async fn next_batch(
     carried: &mut Option<Request>,
     limits: BatchLimits,
 ) -> Option<Vec<Request>> {
-    let mut rx = rx.lock().await;
-    let first = match carried.take() {
-        Some(r) => r,
-        None => rx.recv().await?,
+    let (first, mut rx) = match carried.take() {
+        // With a request in hand, never wait for the receiver: another
+        // writer may be holding it, idle, until the next append arrives.
+        Some(r) => match rx.try_lock() {
+            Ok(rx) => (r, Some(rx)),
+            Err(_) => (r, None),
+        },
+        None => {
+            let mut rx = rx.lock().await;
+            let first = rx.recv().await?;
+            (first, Some(rx))
+        }
     };
     let (mut events, mut bytes) = (first.append.events.len(), first.append.bytes);
     let mut batch = vec![first];
     // Take whatever else is already waiting: these share one commit.
-    while events < limits.events && batch.len() < MAX_BATCH_REQUESTS {
+    while let Some(rx) = rx.as_mut() {
+        if events >= limits.events || batch.len() >= MAX_BATCH_REQUESTS {
+            break;
+        }
         let Ok(r) = rx.try_recv() else {
             break;
         };
@@ -102,8 +113,9 @@ async fn run_writer(pooled: Pooled, rx: Arc<Mutex<mpsc::Receiver<Request>>>, lim
 }
 
 /// One outcome per append of the batch. A batch the database refused as a
-/// whole (an error that rolled it back, not a lost connection) is sent again
-/// request by request, so that only the request at fault fails.
+/// whole because of what a request holds (bad data, a constraint, a limit, a
+/// rule of the database raising an error) is sent again request by request,
+/// so that only the request at fault fails.
 async fn run_batch(pooled: &Pooled, appends: Vec<PreparedAppend>) -> Vec<Result<Appended>> {
     let started = std::time::Instant::now();
     let events: usize = appends.iter().map(|a| a.events.len()).sum();
@@ -125,7 +137,7 @@ async fn run_batch(pooled: &Pooled, appends: Vec<PreparedAppend>) -> Vec<Result<
     }
     match result {
         Ok(results) => results,
-        Err(Error::Database(e)) if requests > 1 => {
+        Err(Error::Database(e)) if requests > 1 && refused_for_its_content(&e) => {
             tracing::warn!(error = %e, "sending the batch's appends one by one");
             let Ok(appends) = Arc::try_unwrap(appends) else {
                 return (0..requests)
@@ -144,4 +156,17 @@ async fn run_batch(pooled: &Pooled, appends: Vec<PreparedAppend>) -> Vec<Result<
         }
         Err(e) => (0..requests).map(|_| Err(e.clone())).collect(),
     }
+}
+
+/// Whether the database refused a statement for the data it was given:
+/// SQLSTATE classes 22 (data exception), 23 (integrity constraint), 54
+/// (program limit) and P0 (raised by a function or trigger). Anything else
+/// (permissions, a read-only server, a missing function) fails every request
+/// alike: sending them one by one would only repeat it.
+fn refused_for_its_content(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        ["22", "23", "54", "P0"]
+            .iter()
+            .any(|class| c.code().starts_with(class))
+    })
 }

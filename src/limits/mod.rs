@@ -137,6 +137,15 @@ impl Limits {
                 )));
             }
         }
+        // The largest append, with its names and ids, must leave a batch far
+        // below PostgreSQL's 1 GiB messages.
+        let names = self.max_tags_per_event * self.max_name_bytes + self.max_name_bytes + 16;
+        let worst = self.max_append_bytes + self.max_events_per_append * names;
+        if worst > 768 * 1024 * 1024 {
+            return Err(Error::Config(format!(
+                "these limits allow an append of {worst} bytes (max_append_bytes, plus max_events_per_append events of max_tags_per_event tags of max_name_bytes): keep it at most 805306368 (768 MiB), within PostgreSQL's 1 GiB messages"
+            )));
+        }
         if self.max_event_bytes > self.max_append_bytes {
             return Err(Error::Config(format!(
                 "max_event_bytes ({}) is above max_append_bytes ({}): an event must fit in an append",

@@ -110,10 +110,15 @@ pub(super) const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS dcbstore.schem
 /// The functions of the `dcbstore` schema, as `schema.name(arguments)`, with
 /// the place of their catalog row: every statement that writes the row
 /// (`CREATE OR REPLACE`, `REVOKE`) gives it a new one.
+/// Plain functions and procedures only, not an extension's (which its
+/// extension owns), and names printed under the migration's fixed
+/// `search_path`, so that they read the same in every run.
 const FUNCTIONS_SQL: &str = "SELECT format('%I.%I(%s)', n.nspname, p.proname, \
             pg_get_function_identity_arguments(p.oid)), p.ctid::text \
    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-  WHERE n.nspname = 'dcbstore'";
+  WHERE n.nspname = 'dcbstore' AND p.prokind IN ('f', 'p') \
+    AND NOT EXISTS (SELECT 1 FROM pg_depend d \
+                     WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')";
 
 async fn functions<C: GenericClient>(client: &C) -> Result<BTreeMap<String, String>> {
     client

@@ -71,7 +71,7 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "hardening",
         sql: include_str!("../../sql/migrations/0006_hardening.sql"),
-        needs: &["append_only.sql"],
+        needs: &["append_only.sql", "epochs.sql"],
     },
 ];
 

@@ -11,8 +11,12 @@ use crate::error::Result;
 
 pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport> {
     let tx = client.transaction().await?;
+    // Every name in the SQL is qualified: a fixed search_path keeps the
+    // catalog's names of functions (recorded, compared, dropped) the same in
+    // every run, whatever the migrating role's path.
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS dcbstore;
+        "SET LOCAL search_path = pg_catalog, pg_temp;
+         CREATE SCHEMA IF NOT EXISTS dcbstore;
          CREATE TABLE IF NOT EXISTS dcbstore.schema_migrations (
              version    integer PRIMARY KEY,
              name       text NOT NULL,

@@ -180,7 +180,12 @@ async fn run(
                             Some(c) => pending = Some(c),
                             None => return,
                         },
-                        _ = stopped.changed() => {}
+                        changed = stopped.changed() => if changed.is_err() {
+                            return;
+                        },
+                    }
+                    if !lease.is_alive() {
+                        continue 'lease;
                     }
                     continue;
                 }
