@@ -28,7 +28,8 @@ struct SubscriptionModel {
     course_subscriptions: u64,
     student_subscriptions: u64,
     already_subscribed: bool,
-    last_position: Option<SequencePosition>,
+    /// The position the model was read at: its append goes after it.
+    read_at: Option<SequencePosition>,
 }
 
 fn course(c: &str) -> String {
@@ -49,10 +50,11 @@ fn subscription_query(c: &str, s: &str) -> Query {
 
 async fn load(store: &Store, c: &str, s: &str) -> dcbstore::Result<SubscriptionModel> {
     let mut m = SubscriptionModel::default();
-    for e in store
-        .read_all(&subscription_query(c, s), ReadOptions::new())
-        .await?
-    {
+    let seen = store
+        .read_boundary(&subscription_query(c, s), ReadOptions::new())
+        .await?;
+    m.read_at = seen.after;
+    for e in seen.events {
         let d = &e.event.data;
         match e.event.event_type.as_str() {
             "CourseDefined" => {
@@ -69,7 +71,6 @@ async fn load(store: &Store, c: &str, s: &str) -> dcbstore::Result<SubscriptionM
             }
             _ => {}
         }
-        m.last_position = Some(e.position);
     }
     Ok(m)
 }
@@ -94,13 +95,14 @@ fn decide(m: &SubscriptionModel, c: &str, s: &str) -> Result<Event, String> {
     .with_tags([course(c), student(s)]))
 }
 
-/// Read, decide, append with the model's query and last position; on a
+/// Read, decide, append with the model's query after the position it was
+/// read at; on a
 /// conflict, someone changed the boundary meanwhile: decide again.
 async fn subscribe(store: &Store, c: &str, s: &str) -> Result<SequencePosition, String> {
     for _attempt in 0..20 {
         let model = load(store, c, s).await.map_err(|e| e.to_string())?;
         let event = decide(&model, c, s)?;
-        let condition = AppendCondition::new(subscription_query(c, s), model.last_position);
+        let condition = AppendCondition::new(subscription_query(c, s), model.read_at);
         match store.append(vec![event], Some(condition)).await {
             Ok(a) => return Ok(a.position),
             Err(Error::Conflict(_)) => continue,

@@ -58,7 +58,7 @@ pub use error::{Error, HandlerError, Result, Source};
 pub use event::{Event, SequencePosition, SequencedEvent};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};
-pub use read::ReadOptions;
+pub use read::{Boundary, ReadOptions};
 pub use store::{EventStore, Store, StoreBuilder};
 
 // The README's Rust example is compiled as a doctest.

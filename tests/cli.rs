@@ -815,12 +815,17 @@ async fn fail_if_conflict_prints_the_events_and_exits_3() {
     let line = r.stdout.lines().next().unwrap();
     let o = ordered(line);
     assert_eq!(o.keys(), ["conflict"]);
-    assert_eq!(o.get("conflict").keys(), ["position", "events"]);
+    assert_eq!(o.get("conflict").keys(), ["position", "events", "head"]);
     for e in o.get("conflict").get("events").items() {
         assert_eq!(e.keys(), READ_KEYS, "conflict events print like read lines");
     }
     let out = r.json();
     assert_eq!(out["conflict"]["position"], json!(p2));
+    assert_eq!(
+        out["conflict"]["head"],
+        json!(h),
+        "checked against the head"
+    );
     let evs = out["conflict"]["events"].as_array().unwrap();
     let stored = read(url, &["--tag", "course:c1"]);
     assert_eq!(

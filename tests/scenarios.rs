@@ -481,12 +481,13 @@ fn next_invoice_number() -> impl Projection<State = u64> {
 /// backwards, limit 1), whose position becomes `after`.
 async fn next_invoice_number_from_last(store: &Store) -> DecisionModel<u64> {
     let backwards = ReadOptions::new().backwards().limit(1);
-    let last = store.read_all(&invoices(), backwards).await.unwrap();
+    let last = store.read_boundary(&invoices(), backwards).await.unwrap();
     let number = |e: &SequencedEvent| e.event.data["invoiceNumber"].as_u64().unwrap();
     DecisionModel {
-        state: last.first().map_or(1, |e| number(e) + 1),
+        state: last.events.first().map_or(1, |e| number(e) + 1),
         query: invoices(),
-        last_position: last.first().map(|e| e.position),
+        last_position: last.events.first().map(|e| e.position),
+        read_at: last.after,
     }
 }
 

@@ -3,8 +3,8 @@
 SELECT dcbstore.append('[{"type": "CourseDefined", "tags": ["course:c1"]},
                          {"type": "StudentSubscribed", "tags": ["course:c1", "student:s1"]},
                          {"type": "CourseDefined", "tags": ["course:c2"]}]');
--- A match after the position: conflict, nothing written.
-SELECT r -> 'conflict' -> 'position' AS latest,
+-- A match after the position: conflict, nothing written; checked at head 3.
+SELECT r -> 'conflict' -> 'position' AS latest, r -> 'conflict' -> 'head' AS head,
        jsonb_path_query_array(r, '$.conflict.events[*].position') AS conflicting
   FROM dcbstore.append('[{"type": "StudentSubscribed", "tags": ["course:c1", "student:s2"]}]',
                        '[{"query": [{"tags": ["course:c1"]}], "after": 1}]') r;

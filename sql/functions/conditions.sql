@@ -50,7 +50,10 @@ $$;
 
 -- The conflict of a condition (array of guards {"query", "after"}) against the
 -- log up to position upto: NULL when no guard matches, else
--- {"position": latest match, "events": [the first 100 matches, in order]}.
+-- {"position": latest match, "head": upto, "events": [the first 100 matches,
+-- in order]}. Fewer than 100 events are every match in the guards' windows
+-- up to the head: a caller can fold them and retry after the head, without
+-- reading again.
 CREATE OR REPLACE FUNCTION dcbstore.condition_conflict(guards jsonb, upto bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
@@ -78,7 +81,7 @@ BEGIN
     IF latest IS NULL THEN
         RETURN NULL;
     END IF;
-    SELECT jsonb_build_object('position', latest, 'events',
+    SELECT jsonb_build_object('position', latest, 'head', upto, 'events',
                coalesce(jsonb_agg(dcbstore.event_json(ev) ORDER BY ev.position), '[]'))
       INTO result
       FROM dcbstore.events ev

@@ -37,9 +37,11 @@ use std::fmt;
 mod decision;
 pub mod durable;
 mod replay;
+mod retry;
 
-pub use decision::{execute, CommandError, DecisionModel, Executed};
+pub use decision::{execute, execute_with, CommandError, DecisionModel, Executed};
 pub use replay::{replay, ReplayProgress};
+pub use retry::Retry;
 
 use crate::event::{Event, SequencedEvent};
 use crate::query::{Query, QueryItem};

@@ -22,7 +22,7 @@ use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
 use crate::pooled::Pooled;
 use crate::query::Query;
-use crate::read::{read_stream, ReadOptions};
+use crate::read::{read_boundary, read_stream, seen_through, Boundary, ReadOptions};
 use crate::tls::TlsSettings;
 
 /// The DCB event store API.
@@ -56,6 +56,35 @@ pub trait EventStore {
 
     /// The highest committed position, `None` for an empty store.
     fn head(&self) -> impl Future<Output = Result<Option<SequencePosition>>> + Send;
+
+    /// Reads the events matching `query` within `options` into memory,
+    /// together with the position a decision made from them appends after
+    /// ([`Boundary::after`]): the first step of the DCB decide loop.
+    ///
+    /// [`Store`] reads the head and the first page in one statement. This
+    /// default, for other stores, reads the head first and then the events up
+    /// to it.
+    fn read_boundary(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> impl Future<Output = Result<Boundary>> + Send
+    where
+        Self: Sync,
+    {
+        let query = query.clone();
+        async move {
+            let head = self.head().await?;
+            let bounded = match head {
+                Some(h) => options.at_most(h),
+                None => options,
+            };
+            let events: Vec<SequencedEvent> =
+                futures::TryStreamExt::try_collect(self.read(&query, bounded)).await?;
+            let after = seen_through(&events, &options, head);
+            Ok(Boundary { events, after })
+        }
+    }
 }
 
 /// A dcbstore event log in PostgreSQL. Cheap to clone; clones share the pool
@@ -151,7 +180,9 @@ impl Store {
         &self.inner.limits
     }
 
-    /// Collects a read into memory: convenient for small decision models.
+    /// Collects a read into memory. For a decision, prefer
+    /// [`read_boundary`](EventStore::read_boundary), which also answers the
+    /// position to append after.
     pub async fn read_all(
         &self,
         query: &Query,
@@ -188,5 +219,16 @@ impl EventStore for Store {
 
     async fn head(&self) -> Result<Option<SequencePosition>> {
         self.inner.pooled.head().await
+    }
+
+    async fn read_boundary(&self, query: &Query, options: ReadOptions) -> Result<Boundary> {
+        read_boundary(
+            self.inner.pooled.clone(),
+            query,
+            &self.inner.limits,
+            options,
+            self.inner.page_size,
+        )
+        .await
     }
 }

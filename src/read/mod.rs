@@ -1,0 +1,18 @@
+//! Reads: [`ReadOptions`] (window, direction, limit), the paging stream
+//! behind [`EventStore::read`](crate::EventStore::read), and [`Boundary`],
+//! a read together with the position its decision appends after.
+//!
+//! Each query shape is read by one static statement, prepared once per
+//! connection; the first page and the head it was read at come
+//! from one statement, one snapshot.
+
+mod boundary;
+mod options;
+mod sql;
+mod stream;
+
+pub use boundary::Boundary;
+pub use options::ReadOptions;
+
+pub(crate) use boundary::{read_boundary, seen_through};
+pub(crate) use stream::read_stream;

@@ -1,0 +1,310 @@
+//! The paging cursor behind [`EventStore::read`](crate::EventStore::read)
+//! and [`read_boundary`](crate::EventStore::read_boundary).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use futures::stream::{self, Stream, StreamExt};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::sql::{ReadSql, MAX_CACHED_PARAMS};
+use super::ReadOptions;
+use crate::error::{Error, Result};
+use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::limits::Limits;
+use crate::pooled::Pooled;
+use crate::query::Query;
+
+/// At most this many statements are kept prepared per connection; a
+/// connection that reaches it drops them all and prepares again what it
+/// uses (an application with ever new query shapes must not fill the
+/// server's memory).
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+/// A read in progress: the window still to read, (lo, hi], paged with one
+/// bounded statement per page, the next page fetched while the current one is
+/// consumed (at most two pages in memory).
+pub(super) struct Cursor {
+    pooled: Pooled,
+    sql: Arc<ReadSql>,
+    page_size: u64,
+    lo: u64,
+    /// None until the first page came back with the head.
+    hi: Option<u64>,
+    to: Option<u64>,
+    backwards: bool,
+    remaining: Option<u64>,
+    buffer: VecDeque<SequencedEvent>,
+    exhausted: bool,
+    /// Where the read started (its exclusive lower bound) and the top of its
+    /// window (the requested upper bound or the head, the lower), once known.
+    start: u64,
+    top: Option<u64>,
+    /// The next page, already being fetched while this one is consumed.
+    next: Option<Prefetch>,
+}
+
+/// A page as the server sent it: the head it was read at, and the rows of
+/// its events, not yet decoded.
+struct Page {
+    head: u64,
+    rows: Vec<Row>,
+}
+
+/// A page fetch running in the background; aborted if the read is dropped.
+struct Prefetch {
+    task: JoinHandle<Result<Page>>,
+    want: u64,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Cursor {
+    /// Validates the query and plans the read; nothing is sent yet.
+    pub(super) fn start(
+        pooled: Pooled,
+        query: &Query,
+        limits: &Limits,
+        options: ReadOptions,
+        page_size: u64,
+    ) -> Result<Cursor> {
+        query.validate_with(limits)?;
+        Ok(Cursor {
+            pooled,
+            sql: Arc::new(ReadSql::new(query, options.backwards)),
+            page_size: page_size.max(1),
+            lo: options.after,
+            hi: None,
+            to: options.to,
+            backwards: options.backwards,
+            remaining: options.limit,
+            buffer: VecDeque::new(),
+            exhausted: false,
+            start: options.after,
+            top: None,
+            next: None,
+        })
+    }
+
+    /// The next event, `None` at the end of the read.
+    pub(super) async fn next_event(&mut self) -> Result<Option<SequencedEvent>> {
+        loop {
+            if let Some(e) = self.buffer.pop_front() {
+                return Ok(Some(e));
+            }
+            if self.exhausted {
+                return Ok(None);
+            }
+            self.next_page().await?;
+        }
+    }
+
+    /// Once the read has ended, the position through which it saw every
+    /// matching event: a decision made from what it returned appends after
+    /// it. The top of the window, except for a forwards read cut short by its
+    /// limit: then the last event returned (or where it started, if none).
+    pub(super) fn seen_through(&self, last: Option<SequencePosition>) -> Option<SequencePosition> {
+        let top = self.top.unwrap_or(0);
+        let cut_short = !self.backwards && self.remaining == Some(0);
+        let p = if cut_short {
+            last.map_or(self.start, SequencePosition::get).min(top)
+        } else {
+            top
+        };
+        (p > 0).then_some(SequencePosition::new(p))
+    }
+
+    /// The fetch of the next page of the window, and how many events it asks
+    /// for. Before the first page, the window's top is the requested bound;
+    /// the server caps it at the head.
+    fn next_fetch(
+        &self,
+    ) -> (
+        impl std::future::Future<Output = Result<Page>> + Send + 'static,
+        u64,
+    ) {
+        let want = self
+            .remaining
+            .map_or(self.page_size, |r| r.min(self.page_size));
+        let hi = self.hi.or(self.to).unwrap_or(u64::MAX);
+        let page = fetch(self.pooled.clone(), self.sql.clone(), self.lo, hi, want);
+        (page, want)
+    }
+
+    async fn next_page(&mut self) -> Result<()> {
+        let (page, want) = match self.next.take() {
+            Some(mut prefetch) => {
+                let want = prefetch.want;
+                let page = (&mut prefetch.task).await.map_err(|e| {
+                    Error::decode_from(format!("a read page task failed: {e}"), e)
+                })??;
+                (page, want)
+            }
+            None => {
+                let (page, want) = self.next_fetch();
+                (page.await?, want)
+            }
+        };
+        if self.hi.is_none() {
+            let top = self.to.map_or(page.head, |to| to.min(page.head));
+            self.hi = Some(top);
+            self.top = Some(top);
+        }
+        let Page { mut rows, .. } = page;
+        if !in_order(&rows, self.backwards)? {
+            sort_rows(&mut rows, self.backwards)?;
+        }
+        let got = rows.len() as u64;
+        if let Some(r) = self.remaining.as_mut() {
+            *r -= got.min(*r);
+        }
+        match rows.last() {
+            Some(last) if got == want && self.remaining != Some(0) => {
+                let p = position_of(last)?;
+                if self.backwards {
+                    self.hi = Some(p.saturating_sub(1));
+                } else {
+                    self.lo = p;
+                }
+            }
+            _ => self.exhausted = true,
+        }
+        let hi = self.hi.unwrap_or(0);
+        if !self.exhausted && self.lo < hi {
+            let (page, want) = self.next_fetch();
+            self.next = Some(Prefetch {
+                task: tokio::spawn(page),
+                want,
+            });
+        } else {
+            self.exhausted = true;
+        }
+        // Decoded while the server already produces the next page.
+        for row in &rows {
+            self.buffer.push_back(row_to_event(row)?);
+        }
+        Ok(())
+    }
+}
+
+/// The stream of a read: validates, then pages through the window as it is
+/// consumed. Its snapshot is the head the first page was read at.
+pub(crate) fn read_stream(
+    pooled: Pooled,
+    query: &Query,
+    limits: &Limits,
+    options: ReadOptions,
+    page_size: u64,
+) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'static {
+    match Cursor::start(pooled, query, limits, options, page_size) {
+        Err(e) => stream::once(async move { Err(e) }).boxed(),
+        Ok(cursor) => stream::try_unfold(cursor, |mut c| async move {
+            Ok(c.next_event().await?.map(|e| (e, c)))
+        })
+        .boxed(),
+    }
+}
+
+/// One page, not yet decoded: at most `want` events of the query in
+/// (lo, min(hi, head)], and the head.
+async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -> Result<Page> {
+    pooled
+        .read("reading a page of events", |c| {
+            Box::pin(async move {
+                let window = [to_i64(lo), to_i64(hi), to_i64(want)];
+                let params = sql.params(&window);
+                let rows = if sql.param_count() <= MAX_CACHED_PARAMS {
+                    if c.statement_cache.size() >= MAX_CACHED_STATEMENTS {
+                        c.statement_cache.clear();
+                    }
+                    let stmt = c.prepare_cached(&sql.text).await?;
+                    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
+                    c.query(&stmt, &values).await?
+                } else {
+                    c.query_typed(&sql.text, &params).await?
+                };
+                split_head(rows)
+            })
+        })
+        .await
+}
+
+/// The head row (the one with a head, first as sent) and the event rows.
+fn split_head(rows: Vec<Row>) -> Result<Page> {
+    let mut head = None;
+    let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
+    for row in rows {
+        match row.try_get::<_, Option<i64>>(0)? {
+            Some(h) if head.is_none() => head = Some(h),
+            Some(_) => return Err(Error::decode("a read page carried two heads")),
+            None => events.push(row),
+        }
+    }
+    let head = head.ok_or_else(|| Error::decode("a read page carried no head"))?;
+    Ok(Page {
+        head: u64::try_from(head).unwrap_or(0),
+        rows: events,
+    })
+}
+
+/// Whether the rows come in the read's order (the statement orders them;
+/// this checks rather than trusts the order of a UNION ALL's branches).
+fn in_order(rows: &[Row], backwards: bool) -> Result<bool> {
+    let mut prev: Option<i64> = None;
+    for row in rows {
+        let p: i64 = row.try_get(1)?;
+        if let Some(q) = prev {
+            if (backwards && p >= q) || (!backwards && p <= q) {
+                return Ok(false);
+            }
+        }
+        prev = Some(p);
+    }
+    Ok(true)
+}
+
+fn sort_rows(rows: &mut Vec<Row>, backwards: bool) -> Result<()> {
+    let mut keyed = std::mem::take(rows)
+        .into_iter()
+        .map(|r| Ok((r.try_get::<_, i64>(1)?, r)))
+        .collect::<Result<Vec<_>>>()?;
+    keyed.sort_by_key(|(p, _)| if backwards { -*p } else { *p });
+    *rows = keyed.into_iter().map(|(_, r)| r).collect();
+    Ok(())
+}
+
+fn position_of(row: &Row) -> Result<u64> {
+    Ok(SequencePosition::from_sql(row.try_get(1)?).get())
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// An event row of a read page: (head, position, id, type, data, tags,
+/// metadata, recorded_at), the head NULL.
+fn row_to_event(row: &Row) -> Result<SequencedEvent> {
+    let metadata: Value = row.try_get(6)?;
+    let metadata = match metadata {
+        Value::Object(m) => m,
+        _ => return Err(Error::invalid("stored metadata is not a JSON object")),
+    };
+    Ok(SequencedEvent {
+        position: SequencePosition::from_sql(row.try_get(1)?),
+        event: Event {
+            id: row.try_get(2)?,
+            event_type: row.try_get(3)?,
+            data: row.try_get(4)?,
+            tags: row.try_get(5)?,
+            metadata,
+        },
+        recorded_at: row.try_get(7)?,
+    })
+}

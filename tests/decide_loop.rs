@@ -1,0 +1,566 @@
+//! The decide loop: reads by per-shape statements agree with the model and
+//! with `dcbstore.read`, a boundary's `after` is exactly what its read saw,
+//! conflicts carry the head, and `execute` retries from a conflict.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::{ev, store, store_with};
+use dcbstore::projection::{execute_with, DecisionModel, Executed, Fold, Retry};
+use dcbstore::{
+    AppendCondition, Appended, Boundary, Error, Event, EventStore, Query, QueryItem, ReadOptions,
+    SequencePosition, SequencedEvent, Store,
+};
+use futures::stream::BoxStream;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+fn tag(t: &str) -> Query {
+    Query::item(QueryItem::tags([t]))
+}
+
+const TYPES: &[&str] = &["A", "B", "C"];
+const TAGS: &[&str] = &["x", "y", "z", "w"];
+
+fn random_item(rng: &mut StdRng) -> QueryItem {
+    let mut item = QueryItem::default();
+    // Duplicates on purpose: the statement reads each term once.
+    for _ in 0..rng.gen_range(0..3) {
+        item.types.push(TYPES[rng.gen_range(0..TYPES.len())].into());
+    }
+    for _ in 0..rng.gen_range(0..4) {
+        item.tags.push(TAGS[rng.gen_range(0..TAGS.len())].into());
+    }
+    if item.types.is_empty() && item.tags.is_empty() {
+        item.tags.push(TAGS[rng.gen_range(0..TAGS.len())].into());
+    }
+    item
+}
+
+fn random_query(rng: &mut StdRng) -> Query {
+    if rng.gen_ratio(1, 10) {
+        return Query::all();
+    }
+    Query::items((0..rng.gen_range(1..4)).map(|_| random_item(rng)))
+}
+
+/// A random window: (after, to, backwards, limit), and the options saying it.
+fn random_window(
+    rng: &mut StdRng,
+    head: u64,
+) -> (u64, Option<u64>, bool, Option<u64>, ReadOptions) {
+    let after = if rng.gen_bool(0.4) {
+        rng.gen_range(0..=head + 2)
+    } else {
+        0
+    };
+    let to = rng.gen_bool(0.4).then(|| rng.gen_range(0..=head + 2));
+    let backwards = rng.gen_bool(0.5);
+    let limit = rng.gen_bool(0.5).then(|| rng.gen_range(0..12));
+    let mut o = ReadOptions::new().after(SequencePosition::new(after));
+    if let Some(t) = to {
+        o = o.to(SequencePosition::new(t));
+    }
+    if backwards {
+        o = o.backwards();
+    }
+    if let Some(n) = limit {
+        o = o.limit(n);
+    }
+    (after, to, backwards, limit, o)
+}
+
+/// What a read must return, from the whole log in memory.
+fn expected(
+    all: &[SequencedEvent],
+    q: &Query,
+    after: u64,
+    to: Option<u64>,
+    backwards: bool,
+    limit: Option<u64>,
+) -> Vec<u64> {
+    let mut v: Vec<u64> = all
+        .iter()
+        .filter(|e| q.matches(&e.event))
+        .map(|e| e.position.get())
+        .filter(|p| *p > after && to.is_none_or(|t| *p <= t))
+        .collect();
+    if backwards {
+        v.reverse();
+    }
+    if let Some(n) = limit {
+        v.truncate(n as usize);
+    }
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_of_random_queries_agree_with_the_model_and_with_the_sql_read() {
+    // A small page size makes every read page, and the prefetch run.
+    let (store, db) = store_with(|b| b.page_size(3)).await;
+    let mut rng = StdRng::seed_from_u64(12);
+    for _ in 0..60 {
+        let n = rng.gen_range(1..4);
+        let events: Vec<Event> = (0..n)
+            .map(|_| {
+                let t = TYPES[rng.gen_range(0..TYPES.len())];
+                let tags: Vec<&str> = TAGS.iter().copied().filter(|_| rng.gen_bool(0.4)).collect();
+                ev(t, &tags)
+            })
+            .collect();
+        let _ = store.append(events, None).await.unwrap();
+    }
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    let head = all.last().unwrap().position.get();
+    let client =
+        dcbstore::connection::connect(&dcbstore::connection::parse_config(db.url()).unwrap())
+            .await
+            .unwrap();
+    for case in 0..300 {
+        let q = random_query(&mut rng);
+        let (after, to, backwards, limit, o) = random_window(&mut rng, head);
+        let want = expected(&all, &q, after, to, backwards, limit);
+        let got: Vec<u64> = store
+            .read_all(&q, o)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position.get())
+            .collect();
+        assert_eq!(got, want, "case {case}: {q:?} {o:?}");
+        let sql: Vec<u64> = client
+            .query(
+                "SELECT position FROM dcbstore.read($1, $2, $3, $4, $5)",
+                &[
+                    &q.to_json(),
+                    &(after as i64),
+                    &to.map(|t| t as i64),
+                    &backwards,
+                    &limit.map(|l| l as i64),
+                ],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i64>(0) as u64)
+            .collect();
+        assert_eq!(sql, want, "case {case}, dcbstore.read: {q:?} {o:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_stay_correct_past_the_statement_cache_and_for_large_queries() {
+    // One connection: every shape is prepared on it, more than it keeps.
+    let (store, _db) = store_with(|b| b.pool_size(1)).await;
+    for i in 0..30 {
+        let tags: Vec<String> = (0..=(i % 5)).map(|k| format!("t{k}")).collect();
+        let _ = store
+            .append(
+                vec![Event::new(format!("T{}", i % 7), json!({})).with_tags(tags)],
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    // 600 shapes, each once: the binary digits of n + 1 say how many tags
+    // (one or two) each item has; both directions.
+    for shape in 0..600usize {
+        let (n, backwards) = (shape / 2 + 1, shape % 2 == 1);
+        let bits = usize::BITS - n.leading_zeros();
+        let q = Query::items((0..bits).map(|k| {
+            let tags = 1 + (n >> k) % 2;
+            QueryItem::tags((0..tags).map(|j| format!("t{}", (k as usize + j) % 5)))
+        }));
+        let o = if backwards {
+            ReadOptions::new().backwards()
+        } else {
+            ReadOptions::new()
+        };
+        let got: Vec<u64> = store
+            .read_all(&q, o)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position.get())
+            .collect();
+        let mut want: Vec<u64> = all
+            .iter()
+            .filter(|e| q.matches(&e.event))
+            .map(|e| e.position.get())
+            .collect();
+        if backwards {
+            want.reverse();
+        }
+        assert_eq!(got, want, "shape {shape}");
+    }
+    // More parameters than a kept statement takes: sent with its types, planned once.
+    let wide =
+        Query::items((0..100).map(|k| QueryItem::types([format!("T{}", k % 7), format!("U{k}")])));
+    let got = store.read_all(&wide, ReadOptions::new()).await.unwrap();
+    assert_eq!(got.len(), all.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_boundary_answers_the_head_it_was_read_at() {
+    let (store, _db) = store().await;
+    let empty = store
+        .read_boundary(&tag("x"), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        empty,
+        Boundary {
+            events: vec![],
+            after: None
+        }
+    );
+    for t in [&["x"][..], &["y"], &["x"], &["y"]] {
+        let _ = store.append(vec![ev("A", t)], None).await.unwrap();
+    }
+    let seen = store
+        .read_boundary(&tag("x"), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
+        [1, 3]
+    );
+    // The head, not the last event read: events of other boundaries since
+    // the last match do not make the next append conflict.
+    assert_eq!(seen.after, Some(SequencePosition::new(4)));
+    let cond = AppendCondition::new(tag("x"), seen.after);
+    let _ = store
+        .append(vec![ev("A", &["x"])], Some(cond.clone()))
+        .await
+        .unwrap();
+    let again = store.append(vec![ev("A", &["x"])], Some(cond)).await;
+    let conflict = again
+        .expect_err("a matching event after the boundary's head")
+        .conflict()
+        .cloned()
+        .unwrap();
+    assert_eq!(conflict.position, SequencePosition::new(5));
+    assert_eq!(conflict.head, SequencePosition::new(5));
+    assert!(conflict.is_complete());
+    // A window's upper bound below the head is the position seen through.
+    let bounded = store
+        .read_boundary(&tag("x"), ReadOptions::new().to(SequencePosition::new(2)))
+        .await
+        .unwrap();
+    assert_eq!(bounded.after, Some(SequencePosition::new(2)));
+    assert_eq!(bounded.events.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forwards_boundary_cut_short_by_its_limit_appends_after_its_last_event() {
+    let (store, _db) = store().await;
+    for _ in 0..5 {
+        let _ = store.append(vec![ev("A", &["x"])], None).await.unwrap();
+    }
+    let first_two = store
+        .read_boundary(&tag("x"), ReadOptions::new().limit(2))
+        .await
+        .unwrap();
+    assert_eq!(first_two.after, Some(SequencePosition::new(2)));
+    let unseen = store
+        .append(
+            vec![ev("A", &["x"])],
+            Some(AppendCondition::new(tag("x"), first_two.after)),
+        )
+        .await;
+    assert_eq!(
+        unseen
+            .expect_err("events 3 to 5 were not seen")
+            .conflict()
+            .unwrap()
+            .events
+            .len(),
+        3
+    );
+    // Backwards, the read saw everything above where it stopped.
+    let latest = store
+        .read_boundary(&tag("x"), ReadOptions::new().backwards().limit(1))
+        .await
+        .unwrap();
+    assert_eq!(latest.after, Some(SequencePosition::new(5)));
+    let _ = store
+        .append(
+            vec![ev("A", &["x"])],
+            Some(AppendCondition::new(tag("x"), latest.after)),
+        )
+        .await
+        .unwrap();
+    let none = store
+        .read_boundary(&tag("x"), ReadOptions::new().limit(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        none,
+        Boundary {
+            events: vec![],
+            after: None
+        }
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_boundary_holds_every_matching_event_up_to_its_after_while_writers_append() {
+    let (store, _db) = store_with(|b| b.page_size(4)).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let tags: &[&str] = if n % 2 == 0 { &["x"] } else { &["y"] };
+                    let _ = store
+                        .append(vec![ev(&format!("W{w}"), tags)], None)
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    let mut reads = 0;
+    while reads < 200 {
+        let seen = store
+            .read_boundary(&tag("x"), ReadOptions::new())
+            .await
+            .unwrap();
+        reads += 1;
+        let Some(after) = seen.after else { continue };
+        let later = store
+            .read_all(&tag("x"), ReadOptions::new().to(after))
+            .await
+            .unwrap();
+        assert_eq!(
+            seen.events.iter().map(|e| e.position).collect::<Vec<_>>(),
+            later.iter().map(|e| e.position).collect::<Vec<_>>(),
+            "a boundary read at {after} missed or invented an event"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_decision_model_larger_than_a_page_folds_every_event_and_appends_after_the_head() {
+    let (store, _db) = store().await;
+    for chunk in 0..3 {
+        let events: Vec<Event> = (0..1000)
+            .map(|i| {
+                ev(
+                    "A",
+                    if (chunk * 1000 + i) % 2 == 0 {
+                        &["x"]
+                    } else {
+                        &["y"]
+                    },
+                )
+            })
+            .collect();
+        let _ = store.append(events, None).await.unwrap();
+    }
+    let _ = store.append(vec![ev("B", &["y"])], None).await.unwrap();
+    let count = Fold::new(tag("x"), 0u64, |n, _| n + 1);
+    let model = DecisionModel::build(&store, &count).await.unwrap();
+    assert_eq!(model.state, 1500);
+    assert_eq!(model.last_position, Some(SequencePosition::new(2999)));
+    assert_eq!(model.read_at, Some(SequencePosition::new(3001)));
+    let _ = store
+        .append(vec![ev("A", &["x"])], Some(model.append_condition()))
+        .await
+        .unwrap();
+}
+
+/// A store that counts the boundaries read through it (everything else
+/// goes straight to the real store).
+struct Counting {
+    store: Store,
+    boundaries: AtomicU64,
+}
+
+impl EventStore for Counting {
+    async fn append(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+    ) -> dcbstore::Result<Appended> {
+        self.store.append(events, condition).await
+    }
+
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, dcbstore::Result<SequencedEvent>> {
+        self.store.read(query, options)
+    }
+
+    async fn head(&self) -> dcbstore::Result<Option<SequencePosition>> {
+        self.store.head().await
+    }
+
+    async fn read_boundary(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> dcbstore::Result<Boundary> {
+        self.boundaries.fetch_add(1, Ordering::Relaxed);
+        self.store.read_boundary(query, options).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execute_retries_from_a_complete_conflict_without_reading_again() {
+    let (store, _db) = store().await;
+    let counting = Counting {
+        store: store.clone(),
+        boundaries: AtomicU64::new(0),
+    };
+    let seats = Fold::new(tag("course:c1"), 0u64, |n, _| n + 1);
+    let mut decisions = Vec::new();
+    let result = execute_with(&counting, &seats, &Retry::attempts(5).no_delay(), |taken| {
+        decisions.push(*taken);
+        if decisions.len() == 1 {
+            // Someone else takes two seats between this read and its append.
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let two = vec![ev("Seat", &["course:c1"]), ev("Seat", &["course:c1"])];
+                    let _ = store.append(two, None).await.unwrap();
+                })
+            });
+        }
+        Ok::<_, String>(vec![ev("Seat", &["course:c1"])])
+    })
+    .await
+    .unwrap();
+    let Executed::Appended {
+        attempts, appended, ..
+    } = result
+    else {
+        panic!("appended")
+    };
+    assert_eq!(attempts, 2);
+    assert_eq!(appended.position, SequencePosition::new(3));
+    // The second decision saw the two seats from the conflict alone.
+    assert_eq!(decisions, [0, 2]);
+    assert_eq!(
+        counting.boundaries.load(Ordering::Relaxed),
+        1,
+        "one read: the model's"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execute_reads_what_it_misses_when_a_conflict_is_incomplete() {
+    let (store, _db) = store().await;
+    let counting = Counting {
+        store: store.clone(),
+        boundaries: AtomicU64::new(0),
+    };
+    let seats = Fold::new(tag("course:c1"), 0u64, |n, _| n + 1);
+    let mut decisions = Vec::new();
+    let result = execute_with(&counting, &seats, &Retry::attempts(5).no_delay(), |taken| {
+        decisions.push(*taken);
+        if decisions.len() == 1 {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    let many: Vec<Event> = (0..150).map(|_| ev("Seat", &["course:c1"])).collect();
+                    let _ = store.append(many, None).await.unwrap();
+                })
+            });
+        }
+        Ok::<_, String>(vec![ev("Seat", &["course:c1"])])
+    })
+    .await
+    .unwrap();
+    assert!(matches!(result, Executed::Appended { attempts: 2, .. }));
+    assert_eq!(decisions, [0, 150]);
+    assert_eq!(
+        counting.boundaries.load(Ordering::Relaxed),
+        2,
+        "the model's read, then one catch-up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_executes_each_decide_on_every_earlier_success() {
+    // 16 tasks take numbered tickets on one boundary; each decision is the
+    // count it saw, so a lost or doubled ticket shows as a gap or repeat.
+    let (store, _db) = store().await;
+    let tickets = Fold::new(tag("tickets"), 0u64, |n, _| n + 1);
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let (store, tickets) = (store.clone(), tickets.clone());
+            tokio::spawn(async move {
+                execute_with(&store, &tickets, &Retry::attempts(200), |n| {
+                    Ok::<_, String>(vec![
+                        Event::new("Ticket", json!({"n": n})).with_tag("tickets")
+                    ])
+                })
+                .await
+                .unwrap()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert!(matches!(h.await.unwrap(), Executed::Appended { .. }));
+    }
+    let mut numbers: Vec<u64> = store
+        .read_all(&tag("tickets"), ReadOptions::new())
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.event.data["n"].as_u64().unwrap())
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..16).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflict_in_a_batch_carries_the_head_including_earlier_requests() {
+    let (store, _db) = store().await;
+    let _ = store.append(vec![ev("A", &["x"])], None).await.unwrap();
+    let seen = store
+        .read_boundary(&tag("x"), ReadOptions::new())
+        .await
+        .unwrap();
+    // Sent together, the two land in one batch: the second conflicts with the first.
+    let cond = AppendCondition::new(tag("x"), seen.after);
+    let (a, b) = tokio::join!(
+        store.append(vec![ev("A", &["x"]), ev("B", &["y"])], Some(cond.clone())),
+        store.append(vec![ev("A", &["x"])], Some(cond))
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(Error::Conflict(c))) | (Err(Error::Conflict(c)), Ok(w)) => (w, c),
+        other => panic!("one wins, one conflicts: {other:?}"),
+    };
+    // Checked against the log with the winner in it, in one batch or two.
+    assert_eq!(lost.head, won.position);
+    assert_eq!(
+        lost.events
+            .iter()
+            .map(|e| e.position.get())
+            .collect::<Vec<_>>(),
+        [2]
+    );
+    assert!(lost.is_complete());
+}
