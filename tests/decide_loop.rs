@@ -324,8 +324,10 @@ async fn a_boundary_holds_every_matching_event_up_to_its_after_while_writers_app
         .map(|w| {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
+                // Bounded, so that the boundary (read in pages of 4) stays
+                // small however fast appends are.
                 let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
+                while n < 250 && !stop.load(Ordering::Relaxed) {
                     let tags: &[&str] = if n % 2 == 0 { &["x"] } else { &["y"] };
                     let _ = store
                         .append(vec![ev(&format!("W{w}"), tags)], None)
@@ -428,8 +430,11 @@ impl EventStore for Counting {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn execute_retries_from_a_complete_conflict_without_reading_again() {
+/// Runs `execute_with` taking one seat on `course:c1`, while someone else
+/// takes `others` seats between its first read and its first append.
+/// Returns what it executed, the seat counts it decided on and how many
+/// boundaries it read.
+async fn take_a_seat_while_others_take(others: usize) -> (Executed, Vec<u64>, u64) {
     let (store, _db) = store().await;
     let counting = Counting {
         store: store.clone(),
@@ -440,11 +445,11 @@ async fn execute_retries_from_a_complete_conflict_without_reading_again() {
     let result = execute_with(&counting, &seats, &Retry::attempts(5).no_delay(), |taken| {
         decisions.push(*taken);
         if decisions.len() == 1 {
-            // Someone else takes two seats between this read and its append.
             tokio::task::block_in_place(|| {
                 tokio::runtime::Handle::current().block_on(async {
-                    let two = vec![ev("Seat", &["course:c1"]), ev("Seat", &["course:c1"])];
-                    let _ = store.append(two, None).await.unwrap();
+                    let taken: Vec<Event> =
+                        (0..others).map(|_| ev("Seat", &["course:c1"])).collect();
+                    let _ = store.append(taken, None).await.unwrap();
                 })
             });
         }
@@ -452,6 +457,16 @@ async fn execute_retries_from_a_complete_conflict_without_reading_again() {
     })
     .await
     .unwrap();
+    (
+        result,
+        decisions,
+        counting.boundaries.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn execute_retries_from_a_complete_conflict_without_reading_again() {
+    let (result, decisions, reads) = take_a_seat_while_others_take(2).await;
     let Executed::Appended {
         attempts, appended, ..
     } = result
@@ -462,43 +477,16 @@ async fn execute_retries_from_a_complete_conflict_without_reading_again() {
     assert_eq!(appended.position, SequencePosition::new(3));
     // The second decision saw the two seats from the conflict alone.
     assert_eq!(decisions, [0, 2]);
-    assert_eq!(
-        counting.boundaries.load(Ordering::Relaxed),
-        1,
-        "one read: the model's"
-    );
+    assert_eq!(reads, 1, "one read: the model's");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn execute_reads_what_it_misses_when_a_conflict_is_incomplete() {
-    let (store, _db) = store().await;
-    let counting = Counting {
-        store: store.clone(),
-        boundaries: AtomicU64::new(0),
-    };
-    let seats = Fold::new(tag("course:c1"), 0u64, |n, _| n + 1);
-    let mut decisions = Vec::new();
-    let result = execute_with(&counting, &seats, &Retry::attempts(5).no_delay(), |taken| {
-        decisions.push(*taken);
-        if decisions.len() == 1 {
-            tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(async {
-                    let many: Vec<Event> = (0..150).map(|_| ev("Seat", &["course:c1"])).collect();
-                    let _ = store.append(many, None).await.unwrap();
-                })
-            });
-        }
-        Ok::<_, String>(vec![ev("Seat", &["course:c1"])])
-    })
-    .await
-    .unwrap();
+    // 150 conflicting events: more than a conflict carries.
+    let (result, decisions, reads) = take_a_seat_while_others_take(150).await;
     assert!(matches!(result, Executed::Appended { attempts: 2, .. }));
     assert_eq!(decisions, [0, 150]);
-    assert_eq!(
-        counting.boundaries.load(Ordering::Relaxed),
-        2,
-        "the model's read, then one catch-up"
-    );
+    assert_eq!(reads, 2, "the model's read, then one catch-up");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -98,10 +98,14 @@ async fn insert_tagged(
 }
 
 async fn analyze(client: &tokio_postgres::Client) {
-    client
-        .batch_execute("VACUUM ANALYZE dcbstore.events; VACUUM ANALYZE dcbstore.event_tags")
-        .await
-        .unwrap();
+    // One statement per call: VACUUM cannot run in the implicit transaction
+    // of a multi-statement query.
+    for table in ["dcbstore.events", "dcbstore.event_tags"] {
+        client
+            .batch_execute(&format!("VACUUM ANALYZE {table}"))
+            .await
+            .unwrap();
+    }
 }
 
 /// The decide loop's boundaries: `tags` tags `loop:0`.. with `per_tag`
@@ -124,13 +128,18 @@ pub struct ServerSetup {
 /// not set.
 pub async fn tune_server(admin: &str) -> ServerSetup {
     let client = connect(&parse_config(admin).unwrap()).await.unwrap();
-    let set = client
-        .batch_execute(
-            "ALTER SYSTEM SET max_wal_size = '8GB';
-             ALTER SYSTEM SET checkpoint_timeout = '1h';
-             SELECT pg_reload_conf();",
-        )
-        .await;
+    // One statement per call: ALTER SYSTEM cannot run in the implicit
+    // transaction of a multi-statement query.
+    let mut set = Ok(());
+    for statement in [
+        "ALTER SYSTEM SET max_wal_size = '8GB'",
+        "ALTER SYSTEM SET checkpoint_timeout = '1h'",
+        "SELECT pg_reload_conf()",
+    ] {
+        if set.is_ok() {
+            set = client.batch_execute(statement).await;
+        }
+    }
     let checkpoints = client.batch_execute("CHECKPOINT").await.is_ok();
     let shown: String = client
         .query_one(

@@ -241,18 +241,32 @@ CREATE OR REPLACE FUNCTION dcbstore.insert_events(
     p_tags text[], p_request_ends int[], requests int[], head bigint, recorded timestamptz
 ) RETURNS void
 LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+DECLARE
+    -- The events to insert, in position order: built here, so that the
+    -- statement below is a plain scan of one array (the cost of a statement
+    -- this size is mostly setting up its plan, so it has as few nodes as can
+    -- be). One request, or every request, is the events 1..n.
+    ks int[];
+    r int;
+    k int;
 BEGIN
-    WITH be AS (
-        SELECT a.n, k
-          FROM unnest(requests) WITH ORDINALITY AS a(r, n)
-          CROSS JOIN LATERAL generate_series(coalesce(p_request_ends[a.r - 1], 0) + 1, p_request_ends[a.r]) AS k
-    ), inserted AS (
+    IF cardinality(requests) = cardinality(p_request_ends) THEN
+        ks := ARRAY(SELECT generate_series(1, p_request_ends[cardinality(p_request_ends)]));
+    ELSE
+        ks := '{}';
+        FOREACH r IN ARRAY requests LOOP
+            FOR k IN coalesce(p_request_ends[r - 1], 0) + 1 .. p_request_ends[r] LOOP
+                ks := ks || k;
+            END LOOP;
+        END LOOP;
+    END IF;
+    WITH inserted AS (
         INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
-        SELECT head + row_number() OVER (ORDER BY be.n, be.k), coalesce(p_ids[be.k], gen_random_uuid()),
-               p_types[be.k], p_data[be.k], coalesce(p_metadata[be.k], '{}'),
-               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[be.k - 1], 0) + 1 : p_tag_ends[be.k]]) x ORDER BY 1),
+        SELECT head + u.o, coalesce(p_ids[u.k], gen_random_uuid()),
+               p_types[u.k], p_data[u.k], coalesce(p_metadata[u.k], '{}'),
+               ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[u.k - 1], 0) + 1 : p_tag_ends[u.k]]) x ORDER BY 1),
                recorded
-          FROM be
+          FROM unnest(ks) WITH ORDINALITY AS u(k, o)
         RETURNING events.position, events.tags, events.type
     )
     INSERT INTO dcbstore.event_tags (tag, position, type)

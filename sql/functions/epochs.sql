@@ -9,36 +9,35 @@
 -- append on it begins an epoch whose positions start above every position
 -- an earlier epoch could have handed out (2^40 per epoch).
 
--- The server history positions are handed out on now. (PL/pgSQL, here and
--- below: its statements' plans are kept for the session, where a SQL
--- function's would be made again at every call, the cost of an append.)
+-- This server's WAL timeline and system identifier: the history positions
+-- are handed out on now. One SELECT of one expression each, so that the
+-- planner inlines them into the statement that calls them (an append checks
+-- its history on every call; a function call of its own would cost more than
+-- the check).
+CREATE OR REPLACE FUNCTION dcbstore.wal_timeline() RETURNS integer
+LANGUAGE sql VOLATILE AS $$
+    SELECT ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::integer
+$$;
+
+CREATE OR REPLACE FUNCTION dcbstore.system_identifier() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT (pg_catalog.pg_control_system()).system_identifier
+$$;
+
+-- Both, as one row. (PL/pgSQL, here and below: its statements' plans are
+-- kept for the session, where a SQL function's would be made again at every
+-- call.)
 CREATE OR REPLACE FUNCTION dcbstore.server_history(OUT timeline integer, OUT system_identifier bigint)
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    timeline := ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::integer;
-    system_identifier := (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s);
+    timeline := dcbstore.wal_timeline();
+    system_identifier := dcbstore.system_identifier();
 END
 $$;
 
--- True when the latest epoch is not this server's history (or there is none
--- yet): the next append must begin an epoch. Safe before the append lock: a
--- primary's history does not change while it runs.
-CREATE OR REPLACE FUNCTION dcbstore.epoch_changed() RETURNS boolean
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    h record;
-    l_timeline integer;
-    l_system bigint;
-BEGIN
-    SELECT e.timeline, e.system_identifier INTO l_timeline, l_system
-      FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1;
-    IF NOT FOUND THEN
-        RETURN true;
-    END IF;
-    SELECT * INTO h FROM dcbstore.server_history();
-    RETURN l_timeline <> h.timeline OR l_system <> h.system_identifier;
-END
-$$;
+-- Whether the latest epoch is not this server's history (or there is none
+-- yet), so that the next append must begin an epoch, is asked by
+-- append_batch_unchecked in one statement of its own (see there).
 
 -- Under the append lock, with the head seen there: begins an epoch on this
 -- server's history unless one was begun meanwhile, and returns the position
@@ -73,5 +72,6 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION dcbstore.server_history() FROM PUBLIC;
-REVOKE ALL ON FUNCTION dcbstore.epoch_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.wal_timeline() FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.system_identifier() FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.begin_epoch(bigint) FROM PUBLIC;

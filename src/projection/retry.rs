@@ -11,9 +11,12 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// up to itself).
 ///
 /// Writers that met on one boundary then come back at different moments,
-/// instead of meeting again in the next batch; the default delays are short
-/// against an append (1 ms, at most 50 ms) so that an uncontended retry costs
-/// little.
+/// instead of meeting again in the next batch. The default delays are short
+/// (1 ms, at most 8 ms): about one batch of the writer. A longer wait does
+/// not spare the server much (a retry costs one read and a share of a
+/// batch), and it is unfair: writers coming fresh to a boundary win it
+/// while the ones that lost before are still waiting, so the slowest
+/// decisions take many times the usual one (benchmark B7's p99 / p50).
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,7 +35,7 @@ pub struct Retry {
 }
 
 impl Default for Retry {
-    /// 10 attempts, 1 ms to 50 ms apart.
+    /// 10 attempts, 1 ms to 8 ms apart.
     fn default() -> Self {
         Retry::attempts(10)
     }
@@ -45,7 +48,7 @@ impl Retry {
         Retry {
             max_attempts: n.max(1),
             min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(8),
         }
     }
 
