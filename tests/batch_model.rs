@@ -11,7 +11,8 @@
 //!    set): `duplicate`, position = the last of their positions;
 //! 2. some id stored: `rejected`, the error names an offending id;
 //! 3. a guard matches an event after its `after`: `conflict`, with the latest
-//!    such position and the first 100 such events (union over the guards);
+//!    such position and the first 100 such events (union over the guards),
+//!    reported against the log as the whole batch leaves it;
 //! 4. else `appended` at consecutive positions from the head.
 //!
 //! The rows, and then the tables `dcbstore.events` and `dcbstore.event_tags`,
@@ -238,6 +239,25 @@ impl Model {
         self.log.len() as i64
     }
 
+    /// The conflict of `guards` against the log as it stands, if any.
+    fn conflict(&self, guards: &[Guard]) -> Option<Expected> {
+        let mut hits = BTreeSet::new();
+        for g in guards {
+            let after = g.after.unwrap_or(0);
+            for (i, e) in self.log.iter().enumerate() {
+                let p = i as i64 + 1;
+                if p > after && query_matches(&g.query, e) {
+                    hits.insert(p);
+                }
+            }
+        }
+        let latest = *hits.iter().next_back()?;
+        Some(Expected::Conflict {
+            position: latest,
+            events: hits.into_iter().take(CONFLICT_CAP).collect(),
+        })
+    }
+
     fn decide(&mut self, r: &Request) -> Expected {
         // 1-2: idempotency by id.
         let found: Vec<(usize, &SentEvent)> = r
@@ -263,23 +283,8 @@ impl Model {
             return Expected::Rejected(named);
         }
         // 3: guards against the log as it stands.
-        if let Some(guards) = &r.guards {
-            let mut hits = BTreeSet::new();
-            for g in guards {
-                let after = g.after.unwrap_or(0);
-                for (i, e) in self.log.iter().enumerate() {
-                    let p = i as i64 + 1;
-                    if p > after && query_matches(&g.query, e) {
-                        hits.insert(p);
-                    }
-                }
-            }
-            if let Some(&latest) = hits.iter().next_back() {
-                return Expected::Conflict {
-                    position: latest,
-                    events: hits.into_iter().take(CONFLICT_CAP).collect(),
-                };
-            }
+        if let Some(conflict) = r.guards.as_ref().and_then(|g| self.conflict(g)) {
+            return conflict;
         }
         // 4: append.
         for e in &r.events {
@@ -829,7 +834,15 @@ async fn run_seed(seed: u64) -> Counts {
         let predicted = predicted_path(&batch, &model);
 
         let before = model.clone();
-        let expected: Vec<Expected> = batch.iter().map(|r| model.decide(r)).collect();
+        let mut expected: Vec<Expected> = batch.iter().map(|r| model.decide(r)).collect();
+        // A conflict is reported against the log as the batch leaves it.
+        for (e, r) in expected.iter_mut().zip(&batch) {
+            if matches!(e, Expected::Conflict { .. }) {
+                if let Some(c) = r.guards.as_ref().and_then(|g| model.conflict(g)) {
+                    *e = c;
+                }
+            }
+        }
         let (rows, observed) = call_batch(&mut client, &arrays, observe).await;
         let path = observed.unwrap_or_else(|| predicted.to_string());
 

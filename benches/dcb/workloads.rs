@@ -108,8 +108,10 @@ pub async fn decide_loop(
 }
 
 /// B7: tasks racing on shared boundaries: read the boundary's latest event
-/// (its position is the condition's), append; a conflict waits
-/// [`Retry`]'s default backoff and goes again, as `execute` does. Returns
+/// (its position is the condition's), append as of the first attempt; a
+/// conflict waits [`Retry`]'s default backoff and goes again after the
+/// conflict's head (read again when the conflict is incomplete), as
+/// `execute` does. Returns
 /// the figures of successes and the conflict rate.
 pub async fn racing_appends(
     store: Store,
@@ -129,22 +131,36 @@ pub async fn racing_appends(
             let tag = format!("race:{run_id}:{}", t % boundaries);
             let q = Query::item(QueryItem::tags([tag.clone()]));
             let mut delays = Retry::default().backoff();
+            let since = std::time::Instant::now();
+            let mut after = None;
             loop {
-                let seen = store
-                    .read_boundary(&q, ReadOptions::new().backwards().limit(1))
-                    .await
-                    .unwrap();
+                // As execute: a complete conflict is the boundary up to its
+                // head, so the retry needs no read.
+                let seen = match after.take() {
+                    Some(head) => Some(head),
+                    None => {
+                        store
+                            .read_boundary(&q, ReadOptions::new().backwards().limit(1))
+                            .await
+                            .unwrap()
+                            .after
+                    }
+                };
                 attempts.fetch_add(1, Ordering::Relaxed);
                 match store
-                    .append(
+                    .append_since(
                         vec![Event::new("Bench", json!({"i": i})).with_tag(tag.clone())],
-                        Some(AppendCondition::new(q.clone(), seen.after)),
+                        Some(AppendCondition::new(q.clone(), seen)),
+                        since,
                     )
                     .await
                 {
                     Ok(_) => return 1,
-                    Err(Error::Conflict(_)) => {
+                    Err(Error::Conflict(c)) => {
                         conflicts.fetch_add(1, Ordering::Relaxed);
+                        if c.is_complete() {
+                            after = Some(c.head);
+                        }
                         if let Some(d) = delays.next() {
                             tokio::time::sleep(d).await;
                         }

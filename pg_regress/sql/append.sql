@@ -22,7 +22,9 @@ SELECT dcbstore.append('[{"type": "A", "metadata": [1]}]');
 SELECT dcbstore.append('[{"type": "A", "colour": "red"}]');
 SELECT dcbstore.head() AS head_unchanged;
 -- One append_batch call with three requests (one transaction):
--- the second conflicting, the third seeing the first.
+-- the second conflicting, the third seeing the first. The conflict is
+-- reported against the log as the batch leaves it: its latest event is the
+-- third request's (position 4).
 SELECT request, outcome, position, conflict -> 'position' AS conflict_position, error
   FROM dcbstore.append_batch(
     ARRAY['00000000-0000-0000-0000-00000000000a', '00000000-0000-0000-0000-00000000000b', '00000000-0000-0000-0000-00000000000c']::uuid[],

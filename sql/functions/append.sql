@@ -17,8 +17,9 @@
 --   outcome 'appended'  position = its last event's position
 --   outcome 'duplicate' every id already stored with identical content (idempotent retry);
 --                       position = the last of their positions; nothing written
---   outcome 'conflict'  a guard matched; conflict = {"position": latest, "events": [...]}
---                       (first 100 conflicting events, position order); nothing written
+--   outcome 'conflict'  a guard matched; conflict = {"position": latest, "head": H, "events": [...]}
+--                       (first 100 conflicting events, position order, up to H: the head
+--                       as the batch leaves it, later requests' events included); nothing written
 --   outcome 'rejected'  error says why (an id stored with other content); nothing written
 --
 -- Validates its input (raising SQLSTATE 22023 with the reason), then runs
@@ -209,9 +210,10 @@ BEGIN
                                                       p_tag_ends, p_tags, p_request_ends, p_conditions,
                                                       head, seen, early, recorded);
     ELSE
+        -- (It reports its conflicts last: rows go out in request order.)
         RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, p_data, p_metadata,
                                                              p_tag_ends, p_tags, p_request_ends, p_conditions,
-                                                             head, recorded);
+                                                             head, recorded) AS o ORDER BY o.request;
     END IF;
 END
 $$;

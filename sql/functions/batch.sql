@@ -128,7 +128,6 @@ BEGIN
             blocked := blocked OR accepted[dep_q[j]];
             j := j + 1;
         END LOOP;
-        ends[r] := next_position;  -- for a blocked request: the position before it
         IF NOT blocked THEN
             accepted[r] := true;
             accepted_list := accepted_list || r;
@@ -142,6 +141,10 @@ BEGIN
                                        p_request_ends, accepted_list, head, recorded);
     END IF;
 
+    -- A conflict is reported against the log as the batch leaves it (its
+    -- head: next_position), later requests' events included: a caller that
+    -- retries after it then starts from what is committed, not from a state
+    -- the batch already moved past.
     FOR r IN 1..n_requests LOOP
         request := r;
         error := NULL;
@@ -149,7 +152,7 @@ BEGIN
             outcome := 'appended'; "position" := ends[r]; conflict := NULL;
         ELSE
             outcome := 'conflict'; "position" := NULL;
-            conflict := dcbstore.condition_conflict(p_conditions[r], ends[r]);
+            conflict := dcbstore.condition_conflict(p_conditions[r], next_position);
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -174,6 +177,7 @@ DECLARE
     n_same int;
     found_max bigint;
     bad_id uuid;
+    conflicted int[] := '{}';
 BEGIN
     FOR r IN 1..cardinality(p_request_ends) LOOP
         s := coalesce(p_request_ends[r - 1], 0);
@@ -213,10 +217,11 @@ BEGIN
             CONTINUE;
         END IF;
 
-        conflict := dcbstore.condition_conflict(p_conditions[r], head);
-        IF conflict IS NOT NULL THEN
-            outcome := 'conflict';
-            RETURN NEXT;
+        IF EXISTS (SELECT 1 FROM jsonb_array_elements(p_conditions[r]) AS g(guard)
+                    WHERE dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), head)
+                          IS NOT NULL) THEN
+            -- Reported once the batch is decided, against its final head.
+            conflicted := conflicted || r;
             CONTINUE;
         END IF;
 
@@ -224,6 +229,12 @@ BEGIN
                                        p_request_ends, ARRAY[r], head, recorded);
         head := head + (e - s);
         outcome := 'appended'; "position" := head;
+        RETURN NEXT;
+    END LOOP;
+    -- The conflicts, against the log as the batch leaves it (as append_set).
+    FOREACH r IN ARRAY conflicted LOOP
+        request := r; outcome := 'conflict'; "position" := NULL; error := NULL;
+        conflict := dcbstore.condition_conflict(p_conditions[r], head);
         RETURN NEXT;
     END LOOP;
 END

@@ -1,4 +1,7 @@
-//! What a caller hands the writer: a prepared append and where to answer.
+//! What a caller hands the writer: a prepared append, since when its
+//! decision waits, and where to answer.
+
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -8,6 +11,8 @@ use crate::error::Result;
 
 pub(super) struct Request {
     pub(super) append: PreparedAppend,
+    /// The first attempt of the decision: a batch is decided oldest first.
+    pub(super) since: Instant,
     pub(super) reply: oneshot::Sender<Result<Appended>>,
 }
 

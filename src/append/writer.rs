@@ -2,6 +2,7 @@
 //! sending them as one transaction.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
@@ -44,10 +45,14 @@ impl Writer {
         Writer { tx }
     }
 
-    pub(crate) async fn append(&self, append: PreparedAppend) -> Result<Appended> {
+    pub(crate) async fn append(&self, append: PreparedAppend, since: Instant) -> Result<Appended> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { append, reply })
+            .send(Request {
+                append,
+                since,
+                reply,
+            })
             .await
             .map_err(|_| Error::Closed)?;
         rx.await.map_err(|_| Error::Closed)?
@@ -94,6 +99,11 @@ async fn next_batch(
     }
     // A caller that gave up before its append was sent: do not send it.
     batch.retain(|r| !r.reply.is_closed());
+    // The requests of a batch are concurrent: any order is theirs to be
+    // decided in. Oldest decision first, so that one which lost a race is
+    // not overtaken on its boundary by newer ones (stable: arrival order
+    // among equals).
+    batch.sort_by_key(|r| r.since);
     Some(batch)
 }
 
@@ -169,4 +179,56 @@ fn refused_for_its_content(e: &tokio_postgres::Error) -> bool {
             .iter()
             .any(|class| c.code().starts_with(class))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::event::Event;
+    use crate::limits::Limits;
+
+    fn request(n: i64, since: Instant) -> (Request, oneshot::Receiver<Result<Appended>>) {
+        let event = Event::new("T", serde_json::json!({ "n": n }));
+        let append = PreparedAppend::new(vec![event], None, &Limits::default())
+            .expect("a valid append");
+        let (reply, rx) = oneshot::channel();
+        (
+            Request {
+                append,
+                since,
+                reply,
+            },
+            rx,
+        )
+    }
+
+    fn order(batch: &[Request]) -> Vec<i64> {
+        batch
+            .iter()
+            .map(|r| r.append.events[0].data["n"].as_i64().unwrap_or(-1))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_decided_oldest_decision_first_and_in_arrival_order_among_equals() {
+        let (tx, rx) = mpsc::channel(16);
+        let rx = Mutex::new(rx);
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        // Arrival order 0..5; decisions first tried at 5, 1, 3, 1, 0 ms.
+        let mut answers = Vec::new();
+        for (n, ms) in [(0, 5), (1, 1), (2, 3), (3, 1), (4, 0)] {
+            let (r, answer) = request(n, at(ms));
+            answers.push(answer);
+            tx.send(r).await.expect("the channel is open");
+        }
+        let limits = BatchLimits {
+            events: 1000,
+            bytes: 1 << 20,
+        };
+        let batch = next_batch(&rx, &mut None, limits).await.expect("a batch");
+        assert_eq!(order(&batch), [4, 1, 3, 2, 0]);
+    }
 }

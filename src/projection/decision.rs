@@ -236,6 +236,9 @@ where
 {
     let max_attempts = retry.max_attempts();
     let mut delays = retry.backoff();
+    // Every attempt is appended as of the first: a batch decides the oldest
+    // first, so losing a race does not send a decision to the back.
+    let since = std::time::Instant::now();
     let mut attempts = 0;
     let mut model = DecisionModel::build(store, projection)
         .await
@@ -249,7 +252,10 @@ where
         // The same decision until it is known to be stored or refused.
         let conflict = loop {
             attempts += 1;
-            match store.append(events.clone(), Some(condition.clone())).await {
+            match store
+                .append_since(events.clone(), Some(condition.clone()), since)
+                .await
+            {
                 Ok(appended) => {
                     return Ok(Executed::Appended {
                         appended,

@@ -6,6 +6,7 @@ mod builder;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use deadpool_postgres::Pool;
 use futures::stream::BoxStream;
@@ -44,6 +45,25 @@ pub trait EventStore {
         events: Vec<Event>,
         condition: Option<AppendCondition>,
     ) -> impl Future<Output = Result<Appended>> + Send;
+
+    /// [`append`](Self::append) for a decision first tried at `since`: a
+    /// retry after a conflict passes the instant of its first attempt.
+    ///
+    /// [`Store`] decides the appends of one batch oldest first, so that a
+    /// decision that lost a race on a boundary is not overtaken there by
+    /// newer ones (each batch lets one decision per boundary win; in arrival
+    /// order, writers that come back from a conflict would keep losing to
+    /// fresh ones). [`execute`](crate::projection::execute) does this. This
+    /// default ignores `since`.
+    fn append_since(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+        since: Instant,
+    ) -> impl Future<Output = Result<Appended>> + Send {
+        let _ = since;
+        self.append(events, condition)
+    }
 
     /// Streams the events matching `query` within `options`' window, as a
     /// snapshot taken when the stream is first polled (events committed later
@@ -198,8 +218,17 @@ impl EventStore for Store {
         events: Vec<Event>,
         condition: Option<AppendCondition>,
     ) -> Result<Appended> {
+        self.append_since(events, condition, Instant::now()).await
+    }
+
+    async fn append_since(
+        &self,
+        events: Vec<Event>,
+        condition: Option<AppendCondition>,
+        since: Instant,
+    ) -> Result<Appended> {
         let prepared = PreparedAppend::new(events, condition.as_ref(), &self.inner.limits)?;
-        self.inner.writer.append(prepared).await
+        self.inner.writer.append(prepared, since).await
     }
 
     fn read(
