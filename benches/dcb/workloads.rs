@@ -108,10 +108,9 @@ pub async fn decide_loop(
 }
 
 /// B7: tasks racing on shared boundaries: read the boundary's latest event
-/// (its position is the condition's), append as of the first attempt; a
-/// conflict waits [`Retry`]'s default backoff and goes again after the
-/// conflict's head (read again when the conflict is incomplete), as
-/// `execute` does. Returns
+/// (its position is the condition's), append as of the first attempt; after
+/// a complete conflict go again at once after its head, after an incomplete
+/// one wait [`Retry`]'s default backoff and read again, as `execute` does. Returns
 /// the figures of successes and the conflict rate.
 pub async fn racing_appends(
     store: Store,
@@ -160,8 +159,7 @@ pub async fn racing_appends(
                         conflicts.fetch_add(1, Ordering::Relaxed);
                         if c.is_complete() {
                             after = Some(c.head);
-                        }
-                        if let Some(d) = delays.next() {
+                        } else if let Some(d) = delays.next() {
                             tokio::time::sleep(d).await;
                         }
                     }

@@ -191,8 +191,8 @@ mod tests {
 
     fn request(n: i64, since: Instant) -> (Request, oneshot::Receiver<Result<Appended>>) {
         let event = Event::new("T", serde_json::json!({ "n": n }));
-        let append = PreparedAppend::new(vec![event], None, &Limits::default())
-            .expect("a valid append");
+        let append =
+            PreparedAppend::new(vec![event], None, &Limits::default()).expect("a valid append");
         let (reply, rx) = oneshot::channel();
         (
             Request {

@@ -275,14 +275,21 @@ where
         }
         let (caught_up, absorbed) = model.absorb(projection, &conflict);
         model = if absorbed {
+            // The conflict brought the boundary up to its head: decide again
+            // at once. A wait would miss the store's next batch, where newer
+            // decisions would overtake this one (a batch decides the oldest
+            // first); B7 measured p99 / p50 8.6 without a wait, 23 to 29 with
+            // 0.5 to 2 ms.
             caught_up
         } else {
+            // Over a hundred conflicting events: a hot boundary, and a retry
+            // that costs a read. Back off first.
+            wait(delays.next()).await;
             caught_up
                 .catch_up(store, projection)
                 .await
                 .map_err(CommandError::Store)?
         };
-        wait(delays.next()).await;
     }
 }
 

@@ -10,16 +10,19 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// `min_delay`, doubling up to `max_delay`, each delay plus a random part of
 /// up to itself).
 ///
-/// Writers of different processes that met on one boundary then come back
-/// at different moments. The default delays are short (0.5 ms, at most
-/// 2 ms), well under a batch's time: within one [`Store`](crate::Store) the
-/// batch already breaks the tie (oldest decision first, see
-/// [`EventStore::append_since`](crate::EventStore::append_since)), and a
-/// retry that waits longer is absent from the next batch, where newer
-/// decisions overtake it. Measured with 64 tasks on 8 boundaries
-/// (benchmark B7): waits of 1 to 8 ms gave a p99 / p50 of 17 to 24, no wait
-/// 8.6, at the same throughput (a retry after a complete conflict costs no
-/// read, so waiting spares the server little).
+/// [`execute_with`](super::execute_with) waits before the attempts that
+/// cost more than an append: the resend after an outcome it could not learn
+/// (a lost connection; the server may be restarting), and the read after a
+/// conflict too large to carry every event (a hot boundary, where the wait
+/// spreads the readers out). After a complete
+/// conflict it decides again at once: the conflict brought the boundary up
+/// to date, and within one [`Store`](crate::Store) the batch breaks the tie
+/// (oldest decision first, see
+/// [`EventStore::append_since`](crate::EventStore::append_since)); a
+/// retry that waited would be absent from the next batch, where newer
+/// decisions overtake it. Measured with 64 tasks on 8 boundaries (benchmark
+/// B7), at the same throughput: p99 / p50 of 8.6 retrying at once, 23 to 29
+/// waiting 0.5 to 2 ms, 17 to 24 waiting 1 to 8 ms.
 ///
 /// ```
 /// use std::time::Duration;
@@ -38,7 +41,7 @@ pub struct Retry {
 }
 
 impl Default for Retry {
-    /// 10 attempts, 0.5 ms to 2 ms apart.
+    /// 10 attempts; waits from 1 ms doubling to 50 ms.
     fn default() -> Self {
         Retry::attempts(10)
     }
@@ -50,8 +53,8 @@ impl Retry {
     pub fn attempts(n: u32) -> Self {
         Retry {
             max_attempts: n.max(1),
-            min_delay: Duration::from_micros(500),
-            max_delay: Duration::from_millis(2),
+            min_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(50),
         }
     }
 
