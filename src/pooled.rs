@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object, Pool};
 use futures::future::BoxFuture;
+use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{Error, Result};
@@ -51,9 +52,18 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// The call finished: the connection goes back to the pool.
-    fn finish(mut self) {
-        drop(self.client.take());
+    /// The call finished: the connection goes back to the pool, unless the
+    /// call found it gone (then the pool could hand it out again before its
+    /// recycling check notices).
+    fn finish<T>(mut self, result: &Result<T>) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if matches!(result, Err(Error::Database(e)) if connection_gone(e)) {
+            drop(Object::take(client));
+        } else {
+            drop(client);
+        }
     }
 
     /// Cancels the statement, waits a moment for the server to take the
@@ -115,7 +125,7 @@ impl Pooled {
         };
         match outcome {
             Ok(result) => {
-                in_flight.finish();
+                in_flight.finish(&result);
                 Ok(Ok(result))
             }
             Err(expired) => {
@@ -126,11 +136,36 @@ impl Pooled {
     }
 
     /// [`call`](Self::call) for a read-only call: expiry is
-    /// [`Error::Timeout`] (nothing was written, retrying is safe).
+    /// [`Error::Timeout`] (nothing was written, retrying is safe). A
+    /// connection found gone (closed, or its backend terminated) is tried
+    /// again, on another: the pool can hand out a connection whose backend
+    /// is gone before the client has noticed, and a read is safe to
+    /// repeat. (The closed one is not reused: the pool's recycling check
+    /// drops it.)
     pub(crate) async fn read<T>(
         &self,
         operation: &str,
-        f: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
+        f: impl for<'a> Fn(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
+    ) -> Result<T> {
+        // Every connection in the pool may be such a one (a restarted
+        // server): each failure drops one, so a pool's worth of tries ends
+        // on a fresh connection.
+        let mut tries = self.pool.status().max_size;
+        loop {
+            match self.read_once(operation, &f).await {
+                Err(Error::Database(e)) if connection_gone(&e) && tries > 0 => {
+                    tries -= 1;
+                    tracing::debug!(error = %e, "a pooled connection was closed; reading on another");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_once<T>(
+        &self,
+        operation: &str,
+        f: &impl for<'a> Fn(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
     ) -> Result<T> {
         self.call(f).await?.unwrap_or_else(|Expired(t)| {
             Err(Error::Timeout {
@@ -154,4 +189,13 @@ impl Pooled {
             .await?;
         Ok(head.map(SequencePosition::from_sql))
     }
+}
+
+/// Whether an error says the connection itself is gone: closed, or its
+/// backend terminated (by an administrator, or a server crash), as the
+/// first statement on such a pooled connection finds.
+fn connection_gone(e: &tokio_postgres::Error) -> bool {
+    e.is_closed()
+        || e.code()
+            .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN)
 }

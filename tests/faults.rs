@@ -829,3 +829,38 @@ async fn an_append_waiting_for_a_standby_does_not_hold_up_another_database() {
         .unwrap();
     assert_eq!(released.position, SequencePosition::new(2));
 }
+
+#[tokio::test]
+async fn reads_survive_pooled_connections_whose_backends_were_terminated() {
+    // The pool hands a connection out when the client has not yet noticed
+    // that its backend is gone: a read goes again on another connection.
+    let (store, _db) = common::store_with(|b| b.pool_size(2)).await;
+    let _ = store.append(vec![ev("E", &["x"])], None).await.unwrap();
+    let config = parse_config(_db.url()).unwrap();
+    let admin = connect(&config).await.unwrap();
+    for round in 0..20 {
+        // Two reads at once: both pooled connections are open, then idle.
+        let all = Query::all();
+        let (a, b) = tokio::join!(store.head(), store.read_all(&all, ReadOptions::new()));
+        a.unwrap();
+        b.unwrap();
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap();
+        let head = store
+            .head()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: head after the terminations: {e:?}"));
+        assert_eq!(head, Some(SequencePosition::new(1)));
+        let events = store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: read after the terminations: {e:?}"));
+        assert_eq!(events.len(), 1);
+    }
+}

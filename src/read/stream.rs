@@ -217,6 +217,7 @@ pub(crate) fn read_stream(
 async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -> Result<Page> {
     pooled
         .read("reading a page of events", |c| {
+            let sql = sql.clone();
             Box::pin(async move {
                 let window = [to_i64(lo), to_i64(hi), to_i64(want)];
                 let params = sql.params(&window);
