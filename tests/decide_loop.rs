@@ -73,6 +73,17 @@ fn random_window(
     (after, to, backwards, limit, o)
 }
 
+/// The positions `store` reads for `q` within `o`.
+async fn positions(store: &Store, q: &Query, o: ReadOptions) -> Vec<u64> {
+    store
+        .read_all(q, o)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.position.get())
+        .collect()
+}
+
 /// What a read must return, from the whole log in memory.
 fn expected(
     all: &[SequencedEvent],
@@ -126,13 +137,7 @@ async fn reads_of_random_queries_agree_with_the_model_and_with_the_sql_read() {
         let q = random_query(&mut rng);
         let (after, to, backwards, limit, o) = random_window(&mut rng, head);
         let want = expected(&all, &q, after, to, backwards, limit);
-        let got: Vec<u64> = store
-            .read_all(&q, o)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.position.get())
-            .collect();
+        let got = positions(&store, &q, o).await;
         assert_eq!(got, want, "case {case}: {q:?} {o:?}");
         let sql: Vec<u64> = client
             .query(
@@ -186,13 +191,7 @@ async fn reads_stay_correct_past_the_statement_cache_and_for_large_queries() {
         } else {
             ReadOptions::new()
         };
-        let got: Vec<u64> = store
-            .read_all(&q, o)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.position.get())
-            .collect();
+        let got = positions(&store, &q, o).await;
         let mut want: Vec<u64> = all
             .iter()
             .filter(|e| q.matches(&e.event))

@@ -173,8 +173,8 @@ pub enum Executed {
 /// read, let `decide` turn its state into events (or a domain error), append
 /// them with the model's [`append_condition`](DecisionModel::append_condition);
 /// on a conflict, bring the model up to date and decide again, at most
-/// `max_attempts` times, waiting [`Retry`]'s default backoff between
-/// attempts. See [`execute_with`].
+/// `max_attempts` times, with [`Retry`]'s default backoff before the attempts
+/// that must read again or resend. See [`execute_with`].
 ///
 /// ```no_run
 /// use dcbstore::projection::{execute, Fold};
@@ -211,14 +211,16 @@ where
 }
 
 /// [`execute`] with its retries set by `retry`: how many attempts, and the
-/// backoff (exponential, with jitter) between them.
+/// backoff (exponential, with jitter) before the attempts that read again
+/// or resend.
 ///
 /// `decide` must be a pure function of the state: it may run several times.
 /// On a conflict the model is not rebuilt: the conflict's events (all of
 /// them, when it carries fewer than
 /// [`CONFLICT_EVENTS_CAP`](crate::conflict::CONFLICT_EVENTS_CAP)) are
-/// folded in and the next attempt goes after the conflict's head, with no
-/// read; otherwise the model catches up with one read of what it misses.
+/// folded in and the next attempt goes at once after the conflict's head,
+/// with no read; otherwise, after the backoff, the model catches up with
+/// one read of what it misses.
 /// When the connection is lost while the append is in flight
 /// ([`Error::OutcomeUnknown`]), the same events (same ids) are resent with
 /// the same condition: a retry that finds them committed reports them
