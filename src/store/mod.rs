@@ -194,6 +194,11 @@ impl Store {
         &self.inner.pooled.pool
     }
 
+    /// The pool with the store's timeout, for the crate's own reads.
+    pub(crate) fn pooled(&self) -> &Pooled {
+        &self.inner.pooled
+    }
+
     /// The limits this store checks appends and reads against.
     #[must_use]
     pub fn limits(&self) -> &Limits {

@@ -31,14 +31,21 @@ pub struct ProjectionStatus {
 
 /// Every projection known to the database, by name.
 pub async fn status(store: &Store) -> crate::error::Result<Vec<ProjectionStatus>> {
-    let client = store.pool().get().await?;
     let head = store.head().await?.map_or(0, SequencePosition::get);
-    let rows = client
-        .query(
-            "SELECT name, checkpoint, state, last_error, error_position, failures, owner \
-             FROM dcbstore.projections ORDER BY name",
-            &[],
-        )
+    // Through the store's reads: its timeout, and another connection when a
+    // pooled one turns out gone.
+    let rows = store
+        .pooled()
+        .read("reading the projections' status", |c| {
+            Box::pin(async move {
+                Ok(c.query(
+                    "SELECT name, checkpoint, state, last_error, error_position, failures, owner \
+                     FROM dcbstore.projections ORDER BY name",
+                    &[],
+                )
+                .await?)
+            })
+        })
         .await?;
     rows.iter()
         .map(|r| {
