@@ -223,6 +223,35 @@ impl Error {
         matches!(self, Error::OutcomeUnknown { .. })
     }
 
+    /// True when the same call may succeed if tried again later: the
+    /// connection was lost or could not be opened, the server is starting,
+    /// shutting down or out of connections, or a timeout expired. Not for a
+    /// missing privilege, invalid input, a conflict or an unknown append
+    /// outcome (see [`is_outcome_unknown`](Self::is_outcome_unknown)).
+    /// [`Subscription`](crate::subscribe::Subscription)s retry these.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        use deadpool_postgres::PoolError;
+        match self {
+            Error::Connect { .. } | Error::Timeout { .. } => true,
+            Error::Pool(e) => matches!(**e, PoolError::Timeout(_)),
+            Error::Database(e) => match e.code() {
+                None => e.as_db_error().is_none(),
+                Some(code) => {
+                    code.code().starts_with("08")
+                        || [
+                            SqlState::ADMIN_SHUTDOWN,
+                            SqlState::CRASH_SHUTDOWN,
+                            SqlState::CANNOT_CONNECT_NOW,
+                            SqlState::TOO_MANY_CONNECTIONS,
+                        ]
+                        .contains(code)
+                }
+            },
+            _ => false,
+        }
+    }
+
     /// The driver's error behind this one, if any.
     #[must_use]
     pub fn as_driver_error(&self) -> Option<&tokio_postgres::Error> {

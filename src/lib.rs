@@ -9,7 +9,8 @@
 //! - [`Query`], [`QueryItem`]: which events a read or a condition covers
 //!   (items OR'd; within an item, types OR'd and tags AND'd).
 //! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more guards.
-//! - [`Store`] (behind the [`EventStore`] trait): append, read, head.
+//! - [`Store`] (behind the [`EventStore`] trait): append, read, head, and
+//!   [`subscribe`](Store::subscribe) (catch-up then live, see [`subscribe`]).
 //! - [`projection`]: folds, decision models, the DCB command pattern, and
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.
 //! - [`schema`] and [`dispatch`]: event definitions, the committed schema
@@ -36,6 +37,7 @@ pub mod event;
 pub mod kit;
 mod limit;
 pub mod limits;
+mod listener;
 pub mod locks;
 pub mod migrate;
 mod pooled;
@@ -45,6 +47,7 @@ pub mod read;
 pub mod roles;
 pub mod schema;
 pub mod store;
+pub mod subscribe;
 #[cfg(test)]
 mod test_strategies;
 #[cfg(feature = "testing")]
@@ -60,6 +63,7 @@ pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};
 pub use read::{Boundary, ReadOptions};
 pub use store::{EventStore, Store, StoreBuilder};
+pub use subscribe::{SubscribeOptions, Subscription};
 
 // The README's Rust example is compiled as a doctest.
 #[cfg(doctest)]

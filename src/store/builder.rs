@@ -11,6 +11,7 @@ use crate::append::{BatchLimits, Writer};
 use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
+use crate::listener::Listener;
 use crate::migrate;
 use crate::pooled::Pooled;
 use crate::tls::TlsSettings;
@@ -208,6 +209,7 @@ impl StoreBuilder {
             bytes: self.limits.max_append_bytes,
         };
         let writer = Writer::spawn(pooled.clone(), batches, writers);
+        let listener = Arc::new(Listener::new(kept_config.clone(), self.tls.clone()));
         Ok(Store {
             inner: Arc::new(Inner {
                 config: kept_config,
@@ -216,6 +218,7 @@ impl StoreBuilder {
                 writer,
                 page_size: self.page_size,
                 limits: self.limits,
+                listener,
                 store_id: status.store_id.unwrap_or_default(),
             }),
         })

@@ -21,9 +21,11 @@ use crate::connection::ConnectOptions;
 use crate::error::Result;
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
+use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
 use crate::read::{read_boundary, read_stream, seen_through, Boundary, ReadOptions};
+use crate::subscribe::{Source, SubscribeOptions, Subscription};
 use crate::tls::TlsSettings;
 
 /// The DCB event store API.
@@ -142,6 +144,7 @@ struct Inner {
     page_size: u64,
     store_id: Uuid,
     limits: Limits,
+    listener: Arc<Listener>,
 }
 
 impl Store {
@@ -203,6 +206,57 @@ impl Store {
     #[must_use]
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The events matching `query` from `options`' start on: every one
+    /// already in the log (catch-up, in pages), then each new one as it
+    /// commits (live), in position order, none skipped, none repeated.
+    ///
+    /// Caught up, it wakes when the store's writer (in any process) notifies
+    /// an append, or after the poll interval. Memory stays bounded however
+    /// slowly the stream is consumed. A lost connection is ridden out with
+    /// backoff, resuming after the last delivered event. All subscriptions
+    /// and runners of this `Store` (and its clones) share one listening
+    /// connection; dropping the stream releases what it holds. See
+    /// [`subscribe`](crate::subscribe).
+    ///
+    /// ```no_run
+    /// use dcbstore::{Query, QueryItem, Store, SubscribeOptions};
+    /// use futures::TryStreamExt;
+    ///
+    /// # async fn f(store: Store) -> dcbstore::Result<()> {
+    /// let orders = Query::item(QueryItem::types(["OrderPlaced"]));
+    /// let mut live = store.subscribe(&orders, SubscribeOptions::new());
+    /// while let Some(e) = live.try_next().await? {
+    ///     println!("{} {}", e.position, e.event.event_type);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe(&self, query: &Query, options: SubscribeOptions) -> Subscription {
+        crate::subscribe::subscribe(self.source(), query, options)
+    }
+
+    fn source(&self) -> Source {
+        Source {
+            pooled: self.inner.pooled.clone(),
+            limits: self.inner.limits,
+            page_size: self.inner.page_size,
+            listener: self.inner.listener.clone(),
+        }
+    }
+
+    /// Wake-ups on appends, from the store's one listening connection (for
+    /// the projection runners).
+    pub(crate) fn wakeups(&self) -> Wakeups {
+        self.inner.listener.wakeups()
+    }
+
+    /// Whether the store's listening connection is open (some subscription
+    /// or runner is following). For tests.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn is_listening(&self) -> bool {
+        self.inner.listener.is_open()
     }
 
     /// Collects a read into memory. For a decision, prefer

@@ -231,7 +231,14 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ProjectionsCommand,
     },
-    /// Print matching events as JSON lines.
+    /// Print matching events as JSON lines (with --follow: then each new one as it commits).
+    #[command(
+        long_about = "Print the events matching the query within the window, one JSON line each, in \
+position order (highest first with --backwards).\n\nWith --follow, keep going: after the history, print \
+each matching event as it commits, flushing every line, until --to or --limit is reached, SIGINT or \
+SIGTERM (exit 0), or stdout closes (exit 0, quietly). A lost connection is retried with backoff and \
+resumed after the last printed position; nothing is skipped or printed twice."
+    )]
     Read {
         /// QUERY: "all" or [{"types": [...], "tags": [...]}, ...].
         #[arg(long, value_name = "QUERY", value_parser = any_query, conflicts_with_all = ["types", "tags"])]
@@ -257,6 +264,9 @@ pub(crate) enum Command {
         /// At most N events.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
+        /// After the history, print new events as they commit (until --to, --limit, or a signal).
+        #[arg(long, short = 'f', conflicts_with = "backwards")]
+        follow: bool,
     },
     /// Write the log as JSON lines (the shape `read` prints), for backups and migrations.
     #[command(

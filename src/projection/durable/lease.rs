@@ -1,21 +1,21 @@
-//! A projection's lease: a session advisory lock on a dedicated connection,
-//! which also LISTENs for appends. One runner at a time holds it; when its
-//! process dies, the connection closes and the lock with it.
+//! A projection's lease: a session advisory lock on a dedicated connection.
+//! One runner at a time holds it; when its process dies, the connection
+//! closes and the lock with it. (Wake-ups on appends come from the store's
+//! shared listening connection, as for subscriptions.)
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::AsyncMessage;
 
 use crate::store::Store;
 
 /// The lease of a projection: a session advisory lock held by a dedicated
-/// connection, which also LISTENs for appends.
+/// connection.
 pub(super) struct Lease {
     client: tokio_postgres::Client,
-    pub(super) wakeups: mpsc::UnboundedReceiver<()>,
+    /// Completes (with an error) when the connection, and the lock, is gone.
+    lost: oneshot::Receiver<()>,
 }
 
 impl Lease {
@@ -26,16 +26,12 @@ impl Lease {
         name: &str,
         wait: Option<Duration>,
     ) -> crate::error::Result<Option<Lease>> {
-        let (client, mut connection) = crate::connection::open(store.config(), store.tls()).await?;
-        let (tx, wakeups) = mpsc::unbounded_channel();
+        let (client, connection) = crate::connection::open(store.config(), store.tls()).await?;
+        let (tx, lost) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-            while let Some(Ok(m)) = messages.next().await {
-                if let AsyncMessage::Notification(_) = m {
-                    let _ = tx.send(());
-                }
-            }
+            let _ = connection.await;
             // Dropping `tx` tells the runner the lease is gone.
+            drop(tx);
         });
         let key = format!("dcbstore.projection:{name}");
         let got: bool = match wait {
@@ -64,8 +60,12 @@ impl Lease {
         if !got {
             return Ok(None);
         }
-        client.batch_execute("LISTEN dcbstore_events").await?;
-        Ok(Some(Lease { client, wakeups }))
+        Ok(Some(Lease { client, lost }))
+    }
+
+    /// Completes when the lease's connection is gone (the lock with it).
+    pub(super) async fn lost(&mut self) {
+        let _ = (&mut self.lost).await;
     }
 
     pub(super) fn is_alive(&self) -> bool {

@@ -106,6 +106,8 @@ async fn run(
     mut inbox: mpsc::Receiver<Command>,
 ) {
     let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    // The store's one listening connection, shared with its subscriptions.
+    let mut wakeups = store.wakeups();
     let name = p.name().to_string();
     let mut failures: u32 = 0;
     'lease: while !*stopped.borrow() {
@@ -155,6 +157,8 @@ async fn run(
                 .map_err(|s| s.into_error(&name));
                 let _ = reply.send(r);
             }
+            // Before the catch-up: an append during it ends the wait below at once.
+            wakeups.mark();
             match catch_up(&store, p.as_ref(), &config, &mut |_| {}).await {
                 Ok(_) => failures = 0,
                 Err(stop @ Stop::Handler { .. }) => {
@@ -203,18 +207,13 @@ async fn run(
             // Live: sleep until an append is notified, a command arrives, the
             // poll interval passes, or we are told to stop.
             tokio::select! {
-                w = lease.wakeups.recv() => {
-                    if w.is_none() {
-                        continue 'lease;
-                    }
-                    while lease.wakeups.try_recv().is_ok() {}
-                }
+                () = wakeups.wait(config.poll_interval) => {}
+                () = lease.lost() => continue 'lease,
                 c = inbox.recv() => match c {
                     Some(c) => pending = Some(c),
                     // The Runner is gone: nobody can stop or command this task.
                     None => return,
                 },
-                _ = tokio::time::sleep(config.poll_interval) => {}
                 changed = stopped.changed() => if changed.is_err() {
                     return;
                 },

@@ -80,6 +80,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
             to,
             backwards,
             limit,
+            follow,
         } => {
             let window = read::Window {
                 after,
@@ -88,7 +89,11 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
                 backwards,
                 limit,
             };
-            read::read(ctx, query, types, tags, window, out).await?
+            if follow {
+                read::follow(ctx, query, types, tags, window, out).await?
+            } else {
+                read::read(ctx, query, types, tags, window, out).await?
+            }
         }
     };
     match out.flush() {

@@ -4,7 +4,10 @@ use std::io::Write;
 
 use futures::StreamExt;
 
-use dcbstore::{Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition};
+use dcbstore::{
+    Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, SequencedEvent,
+    SubscribeOptions,
+};
 
 use super::{output_error, Ctx, Outcome};
 
@@ -37,6 +40,44 @@ impl Window {
         }
         options
     }
+
+    /// The same window for `--follow` (forwards; clap refuses --backwards).
+    fn subscribe_options(&self) -> SubscribeOptions {
+        let mut options = SubscribeOptions::new();
+        if let Some(a) = self.after {
+            options = options.after(SequencePosition::new(a));
+        }
+        if let Some(f) = self.from {
+            options = options.from(SequencePosition::new(f));
+        }
+        if let Some(t) = self.to {
+            options = options.to(SequencePosition::new(t));
+        }
+        if let Some(l) = self.limit {
+            options = options.limit(l);
+        }
+        options
+    }
+}
+
+fn query_of(query: Option<Query>, types: Vec<String>, tags: Vec<String>) -> Query {
+    match query {
+        Some(q) => q,
+        None if types.is_empty() && tags.is_empty() => Query::all(),
+        None => Query::item(QueryItem::types(types).and_tags(tags)),
+    }
+}
+
+/// Writes one event as a JSON line; `false` when stdout is closed (the
+/// reader went away: not an error).
+fn print(out: &mut dyn Write, e: &SequencedEvent, flush: bool) -> Result<bool, Error> {
+    let line = serde_json::to_string(e).map_err(|e| Error::output(e.to_string()))?;
+    let written = writeln!(out, "{line}").and_then(|()| if flush { out.flush() } else { Ok(()) });
+    match written {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(output_error(e)),
+    }
 }
 
 /// Prints the events of `query` (or of `--type`/`--tag`; all without them)
@@ -49,20 +90,52 @@ pub(crate) async fn read(
     window: Window,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let query = match query {
-        Some(q) => q,
-        None if types.is_empty() && tags.is_empty() => Query::all(),
-        None => Query::item(QueryItem::types(types).and_tags(tags)),
-    };
+    let query = query_of(query, types, tags);
     let store = ctx.store().await?;
     let mut events = store.read(&query, window.options());
     while let Some(e) = events.next().await {
-        let line = serde_json::to_string(&e?).map_err(|e| Error::output(e.to_string()))?;
-        if let Err(e) = writeln!(out, "{line}") {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(Outcome::Done);
+        if !print(out, &e?, false)? {
+            break;
+        }
+    }
+    Ok(Outcome::Done)
+}
+
+/// `read --follow`: the history, then each new event as it commits, every
+/// line flushed; ends at the window's end, on SIGINT or SIGTERM, or when
+/// stdout closes (all exit 0).
+pub(crate) async fn follow(
+    ctx: &Ctx,
+    query: Option<Query>,
+    types: Vec<String>,
+    tags: Vec<String>,
+    window: Window,
+    out: &mut dyn Write,
+) -> Result<Outcome, Error> {
+    let query = query_of(query, types, tags);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::io("cannot handle SIGTERM", e))?;
+    let interrupt = tokio::signal::ctrl_c();
+    let mut interrupt = std::pin::pin!(interrupt);
+    let store = tokio::select! {
+        store = ctx.store() => store?,
+        _ = &mut interrupt => return Ok(Outcome::Done),
+        _ = terminate.recv() => return Ok(Outcome::Done),
+    };
+    let mut events = store.subscribe(&query, window.subscribe_options());
+    loop {
+        let next = tokio::select! {
+            next = events.next() => next,
+            _ = &mut interrupt => break,
+            _ = terminate.recv() => break,
+        };
+        match next {
+            None => break,
+            Some(e) => {
+                if !print(out, &e?, true)? {
+                    break;
+                }
             }
-            return Err(output_error(e));
         }
     }
     Ok(Outcome::Done)

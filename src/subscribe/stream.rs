@@ -1,0 +1,231 @@
+//! The [`Subscription`] stream: reads after the last delivered position
+//! until caught up, waits for a wake-up, and reads again.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use futures::stream::{BoxStream, Stream, StreamExt};
+
+use super::SubscribeOptions;
+use crate::error::{Error, Result};
+use crate::event::{SequencePosition, SequencedEvent};
+use crate::limits::Limits;
+use crate::listener::{Listener, Wakeups};
+use crate::pooled::Pooled;
+use crate::query::Query;
+use crate::read::{read_stream, ReadOptions};
+
+/// The events matching a query, catch-up then live: returned by
+/// [`Store::subscribe`](crate::Store::subscribe).
+///
+/// Positions strictly increase; no committed matching event is skipped. It
+/// ends when its [`to`](SubscribeOptions::to) or
+/// [`limit`](SubscribeOptions::limit) is reached, or after yielding an error
+/// it could not ride out. Dropping it releases its reads and, with the last
+/// follower of its store, the listening connection.
+#[must_use = "a subscription does nothing unless polled"]
+pub struct Subscription {
+    inner: BoxStream<'static, Result<SequencedEvent>>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").finish_non_exhaustive()
+    }
+}
+
+impl Stream for Subscription {
+    type Item = Result<SequencedEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// What a subscription reads from: the store's pool, limits and page size,
+/// and its listener.
+pub(crate) struct Source {
+    pub(crate) pooled: Pooled,
+    pub(crate) limits: Limits,
+    pub(crate) page_size: u64,
+    pub(crate) listener: Arc<Listener>,
+}
+
+/// A subscription's state between events.
+struct Follow {
+    source: Source,
+    query: Query,
+    options: SubscribeOptions,
+    /// Opened at the first poll (inside the runtime), kept until dropped.
+    wakeups: Option<Wakeups>,
+    /// The last position delivered (or the start).
+    last: u64,
+    delivered: u64,
+    /// The read in progress: (last, head at its first page].
+    current: Option<BoxStream<'static, Result<SequencedEvent>>>,
+    /// The head has passed `to`: the read in progress is the last.
+    finishing: bool,
+    failures: u32,
+    backoff: Option<ExponentialBackoff>,
+    done: bool,
+}
+
+/// Starts a subscription; nothing is sent before it is first polled.
+pub(crate) fn subscribe(source: Source, query: &Query, options: SubscribeOptions) -> Subscription {
+    if let Err(e) = query.validate_with(&source.limits) {
+        return Subscription {
+            inner: futures::stream::once(async move { Err(e) }).boxed(),
+        };
+    }
+    let follow = Follow {
+        source,
+        query: query.clone(),
+        options,
+        wakeups: None,
+        last: options.after,
+        delivered: 0,
+        current: None,
+        finishing: false,
+        failures: 0,
+        backoff: None,
+        done: false,
+    };
+    Subscription {
+        inner: futures::stream::unfold(follow, step).boxed(),
+    }
+}
+
+async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
+    loop {
+        if f.done || f.reached_end() {
+            return None;
+        }
+        if f.current.is_none() {
+            let listener = f.source.listener.clone();
+            let wakeups = f.wakeups.get_or_insert_with(|| listener.wakeups());
+            // Before the read: a wake-up during it ends the next wait at once.
+            wakeups.mark();
+            f.current = Some(f.read());
+        }
+        let next = match f.current.as_mut() {
+            Some(read) => read.next().await,
+            None => None,
+        };
+        match next {
+            Some(Ok(e)) => {
+                let p = e.position.get();
+                if p <= f.last {
+                    // A read after `last` cannot return it; never deliver out
+                    // of order, whatever happened.
+                    f.done = true;
+                    let message = format!("a subscription read position {p} after delivering {}: positions must increase; this is a bug, please report it", f.last);
+                    return Some((Err(Error::decode(message)), f));
+                }
+                f.last = p;
+                f.delivered += 1;
+                f.recovered();
+                return Some((Ok(e), f));
+            }
+            Some(Err(e)) => {
+                f.current = None;
+                if let Some(e) = f.ride_out(e).await {
+                    return Some((Err(e), f));
+                }
+            }
+            None => {
+                f.current = None;
+                f.recovered();
+                if f.finishing {
+                    return None;
+                }
+                if let Some(to) = f.options.to {
+                    // Is every position up to `to` committed? Then one last
+                    // read covers the rest of the window.
+                    match f.source.pooled.head().await {
+                        Ok(head) if head.map_or(0, SequencePosition::get) >= to => {
+                            f.finishing = true;
+                            continue;
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if let Some(e) = f.ride_out(e).await {
+                                return Some((Err(e), f));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                let poll = f.options.poll_interval;
+                if let Some(w) = f.wakeups.as_mut() {
+                    w.wait(poll).await;
+                }
+            }
+        }
+    }
+}
+
+impl Follow {
+    fn reached_end(&self) -> bool {
+        self.options.limit.is_some_and(|l| self.delivered >= l)
+            || self.options.to.is_some_and(|t| self.last >= t)
+    }
+
+    /// A read of what follows the last delivered event, within the window.
+    fn read(&self) -> BoxStream<'static, Result<SequencedEvent>> {
+        let mut options = ReadOptions::new();
+        if self.last > 0 {
+            options = options.after(SequencePosition::new(self.last));
+        }
+        if let Some(to) = self.options.to {
+            options = options.to(SequencePosition::new(to));
+        }
+        if let Some(limit) = self.options.limit {
+            options = options.limit(limit.saturating_sub(self.delivered));
+        }
+        read_stream(
+            self.source.pooled.clone(),
+            &self.query,
+            &self.source.limits,
+            options,
+            self.source.page_size,
+        )
+        .boxed()
+    }
+
+    fn recovered(&mut self) {
+        self.failures = 0;
+        self.backoff = None;
+    }
+
+    /// After a failed read: waits and returns `None` when it is worth trying
+    /// again, else the error to yield (and the stream ends).
+    async fn ride_out(&mut self, e: Error) -> Option<Error> {
+        if !e.is_transient() || self.failures >= self.options.reconnect_attempts {
+            self.done = true;
+            return Some(e);
+        }
+        self.failures += 1;
+        let (min, max) = (self.options.reconnect_min, self.options.reconnect_max);
+        let backoff = self.backoff.get_or_insert_with(|| {
+            ExponentialBuilder::default()
+                .with_min_delay(min)
+                .with_max_delay(max)
+                .with_jitter()
+                .without_max_times()
+                .build()
+        });
+        let delay = backoff.next().unwrap_or(max);
+        tracing::warn!(
+            error = %e,
+            attempt = self.failures,
+            of = self.options.reconnect_attempts,
+            after = self.last,
+            retry_in = ?delay,
+            "a subscription's read failed; resuming after the last delivered position"
+        );
+        tokio::time::sleep(delay).await;
+        None
+    }
+}
