@@ -338,7 +338,10 @@ async fn a_server_that_stops_answering_for_a_while_is_ridden_out() {
         let _ = direct.append(vec![ev("E", &["t"])], None).await.unwrap();
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(!consumer.is_finished(), "nothing passes the proxy meanwhile");
+    assert!(
+        !consumer.is_finished(),
+        "nothing passes the proxy meanwhile"
+    );
     proxy.set(Mode::Forward);
     let got = consumer.await.unwrap();
     assert_eq!(positions(&got), vec![2, 3, 4, 5, 6]);
