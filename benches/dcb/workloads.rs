@@ -1,4 +1,4 @@
-//! dcbstore's workloads: B1..B8 and the decide loop L1..L3 of BENCHMARKS.md.
+//! dcbstore's workloads: B1..B9 and the decide loop L1..L3 of BENCHMARKS.md.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -259,17 +259,23 @@ async fn tag_read_latency(
     f
 }
 
-/// B8: from an append's acknowledgement to the wake-up (`NOTIFY
-/// dcbstore_events`) reaching a `LISTEN`ing connection, over `rounds`
-/// sequential appends; also each append's own latency. A wake-up that
-/// arrives before the acknowledgement counts as 0.
-pub async fn wake_up_latency(url: &str, store: &Store, rounds: usize) -> (Figures, Figures) {
+/// B8: wake-up latency of subscriptions: from an append's acknowledgement to
+/// its delivery by each of `followers` [`Store::subscribe`] streams (on a
+/// store of their own, sharing its one listening connection), over `rounds`
+/// appends, one at a time. Returns the delivery latencies (all followers'),
+/// the appends' own latencies, and a raw LISTENer's NOTIFY latency.
+pub async fn wake_up_latency(
+    url: &str,
+    store: &Store,
+    followers: usize,
+    rounds: usize,
+) -> (Figures, Figures, Figures) {
     let (client, mut connection) = parse_config(url)
         .unwrap()
         .connect(tokio_postgres::NoTls)
         .await
         .unwrap();
-    let (tx, mut wakeups) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut notified) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(Ok(m)) = messages.next().await {
@@ -282,29 +288,82 @@ pub async fn wake_up_latency(url: &str, store: &Store, rounds: usize) -> (Figure
         .batch_execute("LISTEN dcbstore_events")
         .await
         .unwrap();
-    let (mut wake, mut ack) = (Vec::new(), Vec::new());
+    let head = store.head().await.unwrap();
+    let fstore = Store::builder(url)
+        .unwrap()
+        .pool_size(16)
+        .build()
+        .await
+        .unwrap();
+    let tag = format!("wake:{}", uuid::Uuid::now_v7().simple());
+    let q = Query::item(QueryItem::tags([tag.clone()]));
+    let (dtx, mut delivered) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for _ in 0..followers {
+        let mut sub = fstore.subscribe(&q, dcbstore::SubscribeOptions::new().after_opt(head));
+        let dtx = dtx.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(e) = sub.next().await {
+                let _ = e.unwrap();
+                if dtx.send(Instant::now()).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    // Every follower caught up and waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (mut wake, mut ack, mut raw) = (Vec::new(), Vec::new(), Vec::new());
     let start = Instant::now();
     for i in 0..rounds {
-        while wakeups.try_recv().is_ok() {}
+        while notified.try_recv().is_ok() {}
         let sent = Instant::now();
         let _ = store
             .append(
-                vec![Event::new("Woken", json!({"i": i})).with_tag("wake")],
+                vec![Event::new("Woken", json!({"i": i})).with_tag(tag.clone())],
                 None,
             )
             .await
             .unwrap();
         let acked = Instant::now();
-        let woken = tokio::time::timeout(Duration::from_secs(5), wakeups.recv())
-            .await
-            .expect("a wake-up within 5 s")
-            .unwrap();
+        for _ in 0..followers {
+            let at = tokio::time::timeout(Duration::from_secs(5), delivered.recv())
+                .await
+                .expect("a delivery within 5 s")
+                .unwrap();
+            wake.push(at.saturating_duration_since(acked));
+        }
+        if let Ok(Some(at)) = tokio::time::timeout(Duration::from_secs(1), notified.recv()).await {
+            raw.push(at.saturating_duration_since(acked));
+        }
         ack.push(acked - sent);
-        wake.push(woken.saturating_duration_since(acked));
     }
     let secs = start.elapsed().as_secs_f64();
+    for t in tasks {
+        t.abort();
+    }
+    let n = rounds as u64;
     (
-        percentiles(wake, rounds as u64, secs),
-        percentiles(ack, rounds as u64, secs),
+        percentiles(wake, n * followers as u64, secs),
+        percentiles(ack, n, secs),
+        percentiles(raw, n, secs),
     )
+}
+
+/// B9: a subscription's catch-up over the whole log: from the start until it
+/// delivered `events` events (the log's size). Seconds, events, peak RSS.
+pub async fn catch_up(store: &Store, cpu: &ServerCpu, events: u64) -> (f64, u64, u64) {
+    let _ = peak_rss_kb(true);
+    let (n, secs, _) = timed(cpu, async {
+        store
+            .subscribe(
+                &Query::all(),
+                dcbstore::SubscribeOptions::new().limit(events),
+            )
+            .try_fold(0u64, |n, _| async move { Ok(n + 1) })
+            .await
+            .unwrap()
+    })
+    .await;
+    (secs, n, peak_rss_kb(false))
 }
