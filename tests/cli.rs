@@ -41,6 +41,13 @@ const SECRET: &str = "s3cr3t-pw-xyz";
 fn command() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DATABASE_URL");
+    // Nor libpq's variables, nor a `.env` of the working directory.
+    for v in dcbstore::connection::LIBPQ_VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("PGPASSFILE")
+        .env_remove("DCBSTORE_LOG_FORMAT")
+        .current_dir(std::env::temp_dir());
     cmd
 }
 
@@ -65,7 +72,12 @@ fn append(url: &str, args: &[&str], events: &[Value]) -> u64 {
     let mut all = vec!["append"];
     all.extend_from_slice(args);
     let out = cli(Some(url), &all, Some(&jsonl(events))).ok().json();
-    assert_eq!(keys(&out), ["position"], "{out}");
+    assert_eq!(
+        keys(&out),
+        ["already_stored", "first_position", "ids", "position"],
+        "{out}"
+    );
+    assert_eq!(out["ids"].as_array().map(Vec::len), Some(events.len()), "{out}");
     out["position"].as_u64().expect("position is a number")
 }
 
@@ -437,7 +449,21 @@ async fn append_one_batch_and_read_exact_lines_in_key_order() {
     // One batch: the output is the last event's position.
     let r = cli(Some(url), &["append"], Some(&jsonl(&events)));
     r.ok();
-    assert_eq!(r.stdout, "{\"position\":3}\n", "exact output");
+    let ids: Vec<String> = r.json()["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|i| format!("{i}"))
+        .collect();
+    assert_eq!(ids[0], format!("\"{id1}\""), "ids in input order");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{{\"position\":3,\"first_position\":1,\"ids\":[{}],\"already_stored\":false}}\n",
+            ids.join(",")
+        ),
+        "exact output"
+    );
     assert!(r.stderr.is_empty(), "{r:#?}");
     let after = chrono::Utc::now();
 
@@ -517,7 +543,10 @@ async fn re_append_of_the_same_ids_is_idempotent() {
     // The same batch again: same position, nothing new.
     let r = cli(Some(url), &["append"], Some(&jsonl(&batch)));
     r.ok();
-    assert_eq!(r.json(), json!({"position": p}));
+    assert_eq!(
+        r.json(),
+        json!({"position": p, "first_position": p - 1, "ids": [a, b], "already_stored": true})
+    );
     assert_eq!(head(url), Some(p), "nothing new written");
     assert_eq!(read(url, &[]).len(), 3);
     // Tags given in another order or repeated are the same set.
@@ -572,7 +601,10 @@ async fn retry_of_a_conditional_append_is_idempotent_not_a_conflict() {
         Some(&jsonl(&batch)),
     );
     assert_eq!(r.code, 0, "idempotent retry, not a conflict: {r:#?}");
-    assert_eq!(r.json(), json!({"position": p}));
+    assert_eq!(
+        r.json(),
+        json!({"position": p, "first_position": p, "ids": [id], "already_stored": true})
+    );
     assert_eq!(head(url), Some(p));
 }
 
@@ -1071,7 +1103,7 @@ async fn malformed_stdin_line_names_the_line_and_writes_nothing() {
         &["append"],
         Some("{\"type\":\"A\"}\r\n\r\n{\"type\":\"B\"}\r\n"),
     );
-    assert_eq!(r.ok().json(), json!({"position": h + 2}));
+    assert_eq!(r.ok().json()["position"], json!(h + 2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1101,7 +1133,7 @@ async fn database_url_comes_from_the_flag_or_the_environment() {
     let mut cmd = command();
     cmd.env("DATABASE_URL", url).arg("append");
     let r = run_cmd(cmd, Some(&jsonl(&[json!({"type": "A"})])));
-    assert_eq!(r.ok().json(), json!({"position": 1}));
+    assert_eq!(r.ok().json()["position"], json!(1));
     let mut cmd = command();
     cmd.env("DATABASE_URL", url).arg("head");
     assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");

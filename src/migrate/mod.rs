@@ -93,6 +93,25 @@ pub struct SchemaStatus {
     pub ahead_build: Option<String>,
     /// The store's persistent identity, created by the first migration.
     pub store_id: Option<Uuid>,
+    /// Applied migrations whose checksum differs from this build's copy
+    /// (only [`status_report`] returns a status with some; present in JSON
+    /// only then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checksum_mismatches: Vec<ChecksumMismatch>,
+}
+
+/// An applied migration whose recorded checksum differs from this build's
+/// copy: the schema was changed by hand or by a different build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecksumMismatch {
+    /// The migration's version.
+    pub version: i32,
+    /// Its name.
+    pub name: String,
+    /// The checksum recorded in the database.
+    pub applied: String,
+    /// This build's.
+    pub expected: String,
 }
 
 impl SchemaStatus {
@@ -152,6 +171,13 @@ pub struct MigrateReport {
 /// applied migration differs from this build's copy.
 pub async fn status<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
     status::read(client).await
+}
+
+/// Like [`status`], but a checksum mismatch is reported in
+/// [`SchemaStatus::checksum_mismatches`] instead of an error, so a report
+/// can show everything (`dcbstore status`).
+pub async fn status_report<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
+    status::report(client).await
 }
 
 /// Applies pending migrations and out-of-date function files in one

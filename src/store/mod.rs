@@ -152,7 +152,7 @@ impl Store {
 
     /// A builder for a connection string (URL or key=value form).
     pub fn builder(database_url: &str) -> Result<StoreBuilder> {
-        let options = ConnectOptions::parse(database_url)?;
+        let options = ConnectOptions::resolve(database_url)?;
         Ok(StoreBuilder::new(options.config).tls(options.tls))
     }
 

@@ -24,9 +24,10 @@ use dcbstore::{append, AppendCondition, Error, Event, Query};
 /// `read_events`' result is events or an input error with a message.
 fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {
     match read_events(input) {
-        Ok(events) => {
-            assert!(!events.is_empty(), "accepted no events");
-            Some(events)
+        Ok(parsed) => {
+            assert!(!parsed.events.is_empty(), "accepted no events");
+            assert_eq!(parsed.events.len(), parsed.lines.0.len(), "a line per event");
+            Some(parsed.events)
         }
         Err(e @ (Error::Invalid(_) | Error::LimitExceeded { .. } | Error::Io { .. })) => {
             assert!(!e.to_string().is_empty(), "empty error message");
