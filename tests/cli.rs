@@ -77,7 +77,11 @@ fn append(url: &str, args: &[&str], events: &[Value]) -> u64 {
         ["already_stored", "first_position", "ids", "position"],
         "{out}"
     );
-    assert_eq!(out["ids"].as_array().map(Vec::len), Some(events.len()), "{out}");
+    assert_eq!(
+        out["ids"].as_array().map(Vec::len),
+        Some(events.len()),
+        "{out}"
+    );
     out["position"].as_u64().expect("position is a number")
 }
 
@@ -1512,14 +1516,22 @@ async fn bare_all_works_for_query_and_fail_if_and_errors_name_cli_syntax() {
     let url = db.url();
     append(url, &[], &[json!({"type": "A"}), json!({"type": "B"})]);
     assert_eq!(positions(url, &["--query", "all"]), [1, 2]);
-    assert_eq!(positions(url, &["--query", "\"all\""]), [1, 2], "quoted JSON still works");
+    assert_eq!(
+        positions(url, &["--query", "\"all\""]),
+        [1, 2],
+        "quoted JSON still works"
+    );
     let r = cli(
         Some(url),
         &["append", "--fail-if", "all", "--after", "1"],
         Some(&jsonl(&[json!({"type": "C"})])),
     );
     assert_eq!(r.code, 3, "an event after 1 matches all: {r:#?}");
-    append(url, &["--fail-if", "all", "--after", "2"], &[json!({"type": "C"})]);
+    append(
+        url,
+        &["--fail-if", "all", "--after", "2"],
+        &[json!({"type": "C"})],
+    );
     for args in [
         &["read", "--query", "[]"][..],
         &["read", "--query", "[{}]"],
@@ -1591,7 +1603,9 @@ async fn status_check_exit_codes_and_the_full_report_on_a_checksum_mismatch() {
 
     // A checksum mismatch: 5, and the full report naming the version and what to do.
     client
-        .batch_execute("UPDATE dcbstore.schema_migrations SET checksum = 'tampered' WHERE version = 2")
+        .batch_execute(
+            "UPDATE dcbstore.schema_migrations SET checksum = 'tampered' WHERE version = 2",
+        )
         .await
         .unwrap();
     let r = cli(Some(url), &["status", "--check"], None);
@@ -1663,7 +1677,15 @@ async fn status_check_exit_codes_and_the_full_report_on_a_checksum_mismatch() {
 async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
     let db = migrated().await;
     let url = db.url();
-    append(url, &[], &[json!({"type": "A"}), json!({"type": "B"}), json!({"type": "C"})]);
+    append(
+        url,
+        &[],
+        &[
+            json!({"type": "A"}),
+            json!({"type": "B"}),
+            json!({"type": "C"}),
+        ],
+    );
     let client = admin(&db).await;
     client
         .batch_execute(
@@ -1674,9 +1696,18 @@ async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
         .await
         .unwrap();
     cli(Some(url), &["projections", "status", "--check"], None).ok();
-    let r = cli(Some(url), &["projections", "status", "--check", "--max-lag", "2"], None);
+    let r = cli(
+        Some(url),
+        &["projections", "status", "--check", "--max-lag", "2"],
+        None,
+    );
     assert_eq!(r.code, 4, "lag 3 > 2: {r:#?}");
-    cli(Some(url), &["projections", "status", "--check", "--max-lag", "3"], None).ok();
+    cli(
+        Some(url),
+        &["projections", "status", "--check", "--max-lag", "3"],
+        None,
+    )
+    .ok();
     client
         .batch_execute(
             "UPDATE dcbstore.projections SET state = 'failed', last_error = 'boom', error_position = 3,
@@ -1690,7 +1721,11 @@ async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
     // where theirs does.
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{r:#?}");
-    let at = |column: &str| lines[0].find(column).unwrap_or_else(|| panic!("{column}: {r:#?}"));
+    let at = |column: &str| {
+        lines[0]
+            .find(column)
+            .unwrap_or_else(|| panic!("{column}: {r:#?}"))
+    };
     for column in ["state", "last update", "last error"] {
         for line in &lines[1..] {
             assert!(
@@ -1703,7 +1738,8 @@ async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
         let end = at(column) + column.len();
         for line in &lines[1..] {
             assert!(
-                line[..end].ends_with(|c: char| c.is_ascii_digit()) && line[end..].starts_with("  "),
+                line[..end].ends_with(|c: char| c.is_ascii_digit())
+                    && line[end..].starts_with("  "),
                 "{column} aligned in {line:?}: {r:#?}"
             );
         }
@@ -1714,7 +1750,15 @@ async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
         .ok()
         .json_lines();
     assert!(rows[0]["updated_at"].is_string(), "{rows:?}");
-    assert!(cli(Some(url), &["projections", "status", "--max-lag", "1"], None).code == 2);
+    assert!(
+        cli(
+            Some(url),
+            &["projections", "status", "--max-lag", "1"],
+            None
+        )
+        .code
+            == 2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1724,14 +1768,21 @@ async fn permission_errors_say_what_to_grant_and_grant_keeps_redact() {
     let (owner, owner_pw) = login_role(&client, "dcb_owner").await;
     let (app, app_pw) = login_role(&client, "dcb_app").await;
     client
-        .batch_execute(&format!("GRANT CREATE ON DATABASE {} TO {owner}", db.name()))
+        .batch_execute(&format!(
+            "GRANT CREATE ON DATABASE {} TO {owner}",
+            db.name()
+        ))
         .await
         .unwrap();
     let (as_owner, as_app) = (url_as(&db, &owner, &owner_pw), url_as(&db, &app, &app_pw));
     let r = cli(Some(&as_app), &["migrate"], None);
     r.fails(1, "CREATE on database").hides(&app_pw);
     cli(Some(&as_owner), &["migrate"], None).ok();
-    append(&as_owner, &[], &[json!({"type": "A", "data": {"email": "x@y"}})]);
+    append(
+        &as_owner,
+        &[],
+        &[json!({"type": "A", "data": {"email": "x@y"}})],
+    );
 
     // Not granted: the privilege, and the command that gives it.
     let r = cli(Some(&as_app), &["read"], None);
@@ -1742,7 +1793,15 @@ async fn permission_errors_say_what_to_grant_and_grant_keeps_redact() {
     cli(Some(&as_app), &["grant", &app], None).fails(1, "only the schema's owner");
     cli(Some(&as_owner), &["grant", &app], None).ok();
     assert_eq!(read(&as_app, &[]).len(), 1);
-    let redact = ["redact", "--position", "1", "--data", "null", "--reason", "gdpr"];
+    let redact = [
+        "redact",
+        "--position",
+        "1",
+        "--data",
+        "null",
+        "--reason",
+        "gdpr",
+    ];
     cli(Some(&as_app), &redact, None)
         .fails(1, "EXECUTE on dcbstore.redact")
         .fails(1, &format!("dcbstore grant {app} --redact"));
@@ -1755,7 +1814,15 @@ async fn permission_errors_say_what_to_grant_and_grant_keeps_redact() {
     // A missing event is a usage error.
     let r = cli(
         Some(&as_app),
-        &["redact", "--position", "99", "--data", "null", "--reason", "x"],
+        &[
+            "redact",
+            "--position",
+            "99",
+            "--data",
+            "null",
+            "--reason",
+            "x",
+        ],
         None,
     );
     r.fails(2, "no event at position 99");
@@ -1810,7 +1877,10 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
     let pgpass = dir.join("pgpass");
     std::fs::write(
         &pgpass,
-        format!("other:1:*:*:nope\n{host}:{port}:{}:{user}:{password}\n", db.name()),
+        format!(
+            "other:1:*:*:nope\n{host}:{port}:{}:{user}:{password}\n",
+            db.name()
+        ),
     )
     .unwrap();
     {
@@ -1822,14 +1892,17 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
         db.name()
     );
     let mut cmd = command();
-    cmd.env("PGPASSFILE", &pgpass).env("DATABASE_URL", &bare).arg("head");
+    cmd.env("PGPASSFILE", &pgpass)
+        .env("DATABASE_URL", &bare)
+        .arg("head");
     let r = run_cmd(cmd, None);
     assert_eq!(r.ok().stdout, "1\n");
     r.hides(&password);
     // ~/.pgpass when PGPASSFILE is unset.
     std::fs::copy(&pgpass, dir.join(".pgpass")).unwrap();
     let mut cmd = command();
-    cmd.env("HOME", &dir).args(["--database-url", &bare, "head"]);
+    cmd.env("HOME", &dir)
+        .args(["--database-url", &bare, "head"]);
     assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
     // PGPASSWORD comes before the file; the string's password before both.
     let mut cmd = command();
@@ -1853,7 +1926,10 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
     std::fs::create_dir_all(&work).unwrap();
     std::fs::write(
         work.join(".env"),
-        format!("# settings\nOTHER=1\nDATABASE_URL=\"{}\"\n", db.url().replace('"', "\\\"")),
+        format!(
+            "# settings\nOTHER=1\nDATABASE_URL=\"{}\"\n",
+            db.url().replace('"', "\\\"")
+        ),
     )
     .unwrap();
     let mut cmd = command();
@@ -1868,7 +1944,8 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
     run_cmd(cmd, None).fails(1, "cannot connect").hides(SECRET);
     std::fs::write(work.join(".env"), format!("DATABASE_URL='{bad}'\n")).unwrap();
     let mut cmd = command();
-    cmd.current_dir(&work).args(["--database-url", db.url(), "head"]);
+    cmd.current_dir(&work)
+        .args(["--database-url", db.url(), "head"]);
     assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
     let mut cmd = command();
     cmd.current_dir(&work).arg("head");
@@ -1903,24 +1980,49 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
 async fn help_shows_global_options_once_and_the_line_format_and_messages_count_lines() {
     let r = cli(None, &["append", "--help"], None);
     r.ok();
-    assert_eq!(r.stdout.matches("Global options").count(), 2, "one heading, one for limits: {r:#?}");
+    assert_eq!(
+        r.stdout.matches("Global options").count(),
+        2,
+        "one heading, one for limits: {r:#?}"
+    );
     assert_eq!(r.stdout.matches("--database-url <").count(), 1, "{r:#?}");
-    let options = &r.stdout[r.stdout.find("Options:").unwrap()..r.stdout.find("Global options").unwrap()];
-    assert!(options.contains("--fail-if") && !options.contains("--database-url") && !options.contains("--max-"), "{r:#?}");
-    assert!(r.stdout.contains(r#"{"type": "T", "data": JSON"#), "line format: {r:#?}");
-    assert!(r.stdout.contains("Example:") && r.stdout.contains("| dcbstore append"), "{r:#?}");
+    let options =
+        &r.stdout[r.stdout.find("Options:").unwrap()..r.stdout.find("Global options").unwrap()];
+    assert!(
+        options.contains("--fail-if")
+            && !options.contains("--database-url")
+            && !options.contains("--max-"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout.contains(r#"{"type": "T", "data": JSON"#),
+        "line format: {r:#?}"
+    );
+    assert!(
+        r.stdout.contains("Example:") && r.stdout.contains("| dcbstore append"),
+        "{r:#?}"
+    );
     let r = cli(None, &["--help"], None);
     assert_eq!(r.stdout.matches("--database-url <").count(), 1, "{r:#?}");
 
     let db = migrated().await;
     let url = db.url();
     // A JSON array: what it is, and the remedy.
-    cli(Some(url), &["append"], Some("[{\"type\":\"A\"},{\"type\":\"B\"}]\n"))
-        .fails(1, "expected one JSON object per line, got an array")
-        .fails(1, "jq -c '.[]'");
+    cli(
+        Some(url),
+        &["append"],
+        Some("[{\"type\":\"A\"},{\"type\":\"B\"}]\n"),
+    )
+    .fails(1, "expected one JSON object per line, got an array")
+    .fails(1, "jq -c '.[]'");
     cli(Some(url), &["append"], Some("\n[\n  {\"type\":\"A\"}\n]\n")).fails(1, "line 2");
     // Blank lines count, in the tool's checks and in the store's.
-    cli(Some(url), &["append"], Some("\n{\"type\":\"A\"}\n\n{\"type\":\n")).fails(1, "line 4");
+    cli(
+        Some(url),
+        &["append"],
+        Some("\n{\"type\":\"A\"}\n\n{\"type\":\n"),
+    )
+    .fails(1, "line 4");
     cli(
         Some(url),
         &["append"],
@@ -1936,15 +2038,29 @@ async fn help_shows_global_options_once_and_the_line_format_and_messages_count_l
     assert_eq!(head(url), None);
 
     // --log-format json: the final error is a JSON record too.
-    let bad = format!("host=127.0.0.1 port={} user=u password={SECRET} dbname=x", closed_port());
+    let bad = format!(
+        "host=127.0.0.1 port={} user=u password={SECRET} dbname=x",
+        closed_port()
+    );
     let r = cli(Some(&bad), &["--log-format", "json", "head"], None);
     assert_eq!(r.code, 1, "{r:#?}");
     r.hides(SECRET);
-    let last: Value = serde_json::from_str(r.stderr.lines().last().unwrap()).expect("a JSON record");
+    let last: Value =
+        serde_json::from_str(r.stderr.lines().last().unwrap()).expect("a JSON record");
     assert_eq!(last["level"], "ERROR", "{last}");
     assert_eq!(last["fields"]["exit_status"], 1, "{last}");
-    assert!(last["fields"]["message"].as_str().unwrap().contains("cannot connect"), "{last}");
-    let r = cli(Some(url), &["--log-format", "json", "read", "--from", "0"], None);
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{last}"
+    );
+    let r = cli(
+        Some(url),
+        &["--log-format", "json", "read", "--from", "0"],
+        None,
+    );
     assert_eq!(r.code, 2, "{r:#?}");
     let last: Value = serde_json::from_str(r.stderr.trim()).expect("a JSON usage error");
     assert_eq!(last["fields"]["exit_status"], 2, "{last}");
@@ -1961,9 +2077,15 @@ async fn export_keeps_recorded_at_and_refuses_to_overwrite_without_force() {
     let f = file.to_str().unwrap();
     cli(Some(url), &["export", "--output", f], None).ok();
     let exported = std::fs::read_to_string(&file).unwrap();
-    let lines: Vec<Value> = exported.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines.iter().all(|l| l["recorded_at"].is_string()), "{exported}");
+    assert!(
+        lines.iter().all(|l| l["recorded_at"].is_string()),
+        "{exported}"
+    );
     // An existing file is refused (usage), kept as it was; --force overwrites.
     std::fs::write(&file, "precious\n").unwrap();
     cli(Some(url), &["export", "--output", f], None).fails(2, "--force");
@@ -1971,7 +2093,11 @@ async fn export_keeps_recorded_at_and_refuses_to_overwrite_without_force() {
     assert!(!dir.join("backup.jsonl.partial").exists());
     cli(Some(url), &["export", "--output", f, "--force"], None).ok();
     assert_eq!(std::fs::read_to_string(&file).unwrap(), exported);
-    assert_eq!(cli(Some(url), &["export", "--force"], None).code, 2, "--force needs --output");
+    assert_eq!(
+        cli(Some(url), &["export", "--force"], None).code,
+        2,
+        "--force needs --output"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -1979,36 +2105,97 @@ async fn export_keeps_recorded_at_and_refuses_to_overwrite_without_force() {
 async fn read_marks_redacted_events_and_redactions_lists_the_audit_rows() {
     let db = migrated().await;
     let url = db.url();
-    append(url, &[], &[json!({"type": "A", "data": {"email": "x@y"}}), json!({"type": "B"})]);
+    append(
+        url,
+        &[],
+        &[
+            json!({"type": "A", "data": {"email": "x@y"}}),
+            json!({"type": "B"}),
+        ],
+    );
     let before = chrono::Utc::now();
-    cli(Some(url), &["redact", "--position", "1", "--data", "null", "--reason", "erasure request"], None).ok();
+    cli(
+        Some(url),
+        &[
+            "redact",
+            "--position",
+            "1",
+            "--data",
+            "null",
+            "--reason",
+            "erasure request",
+        ],
+        None,
+    )
+    .ok();
     let lines = cli(Some(url), &["read"], None).ok().json_lines();
     assert_eq!(lines[0]["data"], Value::Null);
-    assert_eq!(lines[0]["redacted"]["reason"], "erasure request", "{}", lines[0]);
+    assert_eq!(
+        lines[0]["redacted"]["reason"], "erasure request",
+        "{}",
+        lines[0]
+    );
     let at: chrono::DateTime<chrono::Utc> =
         serde_json::from_value(lines[0]["redacted"]["at"].clone()).unwrap();
     assert!(at >= before - chrono::Duration::seconds(5), "{at}");
-    assert!(lines[1].get("redacted").is_none(), "only redacted events are marked");
-    assert_eq!(ordered_keys(cli(Some(url), &["read", "--from", "2"], None).stdout.trim()), READ_KEYS);
+    assert!(
+        lines[1].get("redacted").is_none(),
+        "only redacted events are marked"
+    );
+    assert_eq!(
+        ordered_keys(cli(Some(url), &["read", "--from", "2"], None).stdout.trim()),
+        READ_KEYS
+    );
     // A window that leaves it out does not mark it; one with it does.
-    assert!(read(url, &["--after", "1"]).iter().all(|l| l.get("redacted").is_none()));
-    assert!(cli(Some(url), &["read", "--to", "1"], None).ok().json_lines()[0]["redacted"].is_object());
+    assert!(read(url, &["--after", "1"])
+        .iter()
+        .all(|l| l.get("redacted").is_none()));
+    assert!(cli(Some(url), &["read", "--to", "1"], None)
+        .ok()
+        .json_lines()[0]["redacted"]
+        .is_object());
 
-    cli(Some(url), &["redact", "--position", "1", "--data", "{}", "--reason", "second"], None).ok();
+    cli(
+        Some(url),
+        &[
+            "redact",
+            "--position",
+            "1",
+            "--data",
+            "{}",
+            "--reason",
+            "second",
+        ],
+        None,
+    )
+    .ok();
     let rows = cli(Some(url), &["redactions"], None).ok().json_lines();
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[0]["position"], 1);
     assert_eq!(rows[0]["reason"], "erasure request");
     assert_eq!(rows[1]["reason"], "second");
-    for key in ["redaction", "redacted_at", "redacted_by", "erased_sha256", "replacement_sha256"] {
+    for key in [
+        "redaction",
+        "redacted_at",
+        "redacted_by",
+        "erased_sha256",
+        "replacement_sha256",
+    ] {
         assert!(rows[0].get(key).is_some(), "{key}: {rows:?}");
     }
     assert_eq!(
-        cli(Some(url), &["read", "--to", "1"], None).ok().json_lines()[0]["redacted"]["reason"],
+        cli(Some(url), &["read", "--to", "1"], None)
+            .ok()
+            .json_lines()[0]["redacted"]["reason"],
         "second",
         "the latest"
     );
-    assert_eq!(cli(Some(url), &["redactions", "--position", "2"], None).ok().stdout, "");
+    assert_eq!(
+        cli(Some(url), &["redactions", "--position", "2"], None)
+            .ok()
+            .stdout,
+        ""
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -2027,14 +2214,42 @@ async fn positions_are_1_to_i64_max_and_after_also_0_in_every_command() {
         &["read", "--to", over],
         &["export", "--after", "-1"],
         &["export", "--after", over],
-        &["redact", "--position", "0", "--data", "null", "--reason", "r"],
-        &["redact", "--position", over, "--data", "null", "--reason", "r"],
-        &["redact", "--position", "-1", "--data", "null", "--reason", "r"],
+        &[
+            "redact",
+            "--position",
+            "0",
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
+        &[
+            "redact",
+            "--position",
+            over,
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
+        &[
+            "redact",
+            "--position",
+            "-1",
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
         &["redactions", "--position", "0"],
         &["append", "--fail-if", "all", "--after", "-1"],
         &["append", "--fail-if", "all", "--after", over],
         &["append", "--condition", r#"[{"query":"all","after":-1}]"#],
-        &["append", "--condition", r#"[{"query":"all","after":9223372036854775808}]"#],
+        &[
+            "append",
+            "--condition",
+            r#"[{"query":"all","after":9223372036854775808}]"#,
+        ],
     ] {
         let r = cli(Some(url), args, Some(&jsonl(&[json!({"type": "X"})])));
         assert_eq!(r.code, 2, "usage error for {args:?}: {r:#?}");
@@ -2045,11 +2260,123 @@ async fn positions_are_1_to_i64_max_and_after_also_0_in_every_command() {
     assert_eq!(positions(url, &["--after", "0"]), [1, 2]);
     assert_eq!(positions(url, &["--from", "1", "--to", max]), [1, 2]);
     assert!(positions(url, &["--after", "2"]).is_empty(), "at the head");
-    assert!(positions(url, &["--after", "1000"]).is_empty(), "beyond the head: nothing");
+    assert!(
+        positions(url, &["--after", "1000"]).is_empty(),
+        "beyond the head: nothing"
+    );
     assert!(positions(url, &["--after", max]).is_empty());
     let r = cli(Some(url), &["export", "--after", "0"], None);
     assert_eq!(r.ok().stdout.lines().count(), 2);
-    append(url, &["--fail-if", "all", "--after", max], &[json!({"type": "C"})]);
-    let r = cli(Some(url), &["append", "--fail-if", "all", "--after", "0"], Some(&jsonl(&[json!({"type": "D"})])));
+    append(
+        url,
+        &["--fail-if", "all", "--after", max],
+        &[json!({"type": "C"})],
+    );
+    let r = cli(
+        Some(url),
+        &["append", "--fail-if", "all", "--after", "0"],
+        Some(&jsonl(&[json!({"type": "D"})])),
+    );
     assert_eq!(r.code, 3, "after 0: every event conflicts: {r:#?}");
+}
+
+/// The README's quickstart, run as written against an empty database (its
+/// `export` and `createdb` lines stand for the test database; `read --follow`
+/// never ends, so it is left out), and Cargo's metadata has no placeholder.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_quickstart_runs_as_written_from_an_empty_database() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("From an empty PostgreSQL")
+        .expect("the quickstart");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let lines: Vec<&str> = block.lines().collect();
+    assert!(lines.len() <= 10, "ten lines at most: {block}");
+    for step in [
+        "createdb",
+        "dcbstore migrate",
+        "dcbstore append",
+        "dcbstore read",
+        "--follow",
+    ] {
+        assert!(block.contains(step), "the quickstart shows {step}: {block}");
+    }
+    let install = &readme[readme.find("## Install").unwrap()..start];
+    assert!(
+        install.contains("cargo install --path .") && install.contains("cargo install dcbstore")
+    );
+    assert!(install.contains("PostgreSQL 14 or newer"), "{install}");
+
+    let db = TestDatabase::create().await.unwrap();
+    let config = db.config().unwrap();
+    let (host, port) = host_port(&db);
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
+    for line in lines {
+        let command = line.split("  #").next().unwrap().trim();
+        if command.starts_with("export ")
+            || command.starts_with("createdb")
+            || command.contains("--follow")
+        {
+            continue;
+        }
+        let mut cmd = command_in_shell(command);
+        cmd.env("PATH", &path)
+            .env("PGHOST", &host)
+            .env("PGPORT", port.to_string())
+            .env("PGUSER", config.get_user().unwrap())
+            .env(
+                "PGPASSWORD",
+                String::from_utf8(config.get_password().unwrap().to_vec()).unwrap(),
+            )
+            .env("PGDATABASE", db.name())
+            .env("PGSSLMODE", "disable");
+        let r = run_cmd(cmd, None);
+        assert_eq!(r.code, 0, "{command}: {r:#?}");
+        outputs.push(r.stdout);
+    }
+    let last = outputs.last().unwrap();
+    assert_eq!(last.lines().count(), 2, "the history: {last}");
+    assert!(
+        last.contains("CourseDefined") && last.contains("StudentSubscribed"),
+        "{last}"
+    );
+
+    let cargo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    for placeholder in [
+        "example.com",
+        "example.org",
+        "your-org",
+        "yourname",
+        "TODO",
+        "FIXME",
+        "<",
+        "XXX",
+    ] {
+        assert!(
+            !cargo.contains(placeholder),
+            "placeholder {placeholder:?} in Cargo.toml"
+        );
+    }
+}
+
+/// `sh -c COMMAND` without the test's connection settings.
+fn command_in_shell(command: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).env_remove("DATABASE_URL");
+    for v in dcbstore::connection::LIBPQ_VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("PGPASSFILE")
+        .current_dir(std::env::temp_dir());
+    cmd
 }

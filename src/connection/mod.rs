@@ -112,8 +112,8 @@ fn finish(
     mode: Option<String>,
     root: Option<String>,
 ) -> Result<ConnectOptions> {
-        let mode = mode.map(|m| m.parse::<SslMode>()).transpose()?;
-        let (mode, root_cert) = match root.as_deref() {
+    let mode = mode.map(|m| m.parse::<SslMode>()).transpose()?;
+    let (mode, root_cert) = match root.as_deref() {
             None | Some("") => (mode.unwrap_or_default(), RootCerts::Platform),
             Some("system") => match mode {
                 None | Some(SslMode::VerifyFull) => (SslMode::VerifyFull, RootCerts::Platform),
@@ -125,11 +125,11 @@ fn finish(
             },
             Some(path) => (mode.unwrap_or_default(), RootCerts::File(PathBuf::from(path))),
         };
-        config.ssl_mode(mode.driver_mode());
-        Ok(ConnectOptions {
-            config,
-            tls: TlsSettings { mode, root_cert },
-        })
+    config.ssl_mode(mode.driver_mode());
+    Ok(ConnectOptions {
+        config,
+        tls: TlsSettings { mode, root_cert },
+    })
 }
 
 impl ConnectOptions {

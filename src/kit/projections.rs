@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 use crate::projection::durable::{
-    rebuild_erased, status, ProjectionStatus, Progress, ProjectionRegistry, Runner, RunnerConfig,
+    rebuild_erased, status, Progress, ProjectionRegistry, ProjectionStatus, Runner, RunnerConfig,
 };
 use crate::store::Store;
 

@@ -42,8 +42,12 @@ fn parse_position(s: &str, min: u64) -> Result<u64, String> {
     let range = format!("{min} to {MAX_POSITION}");
     match s.trim().parse::<u64>() {
         Ok(p) if (min..=MAX_POSITION).contains(&p) => Ok(p),
-        Ok(p) => Err(format!("position {p} is out of range: positions are {range}")),
-        Err(_) => Err(format!("{s:?} is not a position: a whole number from {range}")),
+        Ok(p) => Err(format!(
+            "position {p} is out of range: positions are {range}"
+        )),
+        Err(_) => Err(format!(
+            "{s:?} is not a position: a whole number from {range}"
+        )),
     }
 }
 

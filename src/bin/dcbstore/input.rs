@@ -115,12 +115,14 @@ struct EventLine {
 }
 
 /// `dcbstore append` input: the events, and the line each came from.
+#[derive(Debug)]
 pub(crate) struct EventLines {
     pub(crate) events: Vec<Event>,
     pub(crate) lines: LineMap,
 }
 
 /// `self.0[i]` is the input line (1-based, blank lines counted) of event `i`.
+#[derive(Debug)]
 pub(crate) struct LineMap(pub(crate) Vec<usize>);
 
 impl LineMap {

@@ -48,21 +48,26 @@ fn main() -> ExitCode {
         }
         return ExitCode::from(2);
     }
-    // Every secret the connection may carry: the raw string's, and the
-    // password the environment or the password file gives.
-    let mut secrets = cli
+    // Every secret the connection may carry: the raw string's and
+    // PGPASSWORD first, then the password the password file gives.
+    let mut known = cli
         .database_url
         .as_deref()
         .map(dcbstore::connection::secrets)
         .unwrap_or_default();
-    let options = commands::connect_options(cli.database_url.clone());
-    if let Ok(o) = &options {
-        secrets.extend(o.secrets());
-    }
+    known.extend(std::env::var("PGPASSWORD").ok().filter(|p| !p.is_empty()));
+    let secrets: logging::Secrets = std::sync::Arc::new(std::sync::RwLock::new(known));
     logging::init_logging(log_format, secrets.clone());
+    let options = commands::connect_options(cli.database_url.clone());
+    if let (Ok(o), Ok(mut s)) = (&options, secrets.write()) {
+        s.extend(o.secrets());
+    }
     let fail = |message: String, code: u8| {
         // Defence in depth: whatever the error says, no password is printed.
-        let message = dcbstore::connection::redact(&message, &secrets);
+        let message = match secrets.read() {
+            Ok(s) => dcbstore::connection::redact(&message, &s),
+            Err(_) => "an error occurred (its message is withheld)".to_string(),
+        };
         match log_format {
             LogFormat::Json => print_json_error(&message, code),
             LogFormat::Text => eprintln!("dcbstore: {message}"),

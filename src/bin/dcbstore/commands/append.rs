@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use dcbstore::{
-    Appended, AppendCondition, Conflict, Error, EventStore, Query, SequencePosition, Store,
+    AppendCondition, Appended, Conflict, Error, EventStore, Query, SequencePosition, Store,
 };
 use uuid::Uuid;
 

@@ -100,9 +100,8 @@ async fn export_to_file(
                     e,
                 )
             })?;
-            std::fs::remove_file(&partial).map_err(|e| {
-                Error::io(format_args!("cannot remove {}", partial.display()), e)
-            })?;
+            std::fs::remove_file(&partial)
+                .map_err(|e| Error::io(format_args!("cannot remove {}", partial.display()), e))?;
         }
         Ok(summary)
     }

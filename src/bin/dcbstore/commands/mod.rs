@@ -160,7 +160,12 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
             json,
         } => import::import(ctx, input, batch_size, json, out).await?,
         Command::Projections {
-            command: ProjectionsCommand::Status { json, check, max_lag },
+            command:
+                ProjectionsCommand::Status {
+                    json,
+                    check,
+                    max_lag,
+                },
         } => projections::status(ctx, json, check, max_lag, out).await?,
         Command::Read {
             query,

@@ -26,9 +26,9 @@ pub(crate) async fn status(
     let store = ctx.store().await?;
     let rows = read_status(&store).await?;
     write_status(&rows, json, out)?;
-    let unhealthy = rows
-        .iter()
-        .any(|r| r.state == "failed" || r.last_error.is_some() || max_lag.is_some_and(|m| r.lag > m));
+    let unhealthy = rows.iter().any(|r| {
+        r.state == "failed" || r.last_error.is_some() || max_lag.is_some_and(|m| r.lag > m)
+    });
     Ok(if check && unhealthy {
         Outcome::Check(EXIT_UNHEALTHY)
     } else {
