@@ -60,6 +60,7 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
     "dcbstore.append_batch_unchecked",
+    "dcbstore.import_batch",
     "dcbstore.read",
     "dcbstore.head",
     "dcbstore.append_lock_key",

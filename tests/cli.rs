@@ -2098,6 +2098,39 @@ async fn export_keeps_recorded_at_and_refuses_to_overwrite_without_force() {
         2,
         "--force needs --output"
     );
+
+    // Imported into an empty store, the export is the same log: positions,
+    // ids, content and recorded_at; exported again, the same bytes.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let target = migrated().await;
+    cli(Some(target.url()), &["import", "--input", f], None).ok();
+    let again = cli(Some(target.url()), &["export"], None);
+    assert_eq!(again.ok().stdout, exported, "the same log");
+    // A time that would go back along positions is raised to the previous one.
+    let later = lines[1]["recorded_at"].as_str().unwrap().to_string();
+    let old = json!({"id": Uuid::new_v4(), "type": "Old", "recorded_at": "2001-01-01T00:00:00Z"});
+    let none = json!({"id": Uuid::new_v4(), "type": "NoTime"});
+    cli(Some(target.url()), &["import"], Some(&jsonl(&[old, none]))).ok();
+    let tail = cli(Some(target.url()), &["read", "--from", "3"], None)
+        .ok()
+        .json_lines();
+    assert_eq!(
+        tail[0]["recorded_at"],
+        json!(later),
+        "raised to the previous event's"
+    );
+    assert!(
+        tail[1]["recorded_at"].as_str().unwrap() > later.as_str(),
+        "the import time: {tail:?}"
+    );
+    cli(
+        Some(target.url()),
+        &["import"],
+        Some(&jsonl(&[
+            json!({"id": Uuid::new_v4(), "type": "X", "recorded_at": "soon"}),
+        ])),
+    )
+    .fails(1, "line 1");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -23,6 +23,58 @@ pub const VARIABLES: [&str; 9] = [
     "PGCONNECT_TIMEOUT",
 ];
 
+/// A URL whose hosts name no port, with `PGPORT`'s written in: the
+/// driver's URL parser gives such a host port 5432, which would hide the
+/// variable. Anything else is returned as it is.
+pub(super) fn with_url_port(url: &str, env: &dyn Fn(&str) -> Option<String>) -> String {
+    let Some(port) = var(env, "PGPORT") else {
+        return url.to_string();
+    };
+    let Some(scheme_end) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|p| url.strip_prefix(p).map(|_| p.len()))
+    else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let (userinfo, hosts) = match authority.rfind('@') {
+        Some(i) => (&authority[..=i], &authority[i + 1..]),
+        None => ("", authority),
+    };
+    if hosts.is_empty() {
+        return url.to_string();
+    }
+    let has_port = |h: &str| {
+        let after_ipv6 = h.rfind(']').map_or(h, |i| &h[i + 1..]);
+        after_ipv6.contains(':')
+    };
+    let host_list: Vec<&str> = hosts.split(',').collect();
+    if host_list.iter().any(|h| has_port(h)) {
+        return url.to_string();
+    }
+    let ports: Vec<&str> = port.split(',').map(str::trim).collect();
+    let with_ports: Vec<String> = host_list
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let p = ports.get(i).or(ports.first()).copied().unwrap_or("");
+            if p.is_empty() {
+                (*h).to_string()
+            } else {
+                format!("{h}:{p}")
+            }
+        })
+        .collect();
+    format!(
+        "{}{userinfo}{}{}",
+        &url[..scheme_end],
+        with_ports.join(","),
+        &rest[authority_end..]
+    )
+}
+
 /// A variable's value; an empty one counts as unset, as in libpq.
 fn var(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
@@ -233,6 +285,13 @@ mod tests {
         // Only what the string leaves out.
         let o = resolve("postgres://u@h/d", &vars);
         assert_eq!(o.config.get_password(), Some(&b"envpw"[..]));
+        assert_eq!(o.config.get_ports(), [6543]);
+        let o = resolve("postgres://u:p@h1,[::1]/d", &vars);
+        assert_eq!(o.config.get_ports(), [6543, 6543]);
+        let o = resolve("postgres://h:7/d", &vars);
+        assert_eq!(o.config.get_ports(), [7]);
+        let o = resolve("postgres:///d", &vars);
+        assert_eq!(o.config.get_hosts(), [Host::Tcp("envhost".into())]);
         assert_eq!(o.config.get_ports(), [6543]);
     }
 

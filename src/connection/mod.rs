@@ -67,7 +67,8 @@ impl ConnectOptions {
         database_url: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConnectOptions> {
-        let (mut config, mut mode, mut root) = parse_parts(database_url)?;
+        let database_url = env::with_url_port(database_url, env);
+        let (mut config, mut mode, mut root) = parse_parts(&database_url)?;
         env::fill(&mut config, &mut mode, &mut root, env)?;
         let mut options = finish(config, mode, root)?;
         if options.config.get_password().is_none() {

@@ -334,9 +334,9 @@ and a summary go to stderr; stdout carries only the events."
     #[command(
         long_about = "Append events from JSON lines (an export, or lines written for another \
 store), keeping their ids. Each line: {\"id\", \"type\", \"data\", \"tags\", \"metadata\"}; id and \
-type are required, position and recorded_at are accepted and ignored (the store assigns \
-positions and records the import time; a full export imported into an empty store gets its \
-positions back). Lines go in batches: each batch is validated whole, ids stored with the same \
+type are required, position is accepted and ignored (the store assigns positions), recorded_at \
+is kept (raised where it would go back along positions); a full export imported into an empty \
+store is the same log, positions and times included. Lines go in batches: each batch is validated whole, ids stored with the same \
 content are skipped, an id stored with other content is an error, and the rest is appended \
 as one atomic append. Running the import again imports nothing new; after an error, fix the \
 input and run it again: it resumes where it stopped."
