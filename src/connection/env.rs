@@ -9,8 +9,9 @@ use tokio_postgres::Config;
 
 use crate::error::{Error, Result};
 
-/// The variables [`fill`] reads, as libpq names them.
-/// (re-exported as `connection::LIBPQ_VARIABLES`)
+/// The libpq environment variables a connection string is completed from
+/// ([`ConnectOptions::resolve`](crate::connection::ConnectOptions::resolve)),
+/// besides `PGPASSFILE`.
 pub const VARIABLES: [&str; 9] = [
     "PGHOST",
     "PGPORT",
