@@ -1950,6 +1950,17 @@ async fn connection_settings_come_from_libpq_variables_the_password_file_and_dot
     let mut cmd = command();
     cmd.current_dir(&work).arg("head");
     run_cmd(cmd, None).fails(1, "cannot connect").hides(SECRET);
+    // A malformed .env is an error that never shows its lines.
+    std::fs::write(
+        work.join(".env"),
+        format!("DATABASE_URL='host=h password={SECRET}\n"),
+    )
+    .unwrap();
+    let mut cmd = command();
+    cmd.current_dir(&work).arg("head");
+    run_cmd(cmd, None)
+        .fails(1, "cannot read .env")
+        .hides(SECRET);
 
     // The library's Store::connect follows the same rules (this process's
     // environment is shared with other tests: only the password file, by

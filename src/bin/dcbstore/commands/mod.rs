@@ -113,7 +113,7 @@ fn dotenv_database_url() -> Result<Option<String>, Error> {
             Ok(_) => {}
             Err(dotenvy::Error::LineParse(_, index)) => {
                 return Err(Error::Config(format!(
-                    "cannot read .env: the line at byte {index} is not KEY=VALUE"
+                    "cannot read .env: a line is not KEY=VALUE (at character {index} of that line; the line is not shown, it may hold a password)"
                 )))
             }
             Err(dotenvy::Error::Io(e)) => return Err(Error::io("cannot read .env", e)),
