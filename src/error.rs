@@ -98,6 +98,16 @@ pub enum Error {
         expected: String,
     },
 
+    /// The server's PostgreSQL is older than dcbstore supports
+    /// ([`migrate::MIN_SERVER_VERSION`](crate::migrate::MIN_SERVER_VERSION)).
+    #[error("the server runs PostgreSQL {version}, older than dcbstore supports (PostgreSQL {minimum} or newer): upgrade the server")]
+    UnsupportedServer {
+        /// The server's `server_version`.
+        version: String,
+        /// The oldest major version supported.
+        minimum: u32,
+    },
+
     /// Connecting to PostgreSQL failed. `target` never contains a password.
     #[error("cannot connect to PostgreSQL at {target}: {reason}")]
     Connect {

@@ -60,6 +60,7 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
     "dcbstore.append_batch_unchecked",
+    "dcbstore.import_batch",
     "dcbstore.read",
     "dcbstore.head",
     "dcbstore.append_lock_key",
@@ -71,8 +72,9 @@ pub const API_FUNCTIONS: &[&str] = &[
 /// schema, SELECT on its tables, INSERT and UPDATE on `dcbstore.projections`,
 /// EXECUTE on [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It
 /// takes back what it does not give (INSERT on the event tables, EXECUTE on
-/// internal functions, from an earlier grant). Idempotent; run it as the
-/// schema's owner after every migrate.
+/// internal functions, from an earlier grant), but never `redact`: without
+/// [`Grants::redact`] a role's EXECUTE on it stays as it was (revoke it with
+/// SQL). Idempotent; run it as the schema's owner after every migrate.
 pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants) -> Result<()> {
     if role.is_empty() {
         return Err(Error::invalid("the role name is empty"));
@@ -90,16 +92,60 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             escape_identifier(role)
         )));
     }
+    let owner: Option<(String, bool)> = client
+        .query_opt(
+            "SELECT pg_catalog.pg_get_userbyid(n.nspowner),
+                    pg_catalog.pg_has_role(current_user, n.nspowner, 'USAGE')
+               FROM pg_catalog.pg_namespace n WHERE n.nspname = 'dcbstore'",
+            &[],
+        )
+        .await?
+        .map(|row| Ok::<_, Error>((row.try_get(0)?, row.try_get(1)?)))
+        .transpose()?;
+    match owner {
+        None => {
+            return Err(Error::NotMigrated {
+                detail: "fresh (no dcbstore schema)".into(),
+            })
+        }
+        // PostgreSQL only warns when a grant by a non-owner gives nothing.
+        Some((owner, false)) => {
+            return Err(Error::invalid(format!(
+                "only the schema's owner ({owner}) can grant: connect as {owner} (the role that ran `dcbstore migrate`) and run the grant again"
+            )))
+        }
+        Some(_) => {}
+    }
     let r = escape_identifier(role);
+    // Every function of the schema but `redact`, whose grant only
+    // `Grants::redact` changes: a grant without it never takes it back.
+    let others: Vec<String> = client
+        .query(
+            "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'dcbstore'::regnamespace AND p.proname <> 'redact'
+              ORDER BY 1",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<std::result::Result<_, _>>()?;
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA dcbstore TO {r};
          REVOKE ALL ON ALL TABLES IN SCHEMA dcbstore FROM {r};
          GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
-         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
-         REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dcbstore FROM {r};
-         GRANT EXECUTE ON FUNCTION {} TO {r};",
-        API_FUNCTIONS.join(", ")
+         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};"
     );
+    if !others.is_empty() {
+        sql.push_str(&format!(
+            "REVOKE ALL ON FUNCTION {} FROM {r};",
+            others.join(", ")
+        ));
+    }
+    sql.push_str(&format!(
+        "GRANT EXECUTE ON FUNCTION {} TO {r};",
+        API_FUNCTIONS.join(", ")
+    ));
     if grants.redact {
         sql.push_str(&format!(
             "GRANT EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) TO {r};"

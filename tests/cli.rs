@@ -41,6 +41,13 @@ const SECRET: &str = "s3cr3t-pw-xyz";
 fn command() -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_remove("DATABASE_URL");
+    // Nor libpq's variables, nor a `.env` of the working directory.
+    for v in dcbstore::connection::LIBPQ_VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("PGPASSFILE")
+        .env_remove("DCBSTORE_LOG_FORMAT")
+        .current_dir(std::env::temp_dir());
     cmd
 }
 
@@ -65,7 +72,16 @@ fn append(url: &str, args: &[&str], events: &[Value]) -> u64 {
     let mut all = vec!["append"];
     all.extend_from_slice(args);
     let out = cli(Some(url), &all, Some(&jsonl(events))).ok().json();
-    assert_eq!(keys(&out), ["position"], "{out}");
+    assert_eq!(
+        keys(&out),
+        ["already_stored", "first_position", "ids", "position"],
+        "{out}"
+    );
+    assert_eq!(
+        out["ids"].as_array().map(Vec::len),
+        Some(events.len()),
+        "{out}"
+    );
     out["position"].as_u64().expect("position is a number")
 }
 
@@ -437,7 +453,21 @@ async fn append_one_batch_and_read_exact_lines_in_key_order() {
     // One batch: the output is the last event's position.
     let r = cli(Some(url), &["append"], Some(&jsonl(&events)));
     r.ok();
-    assert_eq!(r.stdout, "{\"position\":3}\n", "exact output");
+    let ids: Vec<String> = r.json()["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|i| format!("{i}"))
+        .collect();
+    assert_eq!(ids[0], format!("\"{id1}\""), "ids in input order");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "{{\"position\":3,\"first_position\":1,\"ids\":[{}],\"already_stored\":false}}\n",
+            ids.join(",")
+        ),
+        "exact output"
+    );
     assert!(r.stderr.is_empty(), "{r:#?}");
     let after = chrono::Utc::now();
 
@@ -517,7 +547,10 @@ async fn re_append_of_the_same_ids_is_idempotent() {
     // The same batch again: same position, nothing new.
     let r = cli(Some(url), &["append"], Some(&jsonl(&batch)));
     r.ok();
-    assert_eq!(r.json(), json!({"position": p}));
+    assert_eq!(
+        r.json(),
+        json!({"position": p, "first_position": p - 1, "ids": [a, b], "already_stored": true})
+    );
     assert_eq!(head(url), Some(p), "nothing new written");
     assert_eq!(read(url, &[]).len(), 3);
     // Tags given in another order or repeated are the same set.
@@ -572,7 +605,10 @@ async fn retry_of_a_conditional_append_is_idempotent_not_a_conflict() {
         Some(&jsonl(&batch)),
     );
     assert_eq!(r.code, 0, "idempotent retry, not a conflict: {r:#?}");
-    assert_eq!(r.json(), json!({"position": p}));
+    assert_eq!(
+        r.json(),
+        json!({"position": p, "first_position": p, "ids": [id], "already_stored": true})
+    );
     assert_eq!(head(url), Some(p));
 }
 
@@ -615,7 +651,8 @@ async fn read_windows_after_from_to_backwards_limit() {
     );
     assert_eq!(positions(url, &["--after", &s(5)]), pick(&[]));
     assert_eq!(positions(url, &["--from", &s(5)]), pick(&[5]));
-    assert_eq!(positions(url, &["--to", "0"]), pick(&[]));
+    // Positions start at 1: `--to 0` is a usage error (only --after takes 0).
+    assert_eq!(cli(Some(url), &["read", "--to", "0"], None).code, 2);
 
     assert_eq!(positions(url, &["--backwards"]), pick(&[5, 4, 3, 2, 1, 0]));
     // The window bounds positions the same way in both directions.
@@ -1071,7 +1108,7 @@ async fn malformed_stdin_line_names_the_line_and_writes_nothing() {
         &["append"],
         Some("{\"type\":\"A\"}\r\n\r\n{\"type\":\"B\"}\r\n"),
     );
-    assert_eq!(r.ok().json(), json!({"position": h + 2}));
+    assert_eq!(r.ok().json()["position"], json!(h + 2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1101,7 +1138,7 @@ async fn database_url_comes_from_the_flag_or_the_environment() {
     let mut cmd = command();
     cmd.env("DATABASE_URL", url).arg("append");
     let r = run_cmd(cmd, Some(&jsonl(&[json!({"type": "A"})])));
-    assert_eq!(r.ok().json(), json!({"position": 1}));
+    assert_eq!(r.ok().json()["position"], json!(1));
     let mut cmd = command();
     cmd.env("DATABASE_URL", url).arg("head");
     assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
@@ -1433,4 +1470,1004 @@ async fn empty_parameter_before_the_password_does_not_show_it() {
         assert_eq!(r.code, 1, "{r:#?}");
         r.hides(SECRET);
     }
+}
+
+// ---- Issue 13, part 2: the CLI as psql and sqlx-cli users expect ----
+
+/// A superuser client of `db`.
+async fn admin(db: &TestDatabase) -> tokio_postgres::Client {
+    dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A login role with a password (cluster-wide, a random name).
+async fn login_role(admin: &tokio_postgres::Client, prefix: &str) -> (String, String) {
+    let name = format!("{prefix}_{}", Uuid::new_v4().simple());
+    let password = Uuid::new_v4().simple().to_string();
+    admin
+        .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
+        .await
+        .unwrap();
+    (name, password)
+}
+
+/// `db`'s connection string for `user` with `password`.
+fn url_as(db: &TestDatabase, user: &str, password: &str) -> String {
+    let mut config = db.config().unwrap();
+    config.user(user).password(password);
+    dcbstore::testing::to_key_value(&config)
+}
+
+/// The host and port of `db` (TCP).
+fn host_port(db: &TestDatabase) -> (String, u16) {
+    let config = db.config().unwrap();
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        #[allow(unreachable_patterns)]
+        other => panic!("a TCP host: {other:?}"),
+    };
+    (host, config.get_ports().first().copied().unwrap_or(5432))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bare_all_works_for_query_and_fail_if_and_errors_name_cli_syntax() {
+    let db = migrated().await;
+    let url = db.url();
+    append(url, &[], &[json!({"type": "A"}), json!({"type": "B"})]);
+    assert_eq!(positions(url, &["--query", "all"]), [1, 2]);
+    assert_eq!(
+        positions(url, &["--query", "\"all\""]),
+        [1, 2],
+        "quoted JSON still works"
+    );
+    let r = cli(
+        Some(url),
+        &["append", "--fail-if", "all", "--after", "1"],
+        Some(&jsonl(&[json!({"type": "C"})])),
+    );
+    assert_eq!(r.code, 3, "an event after 1 matches all: {r:#?}");
+    append(
+        url,
+        &["--fail-if", "all", "--after", "2"],
+        &[json!({"type": "C"})],
+    );
+    for args in [
+        &["read", "--query", "[]"][..],
+        &["read", "--query", "[{}]"],
+        &["append", "--fail-if", "[]"],
+        &["append", "--condition", r#"[{"query":[]}]"#],
+    ] {
+        let r = cli(Some(url), args, Some(""));
+        assert_eq!(r.code, 2, "{args:?}: {r:#?}");
+        assert!(!r.stderr.contains("Query::"), "no Rust names: {r:#?}");
+        assert!(r.stderr.contains("all"), "{r:#?}");
+    }
+    let r = cli(Some(url), &["read", "--query", "[]"], None);
+    assert!(r.stderr.contains("--query all"), "{r:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn append_prints_first_and_last_position_ids_in_input_order_and_already_stored() {
+    let db = migrated().await;
+    let url = db.url();
+    append(url, &[], &[json!({"type": "Before"})]);
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let input = format!(
+        "{}\n\n{}\n{}\n",
+        json!({"type": "A", "id": b}),
+        json!({"type": "B"}),
+        json!({"type": "C", "id": a})
+    );
+    let out = cli(Some(url), &["append"], Some(&input)).ok().json();
+    assert_eq!(out["position"], 4, "{out}");
+    assert_eq!(out["first_position"], 2, "{out}");
+    assert_eq!(out["already_stored"], false, "{out}");
+    let ids = out["ids"].as_array().unwrap();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], json!(b));
+    assert_eq!(ids[2], json!(a));
+    let generated = ids[1].as_str().unwrap();
+    assert_eq!(read(url, &["--type", "B"])[0]["id"], json!(generated));
+
+    // The documented retry from the CLI: resend the same ids.
+    let retry = format!(
+        "{}\n{}\n{}\n",
+        json!({"type": "A", "id": b}),
+        json!({"type": "B", "id": generated}),
+        json!({"type": "C", "id": a})
+    );
+    let again = cli(Some(url), &["append"], Some(&retry)).ok().json();
+    assert_eq!(
+        again,
+        json!({"position": 4, "first_position": 2, "ids": [b, generated, a], "already_stored": true})
+    );
+    assert_eq!(head(url), Some(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_check_exit_codes_and_the_full_report_on_a_checksum_mismatch() {
+    let db = TestDatabase::create().await.unwrap();
+    let url = db.url();
+    // Fresh: 4, with the report.
+    let r = cli(Some(url), &["status", "--check"], None);
+    assert_eq!(r.code, 4, "{r:#?}");
+    assert!(r.stdout.contains("dcbstore migrate"), "{r:#?}");
+    let r = cli(Some(url), &["status", "--check", "--json"], None);
+    assert_eq!(r.code, 4, "{r:#?}");
+    assert_eq!(r.json()["state"], "fresh");
+    cli(Some(url), &["migrate"], None).ok();
+    cli(Some(url), &["status", "--check"], None).ok();
+    // Without --check the exit status stays 0 whatever the state.
+    let client = admin(&db).await;
+
+    // A checksum mismatch: 5, and the full report naming the version and what to do.
+    client
+        .batch_execute(
+            "UPDATE dcbstore.schema_migrations SET checksum = 'tampered' WHERE version = 2",
+        )
+        .await
+        .unwrap();
+    let r = cli(Some(url), &["status", "--check"], None);
+    assert_eq!(r.code, 5, "{r:#?}");
+    for needle in [
+        "state:             checksum mismatch",
+        "store id:",
+        "migration 2 (projections) has checksum tampered",
+        "restore",
+    ] {
+        assert!(r.stdout.contains(needle), "{needle}: {r:#?}");
+    }
+    let r = cli(Some(url), &["status", "--check", "--json"], None);
+    assert_eq!(r.code, 5, "{r:#?}");
+    let s = r.json();
+    assert_eq!(s["checksum_mismatches"][0]["version"], 2, "{s}");
+    assert_eq!(s["checksum_mismatches"][0]["applied"], "tampered", "{s}");
+    // Without --check: the report, then the error (exit 1).
+    let r = cli(Some(url), &["status"], None);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.contains("migration 2 (projections)"), "{r:#?}");
+    assert!(r.stderr.contains("checksum"), "{r:#?}");
+    let expected = MIGRATIONS
+        .iter()
+        .find(|m| m.version == 2)
+        .unwrap()
+        .checksum();
+    client
+        .execute(
+            "UPDATE dcbstore.schema_migrations SET checksum = $1 WHERE version = 2",
+            &[&expected],
+        )
+        .await
+        .unwrap();
+    cli(Some(url), &["status", "--check"], None).ok();
+
+    // Ahead: 5.
+    client
+        .batch_execute(
+            "INSERT INTO dcbstore.schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')",
+        )
+        .await
+        .unwrap();
+    let r = cli(Some(url), &["status", "--check"], None);
+    assert_eq!(r.code, 5, "ahead: {r:#?}");
+    assert!(r.stdout.contains("upgrade dcbstore"), "{r:#?}");
+    cli(Some(url), &["status"], None).ok();
+
+    // Pending (migrations at an older version): 4.
+    let db = TestDatabase::create().await.unwrap();
+    admin(&db)
+        .await
+        .batch_execute(
+            "CREATE SCHEMA dcbstore;
+             CREATE TABLE dcbstore.schema_migrations (
+                 version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO dcbstore.schema_migrations (version, name, checksum) VALUES (0, 'old', 'x');",
+        )
+        .await
+        .unwrap();
+    let r = cli(Some(db.url()), &["status", "--check"], None);
+    assert_eq!(r.code, 4, "pending: {r:#?}");
+    assert!(r.stdout.contains("dcbstore migrate"), "{r:#?}");
+    cli(Some(db.url()), &["status"], None).ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn projections_status_check_failed_or_lagging_and_aligned_tables() {
+    let db = migrated().await;
+    let url = db.url();
+    append(
+        url,
+        &[],
+        &[
+            json!({"type": "A"}),
+            json!({"type": "B"}),
+            json!({"type": "C"}),
+        ],
+    );
+    let client = admin(&db).await;
+    client
+        .batch_execute(
+            "INSERT INTO dcbstore.projections (name, checkpoint, state) VALUES
+               ('p', 2, 'running'),
+               ('a_much_longer_projection_name', 0, 'idle')",
+        )
+        .await
+        .unwrap();
+    cli(Some(url), &["projections", "status", "--check"], None).ok();
+    let r = cli(
+        Some(url),
+        &["projections", "status", "--check", "--max-lag", "2"],
+        None,
+    );
+    assert_eq!(r.code, 4, "lag 3 > 2: {r:#?}");
+    cli(
+        Some(url),
+        &["projections", "status", "--check", "--max-lag", "3"],
+        None,
+    )
+    .ok();
+    client
+        .batch_execute(
+            "UPDATE dcbstore.projections SET state = 'failed', last_error = 'boom', error_position = 3,
+                    failures = 2 WHERE name = 'p'",
+        )
+        .await
+        .unwrap();
+    let r = cli(Some(url), &["projections", "status", "--check"], None);
+    assert_eq!(r.code, 4, "failed: {r:#?}");
+    // The table: text columns start where their header does, numbers end
+    // where theirs does.
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{r:#?}");
+    let at = |column: &str| {
+        lines[0]
+            .find(column)
+            .unwrap_or_else(|| panic!("{column}: {r:#?}"))
+    };
+    for column in ["state", "last update", "last error"] {
+        for line in &lines[1..] {
+            assert!(
+                line[..at(column)].ends_with("  ") && !line[at(column)..].starts_with(' '),
+                "{column} aligned in {line:?}: {r:#?}"
+            );
+        }
+    }
+    for column in ["checkpoint", "head", "lag", "failures"] {
+        let end = at(column) + column.len();
+        for line in &lines[1..] {
+            assert!(
+                line[..end].ends_with(|c: char| c.is_ascii_digit())
+                    && line[end..].starts_with("  "),
+                "{column} aligned in {line:?}: {r:#?}"
+            );
+        }
+    }
+    assert!(r.stdout.contains("at position 3: boom"), "{r:#?}");
+    assert!(r.stdout.contains("failed"), "{r:#?}");
+    let rows = cli(Some(url), &["projections", "status", "--json"], None)
+        .ok()
+        .json_lines();
+    assert!(rows[0]["updated_at"].is_string(), "{rows:?}");
+    assert!(
+        cli(
+            Some(url),
+            &["projections", "status", "--max-lag", "1"],
+            None
+        )
+        .code
+            == 2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permission_errors_say_what_to_grant_and_grant_keeps_redact() {
+    let db = TestDatabase::create().await.unwrap();
+    let client = admin(&db).await;
+    let (owner, owner_pw) = login_role(&client, "dcb_owner").await;
+    let (app, app_pw) = login_role(&client, "dcb_app").await;
+    client
+        .batch_execute(&format!(
+            "GRANT CREATE ON DATABASE {} TO {owner}",
+            db.name()
+        ))
+        .await
+        .unwrap();
+    let (as_owner, as_app) = (url_as(&db, &owner, &owner_pw), url_as(&db, &app, &app_pw));
+    let r = cli(Some(&as_app), &["migrate"], None);
+    r.fails(1, "CREATE on database").hides(&app_pw);
+    cli(Some(&as_owner), &["migrate"], None).ok();
+    append(
+        &as_owner,
+        &[],
+        &[json!({"type": "A", "data": {"email": "x@y"}})],
+    );
+
+    // Not granted: the privilege, and the command that gives it.
+    let r = cli(Some(&as_app), &["read"], None);
+    r.fails(1, "USAGE on schema dcbstore")
+        .fails(1, &format!("dcbstore grant {app}"))
+        .hides(&app_pw);
+    // Only the owner can grant.
+    cli(Some(&as_app), &["grant", &app], None).fails(1, "only the schema's owner");
+    cli(Some(&as_owner), &["grant", &app], None).ok();
+    assert_eq!(read(&as_app, &[]).len(), 1);
+    let redact = [
+        "redact",
+        "--position",
+        "1",
+        "--data",
+        "null",
+        "--reason",
+        "gdpr",
+    ];
+    cli(Some(&as_app), &redact, None)
+        .fails(1, "EXECUTE on dcbstore.redact")
+        .fails(1, &format!("dcbstore grant {app} --redact"));
+
+    // grant without --redact never takes redact back.
+    cli(Some(&as_owner), &["grant", &app, "--redact"], None).ok();
+    cli(Some(&as_owner), &["grant", &app], None).ok();
+    cli(Some(&as_app), &redact, None).ok();
+
+    // A missing event is a usage error.
+    let r = cli(
+        Some(&as_app),
+        &[
+            "redact",
+            "--position",
+            "99",
+            "--data",
+            "null",
+            "--reason",
+            "x",
+        ],
+        None,
+    );
+    r.fails(2, "no event at position 99");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_settings_come_from_libpq_variables_the_password_file_and_dotenv() {
+    let db = migrated().await;
+    let config = db.config().unwrap();
+    let (host, port) = host_port(&db);
+    let user = config.get_user().unwrap().to_string();
+    let password = String::from_utf8(config.get_password().unwrap().to_vec()).unwrap();
+    append(db.url(), &[], &[json!({"type": "A"})]);
+    let dir = std::env::temp_dir().join(format!("dcbstore-cli-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pg = |cmd: &mut Command| {
+        cmd.env("PGHOST", &host)
+            .env("PGPORT", port.to_string())
+            .env("PGUSER", &user)
+            .env("PGDATABASE", db.name())
+            .env("PGSSLMODE", "disable");
+    };
+
+    // The PG* variables alone, as psql; the password never shown, even in debug logs.
+    let mut cmd = command();
+    pg(&mut cmd);
+    cmd.env("PGPASSWORD", &password)
+        .env("DCBSTORE_LOG", "debug")
+        .env("PGAPPNAME", "dcbstore-test")
+        .arg("head");
+    let r = run_cmd(cmd, None);
+    assert_eq!(r.ok().stdout, "1\n");
+    r.hides(&password);
+    // A wrong PGPASSWORD fails without showing it.
+    let mut cmd = command();
+    pg(&mut cmd);
+    cmd.env("PGPASSWORD", SECRET).arg("head");
+    run_cmd(cmd, None).fails(1, "password").hides(SECRET);
+    // Bad variables are clear errors.
+    let mut cmd = command();
+    pg(&mut cmd);
+    cmd.env("PGCONNECT_TIMEOUT", "soon").arg("head");
+    run_cmd(cmd, None).fails(1, "PGCONNECT_TIMEOUT");
+    let mut cmd = command();
+    pg(&mut cmd);
+    cmd.env("PGSSLMODE", "verify-full")
+        .env("PGSSLROOTCERT", dir.join("no-such-ca.pem"))
+        .arg("head");
+    run_cmd(cmd, None).fails(1, "no-such-ca.pem");
+
+    // A URL without a password (the README's recipe): the password file.
+    let pgpass = dir.join("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "other:1:*:*:nope\n{host}:{port}:{}:{user}:{password}\n",
+            db.name()
+        ),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let bare = format!(
+        "postgres://{user}@{host}:{port}/{}?sslmode=disable",
+        db.name()
+    );
+    let mut cmd = command();
+    cmd.env("PGPASSFILE", &pgpass)
+        .env("DATABASE_URL", &bare)
+        .arg("head");
+    let r = run_cmd(cmd, None);
+    assert_eq!(r.ok().stdout, "1\n");
+    r.hides(&password);
+    // ~/.pgpass when PGPASSFILE is unset.
+    std::fs::copy(&pgpass, dir.join(".pgpass")).unwrap();
+    let mut cmd = command();
+    cmd.env("HOME", &dir)
+        .args(["--database-url", &bare, "head"]);
+    assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
+    // PGPASSWORD comes before the file; the string's password before both.
+    let mut cmd = command();
+    cmd.env("PGPASSFILE", &pgpass)
+        .env("PGPASSWORD", SECRET)
+        .args(["--database-url", &bare, "head"]);
+    run_cmd(cmd, None).fails(1, "password").hides(SECRET);
+    let mut cmd = command();
+    cmd.env("PGPASSWORD", SECRET)
+        .args(["--database-url", db.url(), "head"]);
+    assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
+    // The string wins over a variable: its sslmode over PGSSLMODE.
+    let mut cmd = command();
+    cmd.env("PGSSLMODE", "verify-full")
+        .env("PGPASSFILE", &pgpass)
+        .args(["--database-url", &bare, "head"]);
+    assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
+
+    // DATABASE_URL from ./.env, after the flag and the environment.
+    let work = dir.join("project");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(
+        work.join(".env"),
+        format!(
+            "# settings\nOTHER=1\nDATABASE_URL=\"{}\"\n",
+            db.url().replace('"', "\\\"")
+        ),
+    )
+    .unwrap();
+    let mut cmd = command();
+    cmd.current_dir(&work).arg("head");
+    assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
+    let bad = format!(
+        "host=127.0.0.1 port={} user=postgres password={SECRET} dbname=x connect_timeout=5",
+        closed_port()
+    );
+    let mut cmd = command();
+    cmd.current_dir(&work).env("DATABASE_URL", &bad).arg("head");
+    run_cmd(cmd, None).fails(1, "cannot connect").hides(SECRET);
+    std::fs::write(work.join(".env"), format!("DATABASE_URL='{bad}'\n")).unwrap();
+    let mut cmd = command();
+    cmd.current_dir(&work)
+        .args(["--database-url", db.url(), "head"]);
+    assert_eq!(run_cmd(cmd, None).ok().stdout, "1\n");
+    let mut cmd = command();
+    cmd.current_dir(&work).arg("head");
+    run_cmd(cmd, None).fails(1, "cannot connect").hides(SECRET);
+    // A malformed .env is an error that never shows its lines.
+    std::fs::write(
+        work.join(".env"),
+        format!("DATABASE_URL='host=h password={SECRET}\n"),
+    )
+    .unwrap();
+    let mut cmd = command();
+    cmd.current_dir(&work).arg("head");
+    run_cmd(cmd, None)
+        .fails(1, "cannot read .env")
+        .hides(SECRET);
+
+    // The library's Store::connect follows the same rules (this process's
+    // environment is shared with other tests: only the password file, by
+    // a URL that names it).
+    let with_file = format!(
+        "postgres://{user}@{host}:{port}/{}?sslmode=disable",
+        db.name()
+    );
+    let resolved = dcbstore::connection::ConnectOptions::resolve_with(&with_file, &|k| {
+        (k == "PGPASSFILE").then(|| pgpass.display().to_string())
+    })
+    .unwrap();
+    let store = dcbstore::Store::builder(&with_file)
+        .unwrap()
+        .tls(resolved.tls.clone());
+    drop(store);
+    let store = dcbstore::StoreBuilder::new(resolved.config)
+        .tls(resolved.tls)
+        .build()
+        .await
+        .unwrap();
+    use dcbstore::EventStore;
+    assert_eq!(store.head().await.unwrap().map(|p| p.get()), Some(1));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn help_shows_global_options_once_and_the_line_format_and_messages_count_lines() {
+    let r = cli(None, &["append", "--help"], None);
+    r.ok();
+    assert_eq!(
+        r.stdout.matches("Global options").count(),
+        2,
+        "one heading, one for limits: {r:#?}"
+    );
+    assert_eq!(r.stdout.matches("--database-url <").count(), 1, "{r:#?}");
+    let options =
+        &r.stdout[r.stdout.find("Options:").unwrap()..r.stdout.find("Global options").unwrap()];
+    assert!(
+        options.contains("--fail-if")
+            && !options.contains("--database-url")
+            && !options.contains("--max-"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout.contains(r#"{"type": "T", "data": JSON"#),
+        "line format: {r:#?}"
+    );
+    assert!(
+        r.stdout.contains("Example:") && r.stdout.contains("| dcbstore append"),
+        "{r:#?}"
+    );
+    let r = cli(None, &["--help"], None);
+    assert_eq!(r.stdout.matches("--database-url <").count(), 1, "{r:#?}");
+
+    let db = migrated().await;
+    let url = db.url();
+    // A JSON array: what it is, and the remedy.
+    cli(
+        Some(url),
+        &["append"],
+        Some("[{\"type\":\"A\"},{\"type\":\"B\"}]\n"),
+    )
+    .fails(1, "expected one JSON object per line, got an array")
+    .fails(1, "jq -c '.[]'");
+    cli(Some(url), &["append"], Some("\n[\n  {\"type\":\"A\"}\n]\n")).fails(1, "line 2");
+    // Blank lines count, in the tool's checks and in the store's.
+    cli(
+        Some(url),
+        &["append"],
+        Some("\n{\"type\":\"A\"}\n\n{\"type\":\n"),
+    )
+    .fails(1, "line 4");
+    cli(
+        Some(url),
+        &["append"],
+        Some("\n{\"type\":\"A\"}\n\n{\"type\":\"B\",\"tags\":[\"\"]}\n"),
+    )
+    .fails(1, "line 4");
+    cli(
+        Some(url),
+        &["--max-tags-per-event", "1", "append"],
+        Some("\n\n{\"type\":\"A\"}\n\n\n{\"type\":\"B\",\"tags\":[\"a\",\"b\"]}\n"),
+    )
+    .fails(1, "line 6");
+    assert_eq!(head(url), None);
+
+    // --log-format json: the final error is a JSON record too.
+    let bad = format!(
+        "host=127.0.0.1 port={} user=u password={SECRET} dbname=x",
+        closed_port()
+    );
+    let r = cli(Some(&bad), &["--log-format", "json", "head"], None);
+    assert_eq!(r.code, 1, "{r:#?}");
+    r.hides(SECRET);
+    let last: Value =
+        serde_json::from_str(r.stderr.lines().last().unwrap()).expect("a JSON record");
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert_eq!(last["fields"]["exit_status"], 1, "{last}");
+    assert!(
+        last["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot connect"),
+        "{last}"
+    );
+    let r = cli(
+        Some(url),
+        &["--log-format", "json", "read", "--from", "0"],
+        None,
+    );
+    assert_eq!(r.code, 2, "{r:#?}");
+    let last: Value = serde_json::from_str(r.stderr.trim()).expect("a JSON usage error");
+    assert_eq!(last["fields"]["exit_status"], 2, "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_keeps_recorded_at_and_refuses_to_overwrite_without_force() {
+    let db = migrated().await;
+    let url = db.url();
+    append(url, &[], &[json!({"type": "A"}), json!({"type": "B"})]);
+    let dir = std::env::temp_dir().join(format!("dcbstore-export-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("backup.jsonl");
+    let f = file.to_str().unwrap();
+    cli(Some(url), &["export", "--output", f], None).ok();
+    let exported = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<Value> = exported
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines.iter().all(|l| l["recorded_at"].is_string()),
+        "{exported}"
+    );
+    // An existing file is refused (usage), kept as it was; --force overwrites.
+    std::fs::write(&file, "precious\n").unwrap();
+    cli(Some(url), &["export", "--output", f], None).fails(2, "--force");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious\n");
+    assert!(!dir.join("backup.jsonl.partial").exists());
+    cli(Some(url), &["export", "--output", f, "--force"], None).ok();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), exported);
+    assert_eq!(
+        cli(Some(url), &["export", "--force"], None).code,
+        2,
+        "--force needs --output"
+    );
+
+    // Imported into an empty store, the export is the same log: positions,
+    // ids, content and recorded_at; exported again, the same bytes.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let target = migrated().await;
+    cli(Some(target.url()), &["import", "--input", f], None).ok();
+    let again = cli(Some(target.url()), &["export"], None);
+    assert_eq!(again.ok().stdout, exported, "the same log");
+    // A time that would go back along positions is raised to the previous one.
+    let later = lines[1]["recorded_at"].as_str().unwrap().to_string();
+    let old = json!({"id": Uuid::new_v4(), "type": "Old", "recorded_at": "2001-01-01T00:00:00Z"});
+    let none = json!({"id": Uuid::new_v4(), "type": "NoTime"});
+    cli(Some(target.url()), &["import"], Some(&jsonl(&[old, none]))).ok();
+    let tail = cli(Some(target.url()), &["read", "--from", "3"], None)
+        .ok()
+        .json_lines();
+    assert_eq!(
+        tail[0]["recorded_at"],
+        json!(later),
+        "raised to the previous event's"
+    );
+    assert!(
+        tail[1]["recorded_at"].as_str().unwrap() > later.as_str(),
+        "the import time: {tail:?}"
+    );
+    cli(
+        Some(target.url()),
+        &["import"],
+        Some(&jsonl(&[
+            json!({"id": Uuid::new_v4(), "type": "X", "recorded_at": "soon"}),
+        ])),
+    )
+    .fails(1, "line 1");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_marks_redacted_events_and_redactions_lists_the_audit_rows() {
+    let db = migrated().await;
+    let url = db.url();
+    append(
+        url,
+        &[],
+        &[
+            json!({"type": "A", "data": {"email": "x@y"}}),
+            json!({"type": "B"}),
+        ],
+    );
+    let before = chrono::Utc::now();
+    cli(
+        Some(url),
+        &[
+            "redact",
+            "--position",
+            "1",
+            "--data",
+            "null",
+            "--reason",
+            "erasure request",
+        ],
+        None,
+    )
+    .ok();
+    let lines = cli(Some(url), &["read"], None).ok().json_lines();
+    assert_eq!(lines[0]["data"], Value::Null);
+    assert_eq!(
+        lines[0]["redacted"]["reason"], "erasure request",
+        "{}",
+        lines[0]
+    );
+    let at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(lines[0]["redacted"]["at"].clone()).unwrap();
+    assert!(at >= before - chrono::Duration::seconds(5), "{at}");
+    assert!(
+        lines[1].get("redacted").is_none(),
+        "only redacted events are marked"
+    );
+    assert_eq!(
+        ordered_keys(cli(Some(url), &["read", "--from", "2"], None).stdout.trim()),
+        READ_KEYS
+    );
+    // A window that leaves it out does not mark it; one with it does.
+    assert!(read(url, &["--after", "1"])
+        .iter()
+        .all(|l| l.get("redacted").is_none()));
+    assert!(cli(Some(url), &["read", "--to", "1"], None)
+        .ok()
+        .json_lines()[0]["redacted"]
+        .is_object());
+
+    cli(
+        Some(url),
+        &[
+            "redact",
+            "--position",
+            "1",
+            "--data",
+            "{}",
+            "--reason",
+            "second",
+        ],
+        None,
+    )
+    .ok();
+    let rows = cli(Some(url), &["redactions"], None).ok().json_lines();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["position"], 1);
+    assert_eq!(rows[0]["reason"], "erasure request");
+    assert_eq!(rows[1]["reason"], "second");
+    for key in [
+        "redaction",
+        "redacted_at",
+        "redacted_by",
+        "erased_sha256",
+        "replacement_sha256",
+    ] {
+        assert!(rows[0].get(key).is_some(), "{key}: {rows:?}");
+    }
+    assert_eq!(
+        cli(Some(url), &["read", "--to", "1"], None)
+            .ok()
+            .json_lines()[0]["redacted"]["reason"],
+        "second",
+        "the latest"
+    );
+    assert_eq!(
+        cli(Some(url), &["redactions", "--position", "2"], None)
+            .ok()
+            .stdout,
+        ""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn positions_are_1_to_i64_max_and_after_also_0_in_every_command() {
+    let db = migrated().await;
+    let url = db.url();
+    append(url, &[], &[json!({"type": "A"}), json!({"type": "B"})]);
+    let over = "9223372036854775808";
+    for args in [
+        &["read", "--after", "-1"][..],
+        &["read", "--after", over],
+        &["read", "--from", "0"],
+        &["read", "--from", over],
+        &["read", "--to", "0"],
+        &["read", "--to", "-3"],
+        &["read", "--to", over],
+        &["export", "--after", "-1"],
+        &["export", "--after", over],
+        &[
+            "redact",
+            "--position",
+            "0",
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
+        &[
+            "redact",
+            "--position",
+            over,
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
+        &[
+            "redact",
+            "--position",
+            "-1",
+            "--data",
+            "null",
+            "--reason",
+            "r",
+        ],
+        &["redactions", "--position", "0"],
+        &["append", "--fail-if", "all", "--after", "-1"],
+        &["append", "--fail-if", "all", "--after", over],
+        &["append", "--condition", r#"[{"query":"all","after":-1}]"#],
+        &[
+            "append",
+            "--condition",
+            r#"[{"query":"all","after":9223372036854775808}]"#,
+        ],
+    ] {
+        let r = cli(Some(url), args, Some(&jsonl(&[json!({"type": "X"})])));
+        assert_eq!(r.code, 2, "usage error for {args:?}: {r:#?}");
+        assert!(r.stdout.is_empty(), "{r:#?}");
+    }
+    assert_eq!(head(url), Some(2), "nothing appended");
+    let max = "9223372036854775807";
+    assert_eq!(positions(url, &["--after", "0"]), [1, 2]);
+    assert_eq!(positions(url, &["--from", "1", "--to", max]), [1, 2]);
+    assert!(positions(url, &["--after", "2"]).is_empty(), "at the head");
+    assert!(
+        positions(url, &["--after", "1000"]).is_empty(),
+        "beyond the head: nothing"
+    );
+    assert!(positions(url, &["--after", max]).is_empty());
+    let r = cli(Some(url), &["export", "--after", "0"], None);
+    assert_eq!(r.ok().stdout.lines().count(), 2);
+    append(
+        url,
+        &["--fail-if", "all", "--after", max],
+        &[json!({"type": "C"})],
+    );
+    let r = cli(
+        Some(url),
+        &["append", "--fail-if", "all", "--after", "0"],
+        Some(&jsonl(&[json!({"type": "D"})])),
+    );
+    assert_eq!(r.code, 3, "after 0: every event conflicts: {r:#?}");
+}
+
+/// The README's quickstart, run as written against an empty database (its
+/// `export` and `createdb` lines stand for the test database; `read --follow`
+/// runs until it has printed the history, then gets Ctrl-C), and Cargo's
+/// metadata has no placeholder.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_quickstart_runs_as_written_from_an_empty_database() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("From an empty PostgreSQL")
+        .expect("the quickstart");
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let lines: Vec<&str> = block.lines().collect();
+    assert!(lines.len() <= 10, "ten lines at most: {block}");
+    for step in [
+        "createdb",
+        "dcbstore migrate",
+        "dcbstore append",
+        "dcbstore read",
+        "--follow",
+    ] {
+        assert!(block.contains(step), "the quickstart shows {step}: {block}");
+    }
+    let install = &readme[readme.find("## Install").unwrap()..start];
+    assert!(
+        install.contains("cargo install --path .") && install.contains("cargo install dcbstore")
+    );
+    assert!(install.contains("PostgreSQL 14 or newer"), "{install}");
+
+    let db = TestDatabase::create().await.unwrap();
+    let config = db.config().unwrap();
+    let (host, port) = host_port(&db);
+    let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut outputs = Vec::new();
+    for line in lines {
+        let command = line.split("  #").next().unwrap().trim();
+        if command.starts_with("export ") || command.starts_with("createdb") {
+            continue;
+        }
+        let follow = command.contains("--follow");
+        // `exec`: the signal goes to dcbstore itself, not to the shell.
+        let mut cmd = command_in_shell(&format!("exec {command}"));
+        cmd.env("PATH", &path)
+            .env("PGHOST", &host)
+            .env("PGPORT", port.to_string())
+            .env("PGUSER", config.get_user().unwrap())
+            .env(
+                "PGPASSWORD",
+                String::from_utf8(config.get_password().unwrap().to_vec()).unwrap(),
+            )
+            .env("PGDATABASE", db.name())
+            .env("PGSSLMODE", "disable");
+        if follow {
+            outputs.push(follow_until_interrupted(cmd, 2));
+            continue;
+        }
+        let r = run_cmd(cmd, None);
+        assert_eq!(r.code, 0, "{command}: {r:#?}");
+        outputs.push(r.stdout);
+    }
+    let followed = outputs.pop().unwrap();
+    assert_eq!(
+        followed.lines().count(),
+        2,
+        "read --follow prints the history: {followed}"
+    );
+    let last = outputs.last().unwrap();
+    assert_eq!(last.lines().count(), 2, "the history: {last}");
+    assert!(
+        last.contains("CourseDefined") && last.contains("StudentSubscribed"),
+        "{last}"
+    );
+
+    let cargo =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+    for placeholder in [
+        "example.com",
+        "example.org",
+        "your-org",
+        "yourname",
+        "TODO",
+        "FIXME",
+        "<",
+        "XXX",
+    ] {
+        assert!(
+            !cargo.contains(placeholder),
+            "placeholder {placeholder:?} in Cargo.toml"
+        );
+    }
+}
+
+/// Runs a `read --follow` command until it printed `lines` lines, then sends
+/// it SIGINT (Ctrl-C): it must exit 0 with nothing on stderr. Its stdout.
+fn follow_until_interrupted(mut cmd: Command, lines: usize) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the follow command");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut printed = String::new();
+    for _ in 0..lines {
+        assert!(out.read_line(&mut printed).unwrap() > 0, "{printed}");
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "Ctrl-C ends --follow with 0: {stderr}"
+    );
+    assert_eq!(stderr, "");
+    printed
+}
+
+/// `sh -c COMMAND` without the test's connection settings.
+fn command_in_shell(command: &str) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(command).env_remove("DATABASE_URL");
+    for v in dcbstore::connection::LIBPQ_VARIABLES {
+        cmd.env_remove(v);
+    }
+    cmd.env_remove("PGPASSFILE")
+        .current_dir(std::env::temp_dir());
+    cmd
 }

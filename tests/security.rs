@@ -387,7 +387,8 @@ async fn cli_grant_and_redact() {
     .await
     .unwrap();
     let (missing, bad_json, no_role) = failures;
-    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    // A missing event is a usage error (issue 13: exit 2, it was 1).
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no event at position 9"));
     assert_eq!(bad_json.status.code(), Some(2), "{bad_json:?}");
     assert_eq!(no_role.status.code(), Some(1), "{no_role:?}");

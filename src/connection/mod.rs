@@ -12,9 +12,11 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, Config, Connection, Socket};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+mod env;
 mod params;
 mod secrets;
 
+pub use env::VARIABLES as LIBPQ_VARIABLES;
 pub use secrets::{redact, secrets};
 
 use params::{take_tls_params, TlsParam};
@@ -43,20 +45,76 @@ impl ConnectOptions {
     /// (`host= password=x` makes `password=x` the host): such a value would
     /// end up in messages, and it is never what the user meant.
     pub fn parse(database_url: &str) -> Result<ConnectOptions> {
-        let (rest, taken) = take_tls_params(database_url);
-        let mut config = parse_driver_config(&rest, database_url)?;
-        let (mut mode, mut root) = (None, None);
-        for (key, value) in taken {
-            match key {
-                TlsParam::Mode => mode = Some(value),
-                TlsParam::RootCert => root = Some(value),
+        let (config, mode, root) = parse_parts(database_url)?;
+        finish(config, mode, root)
+    }
+
+    /// [`parse`](Self::parse), then what the string leaves out from
+    /// libpq's environment, as `psql` does: `PGHOST`, `PGPORT`, `PGUSER`,
+    /// `PGPASSWORD`, `PGDATABASE`, `PGSSLMODE`, `PGSSLROOTCERT`,
+    /// `PGAPPNAME`, `PGCONNECT_TIMEOUT`, then the password file
+    /// (`PGPASSFILE`, else `~/.pgpass`) when there is still no password.
+    /// A parameter of the string always wins over the environment. An empty
+    /// string is the environment alone. [`Store::connect`](crate::Store::connect)
+    /// and [`Store::builder`](crate::Store::builder) connect this way.
+    pub fn resolve(database_url: &str) -> Result<ConnectOptions> {
+        ConnectOptions::resolve_with(database_url, &|name| std::env::var(name).ok())
+    }
+
+    /// [`resolve`](Self::resolve) with the environment variables `env`
+    /// gives (for tests, or a program that keeps its settings elsewhere).
+    pub fn resolve_with(
+        database_url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ConnectOptions> {
+        let database_url = env::with_url_port(database_url, env);
+        let (mut config, mut mode, mut root) = parse_parts(&database_url)?;
+        env::fill(&mut config, &mut mode, &mut root, env)?;
+        let mut options = finish(config, mode, root)?;
+        if options.config.get_password().is_none() {
+            if let Some(password) = env::password_file(&options.config, env) {
+                options.config.password(password);
             }
         }
-        if root.iter().chain(&mode).any(|v| v.contains('=')) {
-            return Err(swallowed());
+        Ok(options)
+    }
+
+    /// The password these options connect with (from the string, the
+    /// environment or the password file), to keep out of every text shown.
+    #[must_use]
+    pub fn secrets(&self) -> Vec<String> {
+        password_of(&self.config)
+    }
+}
+
+/// The driver's settings and the raw `sslmode` and `sslrootcert` of a
+/// connection string.
+type Parts = (Config, Option<String>, Option<String>);
+
+fn parse_parts(database_url: &str) -> Result<Parts> {
+    let (rest, taken) = take_tls_params(database_url);
+    let config = parse_driver_config(&rest, database_url)?;
+    let (mut mode, mut root) = (None, None);
+    for (key, value) in taken {
+        match key {
+            TlsParam::Mode => mode = Some(value),
+            TlsParam::RootCert => root = Some(value),
         }
-        let mode = mode.map(|m| m.parse::<SslMode>()).transpose()?;
-        let (mode, root_cert) = match root.as_deref() {
+    }
+    if root.iter().chain(&mode).any(|v| v.contains('=')) {
+        return Err(swallowed());
+    }
+    Ok((config, mode, root))
+}
+
+/// The options of parsed parts: the TLS settings checked and set.
+fn finish(
+    mut config: Config,
+    mode: Option<String>,
+    root: Option<String>,
+) -> Result<ConnectOptions> {
+    let mode = mode.map(|m| m.parse::<SslMode>()).transpose()?;
+    let (mode, root_cert) = match root.as_deref() {
             None | Some("") => (mode.unwrap_or_default(), RootCerts::Platform),
             Some("system") => match mode {
                 None | Some(SslMode::VerifyFull) => (SslMode::VerifyFull, RootCerts::Platform),
@@ -68,13 +126,14 @@ impl ConnectOptions {
             },
             Some(path) => (mode.unwrap_or_default(), RootCerts::File(PathBuf::from(path))),
         };
-        config.ssl_mode(mode.driver_mode());
-        Ok(ConnectOptions {
-            config,
-            tls: TlsSettings { mode, root_cert },
-        })
-    }
+    config.ssl_mode(mode.driver_mode());
+    Ok(ConnectOptions {
+        config,
+        tls: TlsSettings { mode, root_cert },
+    })
+}
 
+impl ConnectOptions {
     /// `user@host:port/dbname` for messages: never the password.
     #[must_use]
     pub fn describe(&self) -> String {

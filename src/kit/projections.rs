@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 
 use crate::error::Error;
 use crate::projection::durable::{
-    rebuild_erased, status, Progress, ProjectionRegistry, Runner, RunnerConfig,
+    rebuild_erased, status, Progress, ProjectionRegistry, ProjectionStatus, Runner, RunnerConfig,
 };
 use crate::store::Store;
 
@@ -99,29 +99,88 @@ pub async fn run(
 /// Prints [`status`] as a table or as JSON lines.
 pub async fn print_status(store: &Store, json: bool) -> crate::error::Result<()> {
     let rows = status(store).await?;
+    let mut out = std::io::stdout().lock();
+    write_status(&rows, json, &mut out)
+}
+
+/// Writes `rows` as JSON lines, or as a table whose columns align whatever
+/// the names' lengths: name, checkpoint, head, lag, state, failures, last
+/// update, last error.
+pub fn write_status(
+    rows: &[ProjectionStatus],
+    json: bool,
+    out: &mut dyn std::io::Write,
+) -> crate::error::Result<()> {
+    let io = |e| Error::io("cannot write the projections' status", e);
     if json {
-        for r in &rows {
-            println!(
-                "{}",
-                serde_json::to_string(r).map_err(|e| Error::Invalid(e.to_string()))?
-            );
+        for r in rows {
+            let line = serde_json::to_string(r).map_err(|e| Error::output(e.to_string()))?;
+            writeln!(out, "{line}").map_err(io)?;
         }
         return Ok(());
     }
-    println!(
-        "{:<24} {:>10} {:>10} {:>8} {:<10} last error",
-        "name", "checkpoint", "head", "lag", "state"
-    );
-    for r in &rows {
-        let error = match (&r.last_error, r.error_position) {
-            (Some(e), Some(p)) => format!("at position {p}: {e}"),
-            (Some(e), None) => e.clone(),
-            _ => "-".into(),
-        };
-        println!(
-            "{:<24} {:>10} {:>10} {:>8} {:<10} {}",
-            r.name, r.checkpoint, r.head, r.lag, r.state, error
-        );
+    let header = [
+        "name",
+        "checkpoint",
+        "head",
+        "lag",
+        "state",
+        "failures",
+        "last update",
+        "last error",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|r| {
+            let error = match (&r.last_error, r.error_position) {
+                (Some(e), Some(p)) => format!("at position {p}: {e}"),
+                (Some(e), None) => e.clone(),
+                _ => "-".into(),
+            };
+            [
+                r.name.clone(),
+                r.checkpoint.to_string(),
+                r.head.to_string(),
+                r.lag.to_string(),
+                r.state.clone(),
+                r.failures.to_string(),
+                r.updated_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                error,
+            ]
+        })
+        .collect();
+    let mut widths = header.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    // Numbers align right, text left; the last column is not padded.
+    let numeric = [false, true, true, true, false, true, false, false];
+    let line = |row: &[String]| {
+        let mut s = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i > 0 {
+                s.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(c.chars().count());
+            if i + 1 == row.len() {
+                s.push_str(c);
+            } else if numeric[i] {
+                s.push_str(&" ".repeat(pad));
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(pad));
+            }
+        }
+        s
+    };
+    let head: Vec<String> = header.iter().map(|h| (*h).to_string()).collect();
+    writeln!(out, "{}", line(&head)).map_err(io)?;
+    for row in &cells {
+        writeln!(out, "{}", line(row)).map_err(io)?;
     }
     Ok(())
 }

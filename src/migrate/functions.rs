@@ -50,6 +50,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "read.sql",
     "batch.sql",
     "append.sql",
+    "import.sql",
     "append_only.sql",
     "redact.sql",
 ];

@@ -93,6 +93,25 @@ pub struct SchemaStatus {
     pub ahead_build: Option<String>,
     /// The store's persistent identity, created by the first migration.
     pub store_id: Option<Uuid>,
+    /// Applied migrations whose checksum differs from this build's copy
+    /// (only [`status_report`] returns a status with some; present in JSON
+    /// only then).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checksum_mismatches: Vec<ChecksumMismatch>,
+}
+
+/// An applied migration whose recorded checksum differs from this build's
+/// copy: the schema was changed by hand or by a different build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChecksumMismatch {
+    /// The migration's version.
+    pub version: i32,
+    /// Its name.
+    pub name: String,
+    /// The checksum recorded in the database.
+    pub applied: String,
+    /// This build's.
+    pub expected: String,
 }
 
 impl SchemaStatus {
@@ -154,10 +173,48 @@ pub async fn status<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
     status::read(client).await
 }
 
+/// Like [`status`], but a checksum mismatch is reported in
+/// [`SchemaStatus::checksum_mismatches`] instead of an error, so a report
+/// can show everything (`dcbstore status`).
+pub async fn status_report<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
+    status::report(client).await
+}
+
+/// The oldest PostgreSQL major version dcbstore supports, which
+/// [`migrate`] checks (the SQL needs 13; 14 is the oldest release kept;
+/// the tests run on 15 and newer).
+pub const MIN_SERVER_VERSION: u32 = 14;
+
+/// Refuses a server older than [`MIN_SERVER_VERSION`], naming its version.
+async fn check_server_version(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
+            &[],
+        )
+        .await?;
+    let num: i32 = row.try_get(0)?;
+    let version: String = row.try_get(1)?;
+    supported(num, &version)
+}
+
+/// `Ok` when `server_version_num` is at least [`MIN_SERVER_VERSION`].
+fn supported(server_version_num: i32, version: &str) -> Result<()> {
+    let major = u32::try_from(server_version_num / 10_000).unwrap_or(0);
+    if major < MIN_SERVER_VERSION {
+        return Err(Error::UnsupportedServer {
+            version: version.to_string(),
+            minimum: MIN_SERVER_VERSION,
+        });
+    }
+    Ok(())
+}
+
 /// Applies pending migrations and out-of-date function files in one
 /// transaction, under an advisory lock (concurrent calls wait, then find
 /// nothing to do). Refuses a database newer than this build.
 pub async fn migrate(client: &mut Client) -> Result<MigrateReport> {
+    check_server_version(client).await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
         .await?;
@@ -168,4 +225,23 @@ pub async fn migrate(client: &mut Client) -> Result<MigrateReport> {
     let report = result?;
     unlock?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    #[test]
+    fn servers_below_the_minimum_are_refused_with_their_version() {
+        let err = supported(130_012, "13.12 (Debian 13.12-1)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("PostgreSQL 13.12") && err.contains("PostgreSQL 14 or newer"),
+            "{err}"
+        );
+        assert!(supported(90_624, "9.6.24").is_err());
+        assert!(supported(140_000, "14.0").is_ok());
+        assert!(supported(170_002, "17.2").is_ok());
+    }
 }

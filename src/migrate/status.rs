@@ -6,12 +6,27 @@ use tokio_postgres::GenericClient;
 use super::catalog::exists;
 use super::functions::{self, Applied};
 use super::migrations::{accepts, expected_version, MIGRATIONS};
-use super::{MigrationRef, SchemaState, SchemaStatus};
+use super::{ChecksumMismatch, MigrationRef, SchemaState, SchemaStatus};
 use crate::error::{Error, Result};
 
 /// Reads the status; errors with [`Error::ChecksumMismatch`] when an applied
 /// migration differs from this build's copy.
 pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
+    let status = report(client).await?;
+    match status.checksum_mismatches.first() {
+        Some(m) => Err(Error::ChecksumMismatch {
+            version: m.version,
+            name: m.name.clone(),
+            applied: m.applied.clone(),
+            expected: m.expected.clone(),
+        }),
+        None => Ok(status),
+    }
+}
+
+/// The status, with the applied migrations whose checksum differs from this
+/// build's copy listed rather than an error.
+pub(super) async fn report<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
     let applied: Vec<(i32, String, String)> =
         if exists(client, "dcbstore.schema_migrations").await? {
             client
@@ -26,10 +41,11 @@ pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
         } else {
             Vec::new()
         };
+    let mut checksum_mismatches = Vec::new();
     for (version, name, checksum) in &applied {
         if let Some(m) = MIGRATIONS.iter().find(|m| m.version == *version) {
             if !accepts(m, checksum) {
-                return Err(Error::ChecksumMismatch {
+                checksum_mismatches.push(ChecksumMismatch {
                     version: *version,
                     name: name.clone(),
                     applied: checksum.clone(),
@@ -82,6 +98,7 @@ pub(super) async fn read<C: GenericClient>(client: &C) -> Result<SchemaStatus> {
         pending_functions,
         ahead_build,
         store_id,
+        checksum_mismatches,
     })
 }
 

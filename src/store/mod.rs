@@ -153,9 +153,13 @@ impl Store {
         Store::builder(database_url)?.build().await
     }
 
-    /// A builder for a connection string (URL or key=value form).
+    /// A builder for a connection string (URL or key=value form), completed
+    /// as libpq does from the `PG*` environment variables and the password
+    /// file for what it leaves out ([`ConnectOptions::resolve`]; an empty
+    /// string is the environment alone). [`StoreBuilder::new`] takes a
+    /// driver `Config` as it is.
     pub fn builder(database_url: &str) -> Result<StoreBuilder> {
-        let options = ConnectOptions::parse(database_url)?;
+        let options = ConnectOptions::resolve(database_url)?;
         Ok(StoreBuilder::new(options.config).tls(options.tls))
     }
 

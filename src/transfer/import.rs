@@ -8,11 +8,16 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+use postgres_types::Json;
+use tokio_postgres::error::SqlState;
+
 use super::line::{describe, differences, parse_line};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::json_bytes;
-use crate::store::{EventStore, Store};
+use crate::pooled::Expired;
+use crate::store::Store;
 
 /// Events per batch of an import, by default.
 pub const DEFAULT_BATCH_SIZE: usize = 1000;
@@ -94,7 +99,7 @@ pub async fn import<R: BufRead>(
     let mut summary = ImportSummary::default();
     // A line read but left for the next batch (it would have made this one
     // too large for one append).
-    let mut carried: Option<(u64, Event, usize)> = None;
+    let mut carried: Option<(u64, Stamped, usize)> = None;
     loop {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
@@ -108,7 +113,7 @@ pub async fn import<R: BufRead>(
                         break;
                     };
                     let event = parse_line(n, text, &limits)?;
-                    let size = json_bytes(&event.data) + json_bytes(&event.metadata);
+                    let size = json_bytes(&event.0.data) + json_bytes(&event.0.metadata);
                     (n, event, size)
                 }
             };
@@ -169,11 +174,14 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
+/// An event and the `recorded_at` its line gives.
+type Stamped = (Event, Option<DateTime<Utc>>);
+
 /// The validated events of one batch, in file order, without repeated ids.
 #[derive(Default)]
 struct Batch {
-    /// (line number, event).
-    events: Vec<(u64, Event)>,
+    /// (line number, event, recorded_at).
+    events: Vec<(u64, Event, Option<DateTime<Utc>>)>,
     /// Index in `events` of each id.
     ids: HashMap<Uuid, usize>,
     /// Lines repeating an event earlier in the batch, identically.
@@ -183,10 +191,10 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, n: u64, event: Event) -> Result<()> {
+    fn push(&mut self, n: u64, (event, recorded_at): Stamped) -> Result<()> {
         self.read += 1;
         let earlier = self.ids.get(&event.id).and_then(|&i| self.events.get(i));
-        if let Some((first, earlier)) = earlier {
+        if let Some((first, earlier, _)) = earlier {
             let differ = differences(earlier, &event);
             if differ.is_empty() {
                 self.repeated += 1;
@@ -202,7 +210,7 @@ impl Batch {
             });
         }
         self.ids.insert(event.id, self.events.len());
-        self.events.push((n, event));
+        self.events.push((n, event, recorded_at));
         Ok(())
     }
 }
@@ -210,7 +218,7 @@ impl Batch {
 /// Looks the batch's ids up, then appends what is not stored yet. Returns
 /// (imported, already present).
 async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
-    let ids: Vec<Uuid> = batch.events.iter().map(|(_, e)| e.id).collect();
+    let ids: Vec<Uuid> = batch.events.iter().map(|(_, e, _)| e.id).collect();
     let events = batch.events;
     // A concurrent import of the same input may store some of these ids
     // between the lookup and the append: then look again.
@@ -220,9 +228,9 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
         let stored = lookup(store, &ids).await?;
         let mut new = Vec::with_capacity(events.len());
         let mut present = batch.repeated;
-        for (n, e) in &events {
+        for (n, e, recorded_at) in &events {
             match stored.get(&e.id) {
-                None => new.push(e.clone()),
+                None => new.push((e.clone(), *recorded_at)),
                 Some(s) => {
                     let differ = differences(e, s);
                     if !differ.is_empty() {
@@ -243,14 +251,79 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
             return Ok((0, present));
         }
         let count = new.len() as u64;
-        match store.append(new, None).await {
-            Ok(a) if a.already_stored => return Ok((0, present + count)),
-            Ok(_) => return Ok((count, present)),
-            Err(Error::IdConflict { .. }) if attempts < 3 => continue,
+        match import_batch(store, new).await {
+            Ok(()) => return Ok((count, present)),
+            // Stored meanwhile (a concurrent import): look again.
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => continue,
             Err(e) => return Err(e),
         }
     }
 }
+
+/// Appends `events` as one unconditional append that keeps each event's
+/// `recorded_at` (`dcbstore.import_batch`), then wakes followers.
+async fn import_batch(store: &Store, events: Vec<(Event, Option<DateTime<Utc>>)>) -> Result<()> {
+    let outcome = store
+        .pooled()
+        .call(move |c| {
+            Box::pin(async move {
+                let n = events.len();
+                let mut ids = Vec::with_capacity(n);
+                let mut types = Vec::with_capacity(n);
+                let mut data = Vec::with_capacity(n);
+                let mut metadata = Vec::with_capacity(n);
+                let mut tag_ends = Vec::with_capacity(n);
+                let mut tags: Vec<&str> = Vec::new();
+                let mut recorded = Vec::with_capacity(n);
+                for (e, at) in &events {
+                    ids.push(e.id);
+                    types.push(e.event_type.as_str());
+                    data.push(&e.data);
+                    metadata.push(Json(&e.metadata));
+                    tags.extend(e.tags.iter().map(String::as_str));
+                    tag_ends.push(
+                        i32::try_from(tags.len())
+                            .map_err(|_| Error::invalid("too many tags in one import batch"))?,
+                    );
+                    recorded.push(*at);
+                }
+                let stmt = c.prepare_cached(IMPORT_SQL).await?;
+                let wake = c.prepare_cached(WAKE_SQL).await?;
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+                    [&ids, &types, &data, &metadata, &tag_ends, &tags, &recorded];
+                // Polled in this order, the batch is sent first: pipelined,
+                // the wake-up runs after its commit.
+                let (imported, woken) =
+                    futures::join!(c.query_one(&stmt, &params), c.execute(&wake, &[]));
+                if let Err(e) = woken {
+                    tracing::debug!(error = %e, "waking followers failed");
+                }
+                match imported {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.code().is_none() => Err(Error::OutcomeUnknown {
+                        reason: format!("connection lost during an import batch: {e}"),
+                        source: Some(std::sync::Arc::new(e)),
+                    }),
+                    Err(e) => Err(e.into()),
+                }
+            })
+        })
+        .await?;
+    outcome.unwrap_or_else(|Expired(t)| {
+        Err(Error::OutcomeUnknown {
+            reason: format!(
+                "no answer from the server within {t:?} during an import batch; run the import again: it skips what is stored"
+            ),
+            source: None,
+        })
+    })
+}
+
+const IMPORT_SQL: &str = "SELECT dcbstore.import_batch($1, $2, $3, $4, $5, $6, $7::timestamptz[])";
+
+/// As an append's: wakes followers once the batch has committed.
+const WAKE_SQL: &str =
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')";
 
 /// The events stored with any of `ids`.
 async fn lookup(store: &Store, ids: &[Uuid]) -> Result<HashMap<Uuid, Event>> {
@@ -296,11 +369,11 @@ mod tests {
         let id = Uuid::now_v7();
         let mut batch = Batch::default();
         let e = Event::new("A", json!({"n": 1})).with_id(id);
-        batch.push(1, e.clone()).expect("first");
-        batch.push(2, e.clone()).expect("identical repeat");
+        batch.push(1, (e.clone(), None)).expect("first");
+        batch.push(2, (e.clone(), None)).expect("identical repeat");
         assert_eq!((batch.events.len(), batch.repeated, batch.read), (1, 1, 2));
         let err = batch
-            .push(3, Event::new("A", json!({"n": 2})).with_id(id))
+            .push(3, (Event::new("A", json!({"n": 2})).with_id(id), None))
             .expect_err("different content");
         assert!(err.to_string().contains("line 3"), "{err}");
         assert!(err.to_string().contains("line 1"), "{err}");

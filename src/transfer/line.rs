@@ -4,6 +4,8 @@
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::{json_bytes, Limit, Limits};
@@ -13,7 +15,11 @@ const FIELDS: &str = "id, type, data, tags, metadata, position, recorded_at";
 
 /// Parses and fully validates line `n`, as an append would (against
 /// `limits`), with errors that name the line and the field.
-pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Event> {
+pub(super) fn parse_line(
+    n: u64,
+    text: &str,
+    limits: &Limits,
+) -> Result<(Event, Option<DateTime<Utc>>)> {
     let text = text.trim_end_matches(['\n', '\r']);
     let mut line = match serde_json::from_str(text) {
         Ok(LineJson::Object(m)) => m,
@@ -37,10 +43,15 @@ pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Event> {
     let data: Option<Value> = field(n, &mut line, "data", "JSON")?;
     let tags: Option<Vec<String>> = field(n, &mut line, "tags", "an array of strings")?;
     let metadata: Option<Map<String, Value>> = field(n, &mut line, "metadata", "a JSON object")?;
-    // Accepted and ignored: the target store assigns positions and records
-    // the import time.
+    // The target store assigns positions (accepted and ignored); an event
+    // keeps its recorded_at.
     let _: Option<u64> = field(n, &mut line, "position", "a non-negative integer")?;
-    let _: Option<String> = field(n, &mut line, "recorded_at", "a string")?;
+    let recorded_at: Option<DateTime<Utc>> = field(
+        n,
+        &mut line,
+        "recorded_at",
+        "an RFC 3339 timestamp (as export writes it)",
+    )?;
     if let Some(unknown) = line.keys().next() {
         return Err(Error::invalid(format!(
             "line {n}: unknown field {unknown:?} (an event has {FIELDS})"
@@ -90,13 +101,16 @@ pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Event> {
     limits.check_metadata(&format!("line {n}: event metadata"), &metadata)?;
     tags.sort_unstable();
     tags.dedup();
-    Ok(Event {
-        id,
-        event_type,
-        data,
-        tags,
-        metadata,
-    })
+    Ok((
+        Event {
+            id,
+            event_type,
+            data,
+            tags,
+            metadata,
+        },
+        recorded_at,
+    ))
 }
 
 /// A line's JSON: an object, its keys unique (a key given twice is an error,
@@ -232,7 +246,7 @@ fn object_eq(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
 /// [`parse_line`] with the default limits, for the tests.
 #[cfg(test)]
 pub(super) fn parse_default(n: u64, text: &str) -> Result<Event> {
-    parse_line(n, text, &Limits::DEFAULT)
+    parse_line(n, text, &Limits::DEFAULT).map(|(e, _)| e)
 }
 
 #[cfg(test)]
@@ -241,7 +255,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn lines_parse_with_defaults_and_ignore_position_and_recorded_at() {
+    fn lines_parse_with_defaults_ignore_position_and_keep_recorded_at() {
         let id = Uuid::now_v7();
         let e = parse_default(
             3,
@@ -254,6 +268,21 @@ mod tests {
         assert_eq!(e.data, Value::Null);
         assert_eq!(e.tags, ["a", "b"]);
         assert!(e.metadata.is_empty());
+        let line =
+            json!({"id": id, "type": "A", "recorded_at": "2024-01-01T00:00:00.5Z"}).to_string();
+        let (_, at) = parse_line(1, &line, &Limits::DEFAULT).expect("parse");
+        assert_eq!(
+            at.map(|t| t.to_rfc3339()),
+            Some("2024-01-01T00:00:00.500+00:00".into())
+        );
+        let line = json!({"id": id, "type": "A", "recorded_at": "yesterday"}).to_string();
+        let err = parse_line(1, &line, &Limits::DEFAULT)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"recorded_at\" must be an RFC 3339 timestamp"),
+            "{err}"
+        );
     }
 
     #[test]

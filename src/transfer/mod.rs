@@ -12,10 +12,13 @@
 //! appends them, keeping their ids:
 //!
 //! - `type` and `id` are required; `data`, `tags` and `metadata` are
-//!   optional; `position` and `recorded_at` are accepted and ignored, since
-//!   the target store assigns positions and records the import time. Importing
-//!   a full export into an empty store (with no other writers meanwhile)
-//!   reproduces its positions.
+//!   optional; `position` is accepted and ignored, since the target store
+//!   assigns positions. `recorded_at` (RFC 3339, as `export` writes it) is
+//!   kept, raised where needed so that it never goes back along positions
+//!   (an event older than the one before it gets that one's time); a line
+//!   without it gets the import time. Importing a full export into an empty
+//!   store (with no other writers meanwhile) reproduces its positions and
+//!   times: the same log.
 //! - Lines go in batches ([`ImportOptions::batch_size`]). Each line of a batch
 //!   is validated before anything of the batch is sent; then the ids already
 //!   stored are looked up (one query): an id stored with identical content is

@@ -25,14 +25,58 @@ fn any_json_object(s: &str) -> Result<Map<String, Value>, String> {
     parse_json_object_with(s, &Limits::CEILING)
 }
 
+/// The highest position: PostgreSQL's `bigint`.
+pub(crate) const MAX_POSITION: u64 = i64::MAX as u64;
+
+/// A position argument: 1..=9223372036854775807.
+fn position(s: &str) -> Result<u64, String> {
+    parse_position(s, 1)
+}
+
+/// An `--after` argument: a position, or 0 ("from the start").
+fn after_position(s: &str) -> Result<u64, String> {
+    parse_position(s, 0)
+}
+
+fn parse_position(s: &str, min: u64) -> Result<u64, String> {
+    let range = format!("{min} to {MAX_POSITION}");
+    match s.trim().parse::<u64>() {
+        Ok(p) if (min..=MAX_POSITION).contains(&p) => Ok(p),
+        Ok(p) => Err(format!(
+            "position {p} is out of range: positions are {range}"
+        )),
+        Err(_) => Err(format!(
+            "{s:?} is not a position: a whole number from {range}"
+        )),
+    }
+}
+
+/// The line format `append --help` shows.
+const APPEND_LINES: &str = r#"Input: one JSON object per line (blank lines are skipped, and counted in messages):
+  {"type": "T", "data": JSON, "tags": ["x:1", ...], "metadata": {...}, "id": "UUID"}
+  only "type" is required; give "id" to make a retry idempotent.
+
+Example:
+  echo '{"type":"CourseDefined","data":{"courseId":"c1"},"tags":["course:c1"]}' \
+    | dcbstore append --fail-if '[{"types":["CourseDefined"],"tags":["course:c1"]}]' --after 0
+  # {"position":1,"first_position":1,"ids":["..."],"already_stored":false}
+
+A JSON array is not accepted: turn it into lines with `jq -c '.[]' events.json | dcbstore append`."#;
+
 /// Exit status when an append condition fails.
 pub(crate) const EXIT_CONFLICT: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(name = "dcbstore", version, about = "DCB event store on PostgreSQL")]
 pub(crate) struct Cli {
-    /// PostgreSQL connection string (URL or key=value).
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    /// PostgreSQL connection string (URL or key=value); else DATABASE_URL from ./.env, else the PG* variables and ~/.pgpass as for psql.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        global = true,
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
     pub(crate) database_url: Option<String>,
 
     /// Log format on stderr (levels from DCBSTORE_LOG, e.g. "info" or "dcbstore=debug"; default "warn").
@@ -41,7 +85,8 @@ pub(crate) struct Cli {
         value_enum,
         env = "DCBSTORE_LOG_FORMAT",
         global = true,
-        default_value = "text"
+        default_value = "text",
+        help_heading = "Global options"
     )]
     pub(crate) log_format: LogFormat,
 
@@ -55,7 +100,7 @@ pub(crate) struct Cli {
 /// The store's limits, from flags or the environment (`DCBSTORE_MAX_*`);
 /// each one left out keeps its default.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Limits (default: the documented limits)")]
+#[command(next_help_heading = "Global options: limits (default: the documented limits)")]
 pub(crate) struct LimitArgs {
     /// Events in one append [default: 10000].
     #[arg(
@@ -187,17 +232,20 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Exit 0 only when up to date: 4 when fresh or pending (run `dcbstore migrate`), 5 when ahead of this build or a checksum does not match.
+        #[arg(long)]
+        check: bool,
     },
     /// Print the head position, or null when the store is empty.
     Head,
     /// Append the events read as JSON lines from stdin, as one atomic batch.
+    #[command(after_help = APPEND_LINES)]
     Append {
-        /// Fail if events matching this query exist after --after (QUERY: "all" or [{"types": [...], "tags": [...]}]).
+        /// Fail if events matching this query exist after --after (QUERY: all, or [{"types": [...], "tags": [...]}, ...]).
         #[arg(long, value_name = "QUERY", value_parser = any_query)]
         fail_if: Option<Query>,
-        /// Position the --fail-if query is checked after.
-        #[arg(long, value_name = "N", requires = "fail_if",
-              value_parser = clap::value_parser!(u64).range(..=i64::MAX as u64))]
+        /// Position the --fail-if query is checked after (0: from the start).
+        #[arg(long, value_name = "N", requires = "fail_if", value_parser = after_position)]
         after: Option<u64>,
         /// Several guards: [{"query": QUERY, "after": N}, ...].
         #[arg(long, value_name = "GUARDS", value_parser = any_condition, conflicts_with_all = ["fail_if", "after"])]
@@ -214,7 +262,7 @@ pub(crate) enum Command {
     /// Replace an event's data, keeping its position, id, type and tags; audited in dcbstore.redactions.
     Redact {
         /// Position of the event.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = position)]
         position: u64,
         /// The replacement data (JSON; null erases all of it).
         #[arg(long, value_name = "JSON", value_parser = any_json)]
@@ -225,6 +273,12 @@ pub(crate) enum Command {
         /// Why (kept in the audit record).
         #[arg(long, value_name = "TEXT")]
         reason: String,
+    },
+    /// List the audit rows of redactions (dcbstore.redactions) as JSON lines, oldest first.
+    Redactions {
+        /// Only those of the event at position N.
+        #[arg(long, value_name = "N", value_parser = position)]
+        position: Option<u64>,
     },
     /// Durable projections (their runners live in applications).
     Projections {
@@ -240,7 +294,7 @@ SIGTERM (exit 0), or stdout closes (exit 0, quietly). A lost connection is retri
 resumed after the last printed position; nothing is skipped or printed twice."
     )]
     Read {
-        /// QUERY: "all" or [{"types": [...], "tags": [...]}, ...].
+        /// QUERY: all, or [{"types": [...], "tags": [...]}, ...].
         #[arg(long, value_name = "QUERY", value_parser = any_query, conflicts_with_all = ["types", "tags"])]
         query: Option<Query>,
         /// Event type (repeatable; OR'd).
@@ -249,14 +303,14 @@ resumed after the last printed position; nothing is skipped or printed twice."
         /// Tag (repeatable; AND'd).
         #[arg(long = "tag", value_name = "X")]
         tags: Vec<String>,
-        /// Only positions greater than N.
-        #[arg(long, value_name = "N", conflicts_with = "from")]
+        /// Only positions greater than N (0: from the start; beyond the head: nothing).
+        #[arg(long, value_name = "N", conflicts_with = "from", value_parser = after_position)]
         after: Option<u64>,
         /// Only positions from N on.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = position)]
         from: Option<u64>,
         /// Only positions up to N.
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = position)]
         to: Option<u64>,
         /// Highest positions first.
         #[arg(long)]
@@ -277,19 +331,22 @@ and a summary go to stderr; stdout carries only the events."
     )]
     Export {
         /// Only events with a position greater than N (a tail, e.g. since the last backup).
-        #[arg(long, value_name = "N")]
+        #[arg(long, value_name = "N", value_parser = after_position)]
         after: Option<u64>,
-        /// Write to FILE instead of stdout (written as FILE.partial, renamed when complete).
+        /// Write to FILE instead of stdout (written as FILE.partial, renamed when complete); an existing FILE is refused unless --force.
         #[arg(long, short, value_name = "FILE")]
         output: Option<std::path::PathBuf>,
+        /// Overwrite FILE when it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Append events from JSON lines, keeping their ids: idempotent and resumable.
     #[command(
         long_about = "Append events from JSON lines (an export, or lines written for another \
 store), keeping their ids. Each line: {\"id\", \"type\", \"data\", \"tags\", \"metadata\"}; id and \
-type are required, position and recorded_at are accepted and ignored (the store assigns \
-positions and records the import time; a full export imported into an empty store gets its \
-positions back). Lines go in batches: each batch is validated whole, ids stored with the same \
+type are required, position is accepted and ignored (the store assigns positions), recorded_at \
+is kept (raised where it would go back along positions); a full export imported into an empty \
+store is the same log, positions and times included. Lines go in batches: each batch is validated whole, ids stored with the same \
 content are skipped, an id stored with other content is an error, and the rest is appended \
 as one atomic append. Running the import again imports nothing new; after an error, fix the \
 input and run it again: it resumes where it stopped."
@@ -309,10 +366,16 @@ input and run it again: it resumes where it stopped."
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ProjectionsCommand {
-    /// Each projection: checkpoint, head, lag, state, last error.
+    /// Each projection: checkpoint, head, lag, state, last error, last update.
     Status {
         /// Print JSON lines.
         #[arg(long)]
         json: bool,
+        /// Exit 4 when a projection has failed (or lags more than --max-lag events).
+        #[arg(long)]
+        check: bool,
+        /// With --check: the most events a projection may lag behind the head.
+        #[arg(long, value_name = "N", requires = "check")]
+        max_lag: Option<u64>,
     },
 }

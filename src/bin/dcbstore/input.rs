@@ -42,9 +42,22 @@ pub(crate) fn parse_json_object_with(
     }
 }
 
-/// `--query`, `--fail-if`: a query in its JSON form.
+/// `--query`, `--fail-if`: `all` (bare, as typed in a shell), or a query in
+/// its JSON form (`"all"` or a list of items).
 pub(crate) fn parse_query_with(s: &str, limits: &Limits) -> Result<Query, String> {
-    Query::from_json_with(s, limits).map_err(|e| e.to_string())
+    if s.trim() == "all" {
+        return Ok(Query::all());
+    }
+    Query::from_json_with(s, limits).map_err(|e| cli_wording(&e.to_string()))
+}
+
+/// A message of the library as a CLI user reads it: CLI syntax, not the
+/// Rust names (`Query::all`).
+pub(crate) fn cli_wording(message: &str) -> String {
+    message.replace(
+        "use Query::all (\"all\" in JSON)",
+        "use all (--query all, --fail-if all, or \"all\" inside JSON)",
+    )
 }
 
 /// `--condition`: guards in their JSON form.
@@ -57,7 +70,8 @@ pub(crate) fn parse_condition_with(s: &str, limits: &Limits) -> Result<AppendCon
     }
     // The store's own check (limits, positions), so a bad guard is a usage
     // error rather than a failed append.
-    c.validate_with(limits).map_err(|e| e.to_string())?;
+    c.validate_with(limits)
+        .map_err(|e| cli_wording(&e.to_string()))?;
     Ok(c)
 }
 
@@ -100,16 +114,85 @@ struct EventLine {
     id: Option<Uuid>,
 }
 
-/// Parses `dcbstore append` input: one JSON event per line, blank lines skipped.
-pub(crate) fn read_events(input: impl BufRead) -> Result<Vec<Event>, Error> {
+/// `dcbstore append` input: the events, and the line each came from.
+#[derive(Debug)]
+pub(crate) struct EventLines {
+    pub(crate) events: Vec<Event>,
+    pub(crate) lines: LineMap,
+}
+
+/// `self.0[i]` is the input line (1-based, blank lines counted) of event `i`.
+#[derive(Debug)]
+pub(crate) struct LineMap(pub(crate) Vec<usize>);
+
+impl LineMap {
+    /// `e` with its "event N" (the store counts events, 1-based) said as
+    /// the input line, so every message counts lines the same way.
+    pub(crate) fn locate(&self, e: Error) -> Error {
+        match e {
+            Error::Invalid(m) => Error::Invalid(self.in_lines(&m)),
+            Error::LimitExceeded {
+                limit,
+                max,
+                actual,
+                message,
+            } => Error::LimitExceeded {
+                limit,
+                max,
+                actual,
+                message: self.in_lines(&message),
+            },
+            other => other,
+        }
+    }
+
+    fn in_lines(&self, message: &str) -> String {
+        let mut out = String::with_capacity(message.len());
+        let mut rest = message;
+        while let Some(i) = rest.find("event ") {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + "event ".len()..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            let line = after[..digits]
+                .parse::<usize>()
+                .ok()
+                .and_then(|n| self.0.get(n.checked_sub(1)?));
+            match line {
+                Some(l) => out.push_str(&format!("line {l}")),
+                None => out.push_str(&rest[i..i + "event ".len() + digits]),
+            }
+            rest = &after[digits..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// Parses `dcbstore append` input: one JSON event per line, blank lines
+/// skipped but counted (every message names the input line).
+pub(crate) fn read_events(input: impl BufRead) -> Result<EventLines, Error> {
     let mut events = Vec::new();
+    let mut lines = Vec::new();
     for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| Error::io("cannot read stdin", e))?;
-        if line.trim().is_empty() {
+        let n = i + 1;
+        let line = line.map_err(|e| Error::io(format_args!("cannot read line {n} of stdin"), e))?;
+        let text = line.trim();
+        if text.is_empty() {
             continue;
         }
-        let e: EventLine = serde_json::from_str(&line)
-            .map_err(|e| Error::Invalid(format!("line {}: invalid event JSON: {e}", i + 1)))?;
+        if text.starts_with('[') {
+            return Err(Error::Invalid(format!(
+                "line {n}: expected one JSON object per line, got an array: to append the elements of a JSON array, pipe it through `jq -c '.[]'`"
+            )));
+        }
+        let e: EventLine = serde_json::from_str(&line).map_err(|e| {
+            let hint = if e.is_eof() {
+                " (one JSON object per line: compact pretty-printed JSON with `jq -c .`)"
+            } else {
+                ""
+            };
+            Error::Invalid(format!("line {n}: invalid event JSON: {e}{hint}"))
+        })?;
         events.push(Event {
             id: e.id.unwrap_or_else(Uuid::now_v7),
             event_type: e.event_type,
@@ -117,6 +200,7 @@ pub(crate) fn read_events(input: impl BufRead) -> Result<Vec<Event>, Error> {
             tags: e.tags,
             metadata: e.metadata,
         });
+        lines.push(n);
     }
     if events.is_empty() {
         return Err(Error::Invalid(
@@ -124,7 +208,10 @@ pub(crate) fn read_events(input: impl BufRead) -> Result<Vec<Event>, Error> {
                 .into(),
         ));
     }
-    Ok(events)
+    Ok(EventLines {
+        events,
+        lines: LineMap(lines),
+    })
 }
 
 #[cfg(test)]
@@ -135,7 +222,9 @@ mod tests {
     #[test]
     fn event_lines_parse_with_defaults_and_reject_unknown_fields() {
         let input = b"{\"type\":\"A\"}\n\n{\"type\":\"B\",\"tags\":[\"x\"],\"data\":{\"n\":1}}\n";
-        let events = read_events(&input[..]).expect("parse");
+        let parsed = read_events(&input[..]).expect("parse");
+        assert_eq!(parsed.lines.0, [1, 3], "blank lines are counted");
+        let events = parsed.events;
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].data, Value::Null);
         assert_eq!(events[1].tags, ["x"]);

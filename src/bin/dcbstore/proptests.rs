@@ -24,9 +24,14 @@ use dcbstore::{append, AppendCondition, Error, Event, Query};
 /// `read_events`' result is events or an input error with a message.
 fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {
     match read_events(input) {
-        Ok(events) => {
-            assert!(!events.is_empty(), "accepted no events");
-            Some(events)
+        Ok(parsed) => {
+            assert!(!parsed.events.is_empty(), "accepted no events");
+            assert_eq!(
+                parsed.events.len(),
+                parsed.lines.0.len(),
+                "a line per event"
+            );
+            Some(parsed.events)
         }
         Err(e @ (Error::Invalid(_) | Error::LimitExceeded { .. } | Error::Io { .. })) => {
             assert!(!e.to_string().is_empty(), "empty error message");
@@ -126,7 +131,7 @@ proptest! {
     ) {
         let end = if crlf { "\r\n" } else { "\n" };
         let input: String = events.iter().map(|e| format!("{blank}{}{end}", event_line(e))).collect();
-        let parsed = read_events(input.as_bytes()).expect("valid lines parse");
+        let parsed = read_events(input.as_bytes()).expect("valid lines parse").events;
         prop_assert_eq!(&parsed, &events);
         prop_assert!(append::check(&parsed, None).is_ok());
     }
@@ -243,11 +248,11 @@ fn regression_nesting_is_checked_against_the_limit_whatever_the_innermost_holds(
         ),
     ] {
         let line = format!("{{\"type\":\"A\",\"data\":{at}}}");
-        let events = read_events(line.as_bytes()).expect("parses");
+        let events = read_events(line.as_bytes()).expect("parses").events;
         append::check(&events, None).expect("at the limit");
         parse_json(&at).expect("redact data at the limit");
         let line = format!("{{\"type\":\"A\",\"data\":{over}}}");
-        let events = read_events(line.as_bytes()).expect("parses");
+        let events = read_events(line.as_bytes()).expect("parses").events;
         let err = append::check(&events, None).expect_err("over the limit");
         assert!(err.to_string().contains("deeper than 100 levels"), "{err}");
         let err = parse_json(&over).expect_err("redact data over the limit");
@@ -284,10 +289,14 @@ fn bad_escape(err: &str) -> bool {
 #[test]
 fn nul_escapes_lone_surrogates_and_huge_numbers_are_errors_with_reasons() {
     // NUL: parsed, refused by validation with a reason.
-    let events = read_events(&b"{\"type\":\"A\\u0000\"}"[..]).expect("parses");
+    let events = read_events(&b"{\"type\":\"A\\u0000\"}"[..])
+        .expect("parses")
+        .events;
     let err = append::check(&events, None).unwrap_err().to_string();
     assert!(err.contains("NUL"), "{err}");
-    let events = read_events(&b"{\"type\":\"A\",\"data\":{\"k\\u0000\":1}}"[..]).expect("parses");
+    let events = read_events(&b"{\"type\":\"A\",\"data\":{\"k\\u0000\":1}}"[..])
+        .expect("parses")
+        .events;
     assert!(append::check(&events, None).is_err());
     assert!(parse_query(r#"[{"types":["\u0000"]}]"#)
         .unwrap_err()
@@ -318,7 +327,9 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_are_errors_with_reasons() {
 #[test]
 fn very_long_strings_are_refused_by_the_limits_not_the_parser() {
     let long = "x".repeat(10 * 1024 * 1024);
-    let events = read_events(json!({"type": long}).to_string().as_bytes()).expect("parses");
+    let events = read_events(json!({"type": long}).to_string().as_bytes())
+        .expect("parses")
+        .events;
     let err = append::check(&events, None).unwrap_err().to_string();
     assert!(err.contains("the limit is 256 bytes"), "{err}");
     let err = parse_query(&json!([{"tags": [long]}]).to_string()).unwrap_err();
@@ -412,7 +423,7 @@ async fn generated_events_parse_append_and_read_back_identical() {
         .iter()
         .map(|e| format!("{}\n", event_line(e)))
         .collect();
-    let parsed = read_events(input.as_bytes()).expect("parse");
+    let parsed = read_events(input.as_bytes()).expect("parse").events;
     assert_eq!(parsed, events);
 
     let db = dcbstore::testing::TestDatabase::create()

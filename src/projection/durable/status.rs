@@ -27,6 +27,8 @@ pub struct ProjectionStatus {
     pub failures: i32,
     /// The runner that last held the lease.
     pub owner: Option<String>,
+    /// When the row last changed (a checkpoint, a state, an error).
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// Every projection known to the database, by name.
@@ -39,7 +41,7 @@ pub async fn status(store: &Store) -> crate::error::Result<Vec<ProjectionStatus>
         .read("reading the projections' status", |c| {
             Box::pin(async move {
                 Ok(c.query(
-                    "SELECT name, checkpoint, state, last_error, error_position, failures, owner \
+                    "SELECT name, checkpoint, state, last_error, error_position, failures, owner, updated_at \
                      FROM dcbstore.projections ORDER BY name",
                     &[],
                 )
@@ -62,6 +64,7 @@ pub async fn status(store: &Store) -> crate::error::Result<Vec<ProjectionStatus>
                     .and_then(|p| u64::try_from(p).ok()),
                 failures: r.try_get(5)?,
                 owner: r.try_get(6)?,
+                updated_at: r.try_get(7)?,
             })
         })
         .collect()

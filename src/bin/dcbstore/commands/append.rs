@@ -2,12 +2,13 @@
 
 use std::io::Write;
 
-use serde_json::json;
-
-use dcbstore::{AppendCondition, Conflict, Error, EventStore, Query, SequencePosition};
+use dcbstore::{
+    AppendCondition, Appended, Conflict, Error, EventStore, Query, SequencePosition, Store,
+};
+use uuid::Uuid;
 
 use super::{write_json, Ctx, Outcome};
-use crate::input::read_events;
+use crate::input::{read_events, EventLines};
 
 /// Appends the event lines of stdin under `condition` (or the one-guard
 /// `fail_if`/`after`); prints the position, or the conflict (exit 3).
@@ -18,13 +19,23 @@ pub(crate) async fn append(
     condition: Option<AppendCondition>,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let events = read_events(std::io::stdin().lock())?;
+    let EventLines { events, lines } = read_events(std::io::stdin().lock())?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let condition = condition
         .or_else(|| fail_if.map(|q| AppendCondition::new(q, after.map(SequencePosition::new))));
     let store = ctx.store().await?;
     match store.append(events, condition).await {
         Ok(a) => {
-            write_json(out, &json!({"position": a.position}))?;
+            let first = first_position(&store, &ids, a).await?;
+            write_json(
+                out,
+                &Stored {
+                    position: a.position.get(),
+                    first_position: first,
+                    ids: &ids,
+                    already_stored: a.already_stored,
+                },
+            )?;
             Ok(Outcome::Done)
         }
         Err(Error::Conflict(conflict)) => {
@@ -41,6 +52,37 @@ pub(crate) async fn append(
             )?;
             Ok(Outcome::Conflict)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(lines.locate(e)),
     }
+}
+
+/// What `append` prints: the last position (as before), the first, the ids
+/// in input order (to resend them in a retry) and whether they were already
+/// stored (an idempotent retry, nothing written).
+#[derive(serde::Serialize)]
+struct Stored<'a> {
+    position: u64,
+    first_position: u64,
+    ids: &'a [Uuid],
+    already_stored: bool,
+}
+
+/// The position of the first event: a new batch has consecutive positions;
+/// an idempotent retry has its original ones, looked up by id.
+async fn first_position(store: &Store, ids: &[Uuid], a: Appended) -> Result<u64, Error> {
+    let n = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+    if !a.already_stored {
+        return Ok(a.position.get().saturating_sub(n.saturating_sub(1)));
+    }
+    let client = store.pool().get().await?;
+    let first: Option<i64> = client
+        .query_one(
+            "SELECT min(\"position\") FROM dcbstore.events WHERE id = ANY($1)",
+            &[&ids],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(first
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(a.position.get()))
 }

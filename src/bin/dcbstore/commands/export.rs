@@ -7,7 +7,7 @@ use dcbstore::kit::progress;
 use dcbstore::transfer::{self, ExportOptions, ExportSummary};
 use dcbstore::{Error, SequencePosition, Store};
 
-use super::{Ctx, Outcome};
+use super::{Ctx, Failure, Outcome};
 
 /// `dcbstore export [--after N] [--output FILE]`: JSON lines on `stdout` or
 /// in FILE (written as FILE.partial, renamed when complete), a progress bar
@@ -16,10 +16,20 @@ pub(crate) async fn export(
     ctx: &Ctx,
     after: Option<u64>,
     output: Option<PathBuf>,
+    force: bool,
     stdout: &mut dyn Write,
-) -> Result<Outcome, Error> {
-    let store = ctx.store().await?;
+) -> Result<Outcome, Failure> {
     let output = output.as_deref();
+    if let Some(path) = output {
+        // Checked first, and again (atomically) at the rename.
+        if !force && path.exists() {
+            return Err(Failure::Usage(format!(
+                "--output {}: the file exists; pass --force to overwrite it",
+                path.display()
+            )));
+        }
+    }
+    let store = ctx.store().await?;
     let mut options = ExportOptions::new();
     if let Some(a) = after {
         options = options.after(SequencePosition::new(a));
@@ -38,7 +48,7 @@ pub(crate) async fn export(
     };
     let summary = match output {
         None => transfer::export(&store, &options, stdout, report).await,
-        Some(path) => export_to_file(&store, &options, path, report).await,
+        Some(path) => export_to_file(&store, &options, path, force, report).await,
     };
     bar.finish_and_clear();
     let s = summary?;
@@ -59,6 +69,7 @@ async fn export_to_file(
     store: &Store,
     options: &ExportOptions,
     path: &Path,
+    force: bool,
     progress: impl FnMut(&ExportSummary),
 ) -> Result<ExportSummary, Error> {
     let mut partial = path.as_os_str().to_owned();
@@ -70,12 +81,28 @@ async fn export_to_file(
         let summary = transfer::export(store, options, &mut file, progress).await?;
         file.sync_all()
             .map_err(|e| Error::io(format_args!("cannot write {}", partial.display()), e))?;
-        std::fs::rename(&partial, path).map_err(|e| {
-            Error::io(
-                format_args!("cannot rename {} to {}", partial.display(), path.display()),
-                e,
-            )
-        })?;
+        if force {
+            std::fs::rename(&partial, path).map_err(|e| {
+                Error::io(
+                    format_args!("cannot rename {} to {}", partial.display(), path.display()),
+                    e,
+                )
+            })?;
+        } else {
+            // A hard link fails when FILE appeared meanwhile: never overwritten.
+            std::fs::hard_link(&partial, path).map_err(|e| {
+                Error::io(
+                    format_args!(
+                        "cannot move {} to {} (pass --force to overwrite a file that exists)",
+                        partial.display(),
+                        path.display()
+                    ),
+                    e,
+                )
+            })?;
+            std::fs::remove_file(&partial)
+                .map_err(|e| Error::io(format_args!("cannot remove {}", partial.display()), e))?;
+        }
         Ok(summary)
     }
     .await;

@@ -6,41 +6,128 @@ mod import;
 mod migrate;
 mod projections;
 mod read;
+mod redactions;
 mod roles;
 
 use std::io::{BufWriter, Write};
 
+use dcbstore::connection::{ConnectOptions, LIBPQ_VARIABLES};
 use dcbstore::limits::Limits;
-use dcbstore::{Error, Store};
+use dcbstore::{Error, Store, StoreBuilder};
 
 use crate::args::{Cli, Command, ProjectionsCommand};
+use crate::input::cli_wording;
 
 /// How a command ended, for the exit status.
 pub(crate) enum Outcome {
     Done,
     Conflict,
+    /// A `--check` that found something to do (exit 4) or something wrong
+    /// (exit 5); the report is printed.
+    Check(u8),
+}
+
+/// Why a command failed: a usage error (exit 2: the arguments name
+/// something that is not there) or any other error (exit 1).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    Usage(String),
+    Error(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Error(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Usage(m) => f.write_str(m),
+            Failure::Error(e) => write!(f, "{e}"),
+        }
+    }
 }
 
 /// What every command is given: the database, and the store's limits.
 pub(crate) struct Ctx {
-    pub(crate) url: String,
+    pub(crate) options: ConnectOptions,
     pub(crate) limits: Limits,
 }
 
 impl Ctx {
     /// A store on the database, with the configured limits.
     pub(crate) async fn store(&self) -> Result<Store, Error> {
-        Store::builder(&self.url)?.limits(self.limits).build().await
+        StoreBuilder::new(self.options.config.clone())
+            .tls(self.options.tls.clone())
+            .limits(self.limits)
+            .build()
+            .await
+    }
+
+    /// One connection (migrate, status, grant, redact).
+    pub(crate) async fn connect(&self) -> Result<tokio_postgres::Client, Error> {
+        dcbstore::connection::connect(&self.options).await
     }
 }
 
+/// The connection, as psql and sqlx-cli users expect it, first to last:
+/// `--database-url`, `DATABASE_URL`, `DATABASE_URL` in a `.env` file of the
+/// current directory; for what that string leaves out (all of it when there
+/// is none), the `PG*` variables, then the password file
+/// ([`ConnectOptions::resolve`]).
+pub(crate) fn connect_options(flag_or_env: Option<String>) -> Result<ConnectOptions, Error> {
+    let url = match flag_or_env.filter(|u| !u.is_empty()) {
+        Some(u) => u,
+        None => match dotenv_database_url()? {
+            Some(u) => u,
+            None if LIBPQ_VARIABLES
+                .iter()
+                .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty())) =>
+            {
+                String::new()
+            }
+            None => {
+                return Err(Error::Config(
+                    "no database given: pass --database-url, set DATABASE_URL (in the environment or in a .env file here), or set PGHOST, PGDATABASE and the other PG* variables as for psql".into(),
+                ))
+            }
+        },
+    };
+    ConnectOptions::resolve(&url)
+}
+
+/// `DATABASE_URL` of `./.env`, if the file exists and sets it. Its errors
+/// name the line, never its content (it may hold a password).
+fn dotenv_database_url() -> Result<Option<String>, Error> {
+    let items = match dotenvy::from_path_iter(".env") {
+        Ok(items) => items,
+        Err(e) if e.not_found() => return Ok(None),
+        Err(dotenvy::Error::Io(e)) => return Err(Error::io("cannot read .env", e)),
+        Err(_) => return Err(Error::Config("cannot read .env".into())),
+    };
+    let mut found = None;
+    for item in items {
+        match item {
+            Ok((key, value)) if key == "DATABASE_URL" => found = Some(value),
+            Ok(_) => {}
+            Err(dotenvy::Error::LineParse(_, index)) => {
+                return Err(Error::Config(format!(
+                    "cannot read .env: a line is not KEY=VALUE (at character {index} of that line; the line is not shown, it may hold a password)"
+                )))
+            }
+            Err(dotenvy::Error::Io(e)) => return Err(Error::io("cannot read .env", e)),
+            Err(_) => return Err(Error::Config("cannot read .env".into())),
+        }
+    }
+    Ok(found.filter(|u| !u.is_empty()))
+}
+
 /// Runs the command of `cli`; stdout carries only its results.
-pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
-    let url = cli.database_url.filter(|u| !u.is_empty()).ok_or_else(|| {
-        Error::Config("no database given: pass --database-url or set DATABASE_URL".into())
-    })?;
+pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Failure> {
     let ctx = Ctx {
-        url,
+        options,
         limits: cli.limits.limits(),
     };
     let ctx = &ctx;
@@ -48,7 +135,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
     let out: &mut dyn Write = &mut out;
     let outcome = match cli.command {
         Command::Migrate => migrate::migrate(ctx, out).await?,
-        Command::Status { json } => migrate::status(ctx, json, out).await?,
+        Command::Status { json, check } => migrate::status(ctx, json, check, out).await?,
         Command::Head => read::head(ctx, out).await?,
         Command::Append {
             fail_if,
@@ -62,15 +149,25 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
             metadata,
             reason,
         } => roles::redact(ctx, position, &data, metadata.as_ref(), &reason, out).await?,
-        Command::Export { after, output } => export::export(ctx, after, output, out).await?,
+        Command::Export {
+            after,
+            output,
+            force,
+        } => export::export(ctx, after, output, force, out).await?,
+        Command::Redactions { position } => redactions::redactions(ctx, position, out).await?,
         Command::Import {
             input,
             batch_size,
             json,
         } => import::import(ctx, input, batch_size, json, out).await?,
         Command::Projections {
-            command: ProjectionsCommand::Status { json },
-        } => projections::status(ctx, json).await?,
+            command:
+                ProjectionsCommand::Status {
+                    json,
+                    check,
+                    max_lag,
+                },
+        } => projections::status(ctx, json, check, max_lag, out).await?,
         Command::Read {
             query,
             types,
@@ -97,7 +194,7 @@ pub(crate) async fn run(cli: Cli) -> Result<Outcome, Error> {
         }
     };
     match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(output_error(e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(output_error(e).into()),
         _ => Ok(outcome),
     }
 }
@@ -111,4 +208,37 @@ pub(crate) fn output_error(e: std::io::Error) -> Error {
 pub(crate) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> Result<(), Error> {
     let line = serde_json::to_string(value).map_err(|e| Error::output(e.to_string()))?;
     writeln!(out, "{line}").map_err(output_error)
+}
+
+/// The sentence the tool prints for `e`: a permission error names the
+/// missing privilege and the command that gives it.
+pub(crate) fn explain(e: &Error, user: Option<&str>) -> String {
+    let message = cli_wording(&e.to_string());
+    if e.code() != Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+        return message;
+    }
+    let Some(db) = e.as_db_error() else {
+        return message;
+    };
+    let role = user.unwrap_or("ROLE");
+    let grant = format!("as the schema's owner, run `dcbstore grant {role}`");
+    let denied = db.message().strip_prefix("permission denied for ");
+    let missing = match denied.and_then(|d| d.split_once(' ')) {
+        Some(("function", "redact")) => {
+            return format!(
+                "{message}: role {role} lacks EXECUTE on dcbstore.redact; as the schema's owner, run `dcbstore grant {role} --redact`"
+            )
+        }
+        Some(("schema", name)) => format!("USAGE on schema {name}"),
+        Some(("table", name)) => format!("SELECT on table dcbstore.{name}"),
+        Some(("function", name)) => format!("EXECUTE on function dcbstore.{name}"),
+        Some(("database", name)) => {
+            return format!(
+                "{message}: role {role} lacks CREATE on database {name}, which `dcbstore migrate` needs to create the schema; as a superuser, run GRANT CREATE ON DATABASE {name} TO {role}"
+            )
+        }
+        Some((kind, name)) => format!("a privilege on {kind} {name}"),
+        None => return format!("{message}: {grant} (the role may lack what this command needs)"),
+    };
+    format!("{message}: role {role} lacks {missing}; {grant}")
 }

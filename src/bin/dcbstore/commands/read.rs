@@ -9,6 +9,7 @@ use dcbstore::{
     SubscribeOptions,
 };
 
+use super::redactions::{redactions_in, Marks};
 use super::{output_error, Ctx, Outcome};
 
 /// The window flags of `read`.
@@ -68,10 +69,15 @@ fn query_of(query: Option<Query>, types: Vec<String>, tags: Vec<String>) -> Quer
     }
 }
 
-/// Writes one event as a JSON line; `false` when stdout is closed (the
-/// reader went away: not an error).
-fn print(out: &mut dyn Write, e: &SequencedEvent, flush: bool) -> Result<bool, Error> {
-    let line = serde_json::to_string(e).map_err(|e| Error::output(e.to_string()))?;
+/// Writes one event as a JSON line, with its redaction mark if it has one;
+/// `false` when stdout is closed (the reader went away: not an error).
+fn print(
+    out: &mut dyn Write,
+    e: &SequencedEvent,
+    marks: &Marks,
+    flush: bool,
+) -> Result<bool, Error> {
+    let line = marks.line(e)?;
     let written = writeln!(out, "{line}").and_then(|()| if flush { out.flush() } else { Ok(()) });
     match written {
         Ok(()) => Ok(true),
@@ -92,9 +98,10 @@ pub(crate) async fn read(
 ) -> Result<Outcome, Error> {
     let query = query_of(query, types, tags);
     let store = ctx.store().await?;
+    let marks = redactions_in(&store, window.after, window.from, window.to).await?;
     let mut events = store.read(&query, window.options());
     while let Some(e) = events.next().await {
-        if !print(out, &e?, false)? {
+        if !print(out, &e?, &marks, false)? {
             break;
         }
     }
@@ -103,7 +110,7 @@ pub(crate) async fn read(
 
 /// `read --follow`: the history, then each new event as it commits, every
 /// line flushed; ends at the window's end, on SIGINT or SIGTERM, or when
-/// stdout closes (all exit 0).
+/// stdout closes (all exit 0). Redactions are marked as of the start.
 pub(crate) async fn follow(
     ctx: &Ctx,
     query: Option<Query>,
@@ -117,8 +124,13 @@ pub(crate) async fn follow(
         .map_err(|e| Error::io("cannot handle SIGTERM", e))?;
     let interrupt = tokio::signal::ctrl_c();
     let mut interrupt = std::pin::pin!(interrupt);
-    let store = tokio::select! {
-        store = ctx.store() => store?,
+    let started = async {
+        let store = ctx.store().await?;
+        let marks = redactions_in(&store, window.after, window.from, window.to).await?;
+        Ok::<_, Error>((store, marks))
+    };
+    let (store, marks) = tokio::select! {
+        started = started => started?,
         _ = &mut interrupt => return Ok(Outcome::Done),
         _ = terminate.recv() => return Ok(Outcome::Done),
     };
@@ -132,7 +144,7 @@ pub(crate) async fn follow(
         match next {
             None => break,
             Some(e) => {
-                if !print(out, &e?, true)? {
+                if !print(out, &e?, &marks, true)? {
                     break;
                 }
             }

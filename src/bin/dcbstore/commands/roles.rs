@@ -5,11 +5,12 @@ use std::io::Write;
 
 use serde_json::{json, Map, Value};
 
-use dcbstore::connection::{connect, ConnectOptions};
 use dcbstore::roles::{self, Grants};
 use dcbstore::{Error, SequencePosition};
 
-use super::{output_error, write_json, Ctx, Outcome};
+use tokio_postgres::error::SqlState;
+
+use super::{output_error, write_json, Ctx, Failure, Outcome};
 
 /// Grants `role` append and read (and redact).
 pub(crate) async fn grant(
@@ -18,7 +19,7 @@ pub(crate) async fn grant(
     redact: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
+    let client = ctx.connect().await?;
     let grants = if redact {
         Grants::app().with_redact()
     } else {
@@ -42,16 +43,31 @@ pub(crate) async fn redact(
     metadata: Option<&Map<String, Value>>,
     reason: &str,
     out: &mut dyn Write,
-) -> Result<Outcome, Error> {
-    let client = connect(&ConnectOptions::parse(&ctx.url)?).await?;
-    let audit = roles::redact(
+) -> Result<Outcome, Failure> {
+    let client = ctx.connect().await?;
+    let audit = match roles::redact(
         &client,
         SequencePosition::new(position),
         data,
         reason,
         metadata,
     )
-    .await?;
+    .await
+    {
+        Ok(audit) => audit,
+        // The function's own check (raised before anything is written):
+        // the argument names an event that is not there.
+        Err(e)
+            if e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE)
+                && e.as_db_error()
+                    .is_some_and(|db| db.message().starts_with("no event at position")) =>
+        {
+            return Err(Failure::Usage(format!(
+                "--position {position}: no event at position {position} (see `dcbstore head` for the highest)"
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     write_json(out, &json!({"position": position, "redaction": audit}))?;
     Ok(Outcome::Done)
 }
