@@ -596,3 +596,16 @@ async fn a_projection_runner_shares_the_stores_listening_connection() {
     runner.stop().await;
     drop(follower);
 }
+
+#[tokio::test]
+async fn a_backwards_window_cannot_be_followed() {
+    let (store, _db) = store().await;
+    let window = ReadOptions::new().backwards();
+    let mut s = store.subscribe(&Query::all(), SubscribeOptions::new().window(window));
+    let first = s.next().await.unwrap();
+    assert!(
+        matches!(&first, Err(Error::Invalid(m)) if m.contains("forwards")),
+        "{first:?}"
+    );
+    assert!(s.next().await.is_none());
+}

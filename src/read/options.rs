@@ -86,6 +86,21 @@ impl ReadOptions {
         self
     }
 
+    /// The exclusive lower bound (0: from the start).
+    pub(crate) fn lower(&self) -> u64 {
+        self.after
+    }
+
+    /// The inclusive upper bound, if any.
+    pub(crate) fn upper(&self) -> Option<u64> {
+        self.to
+    }
+
+    /// The limit, if any.
+    pub(crate) fn max_events(&self) -> Option<u64> {
+        self.limit
+    }
+
     /// Whether the read goes from the highest position down.
     #[must_use]
     pub fn is_backwards(&self) -> bool {

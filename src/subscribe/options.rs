@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::event::SequencePosition;
+use crate::read::ReadOptions;
 
 /// Where a [`subscribe`](crate::Store::subscribe) starts and stops, and how
 /// it waits and reconnects.
@@ -25,9 +26,7 @@ use crate::event::SequencePosition;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SubscribeOptions {
-    pub(super) after: u64,
-    pub(super) to: Option<u64>,
-    pub(super) limit: Option<u64>,
+    pub(super) window: ReadOptions,
     pub(super) poll_interval: Duration,
     pub(super) reconnect_attempts: u32,
     pub(super) reconnect_min: Duration,
@@ -39,9 +38,7 @@ impl Default for SubscribeOptions {
     /// comes; 10 reconnection attempts from 100 ms doubling to 5 s.
     fn default() -> Self {
         SubscribeOptions {
-            after: 0,
-            to: None,
-            limit: None,
+            window: ReadOptions::new(),
             poll_interval: Duration::from_secs(1),
             reconnect_attempts: 10,
             reconnect_min: Duration::from_millis(100),
@@ -57,46 +54,60 @@ impl SubscribeOptions {
         SubscribeOptions::default()
     }
 
+    /// The window of a read: its start, `to` and `limit`. A backwards
+    /// window cannot be followed: the subscription yields
+    /// [`Error::Invalid`](crate::Error::Invalid).
+    ///
+    /// ```
+    /// use dcbstore::{ReadOptions, SequencePosition, SubscribeOptions};
+    ///
+    /// let window = ReadOptions::new().after(SequencePosition::new(10)).limit(100);
+    /// let options = SubscribeOptions::new().window(window);
+    /// assert_eq!(options.start(), 10);
+    /// ```
+    #[must_use]
+    pub fn window(mut self, window: ReadOptions) -> Self {
+        self.window = window;
+        self
+    }
+
     /// Only events with a position greater than `position`: resuming after
     /// the last event a consumer handled.
     #[must_use]
-    pub fn after(mut self, position: SequencePosition) -> Self {
-        self.after = position.get();
-        self
+    pub fn after(self, position: SequencePosition) -> Self {
+        let window = self.window.after(position);
+        self.window(window)
     }
 
     /// [`after`](Self::after) when there is a position (from the start when
     /// `None`).
     #[must_use]
     pub fn after_opt(self, position: Option<SequencePosition>) -> Self {
-        match position {
-            Some(p) => self.after(p),
-            None => self,
-        }
+        let window = self.window.after_opt(position);
+        self.window(window)
     }
 
     /// Only events with a position of at least `position`.
     #[must_use]
-    pub fn from(mut self, position: SequencePosition) -> Self {
-        self.after = position.get().saturating_sub(1);
-        self
+    pub fn from(self, position: SequencePosition) -> Self {
+        let window = self.window.from(position);
+        self.window(window)
     }
 
     /// Ends once every matching event up to `position` (inclusive) is
     /// delivered, waiting for the log to reach it.
     #[must_use]
-    pub fn to(mut self, position: SequencePosition) -> Self {
-        self.to = Some(position.get());
-        self
+    pub fn to(self, position: SequencePosition) -> Self {
+        let window = self.window.to(position);
+        self.window(window)
     }
 
     /// Ends after `n` events (0: at once).
     #[must_use]
-    pub fn limit(mut self, n: u64) -> Self {
-        self.limit = Some(n);
-        self
+    pub fn limit(self, n: u64) -> Self {
+        let window = self.window.limit(n);
+        self.window(window)
     }
-
     /// How long a caught-up subscription waits for a notification before it
     /// reads anyway (default 1 s). Appends by the store's writer wake it at
     /// once; the poll covers those that notify nobody
@@ -130,6 +141,6 @@ impl SubscribeOptions {
     /// The position the subscription starts after (0: the start).
     #[must_use]
     pub fn start(&self) -> u64 {
-        self.after
+        self.window.lower()
     }
 }

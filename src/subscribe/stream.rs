@@ -74,7 +74,14 @@ struct Follow {
 
 /// Starts a subscription; nothing is sent before it is first polled.
 pub(crate) fn subscribe(source: Source, query: &Query, options: SubscribeOptions) -> Subscription {
-    if let Err(e) = query.validate_with(&source.limits) {
+    let refused = if options.window.is_backwards() {
+        Err(Error::invalid(
+            "a subscription follows the log forwards: drop backwards() from its window",
+        ))
+    } else {
+        query.validate_with(&source.limits)
+    };
+    if let Err(e) = refused {
         return Subscription {
             inner: futures::stream::once(async move { Err(e) }).boxed(),
         };
@@ -84,7 +91,7 @@ pub(crate) fn subscribe(source: Source, query: &Query, options: SubscribeOptions
         query: query.clone(),
         options,
         wakeups: None,
-        last: options.after,
+        last: options.window.lower(),
         delivered: 0,
         current: None,
         finishing: false,
@@ -140,7 +147,7 @@ async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
                 if f.finishing {
                     return None;
                 }
-                if let Some(to) = f.options.to {
+                if let Some(to) = f.options.window.upper() {
                     // Is every position up to `to` committed? Then one last
                     // read covers the rest of the window.
                     match f.source.pooled.head().await {
@@ -168,8 +175,9 @@ async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
 
 impl Follow {
     fn reached_end(&self) -> bool {
-        self.options.limit.is_some_and(|l| self.delivered >= l)
-            || self.options.to.is_some_and(|t| self.last >= t)
+        let w = &self.options.window;
+        w.max_events().is_some_and(|l| self.delivered >= l)
+            || w.upper().is_some_and(|t| self.last >= t)
     }
 
     /// A read of what follows the last delivered event, within the window.
@@ -178,10 +186,10 @@ impl Follow {
         if self.last > 0 {
             options = options.after(SequencePosition::new(self.last));
         }
-        if let Some(to) = self.options.to {
+        if let Some(to) = self.options.window.upper() {
             options = options.to(SequencePosition::new(to));
         }
-        if let Some(limit) = self.options.limit {
+        if let Some(limit) = self.options.window.max_events() {
             options = options.limit(limit.saturating_sub(self.delivered));
         }
         read_stream(

@@ -41,24 +41,6 @@ impl Window {
         }
         options
     }
-
-    /// The same window for `--follow` (forwards; clap refuses --backwards).
-    fn subscribe_options(&self) -> SubscribeOptions {
-        let mut options = SubscribeOptions::new();
-        if let Some(a) = self.after {
-            options = options.after(SequencePosition::new(a));
-        }
-        if let Some(f) = self.from {
-            options = options.from(SequencePosition::new(f));
-        }
-        if let Some(t) = self.to {
-            options = options.to(SequencePosition::new(t));
-        }
-        if let Some(l) = self.limit {
-            options = options.limit(l);
-        }
-        options
-    }
 }
 
 fn query_of(query: Option<Query>, types: Vec<String>, tags: Vec<String>) -> Query {
@@ -134,7 +116,7 @@ pub(crate) async fn follow(
         _ = &mut interrupt => return Ok(Outcome::Done),
         _ = terminate.recv() => return Ok(Outcome::Done),
     };
-    let mut events = store.subscribe(&query, window.subscribe_options());
+    let mut events = store.subscribe(&query, SubscribeOptions::new().window(window.options()));
     loop {
         let next = tokio::select! {
             next = events.next() => next,
