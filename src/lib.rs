@@ -30,6 +30,7 @@
 pub mod append;
 mod conflict;
 pub mod connection;
+pub mod delivery;
 pub mod dispatch;
 mod error;
 pub mod event;

@@ -70,6 +70,7 @@ pub const API_FUNCTIONS: &[&str] = &[
 /// Grants `role` what an application needs, and nothing that changes the
 /// schema or writes the log but through the append functions: USAGE on the
 /// schema, SELECT on its tables, INSERT and UPDATE on `dcbstore.projections`,
+/// INSERT, UPDATE and DELETE on `dcbstore.dead_letters` (durable subscribers),
 /// EXECUTE on [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It
 /// takes back what it does not give (INSERT on the event tables, EXECUTE on
 /// internal functions, from an earlier grant), but never `redact`: without
@@ -134,7 +135,8 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
         "GRANT USAGE ON SCHEMA dcbstore TO {r};
          REVOKE ALL ON ALL TABLES IN SCHEMA dcbstore FROM {r};
          GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
-         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};"
+         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
+         GRANT INSERT, UPDATE, DELETE ON dcbstore.dead_letters TO {r};"
     );
     if !others.is_empty() {
         sql.push_str(&format!(

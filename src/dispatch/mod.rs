@@ -24,4 +24,4 @@ pub use envelope::{EmitContext, Envelope, Levels};
 pub use error::DispatchError;
 pub use handler::Handler;
 pub use options::EmitOptions;
-pub use sourced::{append_envelopes_in, to_store_event, SourcedHandler};
+pub use sourced::{append_envelopes_in, from_store_event, to_store_event, SourcedHandler};

@@ -7,7 +7,7 @@ use super::envelope::{EmitContext, Envelope};
 use super::handler::Handler;
 use crate::append::{AppendCondition, Appended};
 use crate::error::HandlerError;
-use crate::event::Event;
+use crate::event::{Event, SequencedEvent};
 use crate::store::{EventStore, Store};
 
 /// The store event an envelope becomes at level 5: its id, name, payload and
@@ -33,6 +33,34 @@ pub fn to_store_event(envelope: &Envelope) -> Event {
         data: envelope.payload.clone(),
         tags: envelope.tags.clone(),
         metadata: meta,
+    }
+}
+
+/// The envelope a stored event carries back: the inverse of
+/// [`to_store_event`] for events the dispatcher appended; for other events
+/// (appended directly), an envelope of their type and data, at level 5,
+/// keyed by the event id.
+#[must_use]
+pub fn from_store_event(e: &SequencedEvent) -> Envelope {
+    fn parse<T: serde::de::DeserializeOwned>(
+        meta: Option<&serde_json::Value>,
+        k: &str,
+    ) -> Option<T> {
+        meta.and_then(|m| m.get(k))
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+    let meta = e.event.metadata.get("envelope");
+    Envelope {
+        id: e.event.id,
+        name: e.event.event_type.clone(),
+        kind: parse(meta, "kind").unwrap_or(crate::schema::Kind::Domain),
+        version: parse(meta, "version").unwrap_or(1),
+        level: parse(meta, "level").unwrap_or(crate::schema::Level::Sourced),
+        payload: e.event.data.clone(),
+        metadata: parse(meta, "metadata").unwrap_or_default(),
+        occurred_at: parse(meta, "occurred_at").unwrap_or(e.recorded_at),
+        idempotency_key: parse(meta, "idempotency_key").unwrap_or_else(|| e.event.id.to_string()),
+        tags: e.event.tags.clone(),
     }
 }
 

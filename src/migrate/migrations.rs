@@ -73,6 +73,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0006_hardening.sql"),
         needs: &["append_only.sql", "epochs.sql"],
     },
+    Migration {
+        version: 7,
+        name: "delivery",
+        sql: include_str!("../../sql/migrations/0007_delivery.sql"),
+        needs: &[],
+    },
 ];
 
 /// The schema version this build expects.

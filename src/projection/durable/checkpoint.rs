@@ -6,7 +6,7 @@ use deadpool_postgres::Transaction;
 use crate::store::Store;
 
 /// Creates the projection's row (checkpoint 0) if it has none.
-pub(super) async fn ensure_row(store: &Store, name: &str) -> crate::error::Result<()> {
+pub(crate) async fn ensure_row(store: &Store, name: &str) -> crate::error::Result<()> {
     let client = store.pool().get().await?;
     client
         .execute(
@@ -17,7 +17,7 @@ pub(super) async fn ensure_row(store: &Store, name: &str) -> crate::error::Resul
     Ok(())
 }
 
-pub(super) async fn set_state(
+pub(crate) async fn set_state(
     store: &Store,
     name: &str,
     state: &str,
@@ -35,7 +35,7 @@ pub(super) async fn set_state(
 }
 
 /// Records a handler failure at `position`; returns the consecutive failures.
-pub(super) async fn record_failure(
+pub(crate) async fn record_failure(
     store: &Store,
     name: &str,
     position: u64,
@@ -60,7 +60,7 @@ pub(super) async fn record_failure(
 
 /// Records an error that is not a handler's (database unreachable, setup
 /// failed): visible in status, state unchanged.
-pub(super) async fn record_error(
+pub(crate) async fn record_error(
     store: &Store,
     name: &str,
     error: &str,
@@ -78,7 +78,7 @@ pub(super) async fn record_error(
 
 /// Locks the projection's row for the rest of `tx` and returns its
 /// checkpoint: a second runner waits here, then sees the first's checkpoint.
-pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Result<u64> {
+pub(crate) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Result<u64> {
     let row = tx
         .query_one(
             "SELECT checkpoint FROM dcbstore.projections WHERE name = $1 FOR UPDATE",
@@ -91,7 +91,7 @@ pub(super) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Resu
 /// Whether `checkpoint` is a position of a server history whose tail the log
 /// lost: above where an epoch resumed, and not above its base (see
 /// `sql/functions/epochs.sql`).
-pub(super) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error::Result<bool> {
+pub(crate) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error::Result<bool> {
     let row = tx
         .query_one(
             "SELECT EXISTS (SELECT 1 FROM dcbstore.epochs e WHERE e.resumed_after < $1 AND $1 <= e.base)",
@@ -102,7 +102,7 @@ pub(super) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error:
 }
 
 /// The head, as `tx` sees it now.
-pub(super) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
+pub(crate) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
     let row = tx
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
         .await?;
@@ -112,7 +112,7 @@ pub(super) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
 /// Moves the checkpoint to `reached` in `tx` (with the batch's read-model
 /// writes) and clears the last error; a rebuild stays `rebuilding` until it
 /// reaches `head`.
-pub(super) async fn advance(
+pub(crate) async fn advance(
     tx: &Transaction<'_>,
     name: &str,
     reached: u64,
@@ -131,7 +131,7 @@ pub(super) async fn advance(
 
 /// Sets the checkpoint back to 0 in `tx` (with the read model's reset), state
 /// `rebuilding`.
-pub(super) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::error::Result<()> {
+pub(crate) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::error::Result<()> {
     tx.execute(
         "UPDATE dcbstore.projections SET checkpoint = 0, state = 'rebuilding', last_error = NULL, \
          error_position = NULL, failures = 0, updated_at = now() WHERE name = $1",

@@ -12,7 +12,7 @@ use crate::store::Store;
 
 /// The lease of a projection: a session advisory lock held by a dedicated
 /// connection.
-pub(super) struct Lease {
+pub(crate) struct Lease {
     client: tokio_postgres::Client,
     /// Completes (with an error) when the connection, and the lock, is gone.
     lost: oneshot::Receiver<()>,
@@ -21,7 +21,7 @@ pub(super) struct Lease {
 impl Lease {
     /// Takes the lease; `None` when another session holds it (after waiting
     /// up to `wait`, or at once when `wait` is `None`).
-    pub(super) async fn acquire(
+    pub(crate) async fn acquire(
         store: &Store,
         name: &str,
         wait: Option<Duration>,
@@ -64,11 +64,11 @@ impl Lease {
     }
 
     /// Completes when the lease's connection is gone (the lock with it).
-    pub(super) async fn lost(&mut self) {
+    pub(crate) async fn lost(&mut self) {
         let _ = (&mut self.lost).await;
     }
 
-    pub(super) fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         !self.client.is_closed()
     }
 }

@@ -27,10 +27,10 @@
 //! [`Runner`] and [`rebuild`].
 
 mod catch_up;
-mod checkpoint;
+pub(crate) mod checkpoint;
 mod config;
 mod definition;
-mod lease;
+pub(crate) mod lease;
 mod rebuild;
 mod runner;
 mod status;

@@ -1,0 +1,377 @@
+//! The loop behind durable subscribers and relays: under a lease, read the
+//! events after the checkpoint, hand them to the sink, move the checkpoint;
+//! retry with backoff; dead-letter or block what keeps failing.
+//!
+//! Delivery is at least once: the checkpoint moves after the sink returned,
+//! so a crash in between delivers those events again (with the same
+//! idempotency key). The checkpoint row is locked and compared before it
+//! moves, so a consumer that lost its lease never moves another's
+//! checkpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use futures::future::BoxFuture;
+use futures::TryStreamExt;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::config::{DeliveryConfig, OnFailure};
+use super::dead_letters;
+use super::transport::{FailureKind, PublishError};
+use crate::dispatch::{from_store_event, Envelope};
+use crate::error::{Error, Result};
+use crate::event::{SequencePosition, SequencedEvent};
+use crate::projection::durable::checkpoint;
+use crate::projection::durable::lease::Lease;
+use crate::query::Query;
+use crate::read::ReadOptions;
+use crate::store::{EventStore, Store};
+
+/// Where a consumer delivers: a subscriber's handler, a relay's transport.
+pub(crate) trait Sink: Send + Sync + 'static {
+    /// What it is, for spans and metrics ("subscriber", "relay").
+    fn kind(&self) -> &'static str;
+
+    /// Delivers `batch` in order.
+    fn deliver<'a>(
+        &'a self,
+        batch: &'a [Envelope],
+    ) -> BoxFuture<'a, std::result::Result<(), PublishError>>;
+}
+
+/// A consumer: its name (its checkpoint row and lease), the events it
+/// takes, where they go, and how.
+#[derive(Clone)]
+pub(crate) struct Consumer {
+    pub(crate) name: String,
+    pub(crate) query: Query,
+    pub(crate) sink: Arc<dyn Sink>,
+    pub(crate) config: DeliveryConfig,
+}
+
+/// A durable subscriber or relay running in the background. Stopped with
+/// [`stop`](Self::stop) (the batch in hand finishes) or
+/// [`abort`](Self::abort) (as a crash would).
+#[derive(Debug)]
+pub struct DeliveryRunner {
+    name: String,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl DeliveryRunner {
+    pub(crate) fn start(store: Store, consumer: Consumer) -> DeliveryRunner {
+        let (stop, stopped) = watch::channel(false);
+        let name = consumer.name.clone();
+        let task = tokio::spawn(run(store, consumer, stopped));
+        DeliveryRunner { name, stop, task }
+    }
+
+    /// The consumer's name (its checkpoint in `dcbstore.projections`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops after the batch in hand and waits; the lease is released.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Stops at once, as a crash would: what was delivered but not
+    /// checkpointed is delivered again by the next runner.
+    pub fn abort(self) {
+        self.task.abort();
+    }
+}
+
+/// Why a batch stopped early.
+enum Halt {
+    /// Told to stop, or the lease (or checkpoint) is someone else's now.
+    Stopped,
+    Store(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Store(e)
+    }
+}
+
+async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
+    let mut wakeups = store.wakeups();
+    let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
+    'lease: while !*stopped.borrow() {
+        let mut lease = match Lease::acquire(&store, &c.name, None).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) | Err(_) => {
+                if wait_or_stop(&mut stopped, c.config.poll_interval).await {
+                    return;
+                }
+                continue 'lease;
+            }
+        };
+        tracing::info!(consumer = %c.name, kind = c.sink.kind(), owner = %owner, "delivery lease taken");
+        let started = async {
+            checkpoint::ensure_row(&store, &c.name).await?;
+            checkpoint::set_state(&store, &c.name, "running", Some(&owner)).await
+        }
+        .await;
+        if let Err(e) = started {
+            tracing::warn!(consumer = %c.name, error = %e, "cannot start delivering");
+            drop(lease);
+            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
+                return;
+            }
+            continue 'lease;
+        }
+        loop {
+            if *stopped.borrow() {
+                let _ = checkpoint::set_state(&store, &c.name, "idle", None).await;
+                return;
+            }
+            if !lease.is_alive() {
+                continue 'lease;
+            }
+            // Before the read: an append during it ends the wait below at once.
+            wakeups.mark();
+            match next_batch(&store, &c).await {
+                Ok((at, events)) if !events.is_empty() => {
+                    match deliver(&store, &c, at, &events, &mut stopped, &lease).await {
+                        Ok(()) => continue,
+                        Err(Halt::Stopped) => continue,
+                        Err(Halt::Store(e)) => {
+                            let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
+                            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
+                                return;
+                            }
+                            continue;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
+                }
+            }
+            tokio::select! {
+                () = wakeups.wait(c.config.poll_interval) => {}
+                () = lease.lost() => continue 'lease,
+                changed = stopped.changed() => if changed.is_err() {
+                    return;
+                },
+            }
+        }
+    }
+}
+
+/// The checkpoint, and the events after it (at most a batch).
+async fn next_batch(store: &Store, c: &Consumer) -> Result<(u64, Vec<SequencedEvent>)> {
+    let at = current(store, &c.name).await?;
+    let events = store
+        .read(
+            &c.query,
+            ReadOptions::new()
+                .after(SequencePosition::new(at))
+                .limit(c.config.batch_size),
+        )
+        .try_collect()
+        .await?;
+    Ok((at, events))
+}
+
+async fn current(store: &Store, name: &str) -> Result<u64> {
+    let client = store.pool().get().await?;
+    let row = client
+        .query_one(
+            "SELECT checkpoint FROM dcbstore.projections WHERE name = $1",
+            &[&name],
+        )
+        .await?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+}
+
+/// Delivers `events` (read after checkpoint `at`), moving the checkpoint as
+/// they go through and dead-lettering or blocking on those that keep failing.
+async fn deliver(
+    store: &Store,
+    c: &Consumer,
+    mut at: u64,
+    events: &[SequencedEvent],
+    stopped: &mut watch::Receiver<bool>,
+    lease: &Lease,
+) -> std::result::Result<(), Halt> {
+    let envelopes: Vec<Envelope> = events.iter().map(from_store_event).collect();
+    let mut start = 0usize;
+    // Attempts of the event at `start`, and when it first failed.
+    let mut attempts = 0u32;
+    let mut first_failure: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut unavailable = backoff(&c.config);
+    let mut retries = backoff(&c.config);
+    while start < envelopes.len() {
+        if *stopped.borrow() || !lease.is_alive() {
+            return Err(Halt::Stopped);
+        }
+        let batch = &envelopes[start..];
+        let span = tracing::info_span!(
+            "deliver",
+            consumer = %c.name,
+            kind = c.sink.kind(),
+            events = batch.len(),
+            first = events[start].position.get()
+        );
+        let began = Instant::now();
+        let outcome = c.sink.deliver(batch).instrument(span).await;
+        let delivered = match &outcome {
+            Ok(()) => batch.len(),
+            Err(f) => f.delivered.min(batch.len()),
+        };
+        if delivered > 0 {
+            let reached = events[start + delivered - 1].position.get();
+            move_checkpoint(store, &c.name, at, reached, None).await?;
+            at = reached;
+            record_delivered(c, &events[start..start + delivered], began);
+            start += delivered;
+            attempts = 0;
+            first_failure = None;
+            retries = backoff(&c.config);
+        }
+        let Err(failure) = outcome else {
+            continue;
+        };
+        if start >= envelopes.len() {
+            break;
+        }
+        let position = events[start].position.get();
+        let message = failure.error.to_string();
+        if failure.kind == FailureKind::Unavailable {
+            metrics::counter!("dcbstore_delivery_unavailable_total", "consumer" => c.name.clone())
+                .increment(1);
+            tracing::warn!(consumer = %c.name, position, error = %message, "destination unavailable; backing off");
+            let _ = checkpoint::record_error(store, &c.name, &message).await;
+            let delay = unavailable.next().unwrap_or(c.config.retry_max);
+            if wait_or_stop(stopped, delay).await {
+                return Err(Halt::Stopped);
+            }
+            continue;
+        }
+        unavailable = backoff(&c.config);
+        attempts += 1;
+        let now = chrono::Utc::now();
+        let first = *first_failure.get_or_insert(now);
+        metrics::counter!("dcbstore_delivery_failures_total", "consumer" => c.name.clone())
+            .increment(1);
+        let exhausted =
+            failure.kind == FailureKind::Permanent || attempts >= c.config.max_attempts.max(1);
+        if !exhausted {
+            tracing::warn!(consumer = %c.name, position, attempt = attempts, error = %message, "delivery failed; retrying");
+            let delay = retries.next().unwrap_or(c.config.retry_max);
+            if wait_or_stop(stopped, delay).await {
+                return Err(Halt::Stopped);
+            }
+            continue;
+        }
+        match c.config.on_failure {
+            OnFailure::DeadLetter => {
+                let span =
+                    tracing::warn_span!("dead_letter", consumer = %c.name, position, attempts);
+                let _enter = span.enter();
+                tracing::warn!(error = %message, "delivery gave up; dead-lettered, moving on");
+                let letter = dead_letters::Letter {
+                    subscriber: &c.name,
+                    position,
+                    attempts,
+                    error: &message,
+                    first_failed_at: first,
+                    last_failed_at: now,
+                };
+                move_checkpoint(store, &c.name, at, position, Some(letter)).await?;
+                metrics::counter!("dcbstore_dead_letters_total", "consumer" => c.name.clone())
+                    .increment(1);
+                at = position;
+                start += 1;
+                attempts = 0;
+                first_failure = None;
+                retries = backoff(&c.config);
+            }
+            OnFailure::Block => {
+                tracing::error!(consumer = %c.name, position, attempts, error = %message, "delivery failed; blocked on this event until it succeeds");
+                let _ = checkpoint::record_failure(store, &c.name, position, &message).await;
+                let delay = retries.next().unwrap_or(c.config.retry_max);
+                if wait_or_stop(stopped, delay).await {
+                    return Err(Halt::Stopped);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record_delivered(c: &Consumer, events: &[SequencedEvent], began: Instant) {
+    let kind = c.sink.kind();
+    metrics::counter!("dcbstore_delivered_total", "consumer" => c.name.clone(), "kind" => kind)
+        .increment(events.len() as u64);
+    metrics::histogram!("dcbstore_delivery_batch_seconds", "consumer" => c.name.clone())
+        .record(began.elapsed().as_secs_f64());
+    if let Some(last) = events.last() {
+        let lag = (chrono::Utc::now() - last.recorded_at)
+            .to_std()
+            .unwrap_or_default();
+        metrics::histogram!("dcbstore_delivery_latency_seconds", "consumer" => c.name.clone())
+            .record(lag.as_secs_f64());
+    }
+}
+
+/// Moves the checkpoint from `from` to `to` in one transaction, with the
+/// dead letter that lets it pass `to` if there is one. Refuses (stops the
+/// batch) when the checkpoint is no longer `from`: another runner has it.
+async fn move_checkpoint(
+    store: &Store,
+    name: &str,
+    from: u64,
+    to: u64,
+    letter: Option<dead_letters::Letter<'_>>,
+) -> std::result::Result<(), Halt> {
+    let mut client = store.pool().get().await.map_err(Error::from)?;
+    let tx = client.transaction().await.map_err(Error::from)?;
+    let now = checkpoint::lock(&tx, name).await?;
+    if now != from {
+        tracing::warn!(
+            consumer = name,
+            expected = from,
+            found = now,
+            "the checkpoint moved under this runner; stopping the batch"
+        );
+        return Err(Halt::Stopped);
+    }
+    if let Some(letter) = letter {
+        dead_letters::record(&tx, &letter).await?;
+    }
+    checkpoint::advance(&tx, name, to, to).await?;
+    tx.commit().await.map_err(Error::from)?;
+    Ok(())
+}
+
+fn backoff(config: &DeliveryConfig) -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(config.retry_min)
+        .with_max_delay(config.retry_max.max(config.retry_min))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
+/// Sleeps for `d` unless told to stop first; true when told to stop.
+async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    if *stopped.borrow() {
+        return true;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stopped.borrow(),
+        _ = stopped.changed() => true,
+    }
+}

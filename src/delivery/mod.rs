@@ -1,0 +1,53 @@
+//! Delivery on the log: levels 2 to 4 of the dispatcher, for real.
+//!
+//! **The log is the outbox.** An event emitted at level 3 (outbox) or 4
+//! (broker) is appended to the log by the level-5 handler
+//! ([`SourcedHandler`](crate::dispatch::SourcedHandler)): it is durable the
+//! moment its append commits, in the same transaction as the application's
+//! own writes when it goes through
+//! [`append_envelopes_in`](crate::dispatch::append_envelopes_in). Delivery
+//! then reads it back from the log:
+//!
+//! - **Level 3**: each [`DurableSubscriber`] ([`Subscription`]) has its own
+//!   checkpoint (a row of `dcbstore.projections`) and lease, catches up from
+//!   it and follows live on the store's listening connection, like a durable
+//!   projection.
+//! - **Level 4**: a [`Relay`] publishes through a [`Transport`] (NATS
+//!   JetStream with feature `nats`, an HTTP webhook with feature `webhook`),
+//!   in position order, with its own checkpoint and lease.
+//! - **Level 2** ([`job`]): not on the log; a bounded pool of background
+//!   tasks in the process, with retries. Not durable.
+//!
+//! Delivery from the log is **at least once**: the checkpoint moves after the
+//! destination took the events, so a crash in between delivers them again,
+//! with the same `idempotency_key`. A failed event is retried with backoff
+//! and jitter ([`DeliveryConfig`]); after its attempts it is dead-lettered
+//! (`dcbstore.dead_letters`, in the transaction that moves the checkpoint
+//! past it) and the consumer moves on, or, with [`OnFailure::Block`], it
+//! blocks until the event goes through. A destination that is down
+//! ([`FailureKind::Unavailable`]) is waited out without using attempts.
+//! [`list`], [`discard`] and `retry_dead_letters` handle the dead letters.
+//!
+//! Spans: `deliver`, `publish_batch`, `dead_letter` (and `emit` in the
+//! dispatcher). Metrics, through the `metrics` facade:
+//! `dcbstore_delivered_total`, `dcbstore_published_total`,
+//! `dcbstore_publish_batch_size`, `dcbstore_delivery_batch_seconds`,
+//! `dcbstore_delivery_latency_seconds` (commit to delivery),
+//! `dcbstore_delivery_failures_total`, `dcbstore_delivery_unavailable_total`,
+//! `dcbstore_dead_letters_total`.
+
+mod config;
+mod consumer;
+mod dead_letters;
+mod registry;
+mod relay;
+mod subscriber;
+mod transport;
+
+pub use config::{DeliveryConfig, OnFailure};
+pub use consumer::DeliveryRunner;
+pub use dead_letters::{discard, list, DeadLetter, RetryReport, Selection};
+pub use registry::Deliveries;
+pub use relay::{broker_events, Relay};
+pub use subscriber::{DurableSubscriber, Permanent, Subscription};
+pub use transport::{FailureKind, PublishError, Transport};
