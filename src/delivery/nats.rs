@@ -29,8 +29,10 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::context::{PublishErrorKind, PublishMessage};
-use async_nats::{HeaderMap, State};
+use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::HeaderMap;
 
 use super::transport::{FailureKind, PublishError, Transport};
 use crate::dispatch::Envelope;
@@ -196,9 +198,11 @@ impl NatsTransportBuilder {
         self
     }
 
-    /// Builds the transport. The connection is made in the background and
-    /// remade whenever it breaks: a server that is down now is not an error
-    /// (publishes wait it out as unavailable); a malformed URL is.
+    /// Builds the transport, waiting up to the
+    /// [connect timeout](Self::connect_timeout) for the first connection.
+    /// The connection is made in the background and remade whenever it
+    /// breaks: a server that is down now is not an error (publishes wait it
+    /// out as unavailable); a malformed URL is.
     pub async fn connect(self) -> Result<NatsTransport> {
         if !valid_prefix(&self.prefix) {
             return Err(Error::Config(format!(
@@ -219,6 +223,12 @@ impl NatsTransportBuilder {
             .connect(self.url.as_str())
             .await
             .map_err(|e| Error::Config(format!("NATS server {}: {e}", self.url)))?;
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        while client.connection_state() != State::Connected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let jetstream = async_nats::jetstream::context::ContextBuilder::new()
             .timeout(self.ack_timeout)
             .build(client.clone());

@@ -326,9 +326,10 @@ mod tests {
 
     #[test]
     fn debug_hides_the_secret() {
-        let t = WebhookTransport::builder("https://u:pw@example.test/hook?token=t0k", "s3cr3t-value")
-            .build()
-            .unwrap();
+        let t =
+            WebhookTransport::builder("https://u:pw@example.test/hook?token=t0k", "s3cr3t-value")
+                .build()
+                .unwrap();
         let shown = format!("{t:?} {:?}", WebhookTransport::builder("x", "s3cr3t-value"));
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
         assert!(!shown.contains("pw@"), "{shown}");
