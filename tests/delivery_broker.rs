@@ -414,6 +414,56 @@ async fn a_subject_without_a_stream_is_retried_then_dead_lettered() {
     assert_eq!(letters[0].attempts, 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failure() {
+    let nats = NatsServer::start().expect("nats-server");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    // A stream for `pipe.A` only: `pipe.B` has none.
+    js.create_stream(jetstream::stream::Config {
+        name: "PIPE".into(),
+        subjects: vec!["pipe.A".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let transport = NatsTransport::builder(nats.url())
+        .subject_prefix("pipe.")
+        .connect()
+        .await
+        .unwrap();
+    let batch = [
+        envelope("A", "a1", json!({})),
+        envelope("A", "a2", json!({})),
+        envelope("B", "b3", json!({})),
+        envelope("A", "a4", json!({})),
+    ];
+    let f = transport.publish(&batch).await.unwrap_err();
+    assert_eq!((f.delivered, f.kind), (2, FailureKind::Retryable), "{f}");
+    let mut stream = js.get_stream("PIPE").await.unwrap();
+    // All were sent before the acks were read: a4 is in the stream too (its
+    // resend will be dropped by its Nats-Msg-Id).
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+
+    // An event name that is no subject token is refused before sending,
+    // and nothing after it is sent.
+    let batch = [
+        envelope("A", "a5", json!({})),
+        envelope("not a token", "x6", json!({})),
+        envelope("A", "a7", json!({})),
+    ];
+    let f = transport.publish(&batch).await.unwrap_err();
+    assert_eq!((f.delivered, f.kind), (1, FailureKind::Permanent), "{f}");
+    assert_eq!(stream.info().await.unwrap().state.messages, 4);
+    let resent = transport.publish(&[envelope("A", "a4", json!({}))]).await;
+    assert!(resent.is_ok());
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        4,
+        "a4's resend dropped"
+    );
+}
+
 // ---------------------------------------------------------------- webhook
 
 const SECRET: &[u8] = b"test-shared-secret";
