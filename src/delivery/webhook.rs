@@ -20,8 +20,8 @@
 //! | answer | kind |
 //! | --- | --- |
 //! | 2xx | delivered |
-//! | connection refused, DNS failure, no route (no request reached a server) | `Unavailable` (waited out) |
-//! | 5xx, 408, 429, a [timeout](WebhookTransportBuilder::timeout), a connection that broke mid-request | `Retryable` |
+//! | connection refused, DNS failure, no route, [connect timeout](WebhookTransportBuilder::connect_timeout) (no request reached a server) | `Unavailable` (waited out) |
+//! | 5xx, 408, 429, a [timeout](WebhookTransportBuilder::timeout) once connected, a connection that broke mid-request | `Retryable` |
 //! | any other status (4xx, 3xx) | `Permanent` (dead letter at once, or block) |
 //!
 //! The secret never appears in logs, errors or `Debug` output.
@@ -152,10 +152,13 @@ impl WebhookTransport {
         let response = match sent {
             Ok(r) => r,
             Err(e) => {
-                let kind = if e.is_timeout() {
-                    FailureKind::Retryable
-                } else if e.is_connect() {
+                // A connection that could not be made (refused, no route,
+                // timed out) is the endpoint being down; a request that
+                // timed out once connected is this event's failure.
+                let kind = if e.is_connect() {
                     FailureKind::Unavailable
+                } else if e.is_timeout() {
+                    FailureKind::Retryable
                 } else if e.is_builder() {
                     FailureKind::Permanent
                 } else {
