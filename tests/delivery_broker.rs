@@ -691,6 +691,44 @@ async fn under_the_block_policy_a_poison_event_blocks_the_events_behind_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_refuses_connections_is_waited_out_without_using_attempts() {
+    let (store, _db) = common::store().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    append_hooks(&store, &[("first", json!({})), ("second", json!({}))]).await;
+    let transport = WebhookTransport::new(format!("http://127.0.0.1:{port}/hook"), SECRET).unwrap();
+    let config = fast(DeliveryConfig {
+        max_attempts: 1,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["Hooked".into()], config).start(&store);
+    eventually("the relay finds the endpoint down", || {
+        let store = store.clone();
+        async move { last_error(&store, "relay:webhook").await.is_some() }
+    })
+    .await;
+    // The endpoint comes up on that port.
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    eventually("both delivered", || {
+        let r = receiver.clone();
+        async move { r.accepted().len() >= 2 }
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(receiver.accepted(), ["first", "second"]);
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_failure_kinds() {
     let e = envelope("Hooked", "k", json!({}));
     // Nothing listens: connection refused.
