@@ -1,0 +1,272 @@
+//! Level 3 against a real server: durable subscribers delivered from the
+//! log, at least once, resuming from their checkpoint, retried with
+//! backoff, dead-lettered or blocked; one runner at a time.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::store;
+use dcbstore::delivery::{
+    self, DeliveryConfig, DurableSubscriber, OnFailure, Permanent, Selection, Subscription,
+};
+use dcbstore::dispatch::Envelope;
+use dcbstore::{Event, EventStore, HandlerError, Store};
+use serde_json::json;
+
+/// Records the `n` of every envelope it handles; fails those whose `n` is
+/// in `failing` (permanently when `permanent`); sleeps `delay` per event.
+#[derive(Clone)]
+struct Recorder {
+    name: String,
+    seen: Arc<Mutex<Vec<(i64, String)>>>,
+    failing: Arc<Mutex<HashSet<i64>>>,
+    permanent: bool,
+    delay: Duration,
+}
+
+impl Recorder {
+    fn new(name: &str) -> Self {
+        Recorder {
+            name: name.into(),
+            seen: Arc::default(),
+            failing: Arc::default(),
+            permanent: false,
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn ns(&self) -> Vec<i64> {
+        self.seen.lock().unwrap().iter().map(|(n, _)| *n).collect()
+    }
+}
+
+impl DurableSubscriber for Recorder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn events(&self) -> Vec<String> {
+        vec!["Ticket".into()]
+    }
+
+    async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let n = envelope.payload["n"].as_i64().ok_or("no n")?;
+        if self.failing.lock().unwrap().contains(&n) {
+            let e: HandlerError = format!("ticket {n} refused").into();
+            return Err(if self.permanent {
+                Box::new(Permanent(e))
+            } else {
+                e
+            });
+        }
+        self.seen
+            .lock()
+            .unwrap()
+            .push((n, envelope.idempotency_key.clone()));
+        Ok(())
+    }
+}
+
+fn fast(on_failure: OnFailure) -> DeliveryConfig {
+    DeliveryConfig {
+        batch_size: 10,
+        max_attempts: 3,
+        retry_min: Duration::from_millis(5),
+        retry_max: Duration::from_millis(20),
+        poll_interval: Duration::from_millis(50),
+        on_failure,
+    }
+}
+
+async fn tickets(store: &Store, range: std::ops::Range<i64>) {
+    let events: Vec<Event> = range
+        .map(|n| Event::new("Ticket", json!({ "n": n })))
+        .collect();
+    let _ = store.append(events.clone(), None).await.unwrap();
+    // Something no subscriber takes, in between.
+    let _ = store
+        .append(vec![Event::new("Other", json!({}))], None)
+        .await
+        .unwrap();
+}
+
+async fn until(what: &str, check: impl Fn() -> bool) {
+    for _ in 0..400 {
+        if check() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_durable_subscriber_gets_its_events_in_order_and_resumes_from_its_checkpoint() {
+    let (store, _db) = store().await;
+    tickets(&store, 0..25).await;
+    let r = Recorder::new("search-index");
+    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let runner = sub.start(&store);
+    until("the history is delivered", || r.ns().len() == 25).await;
+    tickets(&store, 25..30).await;
+    until("live events are delivered", || r.ns().len() == 30).await;
+    runner.stop().await;
+    tickets(&store, 30..40).await;
+    let runner = sub.start(&store);
+    until("it resumes", || r.ns().len() == 40).await;
+    runner.stop().await;
+    assert_eq!(r.ns(), (0..40).collect::<Vec<_>>(), "each once, in order");
+    let keys: HashSet<String> = r
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, k)| k.clone())
+        .collect();
+    assert_eq!(keys.len(), 40, "every envelope has its own idempotency key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_aborted_mid_batch_loses_nothing_and_resends_with_the_same_keys() {
+    let (store, _db) = store().await;
+    tickets(&store, 0..60).await;
+    let mut r = Recorder::new("mailer");
+    r.delay = Duration::from_millis(5);
+    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    for _ in 0..4 {
+        let runner = sub.start(&store);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        runner.abort();
+    }
+    let runner = sub.start(&store);
+    until("everything is delivered", || {
+        r.ns().iter().collect::<HashSet<_>>().len() == 60
+    })
+    .await;
+    runner.stop().await;
+    let seen = r.seen.lock().unwrap().clone();
+    let mut key_of: HashMap<i64, String> = HashMap::new();
+    for (n, key) in &seen {
+        let first = key_of.entry(*n).or_insert_with(|| key.clone());
+        assert_eq!(first, key, "a resend carries the same idempotency key");
+    }
+    // In order, apart from the resends after each abort.
+    let mut last = -1;
+    for (n, _) in &seen {
+        assert!(*n <= last + 1, "nothing skipped: {n} after {last}");
+        last = last.max(*n);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_event_is_retried_then_dead_lettered_and_the_ones_behind_it_go_on() {
+    let (store, _db) = store().await;
+    tickets(&store, 0..10).await;
+    let r = Recorder::new("sync");
+    r.failing.lock().unwrap().insert(3);
+    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let runner = sub.start(&store);
+    until("the rest is delivered", || r.ns().len() == 9).await;
+    runner.stop().await;
+    assert_eq!(r.ns(), vec![0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    let letters = delivery::list(&store, Some("sync")).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].position, 4, "ticket 3 is the fourth event");
+    assert_eq!(letters[0].attempts, 3, "max_attempts");
+    assert!(letters[0].last_error.contains("ticket 3 refused"));
+    assert!(letters[0].first_failed_at <= letters[0].last_failed_at);
+
+    // Still failing: the retry counts another attempt and keeps it.
+    let report = sub
+        .retry_dead_letters(&store, Selection::All)
+        .await
+        .unwrap();
+    assert_eq!((report.tried, report.delivered, report.failed), (1, 0, 1));
+    assert_eq!(delivery::list(&store, None).await.unwrap()[0].attempts, 4);
+    // Fixed: the retry delivers it and the row goes.
+    r.failing.lock().unwrap().clear();
+    let report = sub
+        .retry_dead_letters(&store, Selection::Position(4))
+        .await
+        .unwrap();
+    assert_eq!((report.tried, report.delivered), (1, 1));
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+    assert_eq!(r.ns(), vec![0, 1, 2, 4, 5, 6, 7, 8, 9, 3]);
+    let missing = sub.retry_dead_letters(&store, Selection::Position(4)).await;
+    assert!(missing.is_err(), "no such dead letter any more");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_error_is_dead_lettered_without_retries_and_can_be_discarded() {
+    let (store, _db) = store().await;
+    tickets(&store, 0..3).await;
+    let mut r = Recorder::new("strict");
+    r.permanent = true;
+    r.failing.lock().unwrap().insert(1);
+    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let runner = sub.start(&store);
+    until("the rest is delivered", || r.ns().len() == 2).await;
+    runner.stop().await;
+    let letters = delivery::list(&store, Some("strict")).await.unwrap();
+    assert_eq!(letters[0].attempts, 1, "no retry for a permanent error");
+    assert_eq!(
+        delivery::discard(&store, "strict", Selection::All)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_block_policy_a_poison_event_holds_back_the_ones_behind_it() {
+    let (store, _db) = store().await;
+    tickets(&store, 0..6).await;
+    let r = Recorder::new("ordered");
+    r.failing.lock().unwrap().insert(2);
+    let sub = Subscription::new(r.clone(), fast(OnFailure::Block));
+    let runner = sub.start(&store);
+    until("the ones before it are delivered", || r.ns().len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.ns(), vec![0, 1], "nothing passes the poison event");
+    assert!(
+        delivery::list(&store, None).await.unwrap().is_empty(),
+        "no dead letter"
+    );
+    let status = dcbstore::projection::durable::status(&store).await.unwrap();
+    let row = status.iter().find(|s| s.name == "ordered").unwrap();
+    assert_eq!(row.state, "failed");
+    assert_eq!(row.error_position, Some(3));
+    r.failing.lock().unwrap().clear();
+    until("it goes through once it succeeds", || r.ns().len() == 6).await;
+    runner.stop().await;
+    assert_eq!(r.ns(), (0..6).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_of_one_subscriber_deliver_each_event_once() {
+    let (store, db) = store().await;
+    let other = Store::connect(db.url()).await.unwrap();
+    let r = Recorder::new("once");
+    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let a = sub.start(&store);
+    let b = sub.start(&other);
+    for i in 0..10 {
+        tickets(&store, i * 10..i * 10 + 10).await;
+    }
+    until("everything is delivered", || r.ns().len() >= 100).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.stop().await;
+    b.stop().await;
+    assert_eq!(
+        r.ns(),
+        (0..100).collect::<Vec<_>>(),
+        "one runner delivered, each once"
+    );
+}
