@@ -49,7 +49,8 @@ impl DurableSubscriber for Recorder {
     }
 
     fn events(&self) -> Vec<String> {
-        vec!["Ticket".into()]
+        // Appended directly ("Ticket") and emitted by the dispatcher ("ticket").
+        vec!["Ticket".into(), "ticket".into()]
     }
 
     async fn handle(&self, envelope: &Envelope) -> Result<(), HandlerError> {
@@ -269,4 +270,112 @@ async fn two_runners_of_one_subscriber_deliver_each_event_once() {
         (0..100).collect::<Vec<_>>(),
         "one runner delivered, each once"
     );
+}
+
+mod routes {
+    use super::*;
+    use dcbstore::dispatch::{DispatchError, Dispatcher, EmitOptions, SourcedHandler};
+    use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+    struct Ticket {
+        n: i64,
+    }
+    impl EventDefinition for Ticket {
+        const NAME: &'static str = "ticket";
+        const KIND: Kind = Kind::Integration;
+        const LEVEL: Level = Level::Outbox;
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+    struct Published {
+        n: i64,
+    }
+    impl EventDefinition for Published {
+        const NAME: &'static str = "published";
+        const KIND: Kind = Kind::Integration;
+        const LEVEL: Level = Level::Broker;
+    }
+
+    fn schema(test: &str) -> schema::SchemaFile {
+        let dir =
+            std::env::temp_dir().join(format!("dcbstore-delivery-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.schema.json");
+        let registry = SchemaRegistry::new()
+            .register::<Ticket>()
+            .register::<Published>();
+        schema::dump(&registry, &path).unwrap();
+        schema::SchemaFile::load(&path).unwrap()
+    }
+
+    #[tokio::test]
+    async fn outbox_and_broker_events_must_be_recorded_and_broker_events_need_a_relay() {
+        let (store, _db) = store().await;
+        let bare = Dispatcher::new(schema("bare"));
+        let err = bare.check().unwrap_err();
+        assert!(
+            matches!(err, DispatchError::NotRecorded { level: 3, .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("SourcedHandler"),
+            "says what to do: {err}"
+        );
+        let err = bare.emit(&Ticket { n: 1 }).await.unwrap_err();
+        assert!(
+            matches!(err, DispatchError::NotRecorded { .. }),
+            "an error at emit too, not a silent drop: {err}"
+        );
+
+        let recorded = Dispatcher::new(schema("recorded")).handler(
+            Level::Outbox..=Level::Sourced,
+            "store",
+            SourcedHandler::new(store.clone()),
+        );
+        let warnings = recorded.check().unwrap();
+        assert_eq!(
+            warnings.len(),
+            1,
+            "a warning for the relay-less level 4: {warnings:?}"
+        );
+        assert!(warnings[0].contains("published"));
+        let err = recorded.emit(&Published { n: 1 }).await.unwrap_err();
+        assert!(matches!(err, DispatchError::NoTransport { .. }), "{err}");
+        assert_eq!(store.head().await.unwrap(), None, "nothing recorded");
+
+        let relayed = recorded.relayed_by("relay:nats");
+        assert!(relayed.check().unwrap().is_empty());
+        let _ = relayed.emit(&Published { n: 2 }).await.unwrap();
+        assert!(store.head().await.unwrap().is_some());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_outbox_event_reaches_its_durable_subscriber_with_its_envelope() {
+        let (store, _db) = store().await;
+        let dispatcher = Dispatcher::new(schema("envelope")).handler(
+            Level::Outbox..=Level::Sourced,
+            "store",
+            SourcedHandler::new(store.clone()),
+        );
+        let r = Recorder::new("index");
+        let runner = Subscription::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
+        let sent = dispatcher
+            .emit_with(
+                &Ticket { n: 7 },
+                EmitOptions::new().idempotency_key("ticket-7"),
+            )
+            .await
+            .unwrap();
+        until("it is delivered", || r.ns() == vec![7]).await;
+        runner.stop().await;
+        assert_eq!(sent.idempotency_key, "ticket-7");
+        assert_eq!(
+            r.seen.lock().unwrap()[0].1,
+            "ticket-7",
+            "the envelope's key"
+        );
+    }
 }
