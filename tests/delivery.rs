@@ -379,3 +379,122 @@ mod routes {
         );
     }
 }
+
+mod jobs {
+    use super::*;
+    use dcbstore::delivery::job::{JobConfig, Jobs};
+    use dcbstore::dispatch::Dispatcher;
+    use dcbstore::schema::{self, EventDefinition, Level, SchemaRegistry};
+    use schemars::JsonSchema;
+    use serde::{Deserialize, Serialize};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+    struct MailRequested {
+        n: u32,
+    }
+    impl EventDefinition for MailRequested {
+        const NAME: &'static str = "mail_requested";
+        const LEVEL: Level = Level::Job;
+    }
+
+    fn dispatcher(test: &str, jobs: &Jobs) -> Dispatcher {
+        let dir = std::env::temp_dir().join(format!("dcbstore-jobs-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events.schema.json");
+        schema::dump(&SchemaRegistry::new().register::<MailRequested>(), &path).unwrap();
+        Dispatcher::from_file(&path)
+            .unwrap()
+            .handler(Level::Job, "jobs", jobs.clone())
+    }
+
+    fn quick(workers: usize, queue: usize) -> JobConfig {
+        JobConfig {
+            workers,
+            queue,
+            max_attempts: 3,
+            retry_min: Duration::from_millis(1),
+            retry_max: Duration::from_millis(5),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn jobs_run_after_the_emit_with_retries_and_failures_are_counted() {
+        let tries = Arc::new(Mutex::new(HashMap::<u32, u32>::new()));
+        let t = tries.clone();
+        let jobs = Jobs::builder(quick(2, 16))
+            .on::<MailRequested, _, _>("mailer", move |e, _| {
+                let t = t.clone();
+                async move {
+                    let n = {
+                        let mut t = t.lock().unwrap();
+                        let c = t.entry(e.n).or_default();
+                        *c += 1;
+                        *c
+                    };
+                    // Mail 1 succeeds on its third try, mail 2 never.
+                    match (e.n, n) {
+                        (0, _) | (1, 3) => Ok(()),
+                        _ => Err(format!("smtp refused mail {}", e.n).into()),
+                    }
+                }
+            })
+            .start();
+        let d = dispatcher("retries", &jobs);
+        for n in 0..3 {
+            d.emit(&MailRequested { n }).await.unwrap();
+        }
+        let report = jobs.shutdown(Duration::from_secs(10)).await;
+        assert_eq!((report.completed, report.failed, report.dropped), (2, 1, 0));
+        let tries = tries.lock().unwrap();
+        assert_eq!(
+            (tries[&0], tries[&1], tries[&2]),
+            (1, 3, 3),
+            "max_attempts 3"
+        );
+        assert!(
+            d.emit(&MailRequested { n: 9 }).await.is_err(),
+            "no job is taken after shutdown"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn shutdown_drains_the_queue_or_says_what_it_dropped() {
+        let done = Arc::new(AtomicU32::new(0));
+        let slow = |done: Arc<AtomicU32>| {
+            Jobs::builder(quick(1, 64))
+                .on::<MailRequested, _, _>("slow", move |_, _| {
+                    let done = done.clone();
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        done.fetch_add(1, Ordering::SeqCst);
+                        Ok(())
+                    }
+                })
+                .start()
+        };
+        let jobs = slow(done.clone());
+        let d = dispatcher("drain", &jobs);
+        for n in 0..5 {
+            d.emit(&MailRequested { n }).await.unwrap();
+        }
+        assert!(jobs.pending() > 0, "the emit returned before the jobs ran");
+        let report = jobs.shutdown(Duration::from_secs(10)).await;
+        assert_eq!((report.completed, report.dropped), (5, 0), "drained");
+        assert_eq!(done.load(Ordering::SeqCst), 5);
+
+        let cut = Arc::new(AtomicU32::new(0));
+        let jobs = slow(cut.clone());
+        let d = dispatcher("cut", &jobs);
+        for n in 0..20 {
+            d.emit(&MailRequested { n }).await.unwrap();
+        }
+        let report = jobs.shutdown(Duration::from_millis(120)).await;
+        assert!(report.dropped > 0, "{report:?}");
+        assert_eq!(
+            report.completed + report.dropped,
+            20,
+            "every job is either done or reported dropped: {report:?}"
+        );
+    }
+}
