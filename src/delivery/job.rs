@@ -25,6 +25,8 @@ use crate::schema::EventDefinition;
 
 type BoxFut = Pin<Box<dyn Future<Output = Result<(), HandlerError>> + Send>>;
 type JobFn = dyn Fn(Envelope) -> BoxFut + Send + Sync;
+/// The labelled jobs of each event name.
+type Routes = HashMap<String, Vec<(Arc<str>, Arc<JobFn>)>>;
 
 /// The pool's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +107,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct Jobs {
     tx: mpsc::Sender<Job>,
-    routes: Arc<HashMap<String, Vec<(Arc<str>, Arc<JobFn>)>>>,
+    routes: Arc<Routes>,
     shared: Arc<Shared>,
     workers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
@@ -123,7 +125,7 @@ impl std::fmt::Debug for Jobs {
 /// Registers the subscribers of a [`Jobs`] pool before it starts.
 pub struct JobsBuilder {
     config: JobConfig,
-    routes: HashMap<String, Vec<(Arc<str>, Arc<JobFn>)>>,
+    routes: Routes,
 }
 
 impl std::fmt::Debug for JobsBuilder {
