@@ -446,12 +446,11 @@ mod jobs {
         }
         let report = jobs.shutdown(Duration::from_secs(10)).await;
         assert_eq!((report.completed, report.failed, report.dropped), (2, 1, 0));
-        let tries = tries.lock().unwrap();
-        assert_eq!(
-            (tries[&0], tries[&1], tries[&2]),
-            (1, 3, 3),
-            "max_attempts 3"
-        );
+        let counts = {
+            let tries = tries.lock().unwrap();
+            (tries[&0], tries[&1], tries[&2])
+        };
+        assert_eq!(counts, (1, 3, 3), "max_attempts 3");
         assert!(
             d.emit(&MailRequested { n: 9 }).await.is_err(),
             "no job is taken after shutdown"
