@@ -497,3 +497,107 @@ mod jobs {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letters_kit_lists_retries_and_discards() {
+    use dcbstore::delivery::Deliveries;
+    use dcbstore::kit::dead_letters::run;
+
+    let (store, _db) = store().await;
+    tickets(&store, 0..6).await;
+    let a = Recorder::new("feed");
+    let b = Recorder::new("index");
+    for r in [&a, &b] {
+        r.failing.lock().unwrap().extend([1, 4]);
+    }
+    let deliveries = Deliveries::new()
+        .subscription(Subscription::new(a.clone(), fast(OnFailure::DeadLetter)))
+        .subscription(Subscription::new(b.clone(), fast(OnFailure::DeadLetter)));
+    let runners = deliveries.start_all(&store);
+    until("both delivered the rest", || {
+        a.ns().len() == 4 && b.ns().len() == 4
+    })
+    .await;
+    for r in runners {
+        r.stop().await;
+    }
+    let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    assert_eq!(
+        run(&store, &deliveries, args("list --json"), &mut out).await,
+        0
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert_eq!(lines[0]["subscriber"], "feed");
+    assert_eq!(lines[0]["position"], 2);
+    let mut table = Vec::new();
+    assert_eq!(
+        run(
+            &store,
+            &deliveries,
+            args("list --subscriber index"),
+            &mut table
+        )
+        .await,
+        0
+    );
+    let table = String::from_utf8(table).unwrap();
+    assert_eq!(table.lines().count(), 3, "a header and two rows: {table}");
+    assert!(table.contains("ticket 4 refused"));
+
+    // Fixed for one position only: retrying it delivers it for both.
+    for r in [&a, &b] {
+        r.failing.lock().unwrap().remove(&1);
+    }
+    let mut out = Vec::new();
+    assert_eq!(run(&store, &deliveries, args("retry 2"), &mut out).await, 0);
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (report["tried"].as_u64(), report["delivered"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(a.ns(), vec![0, 2, 3, 5, 1]);
+    // The rest still fails; --all tries them and keeps them.
+    let mut out = Vec::new();
+    assert_eq!(
+        run(
+            &store,
+            &deliveries,
+            args("retry --all --subscriber feed"),
+            &mut out
+        )
+        .await,
+        0
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (report["tried"].as_u64(), report["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(delivery::list(&store, None).await.unwrap().len(), 2);
+    // Usage: neither or both of --all and POSITION; a position with nothing.
+    assert_eq!(
+        run(&store, &deliveries, args("retry"), &mut Vec::new()).await,
+        2
+    );
+    assert_eq!(
+        run(&store, &deliveries, args("retry --all 5"), &mut Vec::new()).await,
+        2
+    );
+    assert_eq!(
+        run(&store, &deliveries, args("discard 3"), &mut Vec::new()).await,
+        2
+    );
+    let mut out = Vec::new();
+    assert_eq!(
+        run(&store, &deliveries, args("discard --all"), &mut out).await,
+        0
+    );
+    assert_eq!(String::from_utf8(out).unwrap().trim(), r#"{"discarded":2}"#);
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+}
