@@ -39,6 +39,7 @@
 mod config;
 mod consumer;
 mod dead_letters;
+pub mod job;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod registry;

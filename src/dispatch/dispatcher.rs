@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::envelope::{EmitContext, Envelope, Levels};
@@ -27,6 +28,8 @@ pub struct Dispatcher {
     fingerprints: Arc<Mutex<HashMap<TypeId, String>>>,
     handlers: Vec<(Levels, String, Arc<dyn ErasedHandler>)>,
     enricher: Option<Arc<Enricher>>,
+    /// Relays declared to publish level-4 events.
+    relays: Vec<String>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -53,6 +56,7 @@ impl Dispatcher {
             fingerprints: Arc::default(),
             handlers: Vec::new(),
             enricher: None,
+            relays: Vec::new(),
         }
     }
 
@@ -170,6 +174,58 @@ impl Dispatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Declares that `relay` (a [`Relay`](crate::delivery::Relay)'s name)
+    /// publishes the level-4 events from the log. Without one, a level-4
+    /// emit fails with [`DispatchError::NoTransport`] and [`check`](Self::check)
+    /// warns.
+    #[must_use]
+    pub fn relayed_by(mut self, relay: impl Into<String>) -> Self {
+        self.relays.push(relay.into());
+        self
+    }
+
+    /// The startup check of the routes: an error when a level-3 or level-4
+    /// event of the schema would not be recorded in the log (no handler that
+    /// records is registered for its level); warnings (logged, and returned)
+    /// for level-4 events that no declared relay publishes.
+    pub fn check(&self) -> Result<Vec<String>, DispatchError> {
+        let mut warnings = Vec::new();
+        for level in [Level::Outbox, Level::Broker] {
+            let mut names: Vec<&str> = self
+                .schema
+                .latest_versions()
+                .into_iter()
+                .filter(|v| v.level == level)
+                .map(|v| v.name.as_str())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            names.sort_unstable();
+            if !self.records(level) {
+                return Err(DispatchError::NotRecorded {
+                    level: level.into(),
+                    names: names.join(", "),
+                });
+            }
+            if level == Level::Broker && self.relays.is_empty() {
+                let w = format!(
+                    "level-4 (broker) events have no relay: {} (start a delivery::Relay and declare it with Dispatcher::relayed_by); emitting one fails",
+                    names.join(", ")
+                );
+                tracing::warn!("{w}");
+                warnings.push(w);
+            }
+        }
+        Ok(warnings)
+    }
+
+    fn records(&self, level: Level) -> bool {
+        self.handlers
+            .iter()
+            .any(|(levels, _, h)| levels.contains(level) && h.records())
+    }
+
     /// Validates, builds the envelope and dispatches it.
     pub async fn emit<E: EventDefinition>(&self, event: &E) -> Result<Envelope, DispatchError> {
         self.emit_with(event, EmitOptions::new()).await
@@ -197,17 +253,36 @@ impl Dispatcher {
         envelope: &Envelope,
         context: &EmitContext,
     ) -> Result<(), DispatchError> {
-        for (levels, label, handler) in &self.handlers {
-            if levels.contains(envelope.level) {
-                handler.handle(envelope, context).await.map_err(|source| {
-                    DispatchError::Handler {
-                        handler: label.clone(),
-                        name: envelope.name.clone(),
-                        source,
-                    }
-                })?;
+        let span =
+            tracing::info_span!("emit", name = %envelope.name, level = u8::from(envelope.level));
+        async move {
+            if matches!(envelope.level, Level::Outbox | Level::Broker) && !self.records(envelope.level) {
+                return Err(DispatchError::NotRecorded {
+                    level: envelope.level.into(),
+                    names: envelope.name.clone(),
+                });
             }
+            if envelope.level == Level::Broker && self.relays.is_empty() {
+                return Err(DispatchError::NoTransport {
+                    name: envelope.name.clone(),
+                });
+            }
+            metrics::counter!("dcbstore_emitted_total", "level" => u8::from(envelope.level).to_string())
+                .increment(1);
+            for (levels, label, handler) in &self.handlers {
+                if levels.contains(envelope.level) {
+                    handler.handle(envelope, context).await.map_err(|source| {
+                        DispatchError::Handler {
+                            handler: label.clone(),
+                            name: envelope.name.clone(),
+                            source,
+                        }
+                    })?;
+                }
+            }
+            Ok(())
         }
-        Ok(())
+        .instrument(span)
+        .await
     }
 }

@@ -59,6 +59,12 @@ impl Levels {
     }
 }
 
+impl From<RangeInclusive<Level>> for Levels {
+    fn from(r: RangeInclusive<Level>) -> Self {
+        Levels::Range(r)
+    }
+}
+
 impl From<Level> for Levels {
     fn from(l: Level) -> Self {
         Levels::List(vec![l])

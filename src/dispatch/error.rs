@@ -34,6 +34,22 @@ pub enum DispatchError {
     /// The definition itself is invalid (name, reserved fields).
     #[error(transparent)]
     Schema(#[from] SchemaError),
+    /// A level-3 or level-4 event would not be recorded in the log, where
+    /// its delivery reads it: no handler that records (the level-5
+    /// [`SourcedHandler`](super::SourcedHandler)) is registered for its level.
+    #[error("{names} {verb} at level {level} ({what}), but no handler records that level in the log, where it is delivered from: register the store's SourcedHandler for it (`.handler(Level::Outbox..=Level::Sourced, \"store\", SourcedHandler::new(store))`)", verb = if names.contains(", ") { "are" } else { "is" }, what = if *level == 3 { "outbox" } else { "broker" })]
+    NotRecorded {
+        /// The level (3 or 4).
+        level: u8,
+        /// The events at it, comma-separated.
+        names: String,
+    },
+    /// A level-4 event was emitted, but no relay was declared to publish it.
+    #[error("{name} is a level-4 (broker) event, but no relay publishes it: start a delivery::Relay with a transport and declare it with Dispatcher::relayed_by, or move the event to another level")]
+    NoTransport {
+        /// The event's name.
+        name: String,
+    },
     /// A handler failed; later handlers did not run.
     #[error("handler {handler:?} failed for {name}: {source}")]
     Handler {

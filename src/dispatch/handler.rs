@@ -16,6 +16,13 @@ pub trait Handler: Send + Sync + 'static {
         envelope: &Envelope,
         context: &EmitContext,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
+
+    /// Whether this handler records envelopes in the log (the level-5
+    /// [`SourcedHandler`](super::SourcedHandler) does): levels 3 and 4 are
+    /// delivered from the log, so they need one.
+    fn records(&self) -> bool {
+        false
+    }
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -26,6 +33,8 @@ pub(super) trait ErasedHandler: Send + Sync {
         envelope: &'a Envelope,
         context: &'a EmitContext,
     ) -> BoxFut<'a, Result<(), HandlerError>>;
+
+    fn records(&self) -> bool;
 }
 
 impl<H: Handler> ErasedHandler for H {
@@ -35,6 +44,10 @@ impl<H: Handler> ErasedHandler for H {
         context: &'a EmitContext,
     ) -> BoxFut<'a, Result<(), HandlerError>> {
         Box::pin(Handler::handle(self, envelope, context))
+    }
+
+    fn records(&self) -> bool {
+        Handler::records(self)
     }
 }
 

@@ -87,6 +87,10 @@ impl Handler for SourcedHandler {
             .await?;
         Ok(())
     }
+
+    fn records(&self) -> bool {
+        true
+    }
 }
 
 /// Appends envelopes to the log inside the caller's transaction (see

@@ -48,9 +48,11 @@
 //! # }
 //! ```
 
+pub mod dead_letters;
 pub mod progress;
 pub mod projections;
 pub mod schema;
 
+pub use dead_letters::DeadLettersCommand;
 pub use projections::ProjectionsCommand;
 pub use schema::SchemaCommand;
