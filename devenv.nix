@@ -24,7 +24,9 @@ in
   # initdb, pg_ctl, postgres and psql on PATH: dcbstore::testing
   # (postgres_bindir) finds them there. No PostgreSQL service is needed: the
   # tests, examples and benchmarks start and remove their own clusters.
-  packages = [ postgresql ];
+  # nats-server on PATH: dcbstore::testing::NatsServer starts it (-js) for
+  # the NATS transport's tests.
+  packages = [ postgresql pkgs.nats-server ];
 
   # Nix keeps pg_regress in the -dev output (lib/pgxs), not beside the
   # binaries; dcbstore::testing::find_pg_regress takes it from here.

@@ -40,10 +40,14 @@ mod config;
 mod consumer;
 mod dead_letters;
 pub mod job;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod registry;
 mod relay;
 mod subscriber;
 mod transport;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use config::{DeliveryConfig, OnFailure};
 pub use consumer::DeliveryRunner;
@@ -52,3 +56,8 @@ pub use registry::Deliveries;
 pub use relay::{broker_events, Relay};
 pub use subscriber::{DurableSubscriber, Permanent, Subscription};
 pub use transport::{FailureKind, PublishError, Transport};
+
+#[cfg(feature = "nats")]
+pub use nats::{NatsTransport, NatsTransportBuilder};
+#[cfg(feature = "webhook")]
+pub use webhook::{WebhookTransport, WebhookTransportBuilder};

@@ -17,13 +17,16 @@
 //! The parts: the binaries (`postgres_bindir`, `find_pg_regress`), the
 //! [`TestCluster`], the [`TestDatabase`], [`Scratch`] for examples and
 //! benchmarks, standbys for failover tests, and the container of the
-//! `testcontainers` feature.
+//! `testcontainers` feature. With the `nats` feature, `NatsServer` is a
+//! throwaway `nats-server -js` for the NATS transport's tests.
 
 mod binaries;
 mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
 mod database;
+#[cfg(feature = "nats")]
+mod nats;
 mod scratch;
 mod standby;
 
@@ -31,6 +34,9 @@ pub use binaries::{find_pg_regress, postgres_bindir};
 pub use cluster::{shared_cluster, TestCluster};
 pub use database::{to_key_value, TestDatabase};
 pub use scratch::{server_settings, Scratch};
+
+#[cfg(feature = "nats")]
+pub use nats::{nats_server_exe, NatsServer};
 
 use crate::error::Error;
 

@@ -1,0 +1,365 @@
+//! [`NatsTransport`] (feature `nats`): a relay publishes to NATS JetStream.
+//!
+//! Each envelope is one JetStream message:
+//!
+//! - **subject**: the [subject prefix](NatsTransportBuilder::subject_prefix)
+//!   (default `dcbstore.`) followed by the event name, such as
+//!   `dcbstore.CourseDefined`;
+//! - **header `Nats-Msg-Id`**: the envelope's `idempotency_key`, so the
+//!   stream drops the resends of at-least-once delivery within its duplicate
+//!   window (two minutes by default), and consumers can dedup beyond it;
+//! - **header `Content-Type`**: `application/json`;
+//! - **body**: the [`Envelope`] as JSON (its `serde` form).
+//!
+//! A batch is pipelined: every message is sent, then the acks are awaited in
+//! order; the first that fails ends the batch, and the relay resends from
+//! there (the stream drops the duplicates among those that went through).
+//!
+//! How a publish fails ([`FailureKind`]):
+//!
+//! | cause | kind |
+//! | --- | --- |
+//! | not connected, the connection broke, no ack within the [ack timeout](NatsTransportBuilder::ack_timeout) | `Unavailable` (waited out) |
+//! | no stream takes the subject, another JetStream error for the message | `Retryable` (then the relay's failure policy) |
+//! | a body over the server's `max_payload`, an event name that is no subject token | `Permanent` |
+//!
+//! The stream is the operator's: the transport never creates one. Create a
+//! stream whose subjects cover the prefix (`dcbstore.>`) before the relay
+//! starts, else every event fails as `Retryable` and ends as a dead letter.
+
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::HeaderMap;
+
+use super::transport::{FailureKind, PublishError, Transport};
+use crate::dispatch::Envelope;
+use crate::error::{Error, Result};
+
+/// A [`Transport`] to NATS JetStream: subject = prefix + event name, header
+/// `Nats-Msg-Id` = the idempotency key, body = the envelope as JSON (see the
+/// [module](self) for the failure kinds).
+///
+/// The client reconnects by itself; while it is disconnected a publish fails
+/// as [`FailureKind::Unavailable`] and the relay backs off.
+#[derive(Clone)]
+pub struct NatsTransport {
+    name: String,
+    prefix: String,
+    client: async_nats::Client,
+    jetstream: async_nats::jetstream::Context,
+}
+
+impl std::fmt::Debug for NatsTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsTransport")
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings of a [`NatsTransport`], from [`NatsTransport::builder`].
+#[derive(Debug, Clone)]
+pub struct NatsTransportBuilder {
+    url: String,
+    name: String,
+    prefix: String,
+    ack_timeout: Duration,
+    connect_timeout: Duration,
+    reconnect_max: Duration,
+}
+
+/// The default subject prefix.
+pub const DEFAULT_SUBJECT_PREFIX: &str = "dcbstore.";
+
+impl NatsTransport {
+    /// Settings for a transport to the NATS server(s) at `url`
+    /// (`nats://host:4222`, or several, comma-separated).
+    #[must_use]
+    pub fn builder(url: impl Into<String>) -> NatsTransportBuilder {
+        NatsTransportBuilder {
+            url: url.into(),
+            name: "nats".into(),
+            prefix: DEFAULT_SUBJECT_PREFIX.into(),
+            ack_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            reconnect_max: Duration::from_secs(2),
+        }
+    }
+
+    /// A transport to `url` with the default settings (name `nats`, prefix
+    /// `dcbstore.`, ack timeout 5 s).
+    pub async fn connect(url: impl Into<String>) -> Result<NatsTransport> {
+        NatsTransport::builder(url).connect().await
+    }
+
+    /// The subject an event of this name is published on.
+    #[must_use]
+    pub fn subject(&self, event_name: &str) -> String {
+        format!("{}{event_name}", self.prefix)
+    }
+
+    /// The NATS client (to create the stream, or to read it back).
+    #[must_use]
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Sends one message; the returned future waits for its ack.
+    async fn send(
+        &self,
+        envelope: &Envelope,
+    ) -> std::result::Result<async_nats::jetstream::context::PublishAckFuture, (FailureKind, String)>
+    {
+        if !valid_token(&envelope.name) {
+            return Err((
+                FailureKind::Permanent,
+                format!(
+                    "event name {:?} is not a NATS subject token (no spaces, '.', '*' or '>')",
+                    envelope.name
+                ),
+            ));
+        }
+        let body = serde_json::to_vec(envelope).map_err(|e| {
+            (
+                FailureKind::Permanent,
+                format!("cannot encode the envelope: {e}"),
+            )
+        })?;
+        if self.client.connection_state() != State::Connected {
+            return Err((
+                FailureKind::Unavailable,
+                "not connected to the NATS server".into(),
+            ));
+        }
+        let max = self.client.server_info().max_payload;
+        if max > 0 && body.len() > max {
+            return Err((
+                FailureKind::Permanent,
+                format!(
+                    "the envelope is {} bytes, over the server's max_payload ({max})",
+                    body.len()
+                ),
+            ));
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", envelope.idempotency_key.as_str());
+        headers.insert("Content-Type", "application/json");
+        self.jetstream
+            .send_publish(
+                self.subject(&envelope.name),
+                PublishMessage::build()
+                    .payload(body.into())
+                    .headers(headers),
+            )
+            .await
+            .map_err(|e| (FailureKind::Unavailable, format!("cannot send: {e}")))
+    }
+}
+
+impl NatsTransportBuilder {
+    /// The transport's name (default `nats`): its relay is `relay:<name>`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Prepended to the event name to make the subject (default
+    /// `dcbstore.`; may be empty).
+    #[must_use]
+    pub fn subject_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a publish waits for its ack (default 5 s) before it counts as
+    /// [`FailureKind::Unavailable`].
+    #[must_use]
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.ack_timeout = timeout;
+        self
+    }
+
+    /// How long one connection attempt may take (default 5 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The longest wait between reconnection attempts (default 2 s).
+    #[must_use]
+    pub fn reconnect_max(mut self, delay: Duration) -> Self {
+        self.reconnect_max = delay;
+        self
+    }
+
+    /// Builds the transport, waiting up to the
+    /// [connect timeout](Self::connect_timeout) for the first connection.
+    /// The connection is made in the background and remade whenever it
+    /// breaks: a server that is down now is not an error (publishes wait it
+    /// out as unavailable); a malformed URL is.
+    pub async fn connect(self) -> Result<NatsTransport> {
+        if !valid_prefix(&self.prefix) {
+            return Err(Error::Config(format!(
+                "the NATS subject prefix {:?} is not a subject prefix (tokens without spaces, '*' or '>', separated by single dots)",
+                self.prefix
+            )));
+        }
+        let max = self.reconnect_max;
+        let client = async_nats::ConnectOptions::new()
+            .name("dcbstore relay")
+            .connection_timeout(self.connect_timeout)
+            .retry_on_initial_connect()
+            .max_reconnects(None)
+            .reconnect_delay_callback(move |attempts| {
+                let exp = u32::try_from(attempts.min(10)).unwrap_or(10);
+                (Duration::from_millis(50) * 2u32.pow(exp)).min(max)
+            })
+            .connect(self.url.as_str())
+            .await
+            .map_err(|e| Error::Config(format!("NATS server {}: {e}", self.url)))?;
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        while client.connection_state() != State::Connected
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let jetstream = async_nats::jetstream::context::ContextBuilder::new()
+            .timeout(self.ack_timeout)
+            .build(client.clone());
+        Ok(NatsTransport {
+            name: self.name,
+            prefix: self.prefix,
+            client,
+            jetstream,
+        })
+    }
+}
+
+/// A NATS subject token: not empty, no whitespace, no dot, no wildcard.
+fn valid_token(t: &str) -> bool {
+    !t.is_empty()
+        && !t
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '.' | '*' | '>'))
+}
+
+/// A subject prefix: empty, or tokens separated by single dots, the last of
+/// which may be empty (`dcbstore.`).
+fn valid_prefix(p: &str) -> bool {
+    if p.is_empty() {
+        return true;
+    }
+    let tokens: Vec<&str> = p.split('.').collect();
+    let (last, rest) = tokens.split_last().unwrap_or((&"", &[]));
+    rest.iter().all(|t| valid_token(t)) && (last.is_empty() || valid_token(last))
+}
+
+fn classify(e: &async_nats::jetstream::context::PublishError) -> FailureKind {
+    match e.kind() {
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => FailureKind::Unavailable,
+        PublishErrorKind::MaxAckPending => FailureKind::Unavailable,
+        PublishErrorKind::StreamNotFound | PublishErrorKind::Other => FailureKind::Retryable,
+        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
+            FailureKind::Permanent
+        }
+    }
+}
+
+/// A publish error's message.
+#[derive(Debug, thiserror::Error)]
+#[error("NATS JetStream publish of {subject}: {message}")]
+struct NatsPublishError {
+    subject: String,
+    message: String,
+}
+
+impl Transport for NatsTransport {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn publish(&self, batch: &[Envelope]) -> std::result::Result<(), PublishError> {
+        let fail = |i: usize, kind: FailureKind, message: String| {
+            let subject = batch
+                .get(i)
+                .map(|e| self.subject(&e.name))
+                .unwrap_or_default();
+            PublishError::new(i, kind, NatsPublishError { subject, message })
+        };
+        // Send them all, then take the acks in order.
+        let mut acks = Vec::with_capacity(batch.len());
+        let mut unsent = None;
+        for (i, envelope) in batch.iter().enumerate() {
+            match self.send(envelope).await {
+                Ok(ack) => acks.push(ack),
+                Err((kind, message)) => {
+                    unsent = Some((i, kind, message));
+                    break;
+                }
+            }
+        }
+        for (i, ack) in acks.into_iter().enumerate() {
+            if let Err(e) = ack.await {
+                return Err(fail(i, classify(&e), e.to_string()));
+            }
+        }
+        match unsent {
+            Some((i, kind, message)) => Err(fail(i, kind, message)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert!(valid_token("CourseDefined"));
+        assert!(valid_token("course-defined_2"));
+        assert!(!valid_token(""));
+        assert!(!valid_token("a b"));
+        assert!(!valid_token("a.b"));
+        assert!(!valid_token("a*"));
+        assert!(!valid_token(">"));
+        assert!(valid_prefix(""));
+        assert!(valid_prefix("dcbstore."));
+        assert!(valid_prefix("a.b."));
+        assert!(valid_prefix("ab"));
+    }
+
+    #[test]
+    fn failure_kinds() {
+        use async_nats::jetstream::context::PublishError as E;
+        assert_eq!(
+            classify(&E::new(PublishErrorKind::TimedOut)),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            classify(&E::new(PublishErrorKind::StreamNotFound)),
+            FailureKind::Retryable
+        );
+        assert_eq!(
+            classify(&E::new(PublishErrorKind::WrongLastSequence)),
+            FailureKind::Permanent
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_prefix_is_refused() {
+        for p in ["a..b.", ".a", "a b.", "x.*."] {
+            let r = NatsTransport::builder("nats://127.0.0.1:1")
+                .subject_prefix(p)
+                .connect()
+                .await;
+            assert!(r.is_err(), "{p:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,853 @@
+//! Level 4 against real brokers: relays publishing to a real `nats-server
+//! -js` (started by `dcbstore::testing::NatsServer`) and to an HTTP webhook
+//! served inside the test, from a real PostgreSQL log. Each test has its own
+//! database (and its own nats-server when it needs one).
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use dcbstore::delivery::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use dcbstore::delivery::{
+    self, DeliveryConfig, FailureKind, NatsTransport, OnFailure, PublishError, Relay, Transport,
+    WebhookTransport,
+};
+use dcbstore::dispatch::{to_store_event, Envelope};
+use dcbstore::schema::{Kind, Level};
+use dcbstore::testing::NatsServer;
+use dcbstore::{EventStore, Store};
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+use uuid::Uuid;
+
+/// How long a test waits for something that must happen (not a
+/// performance bound: a liveness one, generous for a loaded machine).
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Waits until `check` holds, or fails the test with `what`.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn fast(config: DeliveryConfig) -> DeliveryConfig {
+    DeliveryConfig {
+        retry_min: Duration::from_millis(10),
+        retry_max: Duration::from_millis(200),
+        poll_interval: Duration::from_millis(100),
+        ..config
+    }
+}
+
+/// A level-4 envelope named `name` with its own idempotency key.
+fn envelope(name: &str, key: &str, payload: serde_json::Value) -> Envelope {
+    Envelope {
+        id: Uuid::now_v7(),
+        name: name.into(),
+        kind: Kind::Integration,
+        version: 1,
+        level: Level::Broker,
+        payload,
+        metadata: serde_json::Map::new(),
+        occurred_at: chrono::Utc::now(),
+        idempotency_key: key.into(),
+        tags: vec![],
+    }
+}
+
+/// Appends `n` envelopes named `OrderPlaced`, keyed `order-<from + i>`, one
+/// append each (so in position order); returns their keys.
+async fn append_orders(store: &Store, from: usize, n: usize) -> Vec<String> {
+    let mut keys = Vec::new();
+    for i in from..from + n {
+        let key = format!("order-{i}");
+        let e = envelope("OrderPlaced", &key, json!({ "order": i }));
+        let _ = store
+            .append(vec![to_store_event(&e)], None)
+            .await
+            .expect("append");
+        keys.push(key);
+    }
+    keys
+}
+
+// ---------------------------------------------------------------- NATS
+
+/// A stream `EVENTS` on `dcbstore.>` with this duplicate window.
+async fn create_stream(url: &str, duplicate_window: Duration) -> jetstream::Context {
+    let client = async_nats::connect(url).await.expect("connect to nats");
+    let js = jetstream::new(client);
+    js.create_stream(jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["dcbstore.>".into()],
+        duplicate_window,
+        ..Default::default()
+    })
+    .await
+    .expect("create stream");
+    js
+}
+
+/// A message read back from the stream.
+#[derive(Debug, Clone)]
+struct Received {
+    subject: String,
+    msg_id: String,
+    envelope: Envelope,
+}
+
+/// Everything in the stream, in stream order, read by a JetStream
+/// (ephemeral pull) consumer.
+async fn read_stream(js: &jetstream::Context) -> Vec<Received> {
+    let stream = js.get_stream("EVENTS").await.expect("stream");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            deliver_policy: jetstream::consumer::DeliverPolicy::All,
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut out = Vec::new();
+    loop {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(500)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("fetch");
+        let mut got = 0;
+        while let Some(m) = futures::StreamExt::next(&mut batch).await {
+            let m = m.expect("message");
+            got += 1;
+            let msg_id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                .map(|v| v.as_str().to_string())
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no Nats-Msg-Id header: {:?} {:?} {:?}",
+                        m.subject, m.headers, m.status
+                    )
+                });
+            let envelope: Envelope = serde_json::from_slice(&m.payload).expect("envelope JSON");
+            out.push(Received {
+                subject: m.subject.to_string(),
+                msg_id,
+                envelope,
+            });
+        }
+        if got == 0 {
+            return out;
+        }
+    }
+}
+
+/// The consumer side of at-least-once: keeps the first message of each
+/// `Nats-Msg-Id`.
+fn dedup(messages: &[Received]) -> Vec<Received> {
+    let mut seen = HashSet::new();
+    messages
+        .iter()
+        .filter(|m| seen.insert(m.msg_id.clone()))
+        .cloned()
+        .collect()
+}
+
+async fn stream_messages(js: &jetstream::Context) -> u64 {
+    let mut stream = js.get_stream("EVENTS").await.expect("stream");
+    stream.info().await.expect("info").state.messages
+}
+
+/// A transport that publishes through `inner` and, on its `hang_on`-th
+/// publish (from 1), publishes the batch and then never returns, as a relay
+/// that crashed after the broker took the batch and before its checkpoint.
+struct HangAfterPublish {
+    inner: NatsTransport,
+    calls: AtomicUsize,
+    hang_on: usize,
+    hung: Arc<tokio::sync::Notify>,
+}
+
+impl Transport for HangAfterPublish {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, batch: &[Envelope]) -> Result<(), PublishError> {
+        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.publish(batch).await?;
+        if call == self.hang_on {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+async fn checkpoint(store: &Store, name: &str) -> i64 {
+    store
+        .pool()
+        .get()
+        .await
+        .expect("client")
+        .query_one(
+            "SELECT checkpoint FROM dcbstore.projections WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .expect("checkpoint row")
+        .get(0)
+}
+
+/// Runs a relay that hangs after the broker took its second batch, aborts
+/// it, then runs a fresh one of the same name; returns the stream's
+/// messages and the keys appended.
+async fn crash_mid_batch(js_window: Duration) -> (Vec<Received>, Vec<String>, u64) {
+    let nats = NatsServer::start().expect("nats-server");
+    let js = create_stream(&nats.url(), js_window).await;
+    let (store, _db) = common::store().await;
+    let keys = append_orders(&store, 0, 20).await;
+    let config = fast(DeliveryConfig {
+        batch_size: 5,
+        ..DeliveryConfig::default()
+    });
+    let hung = Arc::new(tokio::sync::Notify::new());
+    let crashing = HangAfterPublish {
+        inner: NatsTransport::connect(nats.url()).await.expect("transport"),
+        calls: AtomicUsize::new(0),
+        hang_on: 2,
+        hung: hung.clone(),
+    };
+    let runner = Relay::for_events(crashing, vec!["OrderPlaced".into()], config).start(&store);
+    tokio::time::timeout(PATIENCE, hung.notified())
+        .await
+        .expect("the relay reached its second batch");
+    runner.abort();
+    // Resends come after the broker's duplicate window, when that is short
+    // (to show what a consumer's dedup is for).
+    if js_window < Duration::from_secs(1) {
+        tokio::time::sleep(js_window * 3).await;
+    }
+    // Killed mid-batch: the first batch is checkpointed, the second was
+    // published but not checkpointed.
+    let positions: Vec<u64> = {
+        use futures::TryStreamExt;
+        store
+            .read(&dcbstore::Query::all(), dcbstore::ReadOptions::new())
+            .map_ok(|e| e.position.get())
+            .try_collect()
+            .await
+            .expect("read")
+    };
+    assert_eq!(
+        checkpoint(&store, "relay:nats").await,
+        i64::try_from(positions[4]).unwrap()
+    );
+    assert_eq!(
+        stream_messages(&js).await,
+        10,
+        "two batches reached the broker"
+    );
+
+    let transport = NatsTransport::connect(nats.url()).await.expect("transport");
+    let runner = Relay::for_events(transport, vec!["OrderPlaced".into()], config).start(&store);
+    let last = i64::try_from(positions[19]).unwrap();
+    eventually("the new relay checkpoints every event", || {
+        let store = store.clone();
+        async move { checkpoint(&store, "relay:nats").await == last }
+    })
+    .await;
+    runner.stop().await;
+    let raw = stream_messages(&js).await;
+    (read_stream(&js).await, keys, raw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_batch_loses_nothing_and_a_dedup_consumer_sees_each_event_once() {
+    // A 100 ms duplicate window (the least nats-server takes), passed before
+    // the resend: the broker keeps the resends, as it does past its window;
+    // the consumer's dedup by Nats-Msg-Id is what holds.
+    let (messages, keys, raw) = crash_mid_batch(Duration::from_millis(100)).await;
+    assert_eq!(raw, 25, "the second batch (5 events) was published twice");
+    assert_eq!(messages.len(), 25);
+    let once = dedup(&messages);
+    let ids: Vec<&str> = once.iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(ids, keys, "each event exactly once, in position order");
+    for m in &once {
+        assert_eq!(m.msg_id, m.envelope.idempotency_key);
+        assert_eq!(m.subject, "dcbstore.OrderPlaced");
+        assert_eq!(m.envelope.name, "OrderPlaced");
+        assert_eq!(m.envelope.level, Level::Broker);
+    }
+    // The resent ones are the second batch, exactly.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in &messages {
+        *counts.entry(m.msg_id.as_str()).or_default() += 1;
+    }
+    let twice: HashSet<&str> = counts
+        .iter()
+        .filter(|(_, n)| **n == 2)
+        .map(|(k, _)| *k)
+        .collect();
+    let second_batch: HashSet<&str> = keys[5..10].iter().map(String::as_str).collect();
+    assert_eq!(twice, second_batch);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brokers_duplicate_window_drops_the_resends_of_a_killed_relay() {
+    let (messages, keys, raw) = crash_mid_batch(Duration::from_secs(120)).await;
+    assert_eq!(raw, 20, "the resent batch was dropped by Nats-Msg-Id");
+    let ids: Vec<&str> = messages.iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(ids, keys, "no duplicate in the stream, in position order");
+}
+
+async fn last_error(store: &Store, name: &str) -> Option<String> {
+    store
+        .pool()
+        .get()
+        .await
+        .expect("client")
+        .query_opt(
+            "SELECT last_error FROM dcbstore.projections WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .expect("query")
+        .and_then(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_stopped_then_restarted_the_relay_backs_off_and_resumes_in_order() {
+    let nats = NatsServer::start().expect("nats-server");
+    let js = create_stream(&nats.url(), Duration::from_secs(120)).await;
+    let (store, _db) = common::store().await;
+    let transport = NatsTransport::builder(nats.url())
+        .ack_timeout(Duration::from_millis(500))
+        .reconnect_max(Duration::from_millis(200))
+        .connect()
+        .await
+        .expect("transport");
+    let config = fast(DeliveryConfig {
+        batch_size: 4,
+        max_attempts: 2,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["OrderPlaced".into()], config).start(&store);
+    let mut keys = append_orders(&store, 0, 10).await;
+    eventually("the first 10 are in the stream", || {
+        let js = js.clone();
+        async move { stream_messages(&js).await == 10 }
+    })
+    .await;
+
+    nats.stop().expect("stop nats-server");
+    keys.extend(append_orders(&store, 10, 10).await);
+    eventually("the relay notices the broker is down", || {
+        let store = store.clone();
+        async move { last_error(&store, "relay:nats").await.is_some() }
+    })
+    .await;
+    nats.restart().expect("restart nats-server");
+
+    eventually("all 20 are in the stream", || {
+        let js = js.clone();
+        async move { stream_messages(&js).await >= 20 }
+    })
+    .await;
+    runner.stop().await;
+    let messages = read_stream(&js).await;
+    let ids: Vec<&str> = messages.iter().map(|m| m.msg_id.as_str()).collect();
+    assert_eq!(ids, keys, "every event, once, in position order");
+    // Waited out as unavailable: no attempt used up, nothing dead-lettered.
+    let letters = delivery::list(&store, None).await.expect("dead letters");
+    assert!(letters.is_empty(), "{letters:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subject_without_a_stream_is_retried_then_dead_lettered() {
+    let nats = NatsServer::start().expect("nats-server");
+    let (store, _db) = common::store().await;
+    // No stream at all.
+    let transport = NatsTransport::builder(nats.url())
+        .subject_prefix("nowhere.")
+        .connect()
+        .await
+        .expect("transport");
+    let e = envelope("OrderPlaced", "lonely", json!({}));
+    let direct = transport.publish(std::slice::from_ref(&e)).await;
+    let failure = direct.expect_err("no stream takes nowhere.OrderPlaced");
+    assert_eq!(failure.kind, FailureKind::Retryable, "{failure}");
+    assert_eq!(failure.delivered, 0);
+
+    let _ = store.append(vec![to_store_event(&e)], None).await.unwrap();
+    let config = fast(DeliveryConfig {
+        max_attempts: 2,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["OrderPlaced".into()], config).start(&store);
+    eventually("dead-lettered", || {
+        let store = store.clone();
+        async move { !delivery::list(&store, None).await.unwrap().is_empty() }
+    })
+    .await;
+    runner.stop().await;
+    let letters = delivery::list(&store, Some("relay:nats")).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failure() {
+    let nats = NatsServer::start().expect("nats-server");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    // A stream for `pipe.A` only: `pipe.B` has none.
+    js.create_stream(jetstream::stream::Config {
+        name: "PIPE".into(),
+        subjects: vec!["pipe.A".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let transport = NatsTransport::builder(nats.url())
+        .subject_prefix("pipe.")
+        .connect()
+        .await
+        .unwrap();
+    let batch = [
+        envelope("A", "a1", json!({})),
+        envelope("A", "a2", json!({})),
+        envelope("B", "b3", json!({})),
+        envelope("A", "a4", json!({})),
+    ];
+    let f = transport.publish(&batch).await.unwrap_err();
+    assert_eq!((f.delivered, f.kind), (2, FailureKind::Retryable), "{f}");
+    let mut stream = js.get_stream("PIPE").await.unwrap();
+    // All were sent before the acks were read: a4 is in the stream too (its
+    // resend will be dropped by its Nats-Msg-Id).
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+
+    // An event name that is no subject token is refused before sending,
+    // and nothing after it is sent.
+    let batch = [
+        envelope("A", "a5", json!({})),
+        envelope("not a token", "x6", json!({})),
+        envelope("A", "a7", json!({})),
+    ];
+    let f = transport.publish(&batch).await.unwrap_err();
+    assert_eq!((f.delivered, f.kind), (1, FailureKind::Permanent), "{f}");
+    assert_eq!(stream.info().await.unwrap().state.messages, 4);
+    let resent = transport.publish(&[envelope("A", "a4", json!({}))]).await;
+    assert!(resent.is_ok());
+    assert_eq!(
+        stream.info().await.unwrap().state.messages,
+        4,
+        "a4's resend dropped"
+    );
+}
+
+// ---------------------------------------------------------------- webhook
+
+const SECRET: &[u8] = b"test-shared-secret";
+
+/// What the receiver saw: each request's headers and raw body.
+#[derive(Clone, Default)]
+struct Receiver {
+    requests: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    /// Answers for the payloads with a `"status"` field, while `healed` is
+    /// false.
+    healed: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn requests(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.requests.lock().unwrap().clone()
+    }
+
+    /// The envelopes received, in order.
+    fn envelopes(&self) -> Vec<Envelope> {
+        self.requests()
+            .iter()
+            .map(|(_, b)| serde_json::from_slice(b).expect("envelope"))
+            .collect()
+    }
+
+    /// How many requests carried this idempotency key.
+    fn tries(&self, key: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|(h, _)| h.get(IDEMPOTENCY_HEADER).and_then(|v| v.to_str().ok()) == Some(key))
+            .count()
+    }
+
+    /// Keys delivered with a 2xx, in order.
+    fn accepted(&self) -> Vec<String> {
+        self.envelopes()
+            .into_iter()
+            .filter(|e| self.healed.load(Ordering::SeqCst) || e.payload.get("status").is_none())
+            .map(|e| e.idempotency_key)
+            .collect()
+    }
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let envelope: Option<Envelope> = serde_json::from_slice(&body).ok();
+    r.requests.lock().unwrap().push((headers, body));
+    let status = envelope
+        .and_then(|e| e.payload.get("status").and_then(serde_json::Value::as_u64))
+        .filter(|_| !r.healed.load(Ordering::SeqCst));
+    match status {
+        Some(s) => StatusCode::from_u16(u16::try_from(s).unwrap()).unwrap(),
+        None => StatusCode::NO_CONTENT,
+    }
+}
+
+/// A local HTTP receiver; returns its URL.
+async fn serve(receiver: Receiver) -> String {
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+/// Appends `Hooked` envelopes, one per `(key, payload)`, in order.
+async fn append_hooks(store: &Store, items: &[(&str, serde_json::Value)]) -> Vec<u64> {
+    let mut positions = Vec::new();
+    for (key, payload) in items {
+        let e = envelope("Hooked", key, payload.clone());
+        let a = store.append(vec![to_store_event(&e)], None).await.unwrap();
+        positions.push(a.position.get());
+    }
+    positions
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
+    let receiver = Receiver::default();
+    let url = serve(receiver.clone()).await;
+    let (store, _db) = common::store().await;
+    append_hooks(
+        &store,
+        &[("key-a", json!({"n": 1})), ("key-b", json!({"n": 2}))],
+    )
+    .await;
+    let transport = WebhookTransport::new(url, SECRET).unwrap();
+    let runner = Relay::for_events(
+        transport,
+        vec!["Hooked".into()],
+        fast(DeliveryConfig::default()),
+    )
+    .start(&store);
+    eventually("both delivered", || {
+        let r = receiver.clone();
+        async move { r.requests().len() >= 2 }
+    })
+    .await;
+    runner.stop().await;
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    for ((headers, body), key) in requests.iter().zip(["key-a", "key-b"]) {
+        let envelope: Envelope = serde_json::from_slice(body).unwrap();
+        assert_eq!(envelope.idempotency_key, key);
+        assert_eq!(headers[IDEMPOTENCY_HEADER], key);
+        assert_eq!(headers["content-type"], "application/json");
+        let signature = headers[SIGNATURE_HEADER].to_str().unwrap();
+        let hex_mac = signature.strip_prefix("sha256=").expect("sha256= prefix");
+        let mac = hex::decode(hex_mac).unwrap();
+        let mut check = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        check.update(body);
+        assert!(check.verify_slice(&mac).is_ok(), "the signature verifies");
+        let mut wrong = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
+        wrong.update(body);
+        assert!(wrong.verify_slice(&mac).is_err());
+        assert!(dcbstore::delivery::webhook::verify(SECRET, body, signature));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_answering_500_is_retried_then_dead_lettered_and_does_not_block_the_rest() {
+    let receiver = Receiver::default();
+    let url = serve(receiver.clone()).await;
+    let (store, _db) = common::store().await;
+    let positions = append_hooks(
+        &store,
+        &[
+            ("before", json!({})),
+            ("poison", json!({"status": 500})),
+            ("refused", json!({"status": 422})),
+            ("after-1", json!({})),
+            ("after-2", json!({})),
+        ],
+    )
+    .await;
+    let transport = WebhookTransport::new(url, SECRET).unwrap();
+    let config = fast(DeliveryConfig {
+        max_attempts: 3,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["Hooked".into()], config).start(&store);
+    eventually("the events behind the poison are delivered", || {
+        let r = receiver.clone();
+        async move { r.accepted().contains(&"after-2".to_string()) }
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(receiver.accepted(), ["before", "after-1", "after-2"]);
+    assert_eq!(
+        receiver.tries("poison"),
+        3,
+        "a 500 is retried up to the attempts"
+    );
+    assert_eq!(receiver.tries("refused"), 1, "a 4xx is not retried");
+    let letters = delivery::list(&store, Some("relay:webhook")).await.unwrap();
+    let at: Vec<(u64, i32)> = letters.iter().map(|l| (l.position, l.attempts)).collect();
+    assert_eq!(at, [(positions[1], 3), (positions[2], 1)]);
+    assert!(
+        letters[0].last_error.contains("500"),
+        "{}",
+        letters[0].last_error
+    );
+    assert!(
+        letters[1].last_error.contains("422"),
+        "{}",
+        letters[1].last_error
+    );
+    assert!(
+        !letters
+            .iter()
+            .any(|l| l.last_error.contains("test-shared-secret")),
+        "no secret in the errors"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_block_policy_a_poison_event_blocks_the_events_behind_it() {
+    let receiver = Receiver::default();
+    let url = serve(receiver.clone()).await;
+    let (store, _db) = common::store().await;
+    append_hooks(
+        &store,
+        &[
+            ("before", json!({})),
+            ("poison", json!({"status": 503})),
+            ("after", json!({})),
+        ],
+    )
+    .await;
+    let transport = WebhookTransport::new(url, SECRET).unwrap();
+    let config = fast(DeliveryConfig {
+        max_attempts: 2,
+        retry_max: Duration::from_millis(50),
+        on_failure: OnFailure::Block,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["Hooked".into()], config).start(&store);
+    eventually("the poison is retried past its attempts", || {
+        let r = receiver.clone();
+        async move { r.tries("poison") >= 5 }
+    })
+    .await;
+    // Retried well past max_attempts, and still nothing behind it.
+    assert_eq!(receiver.accepted(), ["before"]);
+    assert_eq!(receiver.tries("after"), 0);
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+    // The receiver recovers: the blocked event goes through, then the rest.
+    receiver.healed.store(true, Ordering::SeqCst);
+    eventually("the rest is delivered", || {
+        let r = receiver.clone();
+        async move { r.tries("after") >= 1 }
+    })
+    .await;
+    runner.stop().await;
+    let keys: Vec<String> = receiver
+        .envelopes()
+        .into_iter()
+        .map(|e| e.idempotency_key)
+        .filter(|k| k != "poison")
+        .collect();
+    assert_eq!(keys, ["before", "after"]);
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_that_refuses_connections_is_waited_out_without_using_attempts() {
+    let (store, _db) = common::store().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    append_hooks(&store, &[("first", json!({})), ("second", json!({}))]).await;
+    let transport = WebhookTransport::new(format!("http://127.0.0.1:{port}/hook"), SECRET).unwrap();
+    let config = fast(DeliveryConfig {
+        max_attempts: 1,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(transport, vec!["Hooked".into()], config).start(&store);
+    eventually("the relay finds the endpoint down", || {
+        let store = store.clone();
+        async move { last_error(&store, "relay:webhook").await.is_some() }
+    })
+    .await;
+    // The endpoint comes up on that port.
+    let receiver = Receiver::default();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    eventually("both delivered", || {
+        let r = receiver.clone();
+        async move { r.accepted().len() >= 2 }
+    })
+    .await;
+    runner.stop().await;
+    assert_eq!(receiver.accepted(), ["first", "second"]);
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_failure_kinds() {
+    let e = envelope("Hooked", "k", json!({}));
+    // Nothing listens: connection refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let t = WebhookTransport::new(format!("http://127.0.0.1:{port}/"), SECRET).unwrap();
+    let f = t.publish(std::slice::from_ref(&e)).await.unwrap_err();
+    assert_eq!(f.kind, FailureKind::Unavailable, "{f}");
+
+    // A receiver slower than the timeout.
+    let app = axum::Router::new().route(
+        "/slow",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            StatusCode::OK
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let t = WebhookTransport::builder(format!("http://{addr}/slow"), SECRET)
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let f = t.publish(std::slice::from_ref(&e)).await.unwrap_err();
+    assert_eq!(f.kind, FailureKind::Retryable, "{f}");
+
+    // A batch reports how many went through before the failure.
+    let receiver = Receiver::default();
+    let url = serve(receiver.clone()).await;
+    let t = WebhookTransport::new(url, SECRET).unwrap();
+    let batch = [
+        envelope("Hooked", "1", json!({})),
+        envelope("Hooked", "2", json!({"status": 404})),
+        envelope("Hooked", "3", json!({})),
+    ];
+    let f = t.publish(&batch).await.unwrap_err();
+    assert_eq!((f.delivered, f.kind), (1, FailureKind::Permanent), "{f}");
+    assert_eq!(receiver.tries("3"), 0, "nothing sent past the failure");
+    assert!(!format!("{t:?}").contains("test-shared-secret"));
+}
+
+// ---------------------------------------------------------------- leases
+
+/// A transport that records which relay published each envelope.
+struct Recording {
+    relay: usize,
+    log: Arc<Mutex<Vec<(usize, String)>>>,
+}
+
+impl Transport for Recording {
+    fn name(&self) -> &str {
+        "shared"
+    }
+
+    async fn publish(&self, batch: &[Envelope]) -> Result<(), PublishError> {
+        let mut log = self.log.lock().unwrap();
+        for e in batch {
+            log.push((self.relay, e.idempotency_key.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_relays_for_one_transport_only_one_publishes() {
+    let (store_a, db) = common::store().await;
+    let store_b = Store::builder(db.url()).unwrap().build().await.unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = fast(DeliveryConfig {
+        batch_size: 3,
+        ..DeliveryConfig::default()
+    });
+    let relay = |n: usize| {
+        Relay::for_events(
+            Recording {
+                relay: n,
+                log: log.clone(),
+            },
+            vec!["OrderPlaced".into()],
+            config,
+        )
+    };
+    let a = relay(0).start(&store_a);
+    let b = relay(1).start(&store_b);
+    let keys = append_orders(&store_a, 0, 30).await;
+    eventually("all 30 published", || {
+        let log = log.clone();
+        async move { log.lock().unwrap().len() >= 30 }
+    })
+    .await;
+    // Another round, while both still run.
+    let more = append_orders(&store_b, 30, 10).await;
+    eventually("all 40 published", || {
+        let log = log.clone();
+        async move { log.lock().unwrap().len() >= 40 }
+    })
+    .await;
+    let owner: Option<String> = store_a
+        .pool()
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT owner FROM dcbstore.projections WHERE name = 'relay:shared'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    a.stop().await;
+    b.stop().await;
+    let log = log.lock().unwrap().clone();
+    let publishers: HashSet<usize> = log.iter().map(|(r, _)| *r).collect();
+    assert_eq!(publishers.len(), 1, "one relay published: {log:?}");
+    let published: Vec<String> = log.into_iter().map(|(_, k)| k).collect();
+    let expected: Vec<String> = keys.into_iter().chain(more).collect();
+    assert_eq!(published, expected, "each event once, in order");
+    assert!(owner.is_some(), "the lease has an owner");
+}
