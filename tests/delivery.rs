@@ -458,6 +458,27 @@ mod jobs {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_pool_shuts_down_without_waiting_for_its_deadline() {
+        let jobs = Jobs::builder(quick(3, 8))
+            .on::<MailRequested, _, _>("noop", |_, _| async { Ok(()) })
+            .start();
+        let d = dispatcher("idle", &jobs);
+        d.emit(&MailRequested { n: 1 }).await.unwrap();
+        while jobs.pending() > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Idle workers wait for jobs: the shutdown must wake them, not wait
+        // out its 60 s deadline (or hang on the queue they hold).
+        let report = tokio::time::timeout(
+            Duration::from_secs(10),
+            jobs.shutdown(Duration::from_secs(60)),
+        )
+        .await
+        .expect("an idle pool stops at once");
+        assert_eq!((report.completed, report.dropped), (1, 0));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn shutdown_drains_the_queue_or_says_what_it_dropped() {
         let done = Arc::new(AtomicU32::new(0));
         let slow = |done: Arc<AtomicU32>| {

@@ -75,6 +75,8 @@ struct Job {
 struct Shared {
     config: JobConfig,
     closed: AtomicBool,
+    /// Tells the workers to drain what is queued and stop.
+    stopping: tokio::sync::watch::Sender<bool>,
     completed: AtomicU64,
     failed: AtomicU64,
     /// Queued or running.
@@ -110,7 +112,6 @@ pub struct Jobs {
     routes: Arc<Routes>,
     shared: Arc<Shared>,
     workers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
 }
 
 impl std::fmt::Debug for Jobs {
@@ -171,22 +172,26 @@ impl JobsBuilder {
         };
         let (tx, rx) = mpsc::channel(config.queue);
         let rx = Arc::new(Mutex::new(rx));
+        let (stopping, _) = tokio::sync::watch::channel(false);
         let shared = Arc::new(Shared {
             config,
             closed: AtomicBool::new(false),
+            stopping,
             completed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             pending: AtomicU64::new(0),
         });
         let workers = (0..config.workers)
-            .map(|_| tokio::spawn(work(rx.clone(), shared.clone())))
+            .map(|_| {
+                let stop = shared.stopping.subscribe();
+                tokio::spawn(work(rx.clone(), shared.clone(), stop))
+            })
             .collect();
         Jobs {
             tx,
             routes: Arc::new(self.routes),
             shared,
             workers: Arc::new(std::sync::Mutex::new(workers)),
-            rx,
         }
     }
 }
@@ -210,7 +215,9 @@ impl Jobs {
     /// `deadline`, then stops them: the report counts what was dropped.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
         self.shared.closed.store(true, Ordering::SeqCst);
-        self.rx.lock().await.close();
+        // Not by locking the receiver: an idle worker holds it while it
+        // waits for a job.
+        self.shared.stopping.send_replace(true);
         let workers: Vec<JoinHandle<()>> = self
             .workers
             .lock()
@@ -275,9 +282,24 @@ impl Handler for Jobs {
     }
 }
 
-async fn work(rx: Arc<Mutex<mpsc::Receiver<Job>>>, shared: Arc<Shared>) {
+async fn work(
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    shared: Arc<Shared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
-        let job = { rx.lock().await.recv().await };
+        // Once told to stop, take what is still queued, then end.
+        let job = {
+            let mut rx = rx.lock().await;
+            if *stop.borrow() {
+                rx.try_recv().ok()
+            } else {
+                tokio::select! {
+                    job = rx.recv() => job,
+                    _ = stop.changed() => rx.try_recv().ok(),
+                }
+            }
+        };
         let Some(job) = job else {
             return;
         };
