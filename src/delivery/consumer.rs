@@ -8,11 +8,9 @@
 //! moves, so a consumer that lost its lease never moves another's
 //! checkpoint.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures::future::BoxFuture;
 use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,37 +18,15 @@ use tracing::Instrument;
 
 use super::config::{DeliveryConfig, OnFailure};
 use super::dead_letters;
-use super::transport::{FailureKind, PublishError};
+use super::sink::Consumer;
+use super::transport::FailureKind;
 use crate::dispatch::{from_store_event, Envelope};
 use crate::error::{Error, Result};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::projection::durable::checkpoint;
 use crate::projection::durable::lease::Lease;
-use crate::query::Query;
 use crate::read::ReadOptions;
 use crate::store::{EventStore, Store};
-
-/// Where a consumer delivers: a subscriber's handler, a relay's transport.
-pub(crate) trait Sink: Send + Sync + 'static {
-    /// What it is, for spans and metrics ("subscriber", "relay").
-    fn kind(&self) -> &'static str;
-
-    /// Delivers `batch` in order.
-    fn deliver<'a>(
-        &'a self,
-        batch: &'a [Envelope],
-    ) -> BoxFuture<'a, std::result::Result<(), PublishError>>;
-}
-
-/// A consumer: its name (its checkpoint row and lease), the events it
-/// takes, where they go, and how.
-#[derive(Clone)]
-pub(crate) struct Consumer {
-    pub(crate) name: String,
-    pub(crate) query: Query,
-    pub(crate) sink: Arc<dyn Sink>,
-    pub(crate) config: DeliveryConfig,
-}
 
 /// A durable subscriber or relay running in the background. Stopped with
 /// [`stop`](Self::stop) (the batch in hand finishes) or

@@ -6,7 +6,7 @@ use deadpool_postgres::Transaction;
 use futures::TryStreamExt;
 use serde::Serialize;
 
-use super::consumer::Consumer;
+use super::sink::Consumer;
 use crate::dispatch::from_store_event;
 use crate::error::{Error, Result};
 use crate::event::{SequencePosition, SequencedEvent};

@@ -44,6 +44,7 @@ pub mod job;
 pub mod nats;
 mod registry;
 mod relay;
+mod sink;
 mod subscriber;
 mod transport;
 #[cfg(feature = "webhook")]

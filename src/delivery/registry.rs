@@ -1,9 +1,10 @@
 //! [`Deliveries`]: an application's subscribers and relays, by name, for
 //! starting them together and for the dead-letter tools.
 
-use super::consumer::{Consumer, DeliveryRunner};
+use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
 use super::relay::Relay;
+use super::sink::Consumer;
 use super::subscriber::Subscription;
 use crate::error::{Error, Result};
 use crate::store::Store;

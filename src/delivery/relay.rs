@@ -7,8 +7,9 @@ use futures::future::BoxFuture;
 use tracing::Instrument;
 
 use super::config::DeliveryConfig;
-use super::consumer::{Consumer, DeliveryRunner, Sink};
+use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
+use super::sink::{Consumer, Sink};
 use super::transport::{PublishError, Transport};
 use crate::dispatch::Envelope;
 use crate::error::Result;

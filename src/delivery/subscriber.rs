@@ -7,8 +7,9 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::config::DeliveryConfig;
-use super::consumer::{Consumer, DeliveryRunner, Sink};
+use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
+use super::sink::{Consumer, Sink};
 use super::transport::{FailureKind, PublishError};
 use crate::dispatch::Envelope;
 use crate::error::{HandlerError, Result};
