@@ -334,7 +334,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 3, "name": "throughput"},
             {"version": 4, "name": "append_only"},
             {"version": 5, "name": "limits"},
-            {"version": 6, "name": "hardening"}
+            {"version": 6, "name": "hardening"},
+            {"version": 7, "name": "delivery"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);
