@@ -30,6 +30,8 @@
 pub mod append;
 mod conflict;
 pub mod connection;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod delivery;
 pub mod dispatch;
 mod error;

@@ -335,7 +335,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 4, "name": "append_only"},
             {"version": 5, "name": "limits"},
             {"version": 6, "name": "hardening"},
-            {"version": 7, "name": "delivery"}
+            {"version": 7, "name": "delivery"},
+            {"version": 8, "name": "stats"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);

@@ -53,6 +53,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "import.sql",
     "append_only.sql",
     "redact.sql",
+    "stats.sql",
 ];
 
 /// A row of `dcbstore.schema_functions`.

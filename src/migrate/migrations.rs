@@ -79,6 +79,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0007_delivery.sql"),
         needs: &[],
     },
+    Migration {
+        version: 8,
+        name: "stats",
+        sql: include_str!("../../sql/migrations/0008_stats.sql"),
+        needs: &[],
+    },
 ];
 
 /// The schema version this build expects.

@@ -259,6 +259,38 @@ pub(crate) enum Command {
         #[arg(long)]
         redact: bool,
     },
+    /// Serve the operations console: web pages of the log, projections, dead letters and schema, and /metrics.
+    #[cfg(feature = "console")]
+    #[command(
+        long_about = "Serve the operations console over HTTP: the overview (head, volume by type, most \
+used tags, appends per minute), events by type, tag and window with shareable pages and a live mode, \
+projections and subscribers with their lag, dead letters, the schema file, /metrics (Prometheus text \
+format), /healthz and /readyz.\n\nIt binds 127.0.0.1:7433 unless --listen says otherwise; any other \
+address needs --token (browsers log in once through a form) or --insecure-no-auth. It only reads unless \
+--allow-actions is given. Run it with a read-only role: `dcbstore grant ROLE --read-only`."
+    )]
+    Serve {
+        /// Address to listen on (host:port).
+        #[arg(long, value_name = "ADDR", default_value = dcbstore::console::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// Bearer token every page and /metrics require (browsers log in with it once).
+        #[arg(
+            long,
+            value_name = "TOKEN",
+            env = "DCBSTORE_CONSOLE_TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
+        /// Serve a non-loopback address without a token (only behind an authenticating proxy).
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// Allow retrying and discarding dead letters (POST forms with a CSRF token).
+        #[arg(long)]
+        allow_actions: bool,
+        /// The application's committed schema file, shown at /schema.
+        #[arg(long, value_name = "FILE")]
+        schema: Option<std::path::PathBuf>,
+    },
     /// Replace an event's data, keeping its position, id, type and tags; audited in dcbstore.redactions.
     Redact {
         /// Position of the event.

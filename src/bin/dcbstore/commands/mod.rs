@@ -8,6 +8,8 @@ mod projections;
 mod read;
 mod redactions;
 mod roles;
+#[cfg(feature = "console")]
+mod serve;
 
 use std::io::{BufWriter, Write};
 
@@ -142,6 +144,23 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
             after,
             condition,
         } => append::append(ctx, fail_if, after, condition, out).await?,
+        #[cfg(feature = "console")]
+        Command::Serve {
+            listen,
+            token,
+            insecure_no_auth,
+            allow_actions,
+            schema,
+        } => {
+            let options = serve::Options {
+                listen,
+                token,
+                insecure_no_auth,
+                allow_actions,
+                schema,
+            };
+            serve::serve(ctx, options).await?
+        }
         Command::Grant { role, redact } => roles::grant(ctx, &role, redact, out).await?,
         Command::Redact {
             position,

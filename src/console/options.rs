@@ -1,0 +1,173 @@
+//! What a console serves and to whom: its address, its token, whether it
+//! may act, and what it knows besides the store (a schema file, the
+//! application's deliveries).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::delivery::Deliveries;
+use crate::error::{Error, Result};
+use crate::schema::SchemaFile;
+
+/// The address `dcbstore serve` binds when none is given: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
+
+/// How a [`Console`](super::Console) serves.
+///
+/// ```
+/// use dcbstore::console::ConsoleOptions;
+///
+/// let options = ConsoleOptions::new()
+///     .listen("0.0.0.0:7433".parse().unwrap())
+///     .token("a long random secret");
+/// assert!(options.check_bind().is_ok());
+/// // Without the token, a non-loopback address is refused.
+/// assert!(ConsoleOptions::new().listen("0.0.0.0:7433".parse().unwrap()).check_bind().is_err());
+/// ```
+#[derive(Clone)]
+pub struct ConsoleOptions {
+    pub(crate) listen: SocketAddr,
+    pub(crate) token: Option<String>,
+    pub(crate) insecure_no_auth: bool,
+    pub(crate) allow_actions: bool,
+    pub(crate) schema: Option<Arc<SchemaFile>>,
+    pub(crate) deliveries: Option<Arc<Deliveries>>,
+    pub(crate) stats_interval: Duration,
+    pub(crate) refresh_stats: bool,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        ConsoleOptions {
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7433))),
+            token: None,
+            insecure_no_auth: false,
+            allow_actions: false,
+            schema: None,
+            deliveries: None,
+            stats_interval: Duration::from_secs(2),
+            refresh_stats: true,
+        }
+    }
+}
+
+// The token never reaches a log through Debug.
+impl fmt::Debug for ConsoleOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleOptions")
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("allow_actions", &self.allow_actions)
+            .field("schema", &self.schema.as_ref().map(|s| s.events.len()))
+            .field("deliveries", &self.deliveries.as_ref().map(|d| d.names()))
+            .field("stats_interval", &self.stats_interval)
+            .finish()
+    }
+}
+
+impl ConsoleOptions {
+    /// Loopback on port 7433, no token, read-only.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The address to bind (default [`DEFAULT_LISTEN`]).
+    #[must_use]
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Requires this bearer token on every page and on `/metrics` (browsers
+    /// log in once through a form that sets a cookie). `/healthz` and
+    /// `/readyz` stay open for probes; they reveal nothing but up and ready.
+    #[must_use]
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// Serves a non-loopback address without a token. Anyone who reaches
+    /// the port reads the whole log: only behind an authenticating proxy.
+    #[must_use]
+    pub fn insecure_no_auth(mut self, yes: bool) -> Self {
+        self.insecure_no_auth = yes;
+        self
+    }
+
+    /// Allows the actions (retry and discard dead letters): POST forms with
+    /// a CSRF token. Off by default: the console only reads.
+    #[must_use]
+    pub fn allow_actions(mut self, yes: bool) -> Self {
+        self.allow_actions = yes;
+        self
+    }
+
+    /// The application's committed schema file, shown at `/schema`.
+    #[must_use]
+    pub fn schema(mut self, schema: SchemaFile) -> Self {
+        self.schema = Some(Arc::new(schema));
+        self
+    }
+
+    /// The application's durable subscribers and relays: with them (and
+    /// [`allow_actions`](Self::allow_actions)) dead letters can be retried,
+    /// which needs the handler that failed. Without, only discarded.
+    #[must_use]
+    pub fn deliveries(mut self, deliveries: Deliveries) -> Self {
+        self.deliveries = Some(Arc::new(deliveries));
+        self
+    }
+
+    /// How often the statistics are refreshed and the gauges sampled
+    /// (default 2 s).
+    #[must_use]
+    pub fn stats_interval(mut self, every: Duration) -> Self {
+        self.stats_interval = every.max(Duration::from_millis(50));
+        self
+    }
+
+    /// Whether this console keeps `dcbstore.stats_*` current (default yes).
+    /// Several consoles on one store may all refresh: the counts stay exact.
+    #[must_use]
+    pub fn refresh_stats(mut self, yes: bool) -> Self {
+        self.refresh_stats = yes;
+        self
+    }
+
+    /// The address it binds.
+    #[must_use]
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// Whether pages need the token.
+    #[must_use]
+    pub fn requires_auth(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Refuses a non-loopback address without a token (or an explicit
+    /// [`insecure_no_auth`](Self::insecure_no_auth)), and an empty token.
+    pub fn check_bind(&self) -> Result<()> {
+        if self.token.as_deref().is_some_and(str::is_empty) {
+            return Err(Error::invalid(
+                "the console token is empty: give a long random secret (for example `openssl rand -hex 32`)",
+            ));
+        }
+        if !self.listen.ip().is_loopback() && self.token.is_none() && !self.insecure_no_auth {
+            return Err(Error::invalid(format!(
+                "refusing to serve the console on {} without authentication: anyone who reaches it could read the whole log. \
+                 Give --token (or DCBSTORE_CONSOLE_TOKEN), bind a loopback address, or pass --insecure-no-auth behind an authenticating proxy",
+                self.listen
+            )));
+        }
+        Ok(())
+    }
+}
