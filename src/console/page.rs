@@ -73,9 +73,11 @@ pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // same-origin, not no-referrer: with no-referrer browsers send
+    // `Origin: null` on form posts, and the actions check the origin.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     // Pages show the live log: a back button must not show a stale copy.
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use super::binaries::postgres_bindir;
 #[cfg(feature = "testcontainers")]
 use super::container;
-use super::err;
+use super::{err, free_port};
 use crate::error::Result;
 
 /// A PostgreSQL cluster in a temporary directory, removed on drop (or, with
@@ -59,12 +59,6 @@ pub(super) fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| err(format!("no free port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| err(e.to_string()))?.port())
 }
 
 impl TestCluster {

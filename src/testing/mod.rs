@@ -19,6 +19,8 @@
 //! benchmarks, standbys for failover tests, and the container of the
 //! `testcontainers` feature. With the `nats` feature, `NatsServer` is a
 //! throwaway `nats-server -js` for the NATS transport's tests.
+//! `ChromeDriver` runs a `chromedriver` for browser tests (headless
+//! Chromium over WebDriver).
 
 mod binaries;
 mod cluster;
@@ -29,11 +31,13 @@ mod database;
 mod nats;
 mod scratch;
 mod standby;
+mod webdriver;
 
 pub use binaries::{find_pg_regress, postgres_bindir};
 pub use cluster::{shared_cluster, TestCluster};
 pub use database::{to_key_value, TestDatabase};
 pub use scratch::{server_settings, Scratch};
+pub use webdriver::{chromedriver_exe, chromium_exe, ChromeDriver};
 
 #[cfg(feature = "nats")]
 pub use nats::{nats_server_exe, NatsServer};
@@ -42,4 +46,11 @@ use crate::error::Error;
 
 fn err(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> crate::error::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| err(format!("no free port: {e}")))?;
+    Ok(l.local_addr().map_err(|e| err(e.to_string()))?.port())
 }

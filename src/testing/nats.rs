@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::err;
+use super::{err, free_port};
 use crate::error::Result;
 
 /// What to do when no `nats-server` is found.
@@ -57,12 +57,6 @@ pub fn nats_server_exe() -> Option<PathBuf> {
     dirs.into_iter()
         .map(|d| d.join("nats-server"))
         .find(|p| p.is_file())
-}
-
-fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| err(format!("no free port: {e}")))?;
-    Ok(l.local_addr().map_err(|e| err(e.to_string()))?.port())
 }
 
 impl NatsServer {

@@ -1,0 +1,122 @@
+//! [`ChromeDriver`] (feature `testing`): a throwaway `chromedriver` and the
+//! capabilities of a headless Chromium, for browser tests over WebDriver
+//! (the console's tests drive it with fantoccini).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::{err, free_port};
+use crate::error::Result;
+
+const HINT: &str =
+    "install Chromium and its driver (Debian: apt-get install chromium chromium-driver), \
+or set CHROMEDRIVER and CHROMIUM to their paths";
+
+fn find(var: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/bin".into());
+    dirs.push("/usr/lib/chromium".into());
+    dirs.iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// The browser: `$CHROMIUM`, else `chromium` (or `chromium-browser`) on
+/// `PATH` or in `/usr/bin`.
+#[must_use]
+pub fn chromium_exe() -> Option<PathBuf> {
+    find("CHROMIUM", &["chromium", "chromium-browser"])
+}
+
+/// The WebDriver server: `$CHROMEDRIVER`, else `chromedriver` on `PATH` or
+/// in `/usr/bin`.
+#[must_use]
+pub fn chromedriver_exe() -> Option<PathBuf> {
+    find("CHROMEDRIVER", &["chromedriver"])
+}
+
+/// A `chromedriver` on 127.0.0.1 and a free port, killed on drop. Each
+/// WebDriver session it opens is its own browser (own profile, own
+/// cookies), so tests in parallel share one driver.
+#[derive(Debug)]
+pub struct ChromeDriver {
+    child: Child,
+    port: u16,
+    browser: PathBuf,
+}
+
+impl ChromeDriver {
+    /// Starts the driver and waits until it accepts connections.
+    pub fn start() -> Result<ChromeDriver> {
+        let exe =
+            chromedriver_exe().ok_or_else(|| err(format!("no chromedriver found: {HINT}")))?;
+        let browser = chromium_exe().ok_or_else(|| err(format!("no chromium found: {HINT}")))?;
+        let port = free_port()?;
+        let child = Command::new(&exe)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| err(format!("cannot start {}: {e}", exe.display())))?;
+        let mut driver = ChromeDriver {
+            child,
+            port,
+            browser,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                return Err(err(format!("chromedriver exited at start: {status}")));
+            }
+            if Instant::now() > deadline {
+                return Err(err("chromedriver did not listen within 20 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(driver)
+    }
+
+    /// `http://127.0.0.1:<port>`, the WebDriver endpoint.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Capabilities of a headless Chromium with a 1280×900 window: no
+    /// sandbox (tests run as root in CI containers), no GPU, no first-run
+    /// prompts.
+    #[must_use]
+    pub fn capabilities(&self) -> Map<String, Value> {
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": self.browser.to_string_lossy(),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--no-first-run", "--no-default-browser-check",
+                    "--disable-extensions", "--hide-scrollbars"
+                ]
+            }
+        });
+        match caps {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,746 @@
+//! The operations console in a real headless Chromium (over WebDriver,
+//! with fantoccini), against a real PostgreSQL: what an operator sees is
+//! what the log holds.
+
+mod common;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::store;
+use dcbstore::console::{refresh_until, Console, ConsoleOptions};
+use dcbstore::testing::ChromeDriver;
+use dcbstore::{Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures::TryStreamExt;
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+/// One driver for the binary; each test opens its own browser session.
+fn driver() -> &'static ChromeDriver {
+    static DRIVER: OnceLock<ChromeDriver> = OnceLock::new();
+    DRIVER.get_or_init(|| ChromeDriver::start().expect("start chromedriver"))
+}
+
+async fn browser() -> Client {
+    // Several rustls providers are compiled into this binary: pick one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let d = driver();
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(d.capabilities())
+        .connect(&d.url())
+        .await
+        .expect("a headless Chromium session")
+}
+
+/// A console of `store` on a free loopback port; it stops when the sender
+/// is dropped.
+async fn serve(store: &Store, options: ConsoleOptions) -> (String, oneshot::Sender<()>) {
+    serve_with(store, options, None).await
+}
+
+async fn serve_with(
+    store: &Store,
+    options: ConsoleOptions,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+) -> (String, oneshot::Sender<()>) {
+    let mut console = Console::new(
+        store.clone(),
+        options
+            .listen("127.0.0.1:0".parse().unwrap())
+            .stats_interval(Duration::from_millis(200)),
+    )
+    .expect("a loopback console");
+    if let Some(handle) = metrics {
+        console = console.with_metrics(handle);
+    }
+    let bound = console.bind().await.expect("bind");
+    let base = format!("http://{}", bound.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    (base, stop)
+}
+
+/// Saves a screenshot of the browser's page as `docs/console/<name>.png`
+/// when `DCBSTORE_SCREENSHOTS` is set (the README shows them).
+async fn screenshot(b: &Client, name: &str) {
+    if std::env::var_os("DCBSTORE_SCREENSHOTS").is_none() {
+        return;
+    }
+    let png = b.screenshot().await.expect("screenshot");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// The positions of the rows of the events table, top to bottom.
+async fn shown(b: &Client) -> Vec<u64> {
+    let mut out = Vec::new();
+    for row in b
+        .find_all(Locator::Css("#events tbody tr[data-position]"))
+        .await
+        .unwrap()
+    {
+        out.push(
+            row.attr("data-position")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        );
+    }
+    out
+}
+
+async fn text(b: &Client, css: &str) -> String {
+    b.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// A connection as the database's owner (the test role).
+async fn owner(db: &dcbstore::testing::TestDatabase) -> tokio_postgres::Client {
+    dcbstore::connection::connect(&db.options().unwrap())
+        .await
+        .unwrap()
+}
+
+fn numbered(n: u64, tags: &[&str]) -> Event {
+    Event::new("Numbered", json!({"n": n})).with_tags(tags.iter().copied())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_renders_with_the_right_head_and_counts() {
+    let (store, _db) = store().await;
+    for chunk in 0..3 {
+        let events: Vec<Event> = (0..41)
+            .map(|i| {
+                Event::new(if i % 2 == 0 { "Even" } else { "Odd" }, json!({"i": i}))
+                    .with_tag(format!("chunk:{chunk}"))
+            })
+            .collect();
+        let _ = store.append(events, None).await.unwrap();
+    }
+    refresh_until(&store, 123, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(text(&b, "#head").await, "123");
+    assert_eq!(text(&b, "h1").await, "Overview");
+    // Every event was appended this minute: the counts say so.
+    let types = text(&b, "table.bars").await;
+    assert!(types.contains("Even") && types.contains("63"), "{types}");
+    assert!(types.contains("Odd") && types.contains("60"), "{types}");
+    let source = b.source().await.unwrap();
+    assert!(source.contains("chunk:2"), "the most used tags are listed");
+    assert!(
+        source.contains("<svg"),
+        "the append-rate chart is server-rendered SVG"
+    );
+    screenshot(&b, "overview").await;
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filtering_by_a_tag_shows_exactly_that_tags_events() {
+    let (store, _db) = store().await;
+    let events: Vec<Event> = (1..=90)
+        .map(|n| match n % 3 {
+            0 => numbered(n, &["a", "b"]),
+            1 => numbered(n, &["a"]),
+            _ => numbered(n, &["b"]),
+        })
+        .collect();
+    let _ = store.append(events, None).await.unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/events")).await.unwrap();
+    // Through the form, as an operator would: one tag, then a second (AND).
+    let tag = b
+        .find(Locator::Css("form.filter input[name=tag][type=text]"))
+        .await
+        .unwrap();
+    tag.send_keys("a").await.unwrap();
+    b.find(Locator::Css("form.filter button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let expected = |tags: &[&str]| {
+        let q = Query::item(QueryItem::tags(tags.iter().copied()));
+        let store = store.clone();
+        async move {
+            let all: Vec<_> = store
+                .read(&q, ReadOptions::new().backwards().limit(50))
+                .try_collect()
+                .await
+                .unwrap();
+            all.iter().map(|e| e.position.get()).collect::<Vec<_>>()
+        }
+    };
+    assert!(b.current_url().await.unwrap().as_str().contains("tag=a"));
+    let with_a = shown(&b).await;
+    assert_eq!(with_a, expected(&["a"]).await);
+    assert_eq!(with_a.len(), 50, "a full page of the 60 tagged a");
+    let tag = b
+        .find(Locator::Css("form.filter input[name=tag][type=text]"))
+        .await
+        .unwrap();
+    tag.send_keys("b").await.unwrap();
+    b.find(Locator::Css("form.filter button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let with_both = shown(&b).await;
+    assert_eq!(with_both, expected(&["a", "b"]).await);
+    assert_eq!(with_both.len(), 30);
+    assert!(with_both.iter().all(|p| p % 3 == 0));
+    screenshot(&b, "events").await;
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_both_ways_is_consistent_and_pages_can_be_shared() {
+    let (store, _db) = store().await;
+    let _ = store
+        .append((1..=130).map(|n| numbered(n, &["p"])).collect(), None)
+        .await
+        .unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/events?tag=p")).await.unwrap();
+    let first = shown(&b).await;
+    assert_eq!(first, (81..=130).rev().collect::<Vec<_>>());
+    assert!(
+        b.find(Locator::Css("a#newer")).await.is_err(),
+        "no newer page"
+    );
+    b.find(Locator::Css("a#older"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let second = shown(&b).await;
+    assert_eq!(second, (31..=80).rev().collect::<Vec<_>>());
+    let shared = b.current_url().await.unwrap().to_string();
+    b.find(Locator::Css("a#older"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(shown(&b).await, (1..=30).rev().collect::<Vec<_>>());
+    assert!(
+        b.find(Locator::Css("a#older")).await.is_err(),
+        "no older page"
+    );
+    b.find(Locator::Css("a#newer"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(shown(&b).await, second, "newer from the last page");
+    b.find(Locator::Css("a#newer"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(shown(&b).await, first, "back to the first page");
+    // A page's URL shows the same page to whoever opens it, even after
+    // more events are appended.
+    let _ = store
+        .append((131..=140).map(|n| numbered(n, &["p"])).collect(), None)
+        .await
+        .unwrap();
+    b.goto(&shared).await.unwrap();
+    assert_eq!(shown(&b).await, second);
+    // The window parameters narrow it.
+    b.goto(&format!("{base}/events?tag=p&after=10&to=20"))
+        .await
+        .unwrap();
+    assert_eq!(shown(&b).await, (11..=20).rev().collect::<Vec<_>>());
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_page_shows_its_json_tags_and_redaction_mark() {
+    let (store, db) = store().await;
+    let data = json!({"student": {"id": "s-1", "name": "Ada"}, "courses": [1, 2, 3], "fee": 12.5});
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("correlation".into(), json!("c-42"));
+    let _ = store
+        .append(
+            vec![
+                Event::new("StudentEnrolled", data.clone())
+                    .with_tags(["student:s-1", "course:1"])
+                    .with_metadata(metadata.clone()),
+                Event::new("Other", json!({"secret": "x"})),
+            ],
+            None,
+        )
+        .await
+        .unwrap();
+    let owner = owner(&db).await;
+    dcbstore::roles::redact(
+        &owner,
+        SequencePosition::new(2),
+        &json!({"erased": true}),
+        "GDPR request 7",
+        None,
+    )
+    .await
+    .unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/events/1")).await.unwrap();
+    let shown: Value = serde_json::from_str(&text(&b, "#data").await).unwrap();
+    assert_eq!(shown, data);
+    let meta: Value = serde_json::from_str(&text(&b, "#metadata").await).unwrap();
+    assert_eq!(meta, Value::Object(metadata));
+    assert!(
+        text(&b, "#data").await.contains('\n'),
+        "formatted, not one line"
+    );
+    screenshot(&b, "event").await;
+    // A tag links to that tag's events.
+    b.find(Locator::LinkText("student:s-1"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .ends_with("/events?tag=student%3As-1"));
+    assert_eq!(self::shown(&b).await, vec![1]);
+    b.goto(&format!("{base}/events/2")).await.unwrap();
+    let mark = text(&b, "#redaction").await;
+    assert!(
+        mark.contains("redacted") && mark.contains("GDPR request 7"),
+        "{mark}"
+    );
+    b.goto(&format!("{base}/events/3")).await.unwrap();
+    assert!(text(&b, "main").await.contains("no event at position 3"));
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_mode_shows_an_event_appended_after_the_page_opened() {
+    let (store, _db) = store().await;
+    let _ = store
+        .append(vec![numbered(1, &["live"]), numbered(2, &["other"])], None)
+        .await
+        .unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/events?tag=live&live=1"))
+        .await
+        .unwrap();
+    assert_eq!(shown(&b).await, vec![1]);
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(
+            "//*[@id='live-status' and contains(., 'following')]",
+        ))
+        .await
+        .expect("the live stream opens");
+    let _ = store
+        .append(vec![numbered(3, &["other"]), numbered(4, &["live"])], None)
+        .await
+        .unwrap();
+    b.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#events tbody tr[data-position='4']"))
+        .await
+        .expect("the appended event shows up without a reload");
+    assert_eq!(
+        shown(&b).await,
+        vec![4, 1],
+        "only the filter's events, newest first"
+    );
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xss_payload_in_every_field_stays_inert() {
+    let (store, _db) = store().await;
+    let payload = r#"<script>window.__xss=1</script>"'><img src=x onerror="window.__xss=2">"#;
+    let mut metadata = serde_json::Map::new();
+    metadata.insert(payload.into(), json!(payload));
+    let _ = store
+        .append(
+            vec![Event::new(payload, json!({ payload: payload }))
+                .with_tags([
+                    payload.to_string(),
+                    format!("x\" onmouseover=\"window.__xss=3"),
+                ])
+                .with_metadata(metadata)],
+            None,
+        )
+        .await
+        .unwrap();
+    refresh_until(&store, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
+    let b = browser().await;
+    for path in [
+        "/",
+        "/events",
+        "/events?live=1",
+        "/events/1",
+        "/events?tag=x",
+    ] {
+        b.goto(&format!("{base}{path}")).await.unwrap();
+        // Hover everything: an attribute that broke out would fire.
+        for el in b.find_all(Locator::Css("a, td, span")).await.unwrap() {
+            let _ = b
+                .execute(
+                    "arguments[0].dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))",
+                    vec![serde_json::to_value(&el).unwrap()],
+                )
+                .await;
+        }
+        let fired = b
+            .execute(
+                "return window.__xss === undefined ? null : window.__xss",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fired, Value::Null, "a payload ran on {path}");
+        assert!(
+            b.find_all(Locator::Css("main img"))
+                .await
+                .unwrap()
+                .is_empty(),
+            "an <img> was injected on {path}"
+        );
+    }
+    // Shown as text: the operator sees what was stored.
+    b.goto(&format!("{base}/events/1")).await.unwrap();
+    assert!(text(&b, "h1 + div + table, #event")
+        .await
+        .contains("<script>window.__xss=1</script>"));
+    assert!(text(&b, "#data").await.contains("onerror"));
+    // The policy that would stop a payload that escaped the escaping.
+    let response = reqwest::get(format!("{base}/events/1")).await.unwrap();
+    let csp = response
+        .headers()
+        .get("content-security-policy")
+        .expect("a Content-Security-Policy")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_bind_without_a_token_is_refused() {
+    let (store, _db) = store().await;
+    let open = ConsoleOptions::new().listen("0.0.0.0:0".parse().unwrap());
+    let refused = Console::new(store.clone(), open.clone()).unwrap_err();
+    assert!(refused.to_string().contains("--token"), "{refused}");
+    Console::new(store.clone(), open.clone().insecure_no_auth(true))
+        .expect("explicitly insecure is allowed");
+    Console::new(store.clone(), open.token("s3cret-token")).expect("with a token");
+    let empty = Console::new(store.clone(), ConsoleOptions::new().token("")).unwrap_err();
+    assert!(empty.to_string().contains("empty"), "{empty}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_pages_need_it_and_browsers_log_in_once() {
+    let (store, _db) = store().await;
+    let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
+    let (base, _stop) = serve_with(
+        &store,
+        ConsoleOptions::new().token("s3cret-token"),
+        Some(
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .build_recorder()
+                .handle(),
+        ),
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/events", "/events/1", "/metrics", "/projections"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without the token");
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} with a wrong token");
+        let r = http
+            .get(format!("{base}{path}"))
+            .bearer_auth("s3cret-token")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path} with the token");
+        assert!(!r.text().await.unwrap().contains("s3cret-token"));
+    }
+    for path in ["/healthz", "/readyz"] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} stays open for probes");
+    }
+    let b = browser().await;
+    b.goto(&format!("{base}/events/1")).await.unwrap();
+    assert!(b.current_url().await.unwrap().path().starts_with("/login"));
+    let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
+    field.send_keys("wrong").await.unwrap();
+    b.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text(&b, "main").await.contains("not this console's"));
+    let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
+    field.send_keys("s3cret-token").await.unwrap();
+    b.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(
+        b.current_url().await.unwrap().path(),
+        "/events/1",
+        "back where it was going"
+    );
+    assert_eq!(text(&b, "h1").await, "Event 1");
+    let cookies = b.get_all_cookies().await.unwrap();
+    assert!(
+        cookies.iter().all(|c| !c.value().contains("s3cret-token")),
+        "the cookie is not the token"
+    );
+    b.goto(&format!("{base}/projections")).await.unwrap();
+    assert!(text(&b, "h1").await.starts_with("Projections"));
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_discarded_only_with_actions_allowed_and_the_csrf_token() {
+    let (store, db) = store().await;
+    let _ = store
+        .append(vec![numbered(1, &[]), numbered(2, &[])], None)
+        .await
+        .unwrap();
+    let owner = owner(&db).await;
+    owner
+        .batch_execute(
+            "INSERT INTO dcbstore.dead_letters VALUES
+               ('mailer', 1, 3, 'smtp said 550 <no such user>', now(), now()),
+               ('mailer', 2, 1, 'timeout', now(), now())",
+        )
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Read only: no forms, and a forged POST is refused.
+    let (ro, _stop_ro) = serve(&store, ConsoleOptions::new()).await;
+    let page = http
+        .get(format!("{ro}/dead-letters"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("smtp said 550 &lt;no such user&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<form"), "no action forms when read only");
+    let r = http
+        .post(format!("{ro}/dead-letters/discard"))
+        .form(&[("csrf", "x"), ("subscriber", "mailer"), ("position", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // With actions: a POST without this console's CSRF token is refused.
+    let (rw, _stop_rw) = serve(&store, ConsoleOptions::new().allow_actions(true)).await;
+    let r = http
+        .post(format!("{rw}/dead-letters/discard"))
+        .form(&[
+            ("csrf", "guessed"),
+            ("subscriber", "mailer"),
+            ("position", "1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        dcbstore::delivery::list(&store, None).await.unwrap().len(),
+        2
+    );
+    // The browser's form carries it.
+    let b = browser().await;
+    b.goto(&format!("{rw}/dead-letters")).await.unwrap();
+    screenshot(&b, "dead-letters").await;
+    let discard = b
+        .find(Locator::XPath(
+            "//tr[td/a[.='1']]//form[@action='/dead-letters/discard']//button",
+        ))
+        .await
+        .unwrap();
+    discard.click().await.unwrap();
+    let after = text(&b, "main").await;
+    assert!(after.contains("discarded 1"), "{after}");
+    let left = dcbstore::delivery::list(&store, None).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].position, 2);
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projections_and_schema_pages_show_what_the_store_and_the_file_hold() {
+    let (store, db) = store().await;
+    let _ = store
+        .append((1..=20).map(|n| numbered(n, &["p"])).collect(), None)
+        .await
+        .unwrap();
+    let owner = owner(&db).await;
+    owner
+        .batch_execute(
+            "INSERT INTO dcbstore.projections (name, checkpoint, state, last_error, error_position, failures)
+             VALUES ('roster', 15, 'failed', 'handler panicked: <boom>', 16, 4),
+                    ('caught_up', 20, 'idle', NULL, NULL, 0)",
+        )
+        .await
+        .unwrap();
+    let schema = dcbstore::schema::SchemaFile::load(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/school.schema.json"),
+    )
+    .unwrap();
+    let first = schema.events.first().unwrap().name.clone();
+    let (base, _stop) = serve(&store, ConsoleOptions::new().schema(schema)).await;
+    let b = browser().await;
+    b.goto(&format!("{base}/projections")).await.unwrap();
+    let roster = text(&b, "#projections tr[data-name='roster']").await;
+    assert!(roster.contains("15") && roster.contains('5'), "{roster}");
+    assert!(
+        roster.contains("failed") && roster.contains("handler panicked: <boom>"),
+        "{roster}"
+    );
+    let caught_up = text(&b, "#projections tr[data-name='caught_up']").await;
+    assert!(
+        caught_up.contains("0.0 s"),
+        "caught up: no lag in time: {caught_up}"
+    );
+    screenshot(&b, "projections").await;
+    b.goto(&format!("{base}/schema")).await.unwrap();
+    assert!(text(&b, "#schema-summary").await.contains(&first));
+    screenshot(&b, "schema").await;
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_answer_in_their_formats() {
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
+    // The only recorder of this test binary.
+    let handle = dcbstore::console::install_prometheus().unwrap();
+    let console = Console::new(
+        store.clone(),
+        ConsoleOptions::new()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .stats_interval(Duration::from_millis(100)),
+    )
+    .unwrap()
+    .with_metrics(handle);
+    let bound = console.bind().await.unwrap();
+    let base = format!("http://{}", bound.local_addr());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(bound.serve(async move {
+        let _ = stopped.await;
+    }));
+    let mut body = String::new();
+    for _ in 0..100 {
+        let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"));
+        body = r.text().await.unwrap();
+        if body.contains("dcbstore_head_position") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        body.contains("# TYPE dcbstore_head_position gauge"),
+        "{body}"
+    );
+    assert!(body.contains("dcbstore_appends_total"), "{body}");
+    assert!(
+        body.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .all(|l| l.starts_with("dcbstore_")),
+        "every metric is named dcbstore_*: {body}"
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/healthz"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok\n"
+    );
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A database migrated by a newer build is not ready for this one.
+    owner(&db)
+        .await
+        .execute(
+            "INSERT INTO dcbstore.schema_migrations (version, name, checksum) VALUES ($1, 'future', 'x')",
+            &[&(dcbstore::migrate::expected_version() + 1)],
+        )
+        .await
+        .unwrap();
+    let r = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("newer"));
+}
