@@ -25,8 +25,9 @@ in
   # (postgres_bindir) finds them there. No PostgreSQL service is needed: the
   # tests, examples and benchmarks start and remove their own clusters.
   # nats-server on PATH: dcbstore::testing::NatsServer starts it (-js) for
-  # the NATS transport's tests.
-  packages = [ postgresql pkgs.nats-server ];
+  # the NATS transport's tests. chromium and chromedriver on PATH:
+  # dcbstore::testing::ChromeDriver drives the console's browser tests.
+  packages = [ postgresql pkgs.nats-server pkgs.chromium pkgs.chromedriver ];
 
   # Nix keeps pg_regress in the -dev output (lib/pgxs), not beside the
   # binaries; dcbstore::testing::find_pg_regress takes it from here.
