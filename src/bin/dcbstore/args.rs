@@ -251,13 +251,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "GUARDS", value_parser = any_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
-    /// Grant an application role append and read only (run as the schema's owner, after each migrate).
+    /// Grant an application role append and read only, or a role read only (run as the schema's owner, after each migrate).
     Grant {
-        /// The application role.
+        /// The role (an application's, or with --read-only a console's).
         role: String,
         /// Also allow it to redact events (audited erasure of personal data).
         #[arg(long)]
         redact: bool,
+        /// Read only, for the operations console and reporting tools.
+        ///
+        /// The role may read events, projections' checkpoints, dead letters
+        /// and the schema status, and follow the log; it may not append,
+        /// change checkpoints or dead letters, or redact. Takes back whatever
+        /// an earlier grant gave beyond that (redact included).
+        #[arg(long, conflicts_with = "redact")]
+        read_only: bool,
     },
     /// Replace an event's data, keeping its position, id, type and tags; audited in dcbstore.redactions.
     Redact {
