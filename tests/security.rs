@@ -807,9 +807,9 @@ async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
         .chain(CONSOLE_FUNCTIONS)
         .map(|f| f.strip_prefix("dcbstore.").unwrap())
         .collect();
-    // The log's length: each reader follows one more event.
-    let mut events = 3;
-    for (name, url) in [(&reader, &reader_url), (&downgraded, &downgraded_url)] {
+    // With the log's length: each reader follows one more event.
+    for (events, (name, url)) in (3..).zip([(&reader, &reader_url), (&downgraded, &downgraded_url)])
+    {
         // Exactly the read-only functions and no table write, whatever came
         // before: the catalog, not only the statements tried below.
         let mut executable: Vec<String> = roles
@@ -896,7 +896,6 @@ async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
             .unwrap();
         assert_eq!(got.position, appended.position, "{name}");
         drop(follower);
-        events += 1;
 
         // ...and writes nothing, by any way.
         let code = library_sqlstate(store.append(vec![ev("Forged", &["acc:1"])], None).await);

@@ -251,7 +251,7 @@ pub(crate) enum Command {
         #[arg(long, value_name = "GUARDS", value_parser = any_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
-    /// Grant an application role append and read only, or a role read only (run as the schema's owner, after each migrate).
+    /// Grant a role an application's rights (append and read) or, with --read-only, read only (run as the schema's owner, after each migrate).
     Grant {
         /// The role (an application's, or with --read-only a console's).
         role: String,
