@@ -1,16 +1,20 @@
 //! Least privilege and audited erasure.
 //!
-//! A deployment has two roles: the **migration role**, which owns the
-//! `dcbstore` schema and runs `dcbstore migrate`, and an **application role**,
+//! A deployment has up to three roles: the **migration role**, which owns the
+//! `dcbstore` schema and runs `dcbstore migrate`; an **application role**,
 //! which may only append and read (and keep durable projections'
-//! checkpoints). [`grant_app`] gives an application role exactly that; run it
-//! as the migration role after each migrate. The application role writes the
-//! log only through the append functions (SECURITY DEFINER: they take the
-//! append lock and keep the tag index in step), and cannot call the internal
-//! ones. Triggers refuse updates and deletes of events for every role but
-//! superusers and the owner, who can disable triggers: an application must
-//! never log in as the owner. Personal data is erased with [`redact`], which
-//! only roles granted it may call and which is audited in
+//! checkpoints); and, for an operations console or reporting tools, a
+//! **read-only role**, which may read the log, projections' checkpoints,
+//! dead letters and the schema's status, follow the log, and change nothing.
+//! [`grant_app`] gives an application role exactly its part
+//! ([`Grants::app`]) and a read-only role its part ([`Grants::read_only`]);
+//! run it as the migration role after each migrate. The application role
+//! writes the log only through the append functions (SECURITY DEFINER: they
+//! take the append lock and keep the tag index in step), and cannot call the
+//! internal ones. Triggers refuse updates and deletes of events for every
+//! role but superusers and the owner, who can disable triggers: an
+//! application must never log in as the owner. Personal data is erased with
+//! [`redact`], which only roles granted it may call and which is audited in
 //! `dcbstore.redactions`: the triggers let through only the change an audit
 //! row of the same transaction describes.
 //!
@@ -20,8 +24,9 @@
 //! CREATE ROLE app LOGIN PASSWORD '...';
 //! GRANT CREATE ON DATABASE mydb TO dcb_owner;
 //! ```
-//! then `DATABASE_URL=postgres://dcb_owner@.../mydb dcbstore migrate` and
-//! `dcbstore grant app`.
+//! then `DATABASE_URL=postgres://dcb_owner@.../mydb dcbstore migrate`,
+//! `dcbstore grant app` and, for a console, `dcbstore grant console --read-only`
+//! (after `CREATE ROLE console LOGIN PASSWORD '...'`).
 
 use postgres_protocol::escape::escape_identifier;
 use serde_json::Value;
@@ -30,12 +35,18 @@ use tokio_postgres::GenericClient;
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
 
-/// What [`grant_app`] gives besides appending and reading.
+/// What [`grant_app`] gives a role: an application's rights
+/// ([`Grants::app`], optionally with [`redact`]) or read-only ones
+/// ([`Grants::read_only`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Grants {
     /// Also allow [`redact`] (erasing an event's data, audited).
     pub redact: bool,
+    /// Read only: no append, no checkpoints, no dead-letter changes, no
+    /// [`redact`] (see [`Grants::read_only`]). [`grant_app`] refuses it
+    /// together with [`Grants::redact`].
+    pub read_only: bool,
 }
 
 impl Grants {
@@ -50,6 +61,20 @@ impl Grants {
     pub fn with_redact(mut self) -> Self {
         self.redact = true;
         self
+    }
+
+    /// Read and follow only, for an operations console or reporting tools:
+    /// USAGE on the schema, SELECT on its tables (the log, projections'
+    /// checkpoints, dead letters, the schema's status, redaction audits) and
+    /// EXECUTE on [`READ_ONLY_FUNCTIONS`] and [`CONSOLE_FUNCTIONS`]. Granting
+    /// it takes back everything an earlier grant gave beyond that, [`redact`]
+    /// included, so it also downgrades an application role.
+    #[must_use]
+    pub fn read_only() -> Self {
+        Self {
+            read_only: true,
+            ..Self::default()
+        }
     }
 }
 
@@ -67,18 +92,52 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.migrate_lock_key",
 ];
 
-/// Grants `role` what an application needs, and nothing that changes the
-/// schema or writes the log but through the append functions: USAGE on the
-/// schema, SELECT on its tables, INSERT and UPDATE on `dcbstore.projections`,
-/// INSERT, UPDATE and DELETE on `dcbstore.dead_letters` (durable subscribers),
-/// EXECUTE on [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It
-/// takes back what it does not give (INSERT on the event tables, EXECUTE on
-/// internal functions, from an earlier grant), but never `redact`: without
+/// The functions of the SQL API a read-only role may call ([`Grants::read_only`]):
+/// the reads and the head, and the lock keys (constants, so that a console
+/// can name the advisory locks it sees in `pg_locks`). [`crate::Store`]'s
+/// connect, reads and subscriptions and the schema status need nothing
+/// more: they select from the tables, and following the log is a `LISTEN`.
+/// None of these writes anything.
+pub const READ_ONLY_FUNCTIONS: &[&str] = &[
+    "dcbstore.read",
+    "dcbstore.head",
+    "dcbstore.append_lock_key",
+    "dcbstore.migrate_lock_key",
+];
+
+/// Functions beyond reads that the operations console calls, granted to
+/// read-only roles together with [`READ_ONLY_FUNCTIONS`]. Empty for now: the
+/// statistics function (`dcbstore.refresh_stats`) belongs here once the
+/// schema has it; only functions that change no event, checkpoint or dead
+/// letter may be added.
+pub const CONSOLE_FUNCTIONS: &[&str] = &[];
+
+/// Grants `role` what [`Grants`] asks for, and nothing that changes the
+/// schema or writes the log but through the append functions. Idempotent;
+/// run it as the schema's owner after every migrate (a migration's new
+/// tables and functions are not granted until then).
+///
+/// An application role ([`Grants::app`]) gets USAGE on the schema, SELECT on
+/// its tables, INSERT and UPDATE on `dcbstore.projections`, INSERT, UPDATE
+/// and DELETE on `dcbstore.dead_letters` (durable subscribers), EXECUTE on
+/// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It takes back
+/// what it does not give (INSERT on the event tables, EXECUTE on internal
+/// functions, from an earlier grant), but never `redact`: without
 /// [`Grants::redact`] a role's EXECUTE on it stays as it was (revoke it with
-/// SQL). Idempotent; run it as the schema's owner after every migrate.
+/// SQL, or downgrade the role with [`Grants::read_only`]).
+///
+/// A read-only role ([`Grants::read_only`]) gets USAGE on the schema, SELECT
+/// on its tables and EXECUTE on [`READ_ONLY_FUNCTIONS`] and
+/// [`CONSOLE_FUNCTIONS`] only; everything else on the schema's tables and
+/// functions is taken back, `redact` included.
 pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants) -> Result<()> {
     if role.is_empty() {
         return Err(Error::invalid("the role name is empty"));
+    }
+    if grants.read_only && grants.redact {
+        return Err(Error::invalid(
+            "a read-only role cannot redact: grant Grants::read_only() alone, or an application role with Grants::app().with_redact()",
+        ));
     }
     let exists: bool = client
         .query_one(
@@ -118,35 +177,52 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
         Some(_) => {}
     }
     let r = escape_identifier(role);
-    // Every function of the schema but `redact`, whose grant only
-    // `Grants::redact` changes: a grant without it never takes it back.
+    // Every function of the schema whose EXECUTE this grant decides: all of
+    // them for a read-only role (a downgrade takes `redact` back too), all
+    // but `redact` for an application, whose grant only `Grants::redact`
+    // changes (a grant without it never takes it back).
     let others: Vec<String> = client
         .query(
             "SELECT p.oid::regprocedure::text FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'dcbstore'::regnamespace AND p.proname <> 'redact'
+              WHERE p.pronamespace = 'dcbstore'::regnamespace AND ($1 OR p.proname <> 'redact')
               ORDER BY 1",
-            &[],
+            &[&grants.read_only],
         )
         .await?
         .iter()
         .map(|row| row.try_get(0))
         .collect::<std::result::Result<_, _>>()?;
+    // One simple-query batch: one implicit transaction, so that the role
+    // never runs with a half-changed set of rights.
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA dcbstore TO {r};
          REVOKE ALL ON ALL TABLES IN SCHEMA dcbstore FROM {r};
-         GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
-         GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
-         GRANT INSERT, UPDATE, DELETE ON dcbstore.dead_letters TO {r};"
+         GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};"
     );
+    if !grants.read_only {
+        sql.push_str(&format!(
+            "GRANT INSERT, UPDATE ON dcbstore.projections TO {r};
+             GRANT INSERT, UPDATE, DELETE ON dcbstore.dead_letters TO {r};"
+        ));
+    }
     if !others.is_empty() {
         sql.push_str(&format!(
             "REVOKE ALL ON FUNCTION {} FROM {r};",
             others.join(", ")
         ));
     }
+    let functions: Vec<&str> = if grants.read_only {
+        READ_ONLY_FUNCTIONS
+            .iter()
+            .chain(CONSOLE_FUNCTIONS)
+            .copied()
+            .collect()
+    } else {
+        API_FUNCTIONS.to_vec()
+    };
     sql.push_str(&format!(
         "GRANT EXECUTE ON FUNCTION {} TO {r};",
-        API_FUNCTIONS.join(", ")
+        functions.join(", ")
     ));
     if grants.redact {
         sql.push_str(&format!(

@@ -1831,6 +1831,88 @@ async fn permission_errors_say_what_to_grant_and_grant_keeps_redact() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn grant_read_only_lets_a_role_read_but_not_append_or_redact_and_refuses_redact_with_it() {
+    let db = TestDatabase::create().await.unwrap();
+    let client = admin(&db).await;
+    let (owner, owner_pw) = login_role(&client, "dcb_owner").await;
+    let (reader, reader_pw) = login_role(&client, "dcb_reader").await;
+    client
+        .batch_execute(&format!(
+            "GRANT CREATE ON DATABASE {} TO {owner}",
+            db.name()
+        ))
+        .await
+        .unwrap();
+    let (as_owner, as_reader) = (
+        url_as(&db, &owner, &owner_pw),
+        url_as(&db, &reader, &reader_pw),
+    );
+    cli(Some(&as_owner), &["migrate"], None).ok();
+    append(&as_owner, &[], &[json!({"type": "A", "tags": ["t:1"]})]);
+
+    // The help says what the role is for.
+    let help = cli(None, &["grant", "--help"], None);
+    help.ok();
+    assert!(
+        help.stdout
+            .contains("operations console and reporting tools"),
+        "{help:#?}"
+    );
+
+    // Both together are a contradiction: a usage error, nothing granted.
+    cli(
+        Some(&as_owner),
+        &["grant", &reader, "--read-only", "--redact"],
+        None,
+    )
+    .fails(2, "cannot be used with");
+    cli(Some(&as_reader), &["read"], None).fails(1, "USAGE on schema dcbstore");
+
+    // An application role with redact, downgraded: read only, redact gone.
+    let r = cli(Some(&as_owner), &["grant", &reader, "--redact"], None);
+    r.ok();
+    assert_eq!(
+        r.stdout,
+        format!("granted {reader:?} append and read and redact\n")
+    );
+    let r = cli(Some(&as_owner), &["grant", &reader, "--read-only"], None);
+    r.ok();
+    assert_eq!(r.stdout, format!("granted {reader:?} read only\n"));
+    assert_eq!(positions(&as_reader, &["--tag", "t:1"]), [1]);
+    assert_eq!(head(&as_reader), Some(1));
+    cli(Some(&as_reader), &["status", "--check"], None).ok();
+    // (Not `fails`: the writer also logs the failed batch as a warning.)
+    let r = cli(
+        Some(&as_reader),
+        &["append"],
+        Some(&jsonl(&[json!({"type": "B"})])),
+    );
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stdout.is_empty(), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("lacks EXECUTE on function dcbstore.append_batch_unchecked"),
+        "{r:#?}"
+    );
+    r.hides(&reader_pw);
+    cli(
+        Some(&as_reader),
+        &[
+            "redact",
+            "--position",
+            "1",
+            "--data",
+            "null",
+            "--reason",
+            "gdpr",
+        ],
+        None,
+    )
+    .fails(1, "EXECUTE on dcbstore.redact");
+    assert_eq!(head(&as_owner), Some(1), "the refused append wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn connection_settings_come_from_libpq_variables_the_password_file_and_dotenv() {
     let db = migrated().await;
     let config = db.config().unwrap();

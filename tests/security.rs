@@ -5,9 +5,13 @@ mod common;
 
 use common::{ev, store};
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::roles::{grant_app, redact, Grants};
+use dcbstore::roles::{grant_app, redact, Grants, CONSOLE_FUNCTIONS, READ_ONLY_FUNCTIONS};
 use dcbstore::testing::{to_key_value, TestDatabase};
-use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
+use dcbstore::{
+    Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
+    SubscribeOptions,
+};
+use futures::StreamExt;
 use serde_json::json;
 use tokio_postgres::Client;
 
@@ -509,8 +513,11 @@ struct Roles {
     db: TestDatabase,
     admin: Client,
     owner: String,
+    owner_url: String,
     app: String,
     app_url: String,
+    /// Roles a test made with [`Roles::login`], dropped with the others.
+    others: Vec<String>,
 }
 
 impl Roles {
@@ -533,19 +540,29 @@ impl Roles {
             db,
             admin,
             owner,
+            owner_url,
             app,
             app_url,
+            others: Vec::new(),
         }
+    }
+
+    /// One more login role (no privileges yet) and its connection string.
+    async fn login(&mut self, prefix: &str) -> (String, String) {
+        let (name, url) = role(&self.admin, &self.db, prefix).await;
+        self.others.push(name.clone());
+        (name, url)
     }
 
     async fn drop_roles(self) {
         let mut c = self.db.config().unwrap();
         c.dbname("postgres");
-        let (owner, app) = (self.owner, self.app);
+        let mut all = self.others;
+        all.extend([self.owner, self.app]);
         drop(self.admin);
         drop(self.db);
         if let Ok(c) = connect(&c).await {
-            for r in [&owner, &app] {
+            for r in &all {
                 let _ = c
                     .batch_execute(&format!("DROP OWNED BY {r}; DROP ROLE IF EXISTS {r}"))
                     .await;
@@ -698,5 +715,251 @@ async fn durable_projections_run_as_the_app_role() {
     assert_eq!(s[0].checkpoint, a.position.get(), "{s:?}");
     runner.stop().await;
     drop(store);
+    roles.drop_roles().await;
+}
+
+/// The SQLSTATE of a failed library call, or a panic naming the outcome.
+fn library_sqlstate<T: std::fmt::Debug>(result: dcbstore::Result<T>) -> String {
+    match result {
+        Ok(v) => panic!("call succeeded: {v:?}"),
+        Err(e) => e
+            .code()
+            .unwrap_or_else(|| panic!("not a database error: {e}"))
+            .code()
+            .to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
+    let mut roles = Roles::new().await;
+    let (reader, reader_url) = roles.login("dcb_reader").await;
+    let (downgraded, downgraded_url) = roles.login("dcb_downgraded").await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+
+    // A read-only grant with redact is a contradiction, refused before
+    // anything changes.
+    let e = grant_app(&as_owner, &reader, Grants::read_only().with_redact())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("Grants::read_only()"), "{e}");
+
+    // The application writes what the readers read: events, a checkpoint
+    // and a dead letter.
+    let app = Store::connect(&roles.app_url).await.unwrap();
+    let _ = app
+        .append(
+            vec![ev("Opened", &["acc:1"]), ev("Opened", &["acc:2"])],
+            None,
+        )
+        .await
+        .unwrap();
+    let as_app = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    as_app
+        .batch_execute(
+            "INSERT INTO dcbstore.projections (name) VALUES ('balances');
+             INSERT INTO dcbstore.dead_letters
+                    (subscriber, position, attempts, last_error, first_failed_at, last_failed_at)
+             VALUES ('mailer', 1, 3, 'smtp down', now(), now())",
+        )
+        .await
+        .unwrap();
+
+    // `downgraded` first holds everything an application can have, and uses
+    // it, so that the downgrade below provably takes it back.
+    grant_app(&as_owner, &downgraded, Grants::app().with_redact())
+        .await
+        .unwrap();
+    let before = Store::connect(&downgraded_url).await.unwrap();
+    let _ = before
+        .append(vec![ev("Deposited", &["acc:1"])], None)
+        .await
+        .unwrap();
+    let as_downgraded = connect(&parse_config(&downgraded_url).unwrap())
+        .await
+        .unwrap();
+    redact(
+        &as_downgraded,
+        SequencePosition::new(3),
+        &json!(null),
+        "before the downgrade",
+        None,
+    )
+    .await
+    .unwrap();
+    drop((before, as_downgraded));
+    grant_app(&as_owner, &reader, Grants::read_only())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &downgraded, Grants::read_only())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &reader, Grants::read_only())
+        .await
+        .expect("idempotent");
+
+    let granted: Vec<&str> = READ_ONLY_FUNCTIONS
+        .iter()
+        .chain(CONSOLE_FUNCTIONS)
+        .map(|f| f.strip_prefix("dcbstore.").unwrap())
+        .collect();
+    // With the log's length: each reader follows one more event.
+    for (events, (name, url)) in (3..).zip([(&reader, &reader_url), (&downgraded, &downgraded_url)])
+    {
+        // Exactly the read-only functions and no table write, whatever came
+        // before: the catalog, not only the statements tried below.
+        let mut executable: Vec<String> = roles
+            .admin
+            .query(
+                "SELECT DISTINCT p.proname::text FROM pg_proc p
+                  WHERE p.pronamespace = 'dcbstore'::regnamespace
+                    AND has_function_privilege($1, p.oid, 'EXECUTE') ORDER BY 1",
+                &[name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        executable.sort();
+        let mut expected: Vec<String> = granted.iter().map(|f| f.to_string()).collect();
+        expected.sort();
+        assert_eq!(executable, expected, "{name} executes");
+        let writable: Vec<String> = roles
+            .admin
+            .query(
+                "SELECT c.relname::text FROM pg_class c
+                  WHERE c.relnamespace = 'dcbstore'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+                    AND has_table_privilege($1, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')",
+                &[name],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(writable.is_empty(), "{name} may write {writable:?}");
+
+        // It connects (the schema check), reads, reads by tag, sees the head,
+        // the schema status, checkpoints, dead letters and redactions.
+        let store = Store::connect(url).await.unwrap();
+        let all = store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(all.len(), events, "{name}");
+        let acc1 = store
+            .read_all(&Query::item(QueryItem::tags(["acc:1"])), ReadOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            acc1.iter().map(|e| e.position.get()).collect::<Vec<_>>(),
+            [1, 3],
+            "{name}"
+        );
+        assert_eq!(
+            store.head().await.unwrap(),
+            Some(SequencePosition::new(events as u64))
+        );
+        let client = connect(&parse_config(url).unwrap()).await.unwrap();
+        let s = dcbstore::status(&client).await.unwrap();
+        assert_eq!(s.state, dcbstore::SchemaState::UpToDate);
+        for (sql, rows) in [
+            ("SELECT * FROM dcbstore.read('\"all\"')", events),
+            ("SELECT name FROM dcbstore.projections", 1),
+            ("SELECT subscriber FROM dcbstore.dead_letters", 1),
+            ("SELECT position FROM dcbstore.redactions", 1),
+            ("SELECT dcbstore.append_lock_key()", 1),
+        ] {
+            let n = client.query(sql, &[]).await.unwrap().len();
+            assert_eq!(n, rows, "{name}: {sql}");
+        }
+
+        // It follows the log: an event the application appends arrives.
+        let head = store.head().await.unwrap().unwrap();
+        let mut follower = store.subscribe(
+            &Query::item(QueryItem::tags(["acc:2"])),
+            SubscribeOptions::new().after(head),
+        );
+        let appended = app
+            .append(vec![ev("Deposited", &["acc:2"])], None)
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), follower.next())
+            .await
+            .expect("the followed event within 20 s")
+            .expect("the subscription goes on")
+            .unwrap();
+        assert_eq!(got.position, appended.position, "{name}");
+        drop(follower);
+
+        // ...and writes nothing, by any way.
+        let code = library_sqlstate(store.append(vec![ev("Forged", &["acc:1"])], None).await);
+        assert_eq!(code, "42501", "{name}: append through the library");
+        let code = library_sqlstate(
+            redact(
+                &client,
+                SequencePosition::new(1),
+                &json!(null),
+                "no right to do this",
+                None,
+            )
+            .await,
+        );
+        assert_eq!(code, "42501", "{name}: redact through the library");
+        for sql in [
+            "SELECT dcbstore.append('[{\"type\": \"Forged\", \"tags\": [\"acc:1\"]}]')",
+            "SELECT * FROM dcbstore.append_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                    ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
+            "SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                    ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
+            "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                    ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[now()])",
+            "SELECT dcbstore.redact(1, 'null', 'no right to do this')",
+            "INSERT INTO dcbstore.events (position, id, type, data, tags)
+             VALUES (100, gen_random_uuid(), 'Forged', '{}', '{acc:1}')",
+            "INSERT INTO dcbstore.event_tags (tag, position, type) VALUES ('acc:9', 1, 'Opened')",
+            "INSERT INTO dcbstore.projections (name) VALUES ('forged')",
+            "UPDATE dcbstore.projections SET checkpoint = 99 WHERE name = 'balances'",
+            "DELETE FROM dcbstore.projections",
+            "INSERT INTO dcbstore.dead_letters
+                    (subscriber, position, attempts, last_error, first_failed_at, last_failed_at)
+             VALUES ('forged', 1, 1, 'x', now(), now())",
+            "UPDATE dcbstore.dead_letters SET attempts = 99",
+            "DELETE FROM dcbstore.dead_letters WHERE subscriber = 'mailer'",
+            "INSERT INTO dcbstore.redactions (position, reason, erased_sha256) VALUES (1, 'x', 'x')",
+            "UPDATE dcbstore.store SET store_id = gen_random_uuid()",
+            "CREATE TABLE dcbstore.sneaky (x int)",
+        ] {
+            let code = sqlstate(client.execute(sql, &[]).await);
+            assert_eq!(code, "42501", "{sql} must be refused for {name}");
+        }
+        drop((store, client));
+    }
+
+    // Nothing the readers tried changed anything.
+    let all = app
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 5, "the three events and the app's two");
+    let row = roles
+        .admin
+        .query_one(
+            "SELECT (SELECT checkpoint FROM dcbstore.projections WHERE name = 'balances'),
+                    (SELECT count(*) FROM dcbstore.dead_letters WHERE attempts = 3),
+                    (SELECT count(*) FROM dcbstore.redactions)",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 0);
+    assert_eq!(row.get::<_, i64>(1), 1);
+    assert_eq!(row.get::<_, i64>(2), 1);
+    drop((app, as_app, as_owner));
     roles.drop_roles().await;
 }

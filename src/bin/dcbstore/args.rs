@@ -251,13 +251,21 @@ pub(crate) enum Command {
         #[arg(long, value_name = "GUARDS", value_parser = any_condition, conflicts_with_all = ["fail_if", "after"])]
         condition: Option<AppendCondition>,
     },
-    /// Grant an application role append and read only (run as the schema's owner, after each migrate).
+    /// Grant a role an application's rights (append and read) or, with --read-only, read only (run as the schema's owner, after each migrate).
     Grant {
-        /// The application role.
+        /// The role (an application's, or with --read-only a console's).
         role: String,
         /// Also allow it to redact events (audited erasure of personal data).
         #[arg(long)]
         redact: bool,
+        /// Read only, for the operations console and reporting tools.
+        ///
+        /// The role may read events, projections' checkpoints, dead letters
+        /// and the schema status, and follow the log; it may not append,
+        /// change checkpoints or dead letters, or redact. Takes back whatever
+        /// an earlier grant gave beyond that (redact included).
+        #[arg(long, conflicts_with = "redact")]
+        read_only: bool,
     },
     /// Serve the operations console: web pages of the log, projections, dead letters and schema, and /metrics.
     #[cfg(feature = "console")]

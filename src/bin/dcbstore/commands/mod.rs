@@ -161,7 +161,11 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
             };
             serve::serve(ctx, options).await?
         }
-        Command::Grant { role, redact } => roles::grant(ctx, &role, redact, out).await?,
+        Command::Grant {
+            role,
+            redact,
+            read_only,
+        } => roles::grant(ctx, &role, redact, read_only, out).await?,
         Command::Redact {
             position,
             data,

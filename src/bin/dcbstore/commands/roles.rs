@@ -12,26 +12,23 @@ use tokio_postgres::error::SqlState;
 
 use super::{output_error, write_json, Ctx, Failure, Outcome};
 
-/// Grants `role` append and read (and redact).
+/// Grants `role` append and read (and redact), or read only.
 pub(crate) async fn grant(
     ctx: &Ctx,
     role: &str,
     redact: bool,
+    read_only: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
     let client = ctx.connect().await?;
-    let grants = if redact {
-        Grants::app().with_redact()
-    } else {
-        Grants::app()
+    // clap refuses --read-only with --redact; grant_app refuses the pair too.
+    let (grants, granted) = match (read_only, redact) {
+        (true, _) => (Grants::read_only(), "read only"),
+        (false, true) => (Grants::app().with_redact(), "append and read and redact"),
+        (false, false) => (Grants::app(), "append and read"),
     };
     roles::grant_app(&client, role, grants).await?;
-    writeln!(
-        out,
-        "granted {role:?} append and read{}",
-        if redact { " and redact" } else { "" }
-    )
-    .map_err(output_error)?;
+    writeln!(out, "granted {role:?} {granted}").map_err(output_error)?;
     Ok(Outcome::Done)
 }
 
