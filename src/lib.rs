@@ -40,6 +40,7 @@ mod limit;
 pub mod limits;
 mod listener;
 pub mod locks;
+pub mod metrics;
 pub mod migrate;
 mod pooled;
 pub mod projection;
