@@ -1,9 +1,9 @@
 //! The metrics dcbstore emits: their names, types, labels and meaning.
 //!
-//! The crate records through the [`metrics`](::metrics) facade: counters,
+//! The crate records through the [`metrics`](https://docs.rs/metrics/0.24) facade: counters,
 //! gauges and histograms go to whatever recorder the process has installed.
 //! **Nothing is recorded until the application installs one** (for example
-//! `metrics-exporter-prometheus`, or its own [`Recorder`](::metrics::Recorder)), or
+//! `metrics-exporter-prometheus`, or its own [`Recorder`](https://docs.rs/metrics/0.24/metrics/trait.Recorder.html)), or
 //! `dcbstore serve` does; without a recorder every emit is a no-op, so a
 //! library user who does not want metrics pays next to nothing. Nothing is
 //! read from the database to produce them: the append path counts what its
@@ -147,11 +147,7 @@ pub fn describe() {
         Unit::Seconds,
         "Duration of an append call, whatever its outcome"
     );
-    describe_histogram!(
-        APPEND_BATCH_SIZE,
-        Unit::Count,
-        "Events per append call"
-    );
+    describe_histogram!(APPEND_BATCH_SIZE, Unit::Count, "Events per append call");
     describe_counter!(
         CONFLICTS_TOTAL,
         Unit::Count,
@@ -216,11 +212,7 @@ pub fn describe() {
         Unit::Count,
         "Events dead-lettered after their last attempt"
     );
-    describe_counter!(
-        PUBLISHED_TOTAL,
-        Unit::Count,
-        "Events published by relays"
-    );
+    describe_counter!(PUBLISHED_TOTAL, Unit::Count, "Events published by relays");
     describe_histogram!(
         PUBLISH_BATCH_SIZE,
         Unit::Count,

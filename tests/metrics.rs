@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ev, store};
+use dcbstore::append::append_in;
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Subscription};
 use dcbstore::dispatch::Envelope;
-use dcbstore::append::append_in;
 use dcbstore::metrics::*;
 use dcbstore::projection::durable::{DurableProjection, Runner, RunnerConfig};
 use dcbstore::{
@@ -111,7 +111,10 @@ async fn delivered_and_dead_lettered_events_are_counted() {
 fn every_metric_name_is_prefixed_and_listed_once() {
     let mut names = ALL.to_vec();
     assert_eq!(names.len(), 23);
-    assert!(names.iter().all(|n| n.starts_with("dcbstore_")), "{names:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("dcbstore_")),
+        "{names:?}"
+    );
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), ALL.len(), "a name is listed twice");
@@ -123,20 +126,30 @@ async fn appends_are_counted_by_outcome_with_their_sizes_durations_and_the_head(
     let _local = metrics::set_default_local_recorder(&recording);
     let (store, _db) = store().await;
 
-    let first = vec![ev("Counted", &["c:1"]), ev("Counted", &["c:1"]), ev("Counted", &["c:1"])];
+    let first = vec![
+        ev("Counted", &["c:1"]),
+        ev("Counted", &["c:1"]),
+        ev("Counted", &["c:1"]),
+    ];
     let appended = store.append(first.clone(), None).await.expect("append");
     assert_eq!(appended.position.get(), 3);
     let again = store.append(first, None).await.expect("idempotent retry");
     assert!(again.already_stored);
     let guard = AppendCondition::new(Query::item(QueryItem::tags(["c:1"])), None);
-    let refused = store.append(vec![ev("Counted", &["c:1"])], Some(guard)).await;
+    let refused = store
+        .append(vec![ev("Counted", &["c:1"])], Some(guard))
+        .await;
     assert!(matches!(refused, Err(Error::Conflict(_))), "{refused:?}");
     let no_guards = AppendCondition { guards: vec![] };
-    let invalid = store.append(vec![ev("Counted", &[])], Some(no_guards)).await;
+    let invalid = store
+        .append(vec![ev("Counted", &[])], Some(no_guards))
+        .await;
     assert!(matches!(invalid, Err(Error::Invalid(_))), "{invalid:?}");
     let mut client = store.pool().get().await.expect("a connection");
     let tx = client.transaction().await.expect("a transaction");
-    let inside = append_in(&*tx, vec![ev("Counted", &[])], None).await.expect("append_in");
+    let inside = append_in(&*tx, vec![ev("Counted", &[])], None)
+        .await
+        .expect("append_in");
     tx.commit().await.expect("commit");
     assert_eq!(inside.position.get(), 4);
     // The duplicate's position is not above the head; append_in sets nothing.
@@ -162,7 +175,10 @@ async fn appends_are_counted_by_outcome_with_their_sizes_durations_and_the_head(
     );
     let durations = recording.records(APPEND_DURATION_SECONDS);
     assert_eq!(durations.len(), 6, "{durations:?}");
-    assert!(durations.iter().all(|d| *d > 0.0 && *d < 60.0), "{durations:?}");
+    assert!(
+        durations.iter().all(|d| *d > 0.0 && *d < 60.0),
+        "{durations:?}"
+    );
 }
 
 /// A projection that writes nothing: only its checkpoint moves.
@@ -202,16 +218,25 @@ async fn until_zero(recording: &Recording, name: &str, label: (&str, &str)) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("{name} never reached 0: {:?}", recording.sets(name, Some(label)));
+    panic!(
+        "{name} never reached 0: {:?}",
+        recording.sets(name, Some(label))
+    );
 }
 
 /// The gauges set after each batch: 3 then 1 behind with an age, then caught
 /// up (0 and 0) for good.
 fn assert_lag_history(events: &[f64], seconds: &[f64]) {
-    assert!(events.len() >= 3 && events.len() == seconds.len(), "{events:?} {seconds:?}");
+    assert!(
+        events.len() >= 3 && events.len() == seconds.len(),
+        "{events:?} {seconds:?}"
+    );
     assert_eq!(events[..3], [3.0, 1.0, 0.0], "{events:?}");
     assert!(events[3..].iter().all(|v| *v == 0.0), "{events:?}");
-    assert!(seconds[..2].iter().all(|s| *s > 0.0 && *s < 60.0), "{seconds:?}");
+    assert!(
+        seconds[..2].iter().all(|s| *s > 0.0 && *s < 60.0),
+        "{seconds:?}"
+    );
     assert!(seconds[2..].iter().all(|s| *s == 0.0), "{seconds:?}");
 }
 

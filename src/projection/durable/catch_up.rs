@@ -185,7 +185,11 @@ pub(super) async fn catch_up(
         tx.commit().await?;
         // Before `progress`: whoever watches the run sees the gauges of the
         // batch it is told about.
-        record_lag(&name, head.saturating_sub(reached), events.last().filter(|_| reached < head));
+        record_lag(
+            &name,
+            head.saturating_sub(reached),
+            events.last().filter(|_| reached < head),
+        );
         applied += events.len() as u64;
         progress(Progress {
             checkpoint: reached,
