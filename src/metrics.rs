@@ -5,9 +5,11 @@
 //! **Nothing is recorded until the application installs one** (for example
 //! `metrics-exporter-prometheus`, or its own [`Recorder`](https://docs.rs/metrics/0.24/metrics/trait.Recorder.html)), or
 //! `dcbstore serve` does; without a recorder every emit is a no-op, so a
-//! library user who does not want metrics pays next to nothing. Nothing is
-//! read from the database to produce them: the append path counts what its
-//! calls return, and the runners report what they already know.
+//! library user who does not want metrics pays next to nothing. The append
+//! path makes no query for them (it counts what its calls return); the
+//! projection runners report what their catch-up already read, and a
+//! delivery consumer reads the head once after a full batch (never when
+//! idle).
 //!
 //! Every name starts with `dcbstore_` and is a constant of this module, to
 //! be used in dashboards and alerts rather than retyped. Call [`describe`]
@@ -61,9 +63,11 @@ pub const CONFLICTS_TOTAL: &str = "dcbstore_conflicts_total";
 /// `appended` calls; a `duplicate` writes none).
 pub const APPENDED_EVENTS_TOTAL: &str = "dcbstore_appended_events_total";
 
-/// Gauge, no labels: the highest position this process's store appends have
-/// returned. Other processes' appends move the real head too: sample
-/// `dcbstore.head()` for the log's head.
+/// Gauge, no labels: the highest position this process's appends through a
+/// [`Store`](crate::Store) have returned (each store and its clones keep
+/// their own maximum: with stores of several databases in one process, the
+/// last to append sets it). Other processes' appends move the real head
+/// too: sample `dcbstore.head()` for the log's head.
 pub const HEAD_POSITION: &str = "dcbstore_head_position";
 
 /// Gauge, events, label `projection`: head minus checkpoint of a durable

@@ -120,6 +120,59 @@ fn every_metric_name_is_prefixed_and_listed_once() {
     assert_eq!(names.len(), ALL.len(), "a name is listed twice");
 }
 
+#[test]
+fn describe_gives_every_metric_a_help_text() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        describe();
+        // Only registered metrics appear in a snapshot: register each name
+        // as all three kinds, and see which kind was described.
+        for name in ALL {
+            metrics::counter!(*name).increment(0);
+            metrics::gauge!(*name).set(0.0);
+            metrics::histogram!(*name).record(0.0);
+        }
+    });
+    let snapshot = snapshotter.snapshot().into_vec();
+    for name in ALL {
+        let described = snapshot
+            .iter()
+            .filter(|(key, _, help, _)| key.key().name() == *name && help.is_some())
+            .count();
+        assert_eq!(described, 1, "{name} described {described} times");
+    }
+}
+
+#[test]
+fn every_emit_site_uses_a_name_of_the_metrics_module() {
+    fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read src") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read a source file");
+        for kind in ["counter!(", "gauge!(", "histogram!("] {
+            assert!(
+                !text.contains(&format!("{kind}\"dcbstore_")),
+                "{} names a metric with a literal: use dcbstore::metrics",
+                file.display()
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn appends_are_counted_by_outcome_with_their_sizes_durations_and_the_head() {
     let recording = Recording::default();
