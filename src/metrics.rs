@@ -275,3 +275,50 @@ pub const ALL: &[&str] = &[
     JOBS_FAILED_TOTAL,
     JOBS_DROPPED_TOTAL,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::ALL;
+
+    #[test]
+    fn every_metric_name_is_prefixed_and_listed_once() {
+        let mut names = ALL.to_vec();
+        assert_eq!(names.len(), 23);
+        assert!(
+            names.iter().all(|n| n.starts_with("dcbstore_")),
+            "{names:?}"
+        );
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a name is listed twice");
+    }
+
+    #[test]
+    fn every_emit_site_uses_a_name_of_the_metrics_module() {
+        fn sources(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("read src") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    sources(&path, found);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        sources(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read a source file");
+            for kind in ["counter!(", "gauge!(", "histogram!("] {
+                assert!(
+                    !text.contains(&format!("{kind}\"dcbstore_")),
+                    "{} names a metric with a literal: use dcbstore::metrics",
+                    file.display()
+                );
+            }
+        }
+    }
+}
