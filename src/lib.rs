@@ -17,7 +17,7 @@
 //!   file, and routing emitted events by level (the store is level 5).
 //! - [`migrate()`] and [`status`]: the schema.
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
-//! - [`metrics`](crate::metrics): the metrics the crate emits through the
+//! - [`metrics`]: the metrics the crate emits through the
 //!   `metrics` facade (recorded once the application installs a recorder).
 //!
 //! Features: `cli` (default) builds the `dcbstore` binary and the
