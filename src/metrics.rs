@@ -20,7 +20,7 @@
 //! |------|---------|
 //! | Appends | [`APPENDS_TOTAL`], [`APPEND_DURATION_SECONDS`], [`APPEND_BATCH_SIZE`], [`CONFLICTS_TOTAL`], [`APPENDED_EVENTS_TOTAL`], [`HEAD_POSITION`] |
 //! | Durable projections | [`PROJECTION_LAG_EVENTS`], [`PROJECTION_LAG_SECONDS`] |
-//! | Subscribers and relays | [`SUBSCRIBER_LAG_EVENTS`], [`SUBSCRIBER_LAG_SECONDS`], [`DELIVERED_TOTAL`], [`DELIVERY_BATCH_SECONDS`], [`DELIVERY_LATENCY_SECONDS`], [`DELIVERY_FAILURES_TOTAL`], [`DELIVERY_UNAVAILABLE_TOTAL`], [`DEAD_LETTERS_TOTAL`], [`PUBLISHED_TOTAL`], [`PUBLISH_BATCH_SIZE`] |
+//! | Subscribers and relays | [`SUBSCRIBER_LAG_EVENTS`], [`SUBSCRIBER_LAG_SECONDS`], [`DELIVERED_TOTAL`], [`DELIVERY_BATCH_SECONDS`], [`DELIVERY_LATENCY_SECONDS`], [`DELIVERY_FAILURES_TOTAL`], [`DELIVERY_UNAVAILABLE_TOTAL`], [`DEAD_LETTERS_TOTAL`], [`DEAD_LETTERS`], [`PUBLISHED_TOTAL`], [`PUBLISH_BATCH_SIZE`] |
 //! | Dispatch and jobs | [`EMITTED_TOTAL`], [`JOBS_QUEUED_TOTAL`], [`JOBS_COMPLETED_TOTAL`], [`JOBS_FAILED_TOTAL`], [`JOBS_DROPPED_TOTAL`] |
 //!
 //! Appends are counted per call of [`Store`](crate::Store)'s
@@ -32,10 +32,10 @@
 //! gauge is only set by the store's own appends: an `append_in` has not
 //! committed when it returns (the caller's transaction may still roll back).
 //!
-//! Dead-letter counts per subscriber are not a gauge here: they change
-//! through the dead-letter tools as well, so only the database knows them
-//! (`dcbstore.dead_letters`); [`DEAD_LETTERS_TOTAL`] counts this process's
-//! dead-lettering.
+//! The dead letters waiting per subscriber ([`DEAD_LETTERS`]) change
+//! through the dead-letter tools as well, so only the database knows them:
+//! the library never sets that gauge (`dcbstore serve` samples it);
+//! [`DEAD_LETTERS_TOTAL`] counts this process's dead-lettering.
 
 use ::metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 
@@ -113,6 +113,11 @@ pub const DELIVERY_UNAVAILABLE_TOTAL: &str = "dcbstore_delivery_unavailable_tota
 /// Counter, label `consumer`: events dead-lettered by this process after
 /// their last attempt.
 pub const DEAD_LETTERS_TOTAL: &str = "dcbstore_dead_letters_total";
+
+/// Gauge, label `subscriber`: dead letters waiting in `dcbstore.dead_letters`.
+/// Not set by the library's loops (the dead-letter tools change the count
+/// too, so only the database knows it): `dcbstore serve` samples it.
+pub const DEAD_LETTERS: &str = "dcbstore_dead_letters";
 
 /// Counter, events, label `transport` (the transport's name): events a relay
 /// published.
@@ -216,6 +221,7 @@ pub fn describe() {
         Unit::Count,
         "Events dead-lettered after their last attempt"
     );
+    describe_gauge!(DEAD_LETTERS, Unit::Count, "Dead letters waiting");
     describe_counter!(PUBLISHED_TOTAL, Unit::Count, "Events published by relays");
     describe_histogram!(
         PUBLISH_BATCH_SIZE,
@@ -267,6 +273,7 @@ pub const ALL: &[&str] = &[
     DELIVERY_FAILURES_TOTAL,
     DELIVERY_UNAVAILABLE_TOTAL,
     DEAD_LETTERS_TOTAL,
+    DEAD_LETTERS,
     PUBLISHED_TOTAL,
     PUBLISH_BATCH_SIZE,
     EMITTED_TOTAL,
@@ -283,7 +290,7 @@ mod tests {
     #[test]
     fn every_metric_name_is_prefixed_and_listed_once() {
         let mut names = ALL.to_vec();
-        assert_eq!(names.len(), 23);
+        assert_eq!(names.len(), 24);
         assert!(
             names.iter().all(|n| n.starts_with("dcbstore_")),
             "{names:?}"
