@@ -17,6 +17,8 @@
 //!   file, and routing emitted events by level (the store is level 5).
 //! - [`migrate()`] and [`status`]: the schema.
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
+//! - [`metrics`]: the metrics the crate emits through the
+//!   `metrics` facade (recorded once the application installs a recorder).
 //!
 //! Features: `cli` (default) builds the `dcbstore` binary and the
 //! application kits in `kit`; `testing` gives `testing`, throwaway
@@ -42,6 +44,7 @@ mod limit;
 pub mod limits;
 mod listener;
 pub mod locks;
+pub mod metrics;
 pub mod migrate;
 mod pooled;
 pub mod projection;

@@ -36,12 +36,14 @@
 
 mod batch;
 mod condition;
+mod metered;
 mod prepare;
 mod request;
 mod writer;
 
 pub use crate::conflict::{Conflict, CONFLICT_EVENTS_CAP};
 pub use condition::{AppendCondition, AppendGuard, Appended};
+pub(crate) use metered::{AppendMeter, HeadGauge};
 pub(crate) use prepare::PreparedAppend;
 pub use prepare::{check, check_with};
 pub(crate) use writer::{BatchLimits, Writer};
@@ -78,5 +80,12 @@ pub async fn append_in_with<C: tokio_postgres::GenericClient + Sync>(
     condition: Option<&AppendCondition>,
     limits: &Limits,
 ) -> Result<Appended> {
-    batch::execute_one(client, PreparedAppend::new(events, condition, limits)?).await
+    let meter = AppendMeter::start(events.len());
+    let result = match PreparedAppend::new(events, condition, limits) {
+        Ok(prepared) => batch::execute_one(client, prepared).await,
+        Err(e) => Err(e),
+    };
+    // No head gauge here: the caller's transaction has not committed yet.
+    meter.finish(&result);
+    result
 }

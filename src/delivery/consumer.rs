@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::config::{DeliveryConfig, OnFailure};
 use super::dead_letters;
+use super::meter;
 use super::sink::Consumer;
 use super::transport::FailureKind;
 use crate::dispatch::{from_store_event, Envelope};
@@ -118,7 +119,10 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
             match next_batch(&store, &c).await {
                 Ok((at, events)) if !events.is_empty() => {
                     match deliver(&store, &c, at, &events, &mut stopped, &lease).await {
-                        Ok(()) => continue,
+                        Ok(()) => {
+                            meter::after_batch(&store, &c, &events).await;
+                            continue;
+                        }
                         Err(Halt::Stopped) => continue,
                         Err(Halt::Store(e)) => {
                             let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
@@ -129,7 +133,8 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
                         }
                     }
                 }
-                Ok(_) => {}
+                // Nothing after the checkpoint that this consumer takes.
+                Ok(_) => meter::lag(&c, 0, None),
                 Err(e) => {
                     let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
                 }
@@ -210,7 +215,7 @@ async fn deliver(
             let reached = events[start + delivered - 1].position.get();
             move_checkpoint(store, &c.name, at, reached, None).await?;
             at = reached;
-            record_delivered(c, &events[start..start + delivered], began);
+            meter::delivered(c, &events[start..start + delivered], began);
             start += delivered;
             attempts = 0;
             first_failure = None;
@@ -225,7 +230,7 @@ async fn deliver(
         let position = events[start].position.get();
         let message = failure.error.to_string();
         if failure.kind == FailureKind::Unavailable {
-            metrics::counter!("dcbstore_delivery_unavailable_total", "consumer" => c.name.clone())
+            ::metrics::counter!(crate::metrics::DELIVERY_UNAVAILABLE_TOTAL, "consumer" => c.name.clone())
                 .increment(1);
             tracing::warn!(consumer = %c.name, position, error = %message, "destination unavailable; backing off");
             let _ = checkpoint::record_error(store, &c.name, &message).await;
@@ -239,7 +244,7 @@ async fn deliver(
         attempts += 1;
         let now = chrono::Utc::now();
         let first = *first_failure.get_or_insert(now);
-        metrics::counter!("dcbstore_delivery_failures_total", "consumer" => c.name.clone())
+        ::metrics::counter!(crate::metrics::DELIVERY_FAILURES_TOTAL, "consumer" => c.name.clone())
             .increment(1);
         let exhausted =
             failure.kind == FailureKind::Permanent || attempts >= c.config.max_attempts.max(1);
@@ -266,7 +271,7 @@ async fn deliver(
                     last_failed_at: now,
                 };
                 move_checkpoint(store, &c.name, at, position, Some(letter)).await?;
-                metrics::counter!("dcbstore_dead_letters_total", "consumer" => c.name.clone())
+                ::metrics::counter!(crate::metrics::DEAD_LETTERS_TOTAL, "consumer" => c.name.clone())
                     .increment(1);
                 at = position;
                 start += 1;
@@ -285,21 +290,6 @@ async fn deliver(
         }
     }
     Ok(())
-}
-
-fn record_delivered(c: &Consumer, events: &[SequencedEvent], began: Instant) {
-    let kind = c.sink.kind();
-    metrics::counter!("dcbstore_delivered_total", "consumer" => c.name.clone(), "kind" => kind)
-        .increment(events.len() as u64);
-    metrics::histogram!("dcbstore_delivery_batch_seconds", "consumer" => c.name.clone())
-        .record(began.elapsed().as_secs_f64());
-    if let Some(last) = events.last() {
-        let lag = (chrono::Utc::now() - last.recorded_at)
-            .to_std()
-            .unwrap_or_default();
-        metrics::histogram!("dcbstore_delivery_latency_seconds", "consumer" => c.name.clone())
-            .record(lag.as_secs_f64());
-    }
 }
 
 /// Moves the checkpoint from `from` to `to` in one transaction, with the

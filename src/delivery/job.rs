@@ -243,7 +243,7 @@ impl Jobs {
                 dropped,
                 "job pool shut down before its queue drained: jobs lost"
             );
-            metrics::counter!("dcbstore_jobs_dropped_total").increment(dropped);
+            ::metrics::counter!(crate::metrics::JOBS_DROPPED_TOTAL).increment(dropped);
         }
         ShutdownReport {
             completed: self.shared.completed.load(Ordering::SeqCst),
@@ -276,7 +276,7 @@ impl Handler for Jobs {
                 self.shared.pending.fetch_sub(1, Ordering::SeqCst);
                 return Err("the job pool is shut down: the job was not queued".into());
             }
-            metrics::counter!("dcbstore_jobs_queued_total").increment(1);
+            ::metrics::counter!(crate::metrics::JOBS_QUEUED_TOTAL).increment(1);
         }
         Ok(())
     }
@@ -307,10 +307,10 @@ async fn work(
         let ok = run_job(&job, &shared.config).instrument(span).await;
         if ok {
             shared.completed.fetch_add(1, Ordering::SeqCst);
-            metrics::counter!("dcbstore_jobs_completed_total").increment(1);
+            ::metrics::counter!(crate::metrics::JOBS_COMPLETED_TOTAL).increment(1);
         } else {
             shared.failed.fetch_add(1, Ordering::SeqCst);
-            metrics::counter!("dcbstore_jobs_failed_total").increment(1);
+            ::metrics::counter!(crate::metrics::JOBS_FAILED_TOTAL).increment(1);
         }
         shared.pending.fetch_sub(1, Ordering::SeqCst);
     }

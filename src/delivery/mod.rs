@@ -29,17 +29,16 @@
 //! [`list`], [`discard`] and `retry_dead_letters` handle the dead letters.
 //!
 //! Spans: `deliver`, `publish_batch`, `dead_letter` (and `emit` in the
-//! dispatcher). Metrics, through the `metrics` facade:
-//! `dcbstore_delivered_total`, `dcbstore_published_total`,
-//! `dcbstore_publish_batch_size`, `dcbstore_delivery_batch_seconds`,
-//! `dcbstore_delivery_latency_seconds` (commit to delivery),
-//! `dcbstore_delivery_failures_total`, `dcbstore_delivery_unavailable_total`,
-//! `dcbstore_dead_letters_total`.
+//! dispatcher). Metrics, through the `metrics` facade: see
+//! [`crate::metrics`] (delivered, published, failed and dead-lettered
+//! counts, batch durations, commit-to-delivery latency, and each
+//! consumer's lag).
 
 mod config;
 mod consumer;
 mod dead_letters;
 pub mod job;
+mod meter;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod registry;

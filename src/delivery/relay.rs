@@ -40,9 +40,9 @@ impl<T: Transport> Sink for TransportSink<T> {
                     Ok(()) => batch.len(),
                     Err(e) => e.delivered,
                 };
-                metrics::counter!("dcbstore_published_total", "transport" => self.0.name().to_string())
+                ::metrics::counter!(crate::metrics::PUBLISHED_TOTAL, "transport" => self.0.name().to_string())
                     .increment(published as u64);
-                metrics::histogram!("dcbstore_publish_batch_size", "transport" => self.0.name().to_string())
+                ::metrics::histogram!(crate::metrics::PUBLISH_BATCH_SIZE, "transport" => self.0.name().to_string())
                     .record(batch.len() as f64);
                 r
             }

@@ -267,7 +267,7 @@ impl Dispatcher {
                     name: envelope.name.clone(),
                 });
             }
-            metrics::counter!("dcbstore_emitted_total", "level" => u8::from(envelope.level).to_string())
+            ::metrics::counter!(crate::metrics::EMITTED_TOTAL, "level" => u8::from(envelope.level).to_string())
                 .increment(1);
             for (levels, label, handler) in &self.handlers {
                 if levels.contains(envelope.level) {

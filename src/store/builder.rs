@@ -7,7 +7,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::Config;
 
 use super::{Inner, Store};
-use crate::append::{BatchLimits, Writer};
+use crate::append::{BatchLimits, HeadGauge, Writer};
 use crate::connection::{connect_reason, describe, tls_connector, ConnectOptions};
 use crate::error::{Error, Result};
 use crate::limits::Limits;
@@ -220,6 +220,7 @@ impl StoreBuilder {
                 limits: self.limits,
                 listener,
                 store_id: status.store_id.unwrap_or_default(),
+                head_gauge: HeadGauge::default(),
             }),
         })
     }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 pub use builder::StoreBuilder;
 
-use crate::append::{AppendCondition, Appended, PreparedAppend, Writer};
+use crate::append::{AppendCondition, AppendMeter, Appended, HeadGauge, PreparedAppend, Writer};
 use crate::connection::ConnectOptions;
 use crate::error::Result;
 use crate::event::{Event, SequencePosition, SequencedEvent};
@@ -145,6 +145,8 @@ struct Inner {
     store_id: Uuid,
     limits: Limits,
     listener: Arc<Listener>,
+    /// The highest position this store's appends returned (a gauge).
+    head_gauge: HeadGauge,
 }
 
 impl Store {
@@ -290,8 +292,16 @@ impl EventStore for Store {
         condition: Option<AppendCondition>,
         since: Instant,
     ) -> Result<Appended> {
-        let prepared = PreparedAppend::new(events, condition.as_ref(), &self.inner.limits)?;
-        self.inner.writer.append(prepared, since).await
+        let meter = AppendMeter::start(events.len());
+        let result = match PreparedAppend::new(events, condition.as_ref(), &self.inner.limits) {
+            Ok(prepared) => self.inner.writer.append(prepared, since).await,
+            Err(e) => Err(e),
+        };
+        meter.finish(&result);
+        if let Ok(appended) = &result {
+            self.inner.head_gauge.record(appended);
+        }
+        result
     }
 
     fn read(

@@ -10,6 +10,7 @@ use super::config::{Progress, RunnerConfig};
 use super::definition::Erased;
 use crate::error::{Error, HandlerError};
 use crate::event::{SequencePosition, SequencedEvent};
+use crate::metrics::{age_seconds, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS};
 use crate::read::ReadOptions;
 use crate::store::{EventStore, Store};
 
@@ -149,6 +150,7 @@ pub(super) async fn catch_up(
         }
         if checkpoint >= head {
             tx.commit().await?;
+            record_lag(&name, 0, None);
             if applied == 0 {
                 // Nothing to do: still report where the projection stands.
                 progress(Progress {
@@ -181,6 +183,13 @@ pub(super) async fn catch_up(
         };
         checkpoint::advance(&tx, &name, reached, head).await?;
         tx.commit().await?;
+        // Before `progress`: whoever watches the run sees the gauges of the
+        // batch it is told about.
+        record_lag(
+            &name,
+            head.saturating_sub(reached),
+            events.last().filter(|_| reached < head),
+        );
         applied += events.len() as u64;
         progress(Progress {
             checkpoint: reached,
@@ -188,6 +197,16 @@ pub(super) async fn catch_up(
             applied,
         });
     }
+}
+
+/// Sets the projection's lag gauges after a batch: `behind` events to the
+/// head the catch-up started from, and the age of `last`, the last event
+/// applied (`None`: caught up, 0 seconds). The head is the one the catch-up
+/// already read, so the gauges cost no query.
+fn record_lag(name: &str, behind: u64, last: Option<&SequencedEvent>) {
+    let seconds = last.map_or(0.0, |e| age_seconds(e.recorded_at));
+    ::metrics::gauge!(PROJECTION_LAG_EVENTS, "projection" => name.to_string()).set(behind as f64);
+    ::metrics::gauge!(PROJECTION_LAG_SECONDS, "projection" => name.to_string()).set(seconds);
 }
 
 /// After a batch failed: replays it event by event in a transaction that is
