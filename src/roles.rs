@@ -106,11 +106,12 @@ pub const READ_ONLY_FUNCTIONS: &[&str] = &[
 ];
 
 /// Functions beyond reads that the operations console calls, granted to
-/// read-only roles together with [`READ_ONLY_FUNCTIONS`]. Empty for now: the
-/// statistics function (`dcbstore.refresh_stats`) belongs here once the
-/// schema has it; only functions that change no event, checkpoint or dead
-/// letter may be added.
-pub const CONSOLE_FUNCTIONS: &[&str] = &[];
+/// read-only roles together with [`READ_ONLY_FUNCTIONS`] (and to application
+/// roles, which may serve a console with actions): `dcbstore.refresh_stats`
+/// folds new events into the console's statistics (`dcbstore.stats_*`,
+/// derived counts only). Only functions that change no event, checkpoint or
+/// dead letter may be added.
+pub const CONSOLE_FUNCTIONS: &[&str] = &["dcbstore.refresh_stats"];
 
 /// Grants `role` what [`Grants`] asks for, and nothing that changes the
 /// schema or writes the log but through the append functions. Idempotent;
@@ -218,7 +219,7 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             .copied()
             .collect()
     } else {
-        API_FUNCTIONS.to_vec()
+        API_FUNCTIONS.iter().chain(CONSOLE_FUNCTIONS).copied().collect()
     };
     sql.push_str(&format!(
         "GRANT EXECUTE ON FUNCTION {} TO {r};",

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::state::Shared;
+use crate::metrics as names;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -60,17 +61,17 @@ async fn sample(store: &Store) -> Result<()> {
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
         .await?
         .try_get(0)?;
-    ::metrics::gauge!("dcbstore_head_position").set(head as f64);
+    ::metrics::gauge!(names::HEAD_POSITION).set(head as f64);
     for lag in lags(&client).await? {
         if lag.kind == "projection" {
-            ::metrics::gauge!("dcbstore_projection_lag_events", "projection" => lag.name.clone())
+            ::metrics::gauge!(names::PROJECTION_LAG_EVENTS, "projection" => lag.name.clone())
                 .set(lag.events as f64);
-            ::metrics::gauge!("dcbstore_projection_lag_seconds", "projection" => lag.name)
+            ::metrics::gauge!(names::PROJECTION_LAG_SECONDS, "projection" => lag.name)
                 .set(lag.seconds);
         } else {
-            ::metrics::gauge!("dcbstore_subscriber_lag_events", "subscriber" => lag.name.clone())
+            ::metrics::gauge!(names::SUBSCRIBER_LAG_EVENTS, "subscriber" => lag.name.clone())
                 .set(lag.events as f64);
-            ::metrics::gauge!("dcbstore_subscriber_lag_seconds", "subscriber" => lag.name)
+            ::metrics::gauge!(names::SUBSCRIBER_LAG_SECONDS, "subscriber" => lag.name)
                 .set(lag.seconds);
         }
     }
@@ -83,7 +84,7 @@ async fn sample(store: &Store) -> Result<()> {
     for row in rows {
         let name: String = row.try_get(0)?;
         let n: i64 = row.try_get(1)?;
-        ::metrics::gauge!("dcbstore_dead_letters", "subscriber" => name).set(n as f64);
+        ::metrics::gauge!(names::DEAD_LETTERS, "subscriber" => name).set(n as f64);
     }
     Ok(())
 }

@@ -94,7 +94,7 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
         };
         tracing::info!(consumer = %c.name, kind = c.sink.kind(), owner = %owner, "delivery lease taken");
         let started = async {
-            checkpoint::ensure_row(&store, &c.name).await?;
+            checkpoint::ensure_row_of_kind(&store, &c.name, c.sink.kind()).await?;
             checkpoint::set_state(&store, &c.name, "running", Some(&owner)).await
         }
         .await;

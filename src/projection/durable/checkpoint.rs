@@ -17,6 +17,26 @@ pub(crate) async fn ensure_row(store: &Store, name: &str) -> crate::error::Resul
     Ok(())
 }
 
+/// Creates a delivery consumer's row, or marks an existing one with its
+/// `kind` (`subscriber` or `relay`), so the console and its gauges tell it
+/// from a projection.
+pub(crate) async fn ensure_row_of_kind(
+    store: &Store,
+    name: &str,
+    kind: &str,
+) -> crate::error::Result<()> {
+    let client = store.pool().get().await?;
+    client
+        .execute(
+            "INSERT INTO dcbstore.projections (name, kind) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind \
+             WHERE dcbstore.projections.kind IS DISTINCT FROM EXCLUDED.kind",
+            &[&name, &kind],
+        )
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn set_state(
     store: &Store,
     name: &str,
