@@ -219,7 +219,11 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             .copied()
             .collect()
     } else {
-        API_FUNCTIONS.iter().chain(CONSOLE_FUNCTIONS).copied().collect()
+        API_FUNCTIONS
+            .iter()
+            .chain(CONSOLE_FUNCTIONS)
+            .copied()
+            .collect()
     };
     sql.push_str(&format!(
         "GRANT EXECUTE ON FUNCTION {} TO {r};",

@@ -744,3 +744,100 @@ async fn metrics_health_and_readiness_answer_in_their_formats() {
     assert_eq!(r.status(), 503);
     assert!(r.text().await.unwrap().contains("newer"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigterm() {
+    let bin = env!("CARGO_BIN_EXE_dcbstore");
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
+    // A login role with a password, so the URL carries a secret.
+    let c = owner(&db).await;
+    let role = format!("console_{}", uuid::Uuid::new_v4().simple());
+    c.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'hunter2-secret'"
+    ))
+    .await
+    .unwrap();
+    let granted = std::process::Command::new(bin)
+        .args(["grant", &role, "--read-only"])
+        .env("DATABASE_URL", db.url())
+        .output()
+        .unwrap();
+    assert!(granted.status.success(), "{granted:?}");
+    let mut config = db.config().unwrap();
+    config.user(&role).password("hunter2-secret");
+    let url = dcbstore::testing::to_key_value(&config);
+
+    let refused = std::process::Command::new(bin)
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--token"), "{stderr}");
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &url)
+        .env("DCBSTORE_LOG", "debug")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
+            up = r.status() == 200;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the read-only role serves a ready console");
+    // Every page renders for the read-only role, and shows no secret.
+    let _ = tokio::time::sleep(Duration::from_millis(300)).await;
+    for path in [
+        "/",
+        "/events",
+        "/events/1",
+        "/projections",
+        "/dead-letters",
+        "/schema",
+        "/metrics",
+    ] {
+        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("hunter2"), "{path} shows the password");
+    }
+    let overview = reqwest::get(format!("{base}/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(overview.contains("up to position"), "{overview}");
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(logs.contains(&format!("127.0.0.1:{port}")), "{logs}");
+    assert!(
+        !logs.contains("hunter2"),
+        "a log shows the password: {logs}"
+    );
+}

@@ -6,20 +6,15 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use axum_extra::extract::Query as UrlQuery;
-use futures::TryStreamExt;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth::same_origin;
 use super::error::PageError;
-use super::events::encode;
+use super::filter::encode;
 use super::page;
 use super::state::Shared;
 use crate::delivery::{self as dead_letters, Selection};
-use crate::event::SequencePosition;
-use crate::query::Query;
-use crate::read::ReadOptions;
-use crate::store::EventStore;
 
 /// Dead letters shown per page.
 const SHOWN: usize = 200;
@@ -40,22 +35,26 @@ pub(crate) async fn page(
     let all = dead_letters::list(&console.store, only).await?;
     let total = all.len();
     let letters: Vec<_> = all.into_iter().take(SHOWN).collect();
-    // Each payload by primary key: a page holds at most SHOWN of them.
-    let mut payloads = std::collections::HashMap::new();
-    for l in &letters {
-        if payloads.contains_key(&l.position) {
-            continue;
-        }
-        let at = SequencePosition::new(l.position);
-        let found: Vec<_> = console
-            .store
-            .read(&Query::all(), ReadOptions::new().from(at).to(at))
-            .try_collect()
-            .await?;
-        if let Some(e) = found.into_iter().next() {
-            payloads.insert(l.position, e);
-        }
-    }
+    // The payloads in one primary-key lookup of at most SHOWN positions.
+    let positions: Vec<i64> = letters
+        .iter()
+        .filter_map(|l| i64::try_from(l.position).ok())
+        .collect();
+    let client = console.store.pool().get().await?;
+    let payloads: std::collections::HashMap<u64, (String, serde_json::Value)> = client
+        .query(
+            "SELECT position, type, data FROM dcbstore.events WHERE position = ANY($1)",
+            &[&positions],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                u64::try_from(r.try_get::<_, i64>(0)?).unwrap_or(0),
+                (r.try_get(1)?, r.try_get(2)?),
+            ))
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()?;
     let actions = console.options.allow_actions;
     let csrf = &console.secrets.csrf;
     let can_retry = |name: &str| {
@@ -91,12 +90,12 @@ pub(crate) async fn page(
                             tr {
                                 td { a href=(format!("/dead-letters?subscriber={}", encode(&l.subscriber))) { (l.subscriber) } }
                                 td.num { a href=(format!("/events/{}", l.position)) { (l.position) } }
-                                td { (e.map_or("", |e| e.event.event_type.as_str())) }
+                                td { (e.map_or("", |e| e.0.as_str())) }
                                 td.num { (l.attempts) }
                                 td.error { (l.last_error) }
                                 td.muted { (l.first_failed_at.format("%Y-%m-%d %H:%M:%S")) }
                                 td.muted { (l.last_failed_at.format("%Y-%m-%d %H:%M:%S")) }
-                                td { pre { (e.map(|e| serde_json::to_string_pretty(&e.event.data).unwrap_or_default()).unwrap_or_default()) } }
+                                td { pre { (e.map(|e| serde_json::to_string_pretty(&e.1).unwrap_or_default()).unwrap_or_default()) } }
                                 @if actions {
                                     td {
                                         @if can_retry(&l.subscriber) {

@@ -6,7 +6,8 @@ use futures::TryStreamExt;
 use maud::{html, Markup};
 
 use super::error::PageError;
-use super::events::{encode, redactions};
+use super::events::redactions;
+use super::filter::encode;
 use super::page;
 use super::state::Shared;
 use crate::event::SequencePosition;

@@ -42,12 +42,15 @@ mod dead_letters;
 mod error;
 mod event;
 mod events;
+mod filter;
 mod health;
+mod live;
 mod options;
 mod overview;
 mod page;
 mod projections;
 mod schema;
+mod secrets;
 mod state;
 mod stats;
 
@@ -108,7 +111,7 @@ impl Console {
         let pages = Router::new()
             .route("/", get(overview::page))
             .route("/events", get(events::page))
-            .route("/events/live", get(events::live))
+            .route("/events/live", get(live::live))
             .route("/events/{position}", get(event::page))
             .route("/projections", get(projections::page))
             .route("/dead-letters", get(dead_letters::page))

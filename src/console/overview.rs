@@ -61,7 +61,7 @@ fn bars(rows: &[(String, u64)], widest: u64, param: &str) -> Markup {
                 tbody {
                     @for (name, n) in rows {
                         tr {
-                            td { a href=(format!("/events?{param}={}", super::events::encode(name))) { (name) } }
+                            td { a href=(format!("/events?{param}={}", super::filter::encode(name))) { (name) } }
                             td.num { (count(*n)) }
                             td {
                                 // An SVG bar: the policy forbids inline styles.

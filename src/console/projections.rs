@@ -54,7 +54,7 @@ pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageEr
                                 td.num { (r.failures) }
                                 td.num {
                                     @match dead.get(&r.name) {
-                                        Some(n) => a href=(format!("/dead-letters?subscriber={}", super::events::encode(&r.name))) { (n) },
+                                        Some(n) => a href=(format!("/dead-letters?subscriber={}", super::filter::encode(&r.name))) { (n) },
                                         None => "0",
                                     }
                                 }

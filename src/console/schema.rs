@@ -32,7 +32,7 @@ pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageEr
                 tbody {
                     @for v in &latest {
                         tr {
-                            td { a href=(format!("/events?type={}", super::events::encode(&v.name))) { (v.name) } }
+                            td { a href=(format!("/events?type={}", super::filter::encode(&v.name))) { (v.name) } }
                             td.num { (v.version) }
                             td { (format!("{:?}", v.kind).to_lowercase()) }
                             td.num { (u8::from(v.level)) " " span.muted { (level_name(u8::from(v.level))) } }

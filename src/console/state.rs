@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use super::auth::Secrets;
 use super::options::ConsoleOptions;
+use super::secrets::Secrets;
 use crate::store::Store;
 
 /// The console's shared state (cheap to clone).

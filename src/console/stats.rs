@@ -10,8 +10,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::state::Shared;
-use crate::metrics as names;
 use crate::error::Result;
+use crate::metrics as names;
 use crate::store::Store;
 
 /// Events folded per call: a call stays well under a second on a busy log,
