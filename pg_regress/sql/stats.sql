@@ -1,5 +1,5 @@
--- The console's statistics: refresh_stats folds events in bounded batches,
--- counts each once, and steps over a gap in positions.
+-- The console's statistics: refresh_stats folds events in bounded batches
+-- and counts each once (tests/stats.rs races it and steps over a gap).
 \set VERBOSITY terse
 SELECT dcbstore.refresh_stats() AS empty_log;
 SELECT dcbstore.append('[{"type": "A", "tags": ["x"]},
