@@ -390,7 +390,7 @@ async fn an_xss_payload_in_every_field_stays_inert() {
             vec![Event::new(payload, json!({ payload: payload }))
                 .with_tags([
                     payload.to_string(),
-                    format!("x\" onmouseover=\"window.__xss=3"),
+                    "x\" onmouseover=\"window.__xss=3".to_string(),
                 ])
                 .with_metadata(metadata)],
             None,
@@ -782,7 +782,7 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         .local_addr()
         .unwrap()
         .port();
-    let mut child = std::process::Command::new(bin)
+    let child = std::process::Command::new(bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &url)
         .env("DCBSTORE_LOG", "debug")

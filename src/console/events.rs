@@ -147,7 +147,7 @@ pub(crate) async fn page(
             table #events data-stream=[stream.as_deref()] {
                 thead { tr { th.num { "position" } th { "recorded" } th { "type" } th { "tags" } th { "data" } } }
                 tbody {
-                    @for e in &p.events { (row(e, marks.get(&e.position.get()).is_some())) }
+                    @for e in &p.events { (row(e, marks.contains_key(&e.position.get()))) }
                     @if p.events.is_empty() { tr #no-events { td colspan="5" .muted { "No events match." } } }
                 }
             }
