@@ -18,7 +18,6 @@ use axum::body::Body;
 use axum::http::Request;
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::console::{refresh, Console, ConsoleOptions};
-use dcbstore::testing::TestCluster;
 use dcbstore::Store;
 use tower::ServiceExt;
 
@@ -90,20 +89,7 @@ async fn sql(
 async fn main() {
     let n: usize = env("BENCH_PAGE_SAMPLES", 50);
     let big: i64 = env("BENCH_BIG_LOG", 10_000_000);
-    let (_cluster, admin) = match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => (None, u),
-        _ => {
-            let dir = std::env::current_dir()
-                .unwrap()
-                .join("target/dcbstore-bench-pg");
-            let cluster = tokio::task::spawn_blocking(move || TestCluster::start_persistent(dir))
-                .await
-                .unwrap()
-                .unwrap();
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
+    let (_cluster, admin) = setup::server().await;
     let url = setup::database(&admin, &format!("bench_{big}"), false).await;
     let generated = setup::fill(&url, big).await;
     eprintln!("log of {big} events (filled in {generated:.0} s; 0: reused)");

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 pub mod append;
+mod commit;
 mod conflict;
 pub mod connection;
 #[cfg(feature = "console")]
@@ -50,6 +51,7 @@ mod pooled;
 pub mod projection;
 pub mod query;
 pub mod read;
+pub mod replica;
 pub mod roles;
 pub mod schema;
 pub mod store;
@@ -62,12 +64,14 @@ pub mod tls;
 pub mod transfer;
 
 pub use append::{AppendCondition, AppendGuard, Appended};
+pub use commit::CommitToken;
 pub use conflict::Conflict;
 pub use error::{Error, HandlerError, Result, Source};
 pub use event::{Event, SequencePosition, SequencedEvent};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};
 pub use read::{Boundary, ReadOptions};
+pub use replica::ReplicaOptions;
 pub use store::{EventStore, Store, StoreBuilder};
 pub use subscribe::{SubscribeOptions, Subscription};
 

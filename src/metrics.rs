@@ -142,6 +142,14 @@ pub const JOBS_FAILED_TOTAL: &str = "dcbstore_jobs_failed_total";
 /// level 2 is not durable).
 pub const JOBS_DROPPED_TOTAL: &str = "dcbstore_jobs_dropped_total";
 
+/// Counter, label `server` (a replica's host:port/database, or `primary`):
+/// reads routed there by a store with replicas.
+pub const REPLICA_READS_TOTAL: &str = "dcbstore_replica_reads_total";
+
+/// Gauge, bytes: how far the last replica checked was behind the primary's
+/// WAL.
+pub const REPLICA_LAG_BYTES: &str = "dcbstore_replica_lag_bytes";
+
 /// Describes every metric above to the installed recorder: help text and
 /// unit. Call it once after installing the recorder (describing before
 /// installing reaches no one); calling it again is harmless.
@@ -234,6 +242,16 @@ pub fn describe() {
         "Envelopes emitted by the dispatcher, by level"
     );
     describe_counter!(JOBS_QUEUED_TOTAL, Unit::Count, "Jobs queued");
+    describe_counter!(
+        REPLICA_READS_TOTAL,
+        Unit::Count,
+        "Reads by the server that served them (a replica or the primary)"
+    );
+    describe_gauge!(
+        REPLICA_LAG_BYTES,
+        Unit::Bytes,
+        "WAL bytes the last checked replica was behind the primary"
+    );
     describe_counter!(JOBS_COMPLETED_TOTAL, Unit::Count, "Jobs that succeeded");
     describe_counter!(
         JOBS_FAILED_TOTAL,
@@ -281,6 +299,8 @@ pub const ALL: &[&str] = &[
     JOBS_COMPLETED_TOTAL,
     JOBS_FAILED_TOTAL,
     JOBS_DROPPED_TOTAL,
+    REPLICA_READS_TOTAL,
+    REPLICA_LAG_BYTES,
 ];
 
 #[cfg(test)]

@@ -96,6 +96,11 @@ async fn shown(b: &Client) -> Vec<u64> {
     out
 }
 
+/// Clicks the element and waits for what the click loads.
+async fn click(b: &Client, at: Locator<'_>) {
+    b.find(at).await.unwrap().click().await.unwrap();
+}
+
 async fn text(b: &Client, css: &str) -> String {
     b.find(Locator::Css(css))
         .await
@@ -170,12 +175,7 @@ async fn filtering_by_a_tag_shows_exactly_that_tags_events() {
         .await
         .unwrap();
     tag.send_keys("a").await.unwrap();
-    b.find(Locator::Css("form.filter button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("form.filter button[type=submit]")).await;
     let expected = |tags: &[&str]| {
         let q = Query::item(QueryItem::tags(tags.iter().copied()));
         let store = store.clone();
@@ -197,12 +197,7 @@ async fn filtering_by_a_tag_shows_exactly_that_tags_events() {
         .await
         .unwrap();
     tag.send_keys("b").await.unwrap();
-    b.find(Locator::Css("form.filter button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("form.filter button[type=submit]")).await;
     let with_both = shown(&b).await;
     assert_eq!(with_both, expected(&["a", "b"]).await);
     assert_eq!(with_both.len(), 30);
@@ -227,39 +222,19 @@ async fn paging_both_ways_is_consistent_and_pages_can_be_shared() {
         b.find(Locator::Css("a#newer")).await.is_err(),
         "no newer page"
     );
-    b.find(Locator::Css("a#older"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("a#older")).await;
     let second = shown(&b).await;
     assert_eq!(second, (31..=80).rev().collect::<Vec<_>>());
     let shared = b.current_url().await.unwrap().to_string();
-    b.find(Locator::Css("a#older"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("a#older")).await;
     assert_eq!(shown(&b).await, (1..=30).rev().collect::<Vec<_>>());
     assert!(
         b.find(Locator::Css("a#older")).await.is_err(),
         "no older page"
     );
-    b.find(Locator::Css("a#newer"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("a#newer")).await;
     assert_eq!(shown(&b).await, second, "newer from the last page");
-    b.find(Locator::Css("a#newer"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("a#newer")).await;
     assert_eq!(shown(&b).await, first, "back to the first page");
     // A page's URL shows the same page to whoever opens it, even after
     // more events are appended.
@@ -318,12 +293,7 @@ async fn the_event_page_shows_its_json_tags_and_redaction_mark() {
     );
     screenshot(&b, "event").await;
     // A tag links to that tag's events.
-    b.find(Locator::LinkText("student:s-1"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::LinkText("student:s-1")).await;
     assert!(b
         .current_url()
         .await
@@ -516,21 +486,11 @@ async fn with_a_token_pages_need_it_and_browsers_log_in_once() {
     assert!(b.current_url().await.unwrap().path().starts_with("/login"));
     let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
     field.send_keys("wrong").await.unwrap();
-    b.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("button[type=submit]")).await;
     assert!(text(&b, "main").await.contains("not this console's"));
     let field = b.find(Locator::Css("input[name=token]")).await.unwrap();
     field.send_keys("s3cret-token").await.unwrap();
-    b.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&b, Locator::Css("button[type=submit]")).await;
     assert_eq!(
         b.current_url().await.unwrap().path(),
         "/events/1",

@@ -83,7 +83,9 @@ async fn contents(client: &Client) -> Vec<Vec<String>> {
         "SELECT store_id::text || ' ' || created_at::text FROM dcbstore.store",
         "SELECT row(e.*)::text FROM dcbstore.events e ORDER BY position",
         "SELECT row(t.*)::text FROM dcbstore.event_tags t ORDER BY tag, position",
-        "SELECT row(p.*)::text FROM dcbstore.projections p ORDER BY name",
+        // The columns every version has (migration 8 adds `kind`).
+        "SELECT row(p.name, p.checkpoint, p.state, p.last_error, p.error_position, p.failures, p.owner, p.updated_at)::text
+           FROM dcbstore.projections p ORDER BY name",
         "SELECT row(r.redaction, r.position, r.redacted_at, r.redacted_by, r.reason, r.erased_sha256)::text
            FROM dcbstore.redactions r ORDER BY redaction",
     ] {

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::testing::TestCluster;
 use dcbstore::Store;
 
 use harness::{Figures, ServerCpu, Spread};
@@ -79,20 +78,7 @@ async fn main() {
     let secs: f64 = env("BENCH_SECONDS", 5.0);
     let rounds: usize = env("BENCH_ROUNDS", 3);
     let big: i64 = env("BENCH_BIG_LOG", 10_000_000);
-    let (_cluster, admin) = match std::env::var("DATABASE_URL") {
-        Ok(u) if !u.is_empty() => (None, u),
-        _ => {
-            let dir = std::env::current_dir()
-                .unwrap()
-                .join("target/dcbstore-bench-pg");
-            let cluster = tokio::task::spawn_blocking(move || TestCluster::start_persistent(dir))
-                .await
-                .unwrap()
-                .unwrap();
-            let url = cluster.url("postgres");
-            (Some(cluster), url)
-        }
-    };
+    let (_cluster, admin) = setup::server().await;
     let server = tune_server(&admin).await;
     let admin_client = connect(&parse_config(&admin).unwrap()).await.unwrap();
     let cpu = ServerCpu::locate(&admin_client).await;

@@ -5,7 +5,27 @@
 use std::time::Instant;
 
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::testing::to_key_value;
+use dcbstore::testing::{to_key_value, TestCluster};
+
+/// The bench's server: `DATABASE_URL` when set, else the persistent cluster
+/// under `target/dcbstore-bench-pg` (kept between runs, so the large logs
+/// are filled once). Returns the cluster (keep it alive) and an admin URL.
+pub async fn server() -> (Option<TestCluster>, String) {
+    match std::env::var("DATABASE_URL") {
+        Ok(u) if !u.is_empty() => (None, u),
+        _ => {
+            let dir = std::env::current_dir()
+                .unwrap()
+                .join("target/dcbstore-bench-pg");
+            let cluster = tokio::task::spawn_blocking(move || TestCluster::start_persistent(dir))
+                .await
+                .unwrap()
+                .unwrap();
+            let url = cluster.url("postgres");
+            (Some(cluster), url)
+        }
+    }
+}
 
 /// A migrated database `name` on the server of `admin` (dropped first when
 /// `fresh`); returns its connection string.

@@ -128,4 +128,10 @@ pub struct Appended {
     /// True when every event was already stored with the same content (an
     /// idempotent retry): nothing new was written.
     pub already_stored: bool,
+    /// A WAL position at or after the commit, for reads on replicas that
+    /// must see this append
+    /// ([`ReadOptions::consistent_with`](crate::ReadOptions::consistent_with)).
+    /// `None` for an append in the caller's transaction
+    /// ([`append_in`](crate::append::append_in)), which has not committed.
+    pub commit_token: Option<crate::commit::CommitToken>,
 }

@@ -2,8 +2,9 @@
 //! response, and the static assets (one stylesheet, one script).
 //!
 //! Every value reaches HTML through maud's `(...)` splices, which escape
-//! `& < > " '`; nothing a user or the log controls is ever spliced with
-//! `PreEscaped`.
+//! `& < >` and `"` (maud always writes attributes in double quotes, so a
+//! single quote cannot end one); nothing a user or the log controls is ever
+//! spliced with `PreEscaped`.
 
 use axum::extract::Request;
 use axum::http::header::{self, HeaderValue};
@@ -146,10 +147,13 @@ mod tests {
 
     #[test]
     fn every_spliced_value_is_escaped() {
-        let evil = r#"<script>alert("x")</script>' onmouseover='x"#;
+        let evil = r#"<script>alert("x")</script>" onmouseover="x"#;
         let page = shell(evil, "", html! { p title=(evil) { (evil) } }).into_string();
         assert!(!page.contains("<script>alert"), "{page}");
-        assert!(!page.contains(r#"' onmouseover='"#), "{page}");
-        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(!page.contains(r#"" onmouseover=""#), "{page}");
+        assert!(
+            page.contains(r#"title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&quot; onmouseover=&quot;x""#),
+            "{page}"
+        );
     }
 }

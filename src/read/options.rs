@@ -1,5 +1,6 @@
 //! [`ReadOptions`]: the window, direction and limit of a read.
 
+use crate::commit::CommitToken;
 use crate::event::SequencePosition;
 
 /// The window and order of a read.
@@ -24,6 +25,7 @@ pub struct ReadOptions {
     pub(super) to: Option<u64>,
     pub(super) backwards: bool,
     pub(super) limit: Option<u64>,
+    pub(super) consistent_with: Option<CommitToken>,
 }
 
 impl ReadOptions {
@@ -76,6 +78,22 @@ impl ReadOptions {
     pub fn limit(mut self, n: u64) -> Self {
         self.limit = Some(n);
         self
+    }
+
+    /// On a store with replicas: read on a replica only once it has
+    /// replayed `token` (an [`Appended::commit_token`](crate::Appended)),
+    /// waiting up to the replicas' consistency timeout, then on the primary.
+    /// The read never misses what that append wrote. Without replicas, every
+    /// read is on the primary and this changes nothing.
+    #[must_use]
+    pub fn consistent_with(mut self, token: CommitToken) -> Self {
+        self.consistent_with = Some(token);
+        self
+    }
+
+    /// The commit token the read must see, if any.
+    pub(crate) fn token(&self) -> Option<CommitToken> {
+        self.consistent_with
     }
 
     /// The same window, its upper bound lowered to `position` if above it.

@@ -14,6 +14,7 @@ use crate::limits::Limits;
 use crate::listener::Listener;
 use crate::migrate;
 use crate::pooled::Pooled;
+use crate::replica::{ReplicaOptions, Replicas};
 use crate::tls::TlsSettings;
 
 /// Configuration for a [`Store`].
@@ -41,6 +42,8 @@ pub struct StoreBuilder {
     limits: Limits,
     statement_timeout: Option<Duration>,
     lock_timeout: Option<Duration>,
+    replicas: Vec<String>,
+    replica_options: ReplicaOptions,
 }
 
 impl StoreBuilder {
@@ -60,7 +63,28 @@ impl StoreBuilder {
             limits: Limits::DEFAULT,
             statement_timeout: None,
             lock_timeout: None,
+            replicas: Vec::new(),
+            replica_options: ReplicaOptions::default(),
         }
+    }
+
+    /// A streaming replica (hot standby) of the database, for reads; call
+    /// it once per replica. The connection string is completed like the
+    /// primary's (the `PG*` variables, the password file) and uses the same
+    /// TLS settings. Reads, subscriptions, projection catch-up and replay go
+    /// to a healthy replica that holds what they must see; appends,
+    /// conditions and decisions stay on the primary (see
+    /// [`replica`](crate::replica)).
+    pub fn replica(mut self, database_url: impl Into<String>) -> Self {
+        self.replicas.push(database_url.into());
+        self
+    }
+
+    /// How the replicas are used: lag limits, the consistency wait,
+    /// read-your-writes (default [`ReplicaOptions::default`]).
+    pub fn replica_options(mut self, options: ReplicaOptions) -> Self {
+        self.replica_options = options;
+        self
     }
 
     /// The TLS settings of every connection (`sslmode`, `sslrootcert`; set
@@ -164,23 +188,12 @@ impl StoreBuilder {
         let kept_config = self.config.clone();
         self.limits.validate()?;
         let connector = tls_connector(&config, &self.tls)?;
-        let manager = Manager::from_config(
-            self.config,
+        let pool = pool_of(
+            self.config.clone(),
             connector.clone(),
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(self.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(self.wait_timeout)
-            // A server that accepts connections but never answers must not
-            // hang the pool: bound the handshake and the recycling check.
-            .create_timeout(kept_config.get_connect_timeout().copied())
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| Error::Config(e.to_string()))?;
+            self.pool_size,
+            self.wait_timeout,
+        )?;
         let client = pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => Error::Connect {
                 target,
@@ -209,6 +222,7 @@ impl StoreBuilder {
             bytes: self.limits.max_append_bytes,
         };
         let writer = Writer::spawn(pooled.clone(), batches, writers);
+        let replicas = self.replica_pools(&options_of(&kept_config)).await?;
         let listener = Arc::new(Listener::new(kept_config.clone(), self.tls.clone()));
         Ok(Store {
             inner: Arc::new(Inner {
@@ -221,7 +235,74 @@ impl StoreBuilder {
                 listener,
                 store_id: status.store_id.unwrap_or_default(),
                 head_gauge: HeadGauge::default(),
+                replicas,
             }),
         })
     }
+
+    /// The replicas' pools (connected lazily: a replica that is down at
+    /// start is skipped until it answers).
+    async fn replica_pools(&self, server_options: &str) -> Result<Option<Arc<Replicas>>> {
+        if self.replicas.is_empty() {
+            return Ok(None);
+        }
+        let mut servers = Vec::with_capacity(self.replicas.len());
+        for url in &self.replicas {
+            let resolved = ConnectOptions::resolve(url)?;
+            let mut config = resolved.config;
+            if !server_options.is_empty() && config.get_options().is_none() {
+                config.options(server_options);
+            }
+            if config.get_connect_timeout().is_none() {
+                config.connect_timeout(Duration::from_secs(10));
+            }
+            config.ssl_mode(self.tls.mode.driver_mode());
+            let connector = tls_connector(&config, &self.tls)?;
+            let name = describe(&config);
+            let pool = pool_of(config, connector.clone(), self.pool_size, self.wait_timeout)?;
+            servers.push((
+                name,
+                Pooled {
+                    pool,
+                    timeout: self.timeout,
+                    tls: connector,
+                },
+            ));
+        }
+        tracing::info!(replicas = servers.len(), "store reads on replicas");
+        Ok(Some(Arc::new(Replicas::new(servers, self.replica_options))))
+    }
+}
+
+/// The server options (`-c statement_timeout=...`) the primary's
+/// connections were given, for the replicas' too.
+fn options_of(config: &Config) -> String {
+    config.get_options().unwrap_or_default().to_string()
+}
+
+/// A pool of `size` connections to `config`.
+fn pool_of(
+    config: Config,
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
+    size: usize,
+    wait_timeout: Option<Duration>,
+) -> Result<Pool> {
+    let connect_timeout = config.get_connect_timeout().copied();
+    let manager = Manager::from_config(
+        config,
+        connector,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(wait_timeout)
+        // A server that accepts connections but never answers must not
+        // hang the pool: bound the handshake and the recycling check.
+        .create_timeout(connect_timeout)
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| Error::Config(e.to_string()))
 }

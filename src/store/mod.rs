@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use deadpool_postgres::Pool;
 use futures::stream::BoxStream;
-use futures::StreamExt;
 use tokio_postgres::Config;
 use uuid::Uuid;
 
@@ -24,7 +23,8 @@ use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
-use crate::read::{read_boundary, read_stream, seen_through, Boundary, ReadOptions};
+use crate::read::{read_boundary, seen_through, Boundary, ReadOptions};
+use crate::replica::{routed_read, Replicas};
 use crate::subscribe::{Source, SubscribeOptions, Subscription};
 use crate::tls::TlsSettings;
 
@@ -147,6 +147,8 @@ struct Inner {
     listener: Arc<Listener>,
     /// The highest position this store's appends returned (a gauge).
     head_gauge: HeadGauge,
+    /// Where reads may go besides the primary.
+    replicas: Option<Arc<Replicas>>,
 }
 
 impl Store {
@@ -245,6 +247,7 @@ impl Store {
     fn source(&self) -> Source {
         Source {
             pooled: self.inner.pooled.clone(),
+            replicas: self.inner.replicas.clone(),
             limits: self.inner.limits,
             page_size: self.inner.page_size,
             listener: self.inner.listener.clone(),
@@ -300,6 +303,9 @@ impl EventStore for Store {
         meter.finish(&result);
         if let Ok(appended) = &result {
             self.inner.head_gauge.record(appended);
+            if let (Some(r), Some(t)) = (&self.inner.replicas, appended.commit_token) {
+                r.committed(t);
+            }
         }
         result
     }
@@ -309,14 +315,14 @@ impl EventStore for Store {
         query: &Query,
         options: ReadOptions,
     ) -> BoxStream<'static, Result<SequencedEvent>> {
-        read_stream(
+        routed_read(
             self.inner.pooled.clone(),
+            self.inner.replicas.clone(),
             query,
             &self.inner.limits,
             options,
             self.inner.page_size,
         )
-        .boxed()
     }
 
     async fn head(&self) -> Result<Option<SequencePosition>> {

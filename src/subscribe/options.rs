@@ -71,6 +71,16 @@ impl SubscribeOptions {
         self
     }
 
+    /// On a store with replicas: follow on replicas that replayed `token`
+    /// (an [`Appended::commit_token`](crate::Appended)), so the history
+    /// includes that append (see
+    /// [`ReadOptions::consistent_with`](crate::ReadOptions::consistent_with)).
+    #[must_use]
+    pub fn consistent_with(self, token: crate::commit::CommitToken) -> Self {
+        let window = self.window.consistent_with(token);
+        self.window(window)
+    }
+
     /// Only events with a position greater than `position`: resuming after
     /// the last event a consumer handled.
     #[must_use]

@@ -15,7 +15,8 @@ use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
-use crate::read::{read_stream, ReadOptions};
+use crate::read::ReadOptions;
+use crate::replica::{routed_read, Replicas};
 
 /// The events matching a query, catch-up then live: returned by
 /// [`Store::subscribe`](crate::Store::subscribe).
@@ -48,6 +49,10 @@ impl Stream for Subscription {
 /// and its listener.
 pub(crate) struct Source {
     pub(crate) pooled: Pooled,
+    /// Reads may go to a replica (each read of the subscription to one
+    /// that holds what it must see); wake-ups and the head are the
+    /// primary's.
+    pub(crate) replicas: Option<Arc<Replicas>>,
     pub(crate) limits: Limits,
     pub(crate) page_size: u64,
     pub(crate) listener: Arc<Listener>,
@@ -192,14 +197,17 @@ impl Follow {
         if let Some(limit) = self.options.window.max_events() {
             options = options.limit(limit.saturating_sub(self.delivered));
         }
-        read_stream(
+        if let Some(token) = self.options.window.token() {
+            options = options.consistent_with(token);
+        }
+        routed_read(
             self.source.pooled.clone(),
+            self.source.replicas.clone(),
             &self.query,
             &self.source.limits,
             options,
             self.source.page_size,
         )
-        .boxed()
     }
 
     fn recovered(&mut self) {

@@ -6,6 +6,14 @@ use super::err;
 use crate::error::Result;
 
 impl TestCluster {
+    /// A primary and its hot standby (see
+    /// [`start_standby`](Self::start_standby)), both started.
+    pub fn start_with_standby() -> Result<(TestCluster, TestCluster)> {
+        let primary = TestCluster::start()?;
+        let standby = primary.start_standby()?;
+        Ok((primary, standby))
+    }
+
     /// A streaming standby of this cluster: a base backup
     /// (`pg_basebackup -R -X stream`), started on a free port, replaying this
     /// cluster's WAL asynchronously (hot standby: it takes read-only

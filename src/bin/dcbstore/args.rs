@@ -79,6 +79,18 @@ pub(crate) struct Cli {
     )]
     pub(crate) database_url: Option<String>,
 
+    /// A streaming replica for reads (repeatable; DCBSTORE_REPLICA_URLS: comma-separated). read, export and serve read there when it is healthy and holds what they must see.
+    #[arg(
+        long = "replica",
+        value_name = "URL",
+        env = "DCBSTORE_REPLICA_URLS",
+        value_delimiter = ',',
+        global = true,
+        hide_env_values = true,
+        help_heading = "Global options"
+    )]
+    pub(crate) replicas: Vec<String>,
+
     /// Log format on stderr (levels from DCBSTORE_LOG, e.g. "info" or "dcbstore=debug"; default "warn").
     #[arg(
         long,

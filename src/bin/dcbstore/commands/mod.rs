@@ -56,16 +56,20 @@ impl std::fmt::Display for Failure {
 pub(crate) struct Ctx {
     pub(crate) options: ConnectOptions,
     pub(crate) limits: Limits,
+    /// Replica connection strings (`--replica`, `DCBSTORE_REPLICA_URLS`).
+    pub(crate) replicas: Vec<String>,
 }
 
 impl Ctx {
     /// A store on the database, with the configured limits.
     pub(crate) async fn store(&self) -> Result<Store, Error> {
-        StoreBuilder::new(self.options.config.clone())
+        let mut builder = StoreBuilder::new(self.options.config.clone())
             .tls(self.options.tls.clone())
-            .limits(self.limits)
-            .build()
-            .await
+            .limits(self.limits);
+        for url in self.replicas.iter().filter(|u| !u.trim().is_empty()) {
+            builder = builder.replica(url.trim());
+        }
+        builder.build().await
     }
 
     /// One connection (migrate, status, grant, redact).
@@ -131,6 +135,7 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
     let ctx = Ctx {
         options,
         limits: cli.limits.limits(),
+        replicas: cli.replicas.clone(),
     };
     let ctx = &ctx;
     let mut out = BufWriter::new(std::io::stdout().lock());

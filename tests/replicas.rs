@@ -1,0 +1,279 @@
+//! Reads on a real hot standby (streaming replication from the same
+//! binaries): routed there when it holds what the read must see, on the
+//! primary otherwise, never older than a commit token.
+
+use std::time::{Duration, Instant};
+
+use dcbstore::connection::{connect, ConnectOptions};
+use dcbstore::replica::ReplicaOptions;
+use dcbstore::testing::TestCluster;
+use dcbstore::{Event, EventStore, Query, ReadOptions, SequencePosition, Store, SubscribeOptions};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+
+struct Pair {
+    primary: TestCluster,
+    standby: TestCluster,
+    url: String,
+    standby_url: String,
+}
+
+async fn pair() -> Pair {
+    let (primary, standby) = tokio::task::spawn_blocking(TestCluster::start_with_standby)
+        .await
+        .unwrap()
+        .unwrap();
+    let url = primary.url("postgres");
+    let mut admin = connect(&ConnectOptions::parse(&url).unwrap())
+        .await
+        .unwrap();
+    let _ = dcbstore::migrate(&mut admin).await.unwrap();
+    let standby_url = standby.url("postgres");
+    let pair = Pair {
+        primary,
+        standby,
+        url,
+        standby_url,
+    };
+    pair.caught_up().await;
+    pair
+}
+
+impl Pair {
+    async fn store(&self, options: ReplicaOptions) -> Store {
+        Store::builder(&self.url)
+            .unwrap()
+            .replica(self.standby_url.clone())
+            .replica_options(options.recheck(Duration::from_millis(50)))
+            .build()
+            .await
+            .unwrap()
+    }
+
+    async fn on_standby(&self, sql: &str) {
+        let c = connect(&ConnectOptions::parse(&self.standby_url).unwrap())
+            .await
+            .unwrap();
+        c.batch_execute(sql).await.unwrap();
+    }
+
+    /// Waits until the standby replayed everything the primary wrote.
+    async fn caught_up(&self) {
+        let p = connect(&ConnectOptions::parse(&self.url).unwrap())
+            .await
+            .unwrap();
+        let s = connect(&ConnectOptions::parse(&self.standby_url).unwrap())
+            .await
+            .unwrap();
+        let target: String = p
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        for _ in 0..400 {
+            let done: bool = s
+                .query_one(
+                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                    &[&target],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the standby did not catch up");
+    }
+}
+
+fn ev(n: u64) -> Event {
+    Event::new("Numbered", json!({"n": n})).with_tag("r")
+}
+
+async fn positions(store: &Store, options: ReadOptions) -> Vec<u64> {
+    store
+        .read(&Query::all(), options)
+        .map_ok(|e| e.position.get())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consistent_read_waits_for_the_replica_then_falls_back_and_is_never_older_than_its_token()
+{
+    let p = pair().await;
+    let store = p
+        .store(ReplicaOptions::new().consistency_timeout(Duration::from_millis(800)))
+        .await;
+    let first = store.append(vec![ev(1)], None).await.unwrap();
+    assert!(
+        first.commit_token.is_some(),
+        "an append carries its commit token"
+    );
+    p.caught_up().await;
+    p.on_standby("SELECT pg_wal_replay_pause()").await;
+    let second = store.append(vec![ev(2)], None).await.unwrap();
+    let token = second.commit_token.unwrap();
+    assert!(token > first.commit_token.unwrap());
+    // A plain read is the replica's: it has not replayed the second append.
+    assert_eq!(positions(&store, ReadOptions::new()).await, vec![1]);
+    // A read that must see it waits, then reads on the primary.
+    let started = Instant::now();
+    assert_eq!(
+        positions(&store, ReadOptions::new().consistent_with(token)).await,
+        vec![1, 2]
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(700),
+        "it waited first"
+    );
+    // A window bounded by the head is read where the whole window is.
+    assert_eq!(
+        positions(&store, ReadOptions::new().to(SequencePosition::new(2))).await,
+        vec![1, 2]
+    );
+    // Served by the replica once it replays: resumed while the read waits.
+    let waiting = {
+        let store = p
+            .store(ReplicaOptions::new().consistency_timeout(Duration::from_secs(30)))
+            .await;
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let got = positions(&store, ReadOptions::new().consistent_with(token)).await;
+            (got, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.on_standby("SELECT pg_wal_replay_resume()").await;
+    let (got, took) = waiting.await.unwrap();
+    assert_eq!(got, vec![1, 2]);
+    assert!(
+        took < Duration::from_secs(10),
+        "served after the replay, not after the timeout: {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_your_own_writes_sees_every_append_of_the_store() {
+    let p = pair().await;
+    let store = p
+        .store(
+            ReplicaOptions::new()
+                .read_your_writes(true)
+                .consistency_timeout(Duration::from_millis(300)),
+        )
+        .await;
+    p.on_standby("SELECT pg_wal_replay_pause()").await;
+    for n in 1..=5 {
+        let _ = store.append(vec![ev(n)], None).await.unwrap();
+        let seen = positions(&store, ReadOptions::new()).await;
+        assert_eq!(
+            seen.last(),
+            Some(&n),
+            "the store's own append {n} is read back"
+        );
+    }
+    p.on_standby("SELECT pg_wal_replay_resume()").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_standby_sends_reads_to_the_primary_and_a_lagging_one_is_skipped() {
+    let p = pair().await;
+    // Lagging: a limit of one byte, replay paused, then more WAL.
+    let strict = p.store(ReplicaOptions::new().max_lag_bytes(Some(1))).await;
+    let _ = strict.append(vec![ev(1)], None).await.unwrap();
+    p.caught_up().await;
+    p.on_standby("SELECT pg_wal_replay_pause()").await;
+    let _ = strict.append(vec![ev(2), ev(3)], None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        positions(&strict, ReadOptions::new()).await,
+        vec![1, 2, 3],
+        "the lagging replica is skipped: the primary answers"
+    );
+    // Within its limit, the same replica serves (and shows its lag).
+    let lenient = p.store(ReplicaOptions::new()).await;
+    assert_eq!(positions(&lenient, ReadOptions::new()).await, vec![1]);
+    p.on_standby("SELECT pg_wal_replay_resume()").await;
+    p.caught_up().await;
+    // Stopped: reads fall back to the primary, within the probe's timeout.
+    p.standby.stop().unwrap();
+    let _ = lenient.append(vec![ev(4)], None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_eq!(
+        positions(&lenient, ReadOptions::new()).await,
+        vec![1, 2, 3, 4]
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // Back up, it serves again.
+    p.standby.restart().unwrap();
+    p.caught_up().await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        positions(&lenient, ReadOptions::new()).await,
+        vec![1, 2, 3, 4]
+    );
+    let _ = &p.primary;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_on_the_standby_sees_every_event_in_order_while_writers_race() {
+    let p = pair().await;
+    let store = p.store(ReplicaOptions::new()).await;
+    let writer = Store::connect(&p.url).await.unwrap();
+    let mut follower = store.subscribe(
+        &Query::all(),
+        SubscribeOptions::new().poll_interval(Duration::from_millis(50)),
+    );
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let _ = writer
+                        .append(vec![ev(w * 100 + i), ev(w * 100 + i + 50)], None)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let e = tokio::time::timeout(Duration::from_secs(30), follower.next())
+            .await
+            .expect("the follower keeps up")
+            .unwrap()
+            .unwrap();
+        got.push(e.position.get());
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        got,
+        (1..=200).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    // It reads on the standby: paused there, it waits; resumed, it goes on.
+    p.caught_up().await;
+    p.on_standby("SELECT pg_wal_replay_pause()").await;
+    let _ = writer.append(vec![ev(1000)], None).await.unwrap();
+    let stalled = tokio::time::timeout(Duration::from_millis(700), follower.next()).await;
+    assert!(stalled.is_err(), "the follower reads the paused standby");
+    p.on_standby("SELECT pg_wal_replay_resume()").await;
+    let next = tokio::time::timeout(Duration::from_secs(30), follower.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.position.get(), 201);
+}
