@@ -96,9 +96,28 @@ async fn shown(b: &Client) -> Vec<u64> {
     out
 }
 
-/// Clicks the element and waits for what the click loads.
+/// Clicks the element (a link or a form's button) and waits until the page
+/// it loads is there: another URL, fully loaded. Reading the old page while
+/// the new one loads would see stale rows.
 async fn click(b: &Client, at: Locator<'_>) {
+    let before = b.current_url().await.unwrap();
     b.find(at).await.unwrap().click().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let url = b.current_url().await.unwrap();
+        let ready = b
+            .execute("return document.readyState", vec![])
+            .await
+            .unwrap();
+        if url != before && ready == Value::from("complete") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the click on {before} loaded no page"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn text(b: &Client, css: &str) -> String {
@@ -570,13 +589,11 @@ async fn dead_letters_are_discarded_only_with_actions_allowed_and_the_csrf_token
     let b = browser().await;
     b.goto(&format!("{rw}/dead-letters")).await.unwrap();
     screenshot(&b, "dead-letters").await;
-    let discard = b
-        .find(Locator::XPath(
-            "//tr[td/a[.='1']]//form[@action='/dead-letters/discard']//button",
-        ))
-        .await
-        .unwrap();
-    discard.click().await.unwrap();
+    click(
+        &b,
+        Locator::XPath("//tr[td/a[.='1']]//form[@action='/dead-letters/discard']//button"),
+    )
+    .await;
     let after = text(&b, "main").await;
     assert!(after.contains("discarded 1"), "{after}");
     let left = dcbstore::delivery::list(&store, None).await.unwrap();

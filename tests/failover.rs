@@ -9,9 +9,10 @@ use dcbstore::projection::durable::{self, DurableProjection, Runner, RunnerConfi
 use dcbstore::testing::TestCluster;
 use dcbstore::{
     AppendCondition, Event, EventStore, HandlerError, Query, QueryItem, ReadOptions,
-    SequencedEvent, Store,
+    SequencedEvent, Store, SubscribeOptions,
 };
 use deadpool_postgres::Transaction;
+use futures::StreamExt;
 use serde_json::json;
 
 async fn wait_until_caught_up(primary: &tokio_postgres::Client, standby: &tokio_postgres::Client) {
@@ -105,6 +106,16 @@ async fn a_promoted_standby_that_missed_the_tail_never_hands_a_position_out_twic
         .map(|e| e.position.get())
         .collect();
     assert_eq!(after, [fresh.position.get()]);
+    // A follower that had delivered up to 5 on the old primary resumes
+    // after 5 on the new one: the new timeline's events are all after it.
+    let mut follower = promoted.subscribe(&account, SubscribeOptions::new().after(stale_after));
+    let resumed = tokio::time::timeout(Duration::from_secs(30), follower.next())
+        .await
+        .expect("the follower resumes")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resumed.position, fresh.position, "nothing skipped");
+    drop(follower);
     // Positions go on from there on the new timeline.
     let next = promoted.append(vec![tagged(8)], None).await.unwrap();
     assert_eq!(next.position.get(), fresh.position.get() + 1);

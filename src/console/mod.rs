@@ -193,5 +193,7 @@ pub fn install_prometheus() -> Result<PrometheusHandle> {
             "cannot install the Prometheus recorder: {e} (the process already has a metrics recorder: serve /metrics from it instead)"
         ))
     })?;
+    // HELP and unit lines for every metric the crate emits.
+    crate::metrics::describe();
     Ok(handle)
 }
