@@ -88,11 +88,7 @@ async fn main() {
     let admin = primary.url("postgres");
     let url = setup::database(&admin, "bench_replicas", true).await;
     let filled = setup::fill(&url, events).await;
-    let standby_url = {
-        let mut c = parse_config(&url).unwrap();
-        c.port(standby.port());
-        dcbstore::testing::to_key_value(&c)
-    };
+    let standby_url = standby.url("bench_replicas");
     let p = connect(&parse_config(&url).unwrap()).await.unwrap();
     let s = connect(&parse_config(&standby_url).unwrap()).await.unwrap();
     let started = Instant::now();

@@ -109,7 +109,7 @@ async fn click(b: &Client, at: Locator<'_>) {
             .execute("return document.readyState", vec![])
             .await
             .unwrap();
-        if url != before && ready == Value::from("complete") {
+        if url != before && ready == "complete" {
             return;
         }
         assert!(

@@ -9,8 +9,11 @@ use super::health::{self, Health, State};
 use super::{CommitToken, ReplicaOptions};
 use crate::pooled::Pooled;
 
-/// How long a consistency wait sleeps between looks at the replicas.
-const WAIT_STEP: Duration = Duration::from_millis(5);
+/// How long a consistency wait first sleeps between looks at the replicas
+/// (a replica replays a commit within a millisecond or so of the primary's
+/// acknowledgement), doubling up to [`WAIT_MAX`].
+const WAIT_FIRST: Duration = Duration::from_micros(200);
+const WAIT_MAX: Duration = Duration::from_millis(5);
 
 /// A replica: its name for logs (host, port, database; never a secret),
 /// its pool and its health.
@@ -86,6 +89,7 @@ impl Replicas {
         });
         let deadline = Instant::now() + self.options.consistency_timeout;
         let mut primary_head: Option<u64> = None;
+        let mut wait = WAIT_FIRST;
         loop {
             let mut any_up = false;
             let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -139,7 +143,8 @@ impl Replicas {
                     .increment(1);
                 return Route::Primary;
             }
-            tokio::time::sleep(WAIT_STEP).await;
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(WAIT_MAX);
         }
     }
 
