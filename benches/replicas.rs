@@ -34,29 +34,6 @@ fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-/// Waits until the standby has replayed the primary's WAL as it is now.
-async fn caught_up(primary: &tokio_postgres::Client, standby: &tokio_postgres::Client) {
-    let target: String = primary
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await
-        .unwrap()
-        .get(0);
-    loop {
-        let done: bool = standby
-            .query_one(
-                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
-                &[&target],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if done {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// B4 and B5 on `reader` while B2's load runs on `writer`: (events/s of
 /// the full read, the tag-read latencies, the writers' appends/s).
 async fn reads_under_writes(
@@ -92,7 +69,9 @@ async fn main() {
     let p = connect(&parse_config(&url).unwrap()).await.unwrap();
     let s = connect(&parse_config(&standby_url).unwrap()).await.unwrap();
     let started = Instant::now();
-    caught_up(&p, &s).await;
+    dcbstore::testing::wait_for_replay(&p, &s, Duration::from_secs(600))
+        .await
+        .unwrap();
     eprintln!(
         "{events} events filled in {filled:.1} s; the standby replayed them {:.1} s later",
         started.elapsed().as_secs_f64()

@@ -16,26 +16,9 @@ use futures::StreamExt;
 use serde_json::json;
 
 async fn wait_until_caught_up(primary: &tokio_postgres::Client, standby: &tokio_postgres::Client) {
-    let target: String = primary
-        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+    dcbstore::testing::wait_for_replay(primary, standby, Duration::from_secs(10))
         .await
-        .unwrap()
-        .get(0);
-    for _ in 0..200 {
-        let caught_up: bool = standby
-            .query_one(
-                "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
-                &[&target],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if caught_up {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the standby did not replay the primary's WAL");
+        .expect("the standby replays the primary's WAL");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -65,26 +65,9 @@ impl Pair {
         let s = connect(&ConnectOptions::parse(&self.standby_url).unwrap())
             .await
             .unwrap();
-        let target: String = p
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        dcbstore::testing::wait_for_replay(&p, &s, Duration::from_secs(10))
             .await
-            .unwrap()
-            .get(0);
-        for _ in 0..400 {
-            let done: bool = s
-                .query_one(
-                    "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
-                    &[&target],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if done {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("the standby did not catch up");
+            .expect("the standby catches up");
     }
 }
 

@@ -37,6 +37,7 @@ pub use binaries::{find_pg_regress, postgres_bindir};
 pub use cluster::{shared_cluster, TestCluster};
 pub use database::{to_key_value, TestDatabase};
 pub use scratch::{server_settings, Scratch};
+pub use standby::wait_for_replay;
 pub use webdriver::{chromedriver_exe, chromium_exe, ChromeDriver};
 
 #[cfg(feature = "nats")]

@@ -87,3 +87,36 @@ impl TestCluster {
         )
     }
 }
+
+/// Waits until `standby` has replayed the WAL `primary` has written so far
+/// (`pg_current_wal_lsn()` on the primary, `pg_last_wal_replay_lsn()` on
+/// the standby); fails after `timeout`.
+pub async fn wait_for_replay(
+    primary: &tokio_postgres::Client,
+    standby: &tokio_postgres::Client,
+    timeout: std::time::Duration,
+) -> Result<()> {
+    let target: String = primary
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await?
+        .try_get(0)?;
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let done: bool = standby
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
+                &[&target],
+            )
+            .await?
+            .try_get(0)?;
+        if done {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(err(format!(
+                "the standby did not replay the primary's WAL up to {target} within {timeout:?}"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
