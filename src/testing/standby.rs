@@ -15,9 +15,12 @@ impl TestCluster {
     }
 
     /// A streaming standby of this cluster: a base backup
-    /// (`pg_basebackup -R -X stream`), started on a free port, replaying this
-    /// cluster's WAL asynchronously (hot standby: it takes read-only
-    /// connections). Dropped, it is stopped and removed like any cluster.
+    /// (`pg_basebackup -R -X stream`) with a replication slot of its own on
+    /// this cluster (`-C -S`: the primary keeps the WAL a stopped standby
+    /// has not received, so it catches up when restarted), started on a free
+    /// port, replaying this cluster's WAL asynchronously (hot standby: it
+    /// takes read-only connections). Dropped, it is stopped and removed like
+    /// any cluster.
     pub fn start_standby(&self) -> Result<TestCluster> {
         let dir = fresh_dir();
         std::fs::create_dir_all(&dir)
@@ -35,6 +38,7 @@ impl TestCluster {
         };
         standby.hand_over()?;
         let data = standby.data_dir();
+        let slot = format!("dcbstore_standby_{}", uuid::Uuid::new_v4().simple());
         let source = format!(
             "host={} port={} user=postgres password={}",
             self.host, self.port, self.password
@@ -49,6 +53,9 @@ impl TestCluster {
                 "-R".as_ref(),
                 "-X".as_ref(),
                 "stream".as_ref(),
+                "-C".as_ref(),
+                "-S".as_ref(),
+                slot.as_ref(),
                 "--no-sync".as_ref(),
             ],
         )?;
