@@ -368,3 +368,39 @@ async fn a_follower_moves_to_the_primary_when_its_standby_stops_without_losing_i
     }
     assert_eq!(got, (1..=10).collect::<Vec<_>>());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_reads_on_the_replicas_it_is_given() {
+    let p = pair().await;
+    let store = Store::connect(&p.url).await.unwrap();
+    let _ = store.append(vec![ev(1)], None).await.unwrap();
+    p.caught_up().await;
+    p.on_standby("SELECT pg_wal_replay_pause()").await;
+    let _ = store.append(vec![ev(2)], None).await.unwrap();
+    let read = |args: &[&str], env: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"));
+        c.args(args).env("DATABASE_URL", &p.url);
+        c.env_remove("DCBSTORE_REPLICA_URLS");
+        if let Some(urls) = env {
+            c.env("DCBSTORE_REPLICA_URLS", urls);
+        }
+        let out = c.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().lines().count()
+    };
+    // The paused standby holds event 1 only: a read there shows one line.
+    assert_eq!(read(&["read"], None), 2, "the primary");
+    assert_eq!(
+        read(&["read", "--replica", &p.standby_url], None),
+        1,
+        "--replica"
+    );
+    let both = format!("{},{}", p.standby_url, p.standby_url);
+    assert_eq!(read(&["read"], Some(&both)), 1, "DCBSTORE_REPLICA_URLS");
+    // A window up to the head is read where all of it is.
+    assert_eq!(
+        read(&["read", "--to", "2", "--replica", &p.standby_url], None),
+        2
+    );
+    p.on_standby("SELECT pg_wal_replay_resume()").await;
+}
