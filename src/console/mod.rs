@@ -19,10 +19,31 @@
 //! `dcbstore.stats_*` (migration 8) in bounded batches, from the console's
 //! background task, which also samples the gauges of `/metrics`.
 //!
-//! Safety: every value is HTML-escaped (maud), every response carries a
-//! Content-Security-Policy without inline script, a non-loopback address
-//! needs a token ([`ConsoleOptions::check_bind`]), actions are POST forms
-//! with a CSRF token, and no connection setting is shown or logged.
+//! Safety, each guarantee with the module that keeps it:
+//!
+//! - Every value is HTML-escaped (maud) and every response carries a
+//!   Content-Security-Policy without inline script ([`page`]).
+//! - Every page needs a token: the configured one (at least
+//!   [`MIN_PUBLIC_TOKEN_CHARS`] on a non-loopback address, which cannot go
+//!   without one: [`ConsoleOptions::check_bind`]), or on loopback without
+//!   one a random token made up at start, printed once in the URL
+//!   [`BoundConsole::url`]; sessions expire, token checks are rate limited
+//!   per client, and the login sends the browser only to a path of this
+//!   console (`auth`, `limiter`, `secrets`).
+//! - A request whose `Host` is not `localhost`, the console's address or a
+//!   name given with [`ConsoleOptions::allowed_host`] gets 421: a site
+//!   whose name was rebound to 127.0.0.1 reads nothing (`host`).
+//! - Actions are POST forms with a CSRF token and an `Origin` of this host;
+//!   after one, the page shows numbers from the URL, never text.
+//! - Resources are bounded ([`bounds`](ConsoleOptions::max_connections)):
+//!   connections (spare ones still answer `/healthz` and `/readyz`), live
+//!   streams (one shared follower of the log), reads at once, a deadline
+//!   per page with the page's statements cancelled, header and idle
+//!   timeouts, dead letters in keyset pages.
+//! - `/readyz` tells unauthenticated callers which state the store is in,
+//!   not its errors; no connection setting is shown or logged; the
+//!   `/metrics` gauges of consumers are zeroed when their rows go, and
+//!   labelled only by consumers the store knows (`gauges`).
 //!
 //! ```no_run
 //! # async fn run() -> dcbstore::Result<()> {
@@ -37,32 +58,41 @@
 //! ```
 
 mod auth;
+mod bounds;
 mod chart;
 mod dead_letters;
 mod error;
 mod event;
 mod events;
 mod filter;
+mod gauges;
 mod health;
+mod host;
+mod limiter;
 mod live;
 mod options;
 mod overview;
 mod page;
+mod poller;
 mod projections;
+mod reads;
 mod schema;
 mod secrets;
+mod server;
 mod state;
 mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use axum::http::StatusCode;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::timeout::TimeoutLayer;
 
-pub use options::{ConsoleOptions, DEFAULT_LISTEN};
+pub use options::{ConsoleOptions, DEFAULT_LISTEN, MIN_PUBLIC_TOKEN_CHARS};
 pub use page::CONTENT_SECURITY_POLICY;
 pub use stats::{refresh, refresh_until};
 
@@ -103,23 +133,43 @@ impl Console {
         self
     }
 
+    /// The token made up at start because none was configured (the
+    /// console is on loopback and not
+    /// [`insecure_no_auth`](ConsoleOptions::insecure_no_auth)): show it to
+    /// the operator once, for example as [`BoundConsole::url`].
+    #[must_use]
+    pub fn generated_token(&self) -> Option<&str> {
+        self.shared.secrets.generated_token()
+    }
+
     /// The routes, to serve or to nest in an application's own router.
     /// The statistics are kept current only by [`serve`](BoundConsole::serve)
-    /// (or by calling [`refresh`]).
+    /// (or by calling [`refresh`]). Served by another server, the connection
+    /// and header bounds are that server's, and the login limiter sees one
+    /// client unless it inserts axum's `ConnectInfo`.
     pub fn router(&self) -> Router {
         let s = self.shared.clone();
-        let pages = Router::new()
+        let deadline = s.options.bounds.request_timeout;
+        let reading = Router::new()
             .route("/", get(overview::page))
             .route("/events", get(events::page))
-            .route("/events/live", get(live::live))
             .route("/events/{position}", get(event::page))
             .route("/projections", get(projections::page))
             .route("/dead-letters", get(dead_letters::page))
             .route("/dead-letters/retry", post(dead_letters::retry))
             .route("/dead-letters/discard", post(dead_letters::discard))
+            .route_layer(middleware::from_fn_with_state(s.clone(), reads::permit));
+        let pages = Router::new()
+            .merge(reading)
+            .route("/events/live", get(live::live))
             .route("/schema", get(schema::page))
             .route("/metrics", get(health::metrics))
-            .route_layer(middleware::from_fn_with_state(s.clone(), auth::require));
+            .route_layer(middleware::from_fn_with_state(s.clone(), auth::require))
+            .route_layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                deadline,
+            ))
+            .route_layer(middleware::map_response(reads::explain_deadline));
         Router::new()
             .merge(pages)
             .route("/login", get(auth::login_form).post(auth::login))
@@ -128,6 +178,7 @@ impl Console {
             .route("/assets/console.css", get(page::css))
             .route("/assets/live.js", get(page::live_js))
             .layer(middleware::from_fn(page::security_headers))
+            .layer(middleware::from_fn_with_state(s.clone(), host::check))
             .with_state(s)
     }
 
@@ -170,17 +221,33 @@ impl BoundConsole {
         self.local
     }
 
+    /// The URL to open: with the [generated token](Console::generated_token)
+    /// as `?token=` when there is one (the first visit exchanges it for the
+    /// session cookie). A secret: show it once, to the operator, never in a
+    /// log.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let mut url = format!("http://{}/", self.local);
+        if let Some(token) = self.console.generated_token() {
+            url.push_str("?token=");
+            url.push_str(token);
+        }
+        url
+    }
+
     /// Serves until `shutdown` completes, keeping the statistics and the
-    /// gauges current in the background.
+    /// gauges current in the background, within the connection bounds of
+    /// [`ConsoleOptions::max_connections`] and
+    /// [`header_timeout`](ConsoleOptions::header_timeout).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let background = tokio::spawn(stats::run(self.console.shared.clone()));
         let app = self.console.router();
+        let bounds = self.console.shared.options.bounds;
+        // The address only: the URL carries the token.
         tracing::info!(address = %self.local, "console listening");
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        server::serve(self.listener, app, bounds, shutdown).await;
         background.abort();
-        served.map_err(|e| Error::invalid(format!("the console's server failed: {e}")))
+        Ok(())
     }
 }
 

@@ -14,6 +14,10 @@ use crate::schema::SchemaFile;
 /// The address `dcbstore serve` binds when none is given: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 
+/// The shortest token a console on a non-loopback address accepts: anyone
+/// who reaches the port may guess, so a short one would not hold.
+pub const MIN_PUBLIC_TOKEN_CHARS: usize = 16;
+
 /// How a [`Console`](super::Console) serves.
 ///
 /// ```
@@ -23,8 +27,10 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7433";
 ///     .listen("0.0.0.0:7433".parse().unwrap())
 ///     .token("a long random secret");
 /// assert!(options.check_bind().is_ok());
-/// // Without the token, a non-loopback address is refused.
+/// // Without the token, a non-loopback address is refused, and so is a
+/// // token anyone could guess.
 /// assert!(ConsoleOptions::new().listen("0.0.0.0:7433".parse().unwrap()).check_bind().is_err());
+/// assert!(ConsoleOptions::new().listen("0.0.0.0:7433".parse().unwrap()).token("x").check_bind().is_err());
 /// ```
 #[derive(Clone)]
 pub struct ConsoleOptions {
@@ -36,6 +42,8 @@ pub struct ConsoleOptions {
     pub(crate) deliveries: Option<Arc<Deliveries>>,
     pub(crate) stats_interval: Duration,
     pub(crate) refresh_stats: bool,
+    pub(crate) allowed_hosts: Vec<String>,
+    pub(crate) bounds: super::bounds::Bounds,
 }
 
 impl Default for ConsoleOptions {
@@ -51,6 +59,8 @@ impl Default for ConsoleOptions {
             deliveries: None,
             stats_interval: Duration::from_secs(2),
             refresh_stats: true,
+            allowed_hosts: Vec::new(),
+            bounds: super::bounds::Bounds::default(),
         }
     }
 }
@@ -66,12 +76,17 @@ impl fmt::Debug for ConsoleOptions {
             .field("schema", &self.schema.as_ref().map(|s| s.events.len()))
             .field("deliveries", &self.deliveries.as_ref().map(|d| d.names()))
             .field("stats_interval", &self.stats_interval)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("bounds", &self.bounds)
             .finish()
     }
 }
 
 impl ConsoleOptions {
-    /// Loopback on port 7433, no token, read-only.
+    /// Loopback on port 7433, read-only, without a configured token: then
+    /// the console makes up a random one at start, which
+    /// [`BoundConsole::url`](super::BoundConsole::url) carries (see
+    /// [`requires_auth`](Self::requires_auth)).
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -93,8 +108,10 @@ impl ConsoleOptions {
         self
     }
 
-    /// Serves a non-loopback address without a token. Anyone who reaches
-    /// the port reads the whole log: only behind an authenticating proxy.
+    /// Serves without a token: on a non-loopback address anyone who reaches
+    /// the port reads the whole log, and on loopback any local process or
+    /// user does (no random token is made up either). Only behind an
+    /// authenticating proxy. A configured [`token`](Self::token) still holds.
     #[must_use]
     pub fn insecure_no_auth(mut self, yes: bool) -> Self {
         self.insecure_no_auth = yes;
@@ -147,24 +164,51 @@ impl ConsoleOptions {
         self.listen
     }
 
-    /// Whether pages need the token.
+    /// Answers to `name` (a DNS name or an address, without a port) besides
+    /// the address it listens on and `localhost`: the name a proxy or a
+    /// browser uses for it. Requests for any other `Host` get 421, so that
+    /// a site whose name was rebound to this address cannot read it.
+    #[must_use]
+    pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
+        let name = name.into().trim().trim_end_matches('.').to_ascii_lowercase();
+        if !name.is_empty() {
+            self.allowed_hosts.push(name);
+        }
+        self
+    }
+
+    /// Whether pages need a token: the configured one, or without one the
+    /// random one made up at start; not with
+    /// [`insecure_no_auth`](Self::insecure_no_auth) alone.
     #[must_use]
     pub fn requires_auth(&self) -> bool {
-        self.token.is_some()
+        self.token.is_some() || !self.insecure_no_auth
     }
 
     /// Refuses a non-loopback address without a token (or an explicit
-    /// [`insecure_no_auth`](Self::insecure_no_auth)), and an empty token.
+    /// [`insecure_no_auth`](Self::insecure_no_auth)), an empty token, and
+    /// on a non-loopback address a token shorter than
+    /// [`MIN_PUBLIC_TOKEN_CHARS`].
     pub fn check_bind(&self) -> Result<()> {
-        if self.token.as_deref().is_some_and(str::is_empty) {
-            return Err(Error::invalid(
-                "the console token is empty: give a long random secret (for example `openssl rand -hex 32`)",
-            ));
+        if let Some(token) = self.token.as_deref() {
+            let chars = token.trim().chars().count();
+            if chars == 0 {
+                return Err(Error::invalid(
+                    "the console token is empty: give a long random secret (for example `openssl rand -hex 32`)",
+                ));
+            }
+            if !self.listen.ip().is_loopback() && chars < MIN_PUBLIC_TOKEN_CHARS {
+                return Err(Error::invalid(format!(
+                    "the console token has {chars} characters: on {} anyone who reaches the port may guess it, so it needs at least {MIN_PUBLIC_TOKEN_CHARS} \
+                     (for example `openssl rand -hex 32`)",
+                    self.listen
+                )));
+            }
         }
         if !self.listen.ip().is_loopback() && self.token.is_none() && !self.insecure_no_auth {
             return Err(Error::invalid(format!(
                 "refusing to serve the console on {} without authentication: anyone who reaches it could read the whole log. \
-                 Give --token (or DCBSTORE_CONSOLE_TOKEN), bind a loopback address, or pass --insecure-no-auth behind an authenticating proxy",
+                 Give --token-file FILE (or DCBSTORE_CONSOLE_TOKEN, or --token), bind a loopback address, or pass --insecure-no-auth behind an authenticating proxy",
                 self.listen
             )));
         }

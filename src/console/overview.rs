@@ -5,20 +5,22 @@ use maud::{html, Markup};
 
 use super::error::PageError;
 use super::page::{self, count};
+use super::reads;
 use super::state::Shared;
 use super::{chart, stats};
 use crate::migrate;
 
 /// `GET /`.
 pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageError> {
-    let client = console.store.pool().get().await?;
-    let status = migrate::status(&**client).await?;
-    let head: i64 = client
+    let mut client = console.store.pool().get().await?;
+    let tx = reads::begin(&mut client, &console).await?;
+    let status = migrate::status(&*tx).await?;
+    let head: i64 = tx
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
         .await?
         .try_get(0)?;
     let head = u64::try_from(head).unwrap_or(0);
-    let o = stats::overview(&client, 20).await?;
+    let o = stats::overview(&*tx, 20).await?;
     let widest = o.types.first().map_or(1, |t| t.1).max(1);
     Ok(page::shell(
         "Overview",

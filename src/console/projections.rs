@@ -7,6 +7,7 @@ use maud::{html, Markup};
 
 use super::error::PageError;
 use super::page::{self, count, seconds};
+use super::reads;
 use super::state::Shared;
 use super::stats::lags;
 use crate::projection::durable;
@@ -14,9 +15,10 @@ use crate::projection::durable;
 /// `GET /projections`.
 pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageError> {
     let rows = durable::status(&console.store).await?;
-    let client = console.store.pool().get().await?;
-    let lags = lags(&client).await?;
-    let dead: std::collections::HashMap<String, i64> = client
+    let mut client = console.store.pool().get().await?;
+    let tx = reads::begin(&mut client, &console).await?;
+    let lags = lags(&*tx).await?;
+    let dead: std::collections::HashMap<String, i64> = tx
         .query(
             "SELECT subscriber, count(*) FROM dcbstore.dead_letters GROUP BY subscriber",
             &[],

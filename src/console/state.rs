@@ -1,11 +1,15 @@
 //! What every handler shares: the store, the options, this process's
-//! secrets and the metrics exporter's handle.
+//! secrets, the metrics exporter's handle, and the bounded resources (the
+//! read and live-stream permits, the login limiter, the live feed).
 
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
 
+use super::limiter::Limiter;
 use super::options::ConsoleOptions;
+use super::poller::Poller;
 use super::secrets::Secrets;
 use crate::store::Store;
 
@@ -16,6 +20,12 @@ pub(crate) struct Shared {
     pub(crate) options: Arc<ConsoleOptions>,
     pub(crate) secrets: Arc<Secrets>,
     pub(crate) metrics: Option<PrometheusHandle>,
+    /// Pages reading the database at once.
+    pub(crate) reads: Arc<Semaphore>,
+    /// Live streams open at once.
+    pub(crate) live: Arc<Semaphore>,
+    pub(crate) limiter: Arc<Limiter>,
+    pub(crate) poller: Arc<Poller>,
 }
 
 impl Shared {
@@ -24,9 +34,18 @@ impl Shared {
         options: ConsoleOptions,
         metrics: Option<PrometheusHandle>,
     ) -> Shared {
-        let secrets = Arc::new(Secrets::new(options.token.as_deref()));
+        let b = options.bounds;
+        let secrets = Arc::new(Secrets::new(
+            options.token.as_deref(),
+            !options.insecure_no_auth,
+            b.session_lifetime,
+        ));
         Shared {
             store,
+            reads: Arc::new(Semaphore::new(b.max_reads)),
+            live: Arc::new(Semaphore::new(b.max_live_streams)),
+            limiter: Arc::new(Limiter::new(b.login_attempts_per_minute)),
+            poller: Arc::new(Poller::default()),
             options: Arc::new(options),
             secrets,
             metrics,

@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 
 use super::state::Shared;
 use crate::error::Result;
-use crate::metrics as names;
 use crate::store::Store;
 
 /// Events folded per call: a call stays well under a second on a busy log,
@@ -40,53 +39,18 @@ pub async fn refresh(store: &Store) -> Result<u64> {
 /// The console's background task: refresh, sample, sleep.
 pub(crate) async fn run(console: Shared) {
     let every = console.options.stats_interval;
+    let mut gauges = super::gauges::Gauges::default();
     loop {
         if console.options.refresh_stats {
             if let Err(e) = refresh(&console.store).await {
                 tracing::warn!(error = %e, "refreshing the console's statistics failed; retrying");
             }
         }
-        if let Err(e) = sample(&console.store).await {
+        if let Err(e) = gauges.sample(&console.store).await {
             tracing::warn!(error = %e, "sampling the store's gauges failed; retrying");
         }
         tokio::time::sleep(every).await;
     }
-}
-
-/// Sets the gauges of the store's state: head, each projection's and
-/// subscriber's lag, dead letters per subscriber.
-async fn sample(store: &Store) -> Result<()> {
-    let client = store.pool().get().await?;
-    let head: i64 = client
-        .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
-        .await?
-        .try_get(0)?;
-    ::metrics::gauge!(names::HEAD_POSITION).set(head as f64);
-    for lag in lags(&client).await? {
-        if lag.kind == "projection" {
-            ::metrics::gauge!(names::PROJECTION_LAG_EVENTS, "projection" => lag.name.clone())
-                .set(lag.events as f64);
-            ::metrics::gauge!(names::PROJECTION_LAG_SECONDS, "projection" => lag.name)
-                .set(lag.seconds);
-        } else {
-            ::metrics::gauge!(names::SUBSCRIBER_LAG_EVENTS, "subscriber" => lag.name.clone())
-                .set(lag.events as f64);
-            ::metrics::gauge!(names::SUBSCRIBER_LAG_SECONDS, "subscriber" => lag.name)
-                .set(lag.seconds);
-        }
-    }
-    let rows = client
-        .query(
-            "SELECT subscriber, count(*) FROM dcbstore.dead_letters GROUP BY subscriber",
-            &[],
-        )
-        .await?;
-    for row in rows {
-        let name: String = row.try_get(0)?;
-        let n: i64 = row.try_get(1)?;
-        ::metrics::gauge!(names::DEAD_LETTERS, "subscriber" => name).set(n as f64);
-    }
-    Ok(())
 }
 
 /// A consumer's (projection's, subscriber's, relay's) distance from the head.
@@ -102,7 +66,7 @@ pub(crate) struct Lag {
 
 /// Every consumer's lag: one primary-key probe per consumer for the oldest
 /// event it has not applied, and a count of its events bounded by the head.
-pub(crate) async fn lags(client: &tokio_postgres::Client) -> Result<Vec<Lag>> {
+pub(crate) async fn lags<C: tokio_postgres::GenericClient>(client: &C) -> Result<Vec<Lag>> {
     let rows = client
         .query(
             "SELECT p.name, p.kind, greatest(coalesce(dcbstore.head(), 0) - p.checkpoint, 0),
@@ -150,7 +114,10 @@ impl Overview {
 
 /// Reads the statistics: the cursor, every type, the `top` most used tags,
 /// and the per-minute counts of the last hour. Index scans of small tables.
-pub(crate) async fn overview(client: &tokio_postgres::Client, top: i64) -> Result<Overview> {
+pub(crate) async fn overview<C: tokio_postgres::GenericClient>(
+    client: &C,
+    top: i64,
+) -> Result<Overview> {
     let cursor = client
         .query_one(
             "SELECT \"position\", refreshed_at FROM dcbstore.stats_cursor",

@@ -286,14 +286,18 @@ pub(crate) enum Command {
 used tags, appends per minute), events by type, tag and window with shareable pages and a live mode, \
 projections and subscribers with their lag, dead letters, the schema file, /metrics (Prometheus text \
 format), /healthz and /readyz.\n\nIt binds 127.0.0.1:7433 unless --listen says otherwise; any other \
-address needs --token (browsers log in once through a form) or --insecure-no-auth. It only reads unless \
---allow-actions is given. Run it with a read-only role: `dcbstore grant ROLE --read-only`."
+address needs a token of at least 16 characters (--token-file, DCBSTORE_CONSOLE_TOKEN or --token; browsers \
+log in once through a form) or --insecure-no-auth. On loopback without a token it makes up a random one and \
+prints the URL that carries it once on stderr. It only reads unless --allow-actions is given. Run it with a \
+read-only role: `dcbstore grant ROLE --read-only`."
     )]
     Serve {
         /// Address to listen on (host:port).
         #[arg(long, value_name = "ADDR", default_value = dcbstore::console::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
-        /// Bearer token every page and /metrics require (browsers log in with it once).
+        /// Bearer token every page and /metrics require (browsers log in with it once). On the
+        /// command line it shows in the process list: prefer --token-file or DCBSTORE_CONSOLE_TOKEN.
+        /// Without any, a loopback console makes up a random token and prints its URL once.
         #[arg(
             long,
             value_name = "TOKEN",
@@ -301,6 +305,13 @@ address needs --token (browsers log in once through a form) or --insecure-no-aut
             hide_env_values = true
         )]
         token: Option<String>,
+        /// Read the token from this file (its first line), instead of --token or DCBSTORE_CONSOLE_TOKEN.
+        #[arg(long, value_name = "PATH")]
+        token_file: Option<std::path::PathBuf>,
+        /// Also answer to this host name (repeatable): the name a proxy or a browser uses. Requests
+        /// for names other than localhost, the console's address and these get 421 (DNS rebinding).
+        #[arg(long, value_name = "NAME")]
+        allowed_host: Vec<String>,
         /// Serve a non-loopback address without a token (only behind an authenticating proxy).
         #[arg(long)]
         insecure_no_auth: bool,

@@ -63,13 +63,18 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// A store on the database, with the configured limits.
     pub(crate) async fn store(&self) -> Result<Store, Error> {
+        self.builder().build().await
+    }
+
+    /// The builder of [`store`](Self::store), for a command that sets more.
+    pub(crate) fn builder(&self) -> StoreBuilder {
         let mut builder = StoreBuilder::new(self.options.config.clone())
             .tls(self.options.tls.clone())
             .limits(self.limits);
         for url in self.replicas.iter().filter(|u| !u.trim().is_empty()) {
             builder = builder.replica(url.trim());
         }
-        builder.build().await
+        builder
     }
 
     /// One connection (migrate, status, grant, redact).
@@ -153,6 +158,8 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
         Command::Serve {
             listen,
             token,
+            token_file,
+            allowed_host,
             insecure_no_auth,
             allow_actions,
             schema,
@@ -160,6 +167,8 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
             let options = serve::Options {
                 listen,
                 token,
+                token_file,
+                allowed_hosts: allowed_host,
                 insecure_no_auth,
                 allow_actions,
                 schema,
