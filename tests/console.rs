@@ -34,9 +34,17 @@ async fn browser() -> Client {
         .expect("a headless Chromium session")
 }
 
-/// A console of `store` on a free loopback port; it stops when the sender
-/// is dropped.
-async fn serve(store: &Store, options: ConsoleOptions) -> (String, oneshot::Sender<()>) {
+/// A console serving on a free loopback port; it stops when dropped.
+struct Served {
+    /// `http://127.0.0.1:PORT`
+    base: String,
+    /// The URL it would print: with the generated token, if any.
+    url: String,
+    _stop: oneshot::Sender<()>,
+}
+
+/// A console of `store` on a free loopback port.
+async fn serve(store: &Store, options: ConsoleOptions) -> Served {
     serve_with(store, options, None).await
 }
 
@@ -44,7 +52,7 @@ async fn serve_with(
     store: &Store,
     options: ConsoleOptions,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-) -> (String, oneshot::Sender<()>) {
+) -> Served {
     let mut console = Console::new(
         store.clone(),
         options
@@ -57,11 +65,47 @@ async fn serve_with(
     }
     let bound = console.bind().await.expect("bind");
     let base = format!("http://{}", bound.local_addr());
+    let url = bound.url();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(bound.serve(async move {
         let _ = stopped.await;
     }));
-    (base, stop)
+    Served {
+        base,
+        url,
+        _stop: stop,
+    }
+}
+
+/// A browser that opened the URL the console printed (logged in).
+async fn open(c: &Served) -> Client {
+    let b = browser().await;
+    b.goto(&c.url).await.unwrap();
+    b
+}
+
+/// An HTTP client (no redirects followed) with the session cookie the
+/// console's printed URL gives.
+async fn http(c: &Served) -> reqwest::Client {
+    session_client(&c.url).await
+}
+
+async fn session_client(url: &str) -> reqwest::Client {
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = plain.get(url).send().await.unwrap();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(cookie) = r.headers().get("set-cookie") {
+        let pair = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+        headers.insert("cookie", pair.parse().unwrap());
+    }
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Saves a screenshot of the browser's page as `docs/console/<name>.png`
@@ -129,6 +173,15 @@ async fn text(b: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// The Prometheus recorder of this test binary (one per process), installed
+/// by the first test that needs it.
+fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: OnceLock<metrics_exporter_prometheus::PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| dcbstore::console::install_prometheus().expect("the only recorder"))
+        .clone()
+}
+
 /// A connection as the database's owner (the test role).
 async fn owner(db: &dcbstore::testing::TestDatabase) -> tokio_postgres::Client {
     dcbstore::connection::connect(&db.options().unwrap())
@@ -155,8 +208,9 @@ async fn the_overview_renders_with_the_right_head_and_counts() {
     refresh_until(&store, 123, Duration::from_secs(30))
         .await
         .unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/")).await.unwrap();
     assert_eq!(text(&b, "#head").await, "123");
     assert_eq!(text(&b, "h1").await, "Overview");
@@ -185,8 +239,9 @@ async fn filtering_by_a_tag_shows_exactly_that_tags_events() {
         })
         .collect();
     let _ = store.append(events, None).await.unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/events")).await.unwrap();
     // Through the form, as an operator would: one tag, then a second (AND).
     let tag = b
@@ -232,8 +287,9 @@ async fn paging_both_ways_is_consistent_and_pages_can_be_shared() {
         .append((1..=130).map(|n| numbered(n, &["p"])).collect(), None)
         .await
         .unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/events?tag=p")).await.unwrap();
     let first = shown(&b).await;
     assert_eq!(first, (81..=130).rev().collect::<Vec<_>>());
@@ -299,8 +355,9 @@ async fn the_event_page_shows_its_json_tags_and_redaction_mark() {
     )
     .await
     .unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/events/1")).await.unwrap();
     let shown: Value = serde_json::from_str(&text(&b, "#data").await).unwrap();
     assert_eq!(shown, data);
@@ -338,8 +395,9 @@ async fn live_mode_shows_an_event_appended_after_the_page_opened() {
         .append(vec![numbered(1, &["live"]), numbered(2, &["other"])], None)
         .await
         .unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/events?tag=live&live=1"))
         .await
         .unwrap();
@@ -389,8 +447,9 @@ async fn an_xss_payload_in_every_field_stays_inert() {
     refresh_until(&store, 1, Duration::from_secs(30))
         .await
         .unwrap();
-    let (base, _stop) = serve(&store, ConsoleOptions::new()).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     for path in [
         "/",
         "/events",
@@ -431,7 +490,12 @@ async fn an_xss_payload_in_every_field_stays_inert() {
         .contains("<script>window.__xss=1</script>"));
     assert!(text(&b, "#data").await.contains("onerror"));
     // The policy that would stop a payload that escaped the escaping.
-    let response = reqwest::get(format!("{base}/events/1")).await.unwrap();
+    let response = http(&c)
+        .await
+        .get(format!("{base}/events/1"))
+        .send()
+        .await
+        .unwrap();
     let csp = response
         .headers()
         .get("content-security-policy")
@@ -454,7 +518,7 @@ async fn a_non_loopback_bind_without_a_token_is_refused() {
     assert!(refused.to_string().contains("--token"), "{refused}");
     Console::new(store.clone(), open.clone().insecure_no_auth(true))
         .expect("explicitly insecure is allowed");
-    Console::new(store.clone(), open.token("s3cret-token")).expect("with a token");
+    Console::new(store.clone(), open.token("a-long-random-s3cret-token")).expect("with a token");
     let empty = Console::new(store.clone(), ConsoleOptions::new().token("")).unwrap_err();
     assert!(empty.to_string().contains("empty"), "{empty}");
 }
@@ -463,7 +527,7 @@ async fn a_non_loopback_bind_without_a_token_is_refused() {
 async fn with_a_token_pages_need_it_and_browsers_log_in_once() {
     let (store, _db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
-    let (base, _stop) = serve_with(
+    let c = serve_with(
         &store,
         ConsoleOptions::new().token("s3cret-token"),
         Some(
@@ -473,6 +537,8 @@ async fn with_a_token_pages_need_it_and_browsers_log_in_once() {
         ),
     )
     .await;
+    let base = c.base.clone();
+    assert_eq!(c.url, format!("{base}/"), "a configured token is never printed");
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -542,12 +608,10 @@ async fn dead_letters_are_discarded_only_with_actions_allowed_and_the_csrf_token
         )
         .await
         .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     // Read only: no forms, and a forged POST is refused.
-    let (ro, _stop_ro) = serve(&store, ConsoleOptions::new()).await;
+    let ro_console = serve(&store, ConsoleOptions::new()).await;
+    let ro = ro_console.base.clone();
+    let http = http(&ro_console).await;
     let page = http
         .get(format!("{ro}/dead-letters"))
         .send()
@@ -569,8 +633,10 @@ async fn dead_letters_are_discarded_only_with_actions_allowed_and_the_csrf_token
         .unwrap();
     assert_eq!(r.status(), 403);
     // With actions: a POST without this console's CSRF token is refused.
-    let (rw, _stop_rw) = serve(&store, ConsoleOptions::new().allow_actions(true)).await;
-    let r = http
+    let rw_console = serve(&store, ConsoleOptions::new().allow_actions(true)).await;
+    let rw = rw_console.base.clone();
+    let r = self::http(&rw_console)
+        .await
         .post(format!("{rw}/dead-letters/discard"))
         .form(&[
             ("csrf", "guessed"),
@@ -586,7 +652,7 @@ async fn dead_letters_are_discarded_only_with_actions_allowed_and_the_csrf_token
         2
     );
     // The browser's form carries it.
-    let b = browser().await;
+    let b = open(&rw_console).await;
     b.goto(&format!("{rw}/dead-letters")).await.unwrap();
     screenshot(&b, "dead-letters").await;
     click(
@@ -623,8 +689,9 @@ async fn projections_and_schema_pages_show_what_the_store_and_the_file_hold() {
     )
     .unwrap();
     let first = schema.events.first().unwrap().name.clone();
-    let (base, _stop) = serve(&store, ConsoleOptions::new().schema(schema)).await;
-    let b = browser().await;
+    let c = serve(&store, ConsoleOptions::new().schema(schema)).await;
+    let base = c.base.clone();
+    let b = open(&c).await;
     b.goto(&format!("{base}/projections")).await.unwrap();
     let roster = text(&b, "#projections tr[data-name='roster']").await;
     assert!(roster.contains("15") && roster.contains('5'), "{roster}");
@@ -647,8 +714,8 @@ async fn projections_and_schema_pages_show_what_the_store_and_the_file_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_health_and_readiness_answer_in_their_formats() {
     let (store, db) = store().await;
-    // The only recorder of this test binary; the append after it is counted.
-    let handle = dcbstore::console::install_prometheus().unwrap();
+    // The recorder of this test binary; the append after it is counted.
+    let handle = recorder();
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     let console = Console::new(
         store.clone(),
@@ -660,13 +727,15 @@ async fn metrics_health_and_readiness_answer_in_their_formats() {
     .with_metrics(handle);
     let bound = console.bind().await.unwrap();
     let base = format!("http://{}", bound.local_addr());
+    let url = bound.url();
     let (_stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(bound.serve(async move {
         let _ = stopped.await;
     }));
+    let http = session_client(&url).await;
     let mut body = String::new();
     for _ in 0..100 {
-        let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+        let r = http.get(format!("{base}/metrics")).send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert!(r
             .headers()
@@ -759,7 +828,7 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         .local_addr()
         .unwrap()
         .port();
-    let child = std::process::Command::new(bin)
+    let mut child = std::process::Command::new(bin)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("DATABASE_URL", &url)
         .env("DCBSTORE_LOG", "debug")
@@ -767,7 +836,19 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let stderr = Lines::of(child.stderr.take().unwrap());
     let base = format!("http://127.0.0.1:{port}");
+    // Without a token it makes one up, and prints the URL with it once.
+    let printed = stderr.wait_for("dcbstore console on ");
+    let opened = printed
+        .split_once("dcbstore console on ")
+        .unwrap()
+        .1
+        .trim()
+        .to_owned();
+    assert!(opened.starts_with(&format!("{base}/?token=")), "{printed}");
+    let token = opened.split_once("?token=").unwrap().1.to_owned();
+    assert!(token.len() >= 32, "an unguessable token: {token}");
     let mut up = false;
     for _ in 0..200 {
         if let Ok(r) = reqwest::get(format!("{base}/readyz")).await {
@@ -777,6 +858,9 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "the read-only role serves a ready console");
+    let anonymous = reqwest::get(format!("{base}/events")).await.unwrap();
+    assert_eq!(anonymous.status(), 401, "pages need the printed token");
+    let http = session_client(&opened).await;
     // Every page renders for the read-only role, and shows no secret.
     let _ = tokio::time::sleep(Duration::from_millis(300)).await;
     for path in [
@@ -788,12 +872,15 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         "/schema",
         "/metrics",
     ] {
-        let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
         let body = r.text().await.unwrap();
         assert!(!body.contains("hunter2"), "{path} shows the password");
+        assert!(!body.contains(&token), "{path} shows the token");
     }
-    let overview = reqwest::get(format!("{base}/"))
+    let overview = http
+        .get(format!("{base}/"))
+        .send()
         .await
         .unwrap()
         .text()
@@ -811,10 +898,58 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
         .unwrap()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = stderr.all();
     assert!(logs.contains(&format!("127.0.0.1:{port}")), "{logs}");
     assert!(
         !logs.contains("hunter2"),
         "a log shows the password: {logs}"
     );
+    assert_eq!(
+        logs.matches(&token).count(),
+        1,
+        "the token is printed once, in the URL, and never logged: {logs}"
+    );
+}
+
+/// The lines a child process writes to a pipe, read as they come.
+struct Lines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lines {
+    fn of(pipe: impl std::io::Read + Send + 'static) -> Lines {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Lines {
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// The first line that contains `needle` (within 60 s).
+    fn wait_for(&self, needle: &str) -> String {
+        for _ in 0..1200 {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no line with {needle:?}: {:?}", self.lines.lock().unwrap());
+    }
+
+    /// Everything, once the pipe is closed.
+    fn all(mut self) -> String {
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.lines.lock().unwrap().join("\n")
+    }
 }
