@@ -953,3 +953,792 @@ impl Lines {
         self.lines.lock().unwrap().join("\n")
     }
 }
+
+// ---- Issue 22: DNS rebinding, bounded resources, the smaller holes ----
+
+/// A browser whose resolver points `names` at 127.0.0.1, as a rebinding
+/// attacker's DNS would.
+async fn browser_resolving(names: &[&str]) -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let d = driver();
+    let mut caps = d.capabilities();
+    let rules = names
+        .iter()
+        .map(|n| format!("MAP {n} 127.0.0.1"))
+        .collect::<Vec<_>>()
+        .join(",");
+    caps["goog:chromeOptions"]["args"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!(format!("--host-resolver-rules={rules}")));
+    ClientBuilder::rustls()
+        .expect("rustls")
+        .capabilities(caps)
+        .connect(&d.url())
+        .await
+        .expect("a headless Chromium session")
+}
+
+async fn dead_letters(db: &dcbstore::testing::TestDatabase, subscriber: &str, positions: &[i64]) {
+    let owner = owner(db).await;
+    for p in positions {
+        owner
+            .execute(
+                "INSERT INTO dcbstore.dead_letters VALUES ($1, $2, 1, 'failed', now(), now())",
+                &[&subscriber, p],
+            )
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebound_host_name_reads_nothing_and_discards_nothing() {
+    let (store, db) = store().await;
+    let _ = store
+        .append(vec![numbered(1, &["secret-tag"])], None)
+        .await
+        .unwrap();
+    dead_letters(&db, "mailer", &[1]).await;
+    let c = serve(&store, ConsoleOptions::new().allow_actions(true)).await;
+    let port = c.base.rsplit(':').next().unwrap().to_owned();
+    let evil = format!("evil.example:{port}");
+    // The attacker's page, once its name points at 127.0.0.1, is of the
+    // same origin as the console for the browser: it loads nothing.
+    let b = browser_resolving(&["evil.example"]).await;
+    for path in ["/", "/events", "/dead-letters", "/metrics", "/healthz"] {
+        b.goto(&format!("http://{evil}{path}")).await.unwrap();
+        let body = text(&b, "body").await;
+        assert!(body.contains("421"), "{path} answered a rebound name: {body}");
+        assert!(!body.contains("secret-tag") && !body.contains("mailer"), "{body}");
+    }
+    b.close().await.unwrap();
+    // The same requests as a program sends them: the attacker reads the
+    // form's CSRF token from the page, then posts with its own Origin.
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = raw
+        .get(format!("{}/dead-letters", c.base))
+        .header("host", &evil)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 421);
+    let body = page.text().await.unwrap();
+    assert!(!body.contains("csrf"), "{body}");
+    // Even with the form's real CSRF token (read by the console's own page).
+    let own = http(&c).await;
+    let form = own
+        .get(format!("{}/dead-letters", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the page's CSRF token")
+        .to_owned();
+    let r = raw
+        .post(format!("{}/dead-letters/discard", c.base))
+        .header("host", &evil)
+        .header("origin", format!("http://{evil}"))
+        .form(&[("csrf", csrf.as_str()), ("subscriber", "mailer"), ("position", "1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 421);
+    assert_eq!(dcbstore::delivery::list(&store, None).await.unwrap().len(), 1);
+    // Its own names still work: localhost, the address, a configured name.
+    let named = serve(&store, ConsoleOptions::new().allowed_host("console.internal")).await;
+    let own = http(&named).await;
+    for host in [
+        format!("localhost:{port}"),
+        "127.0.0.1".to_owned(),
+        "console.internal".to_owned(),
+    ] {
+        let r = own
+            .get(format!("{}/events", named.base))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_a_loopback_console_needs_the_secret_it_printed() {
+    let (store, _db) = store().await;
+    let _ = store.append(vec![numbered(1, &["t"])], None).await.unwrap();
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let (printed, token) = c.url.split_once("?token=").expect("a URL with a token");
+    assert_eq!(printed, format!("{}/", c.base));
+    assert!(token.len() >= 32, "{token}");
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for path in ["/", "/events", "/events/1", "/dead-letters", "/metrics"] {
+        let r = raw.get(format!("{}{path}", c.base)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without the secret");
+    }
+    let wrong = raw
+        .get(format!("{}/events?token=guess", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    // The printed URL: the cookie, and the token taken out of the URL.
+    let b = browser().await;
+    b.goto(&format!("{}/events?tag=t&token={token}", c.base))
+        .await
+        .unwrap();
+    let now = b.current_url().await.unwrap();
+    assert_eq!(now.path(), "/events");
+    assert_eq!(now.query(), Some("tag=t"), "the token left the URL");
+    assert_eq!(shown(&b).await, vec![1]);
+    b.goto(&format!("{}/events/1", c.base)).await.unwrap();
+    assert_eq!(text(&b, "h1").await, "Event 1", "the session holds");
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_streams_beyond_the_cap_get_503_and_health_still_answers() {
+    let (store, _db) = store().await;
+    let _ = store.append(vec![numbered(1, &["a"])], None).await.unwrap();
+    let c = serve(&store, ConsoleOptions::new().max_live_streams(2)).await;
+    let http = http(&c).await;
+    let open = |tag: &'static str| {
+        let http = http.clone();
+        let url = format!("{}/events/live?tag={tag}&after=1", c.base);
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let mut first = open("a").await;
+    let mut second = open("b").await;
+    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    let third = open("a").await;
+    assert_eq!(third.status(), 503, "one stream past the cap");
+    assert!(third.text().await.unwrap().contains("live streams"));
+    let health = reqwest::get(format!("{}/healthz", c.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Both streams get their events from the one shared follower.
+    let _ = store
+        .append(vec![numbered(2, &["b"]), numbered(3, &["a"])], None)
+        .await
+        .unwrap();
+    assert!(first_row(&mut first).await.contains("id: 3"));
+    assert!(first_row(&mut second).await.contains("id: 2"));
+    // A closed stream frees its place.
+    drop(first);
+    let mut again = None;
+    for _ in 0..100 {
+        let r = open("a").await;
+        if r.status() == 200 {
+            again = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again.is_some(), "the place of a closed stream is given again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_get_503_and_probes_still_answer() {
+    let (store, _db) = store().await;
+    let c = serve(&store, ConsoleOptions::new().max_connections(3)).await;
+    let http = http(&c).await;
+    let addr = c.base.trim_start_matches("http://").to_owned();
+    // Three clients that connect and never finish their request.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut s, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let health = fresh.get(format!("{}/healthz", c.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200, "probes answer past the cap");
+    let ready = fresh.get(format!("{}/readyz", c.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let page = http
+        .get(format!("{}/events", c.base))
+        .header("connection", "close")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503, "pages past the cap");
+    assert!(page.text().await.unwrap().contains("connection limit"));
+    drop(held);
+    let mut served = false;
+    for _ in 0..100 {
+        let r = fresh.get(format!("{}/events", c.base)).send().await;
+        // Without the cookie: 401 is the page answering again.
+        if r.is_ok_and(|r| r.status() == 401) {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "closed connections free their places");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_or_idle_connection_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (store, _db) = store().await;
+    let c = serve(
+        &store,
+        ConsoleOptions::new().header_timeout(Duration::from_millis(300)),
+    )
+    .await;
+    let addr = c.base.trim_start_matches("http://").to_owned();
+    let closed = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            // The guard only: the server closes it long before.
+            match tokio::time::timeout(Duration::from_secs(25), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    };
+    // Half a request's headers, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    assert!(closed(slow).await, "slow headers: closed");
+    // Nothing at all.
+    let silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    assert!(closed(silent).await, "a silent connection: closed");
+    // A kept-alive connection after its answer.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(closed(idle).await, "an idle kept-alive connection: closed");
+}
+
+/// The stream's text up to its first row.
+async fn first_row(r: &mut reqwest::Response) -> String {
+    let mut seen = String::new();
+    while !seen.contains("data-position") {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), r.chunk())
+            .await
+            .expect("a row within 30 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    seen
+}
+
+/// Console backends of this database waiting for a lock.
+async fn waiting(owner: &tokio_postgres::Client) -> i64 {
+    owner
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_page_ends_at_the_deadline_holds_few_backends_and_leaves_no_statement() {
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &["x"])], None).await.unwrap();
+    let c = serve(
+        &store,
+        ConsoleOptions::new()
+            .max_reads(2)
+            .request_timeout(Duration::from_secs(2)),
+    )
+    .await;
+    let http = http(&c).await;
+    // A statement that waits as long as this transaction holds its locks
+    // (as a 128-item query on a 1M log runs as long as its plan does).
+    let mut locker = owner(&db).await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute(
+        "LOCK TABLE dcbstore.events, dcbstore.stats_cursor IN ACCESS EXCLUSIVE MODE",
+    )
+    .await
+    .unwrap();
+    let watcher = owner(&db).await;
+    let mut requests = Vec::new();
+    for path in ["/", "/events", "/events/1", "/", "/events", "/events?tag=x"] {
+        let http = http.clone();
+        let url = format!("{}{path}", c.base);
+        requests.push(tokio::spawn(async move {
+            // The guard only: the console answers long before.
+            tokio::time::timeout(Duration::from_secs(60), http.get(url).send())
+                .await
+                .map(|r| r.map(|r| r.status().as_u16()).unwrap_or(0))
+                .unwrap_or(0)
+        }));
+    }
+    let mut most = 0;
+    while !requests.iter().all(tokio::task::JoinHandle::is_finished) {
+        most = most.max(waiting(&watcher).await);
+        let health = reqwest::get(format!("{}/readyz", c.base)).await.unwrap();
+        assert_eq!(health.status(), 200, "the probes answer meanwhile");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for r in requests {
+        assert_eq!(r.await.unwrap(), 503, "a stuck page answers 503 at the deadline");
+    }
+    assert!(most >= 1, "the pages did reach the database");
+    assert!(most <= 2, "{most} pages waited in the database at once");
+    // Nothing of theirs is left running once they answered.
+    let mut left = waiting(&watcher).await;
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        left = waiting(&watcher).await;
+    }
+    assert_eq!(left, 0, "statements of abandoned pages still run");
+    tx.rollback().await.unwrap();
+    let r = http.get(format!("{}/events", c.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200, "served again once the lock is gone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_come_in_pages_of_200_none_skipped_none_repeated() {
+    let (store, db) = store().await;
+    let big = "x".repeat(100_000);
+    let _ = store
+        .append(
+            (1..=450u64)
+                .map(|n| Event::new("Big", json!({"n": n, "pad": big})))
+                .collect(),
+            None,
+        )
+        .await
+        .unwrap();
+    owner(&db)
+        .await
+        .batch_execute(
+            "INSERT INTO dcbstore.dead_letters
+             SELECT CASE WHEN p % 2 = 0 THEN 'a-mailer' ELSE 'b-relay' END, p, 1, 'failed', now(), now()
+               FROM generate_series(1, 450) AS p",
+        )
+        .await
+        .unwrap();
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let http = http(&c).await;
+    let mut seen: Vec<(String, i64)> = Vec::new();
+    let mut url = format!("{}/dead-letters", c.base);
+    let mut pages = 0;
+    loop {
+        let page = http.get(&url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let body = page.text().await.unwrap();
+        assert!(body.len() < 2_000_000, "a page of {} bytes", body.len());
+        let rows: Vec<(String, i64)> = body
+            .split("<td><a href=\"/dead-letters?subscriber=")
+            .skip(1)
+            .map(|r| {
+                let name = r.split('"').next().unwrap().to_owned();
+                let p = r
+                    .split("<a href=\"/events/")
+                    .nth(1)
+                    .unwrap()
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                (name, p)
+            })
+            .collect();
+        assert!(rows.len() <= 200, "{} rows on one page", rows.len());
+        seen.extend(rows);
+        pages += 1;
+        match body.split("id=\"more\" rel=\"next\" href=\"").nth(1) {
+            Some(r) => {
+                let next = r.split('"').next().unwrap().replace("&amp;", "&");
+                url = format!("{}{next}", c.base);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut expected: Vec<(String, i64)> = (1..=450)
+        .map(|p| {
+            let name = if p % 2 == 0 { "a-mailer" } else { "b-relay" };
+            (name.to_owned(), p)
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected, "every letter once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letter_gauge_goes_to_zero_and_names_only_known_consumers() {
+    let (store, db) = store().await;
+    let _ = store
+        .append(vec![numbered(1, &[]), numbered(2, &[])], None)
+        .await
+        .unwrap();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let known = format!("mailer_{id}");
+    let made_up = format!("made_up_{id}");
+    owner(&db)
+        .await
+        .execute(
+            "INSERT INTO dcbstore.projections (name, checkpoint, kind) VALUES ($1, 2, 'subscriber')",
+            &[&known],
+        )
+        .await
+        .unwrap();
+    dead_letters(&db, &known, &[1, 2]).await;
+    dead_letters(&db, &made_up, &[1]).await;
+    let c = serve_with(&store, ConsoleOptions::new(), Some(recorder())).await;
+    let http = http(&c).await;
+    let metrics = || {
+        let http = http.clone();
+        let url = format!("{}/metrics", c.base);
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let line = format!("dcbstore_dead_letters{{subscriber=\"{known}\"}}");
+    let until = |value: &'static str| {
+        let line = line.clone();
+        let metrics = &metrics;
+        async move {
+            for _ in 0..200 {
+                let body = metrics().await;
+                if body.lines().any(|l| l == format!("{line} {value}")) {
+                    return body;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("{line} never showed {value}: {}", metrics().await);
+        }
+    };
+    let body = until("2").await;
+    assert!(
+        !body.contains(&made_up),
+        "a name written in a dead letter is not a label: {body}"
+    );
+    owner(&db)
+        .await
+        .execute("DELETE FROM dcbstore.dead_letters WHERE subscriber = $1", &[&known])
+        .await
+        .unwrap();
+    until("0").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_login_the_browser_only_goes_to_a_path_of_this_console() {
+    let (store, _db) = store().await;
+    let token = "a-long-enough-s3cret-token";
+    let c = serve(&store, ConsoleOptions::new().token(token)).await;
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = url::Url::parse(&c.base).unwrap();
+    for next in [
+        "/\t/evil.example/",
+        "/\n/evil.example/",
+        "/\r\n/evil.example/",
+        "\t//evil.example/",
+        "//evil.example/",
+        "/\\evil.example/",
+        "/\\/evil.example/",
+        "/.//evil.example/",
+        "/x/..//evil.example/",
+        "https://evil.example/",
+        "/%2f%2fevil.example/",
+        "javascript:alert(1)",
+    ] {
+        let r = raw
+            .post(format!("{}/login", c.base))
+            .form(&[("token", token), ("next", next)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{next:?}");
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        // Followed as a browser follows it (WHATWG URL parsing).
+        let followed = base.join(&to).unwrap();
+        assert_eq!(followed.origin(), base.origin(), "{next:?} sent the browser to {to:?}");
+    }
+    // In a real browser, through the form.
+    let b = browser_resolving(&["evil.example"]).await;
+    b.goto(&format!("{}/login?next=/%09/evil.example/", c.base))
+        .await
+        .unwrap();
+    b.find(Locator::Css("input[name=token]"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    click(&b, Locator::Css("button[type=submit]")).await;
+    let now = b.current_url().await.unwrap();
+    assert_eq!(now.host_str(), Some("127.0.0.1"), "the browser went to {now}");
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dead_letters_page_shows_no_text_from_its_url() {
+    let (store, _db) = store().await;
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let http = http(&c).await;
+    let lure = "Session expired: call +1 555 0100 with your token";
+    let body = http
+        .get(format!("{}/dead-letters", c.base))
+        .query(&[("done", lure), ("discarded", "x")])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!body.contains("call +1 555"), "{body}");
+    let body = http
+        .get(format!("{}/dead-letters?discarded=3", c.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("discarded 3"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_guesses_past_the_limit_get_429_even_the_right_one() {
+    let (store, _db) = store().await;
+    let token = "a-long-enough-s3cret-token";
+    let c = serve(&store, ConsoleOptions::new().token(token)).await;
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut limited = 0;
+    for i in 0..30 {
+        let r = raw
+            .post(format!("{}/login", c.base))
+            .form(&[("token", format!("guess-{i}").as_str()), ("next", "/")])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited += 1;
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(limited >= 5, "{limited} of 30 guesses were limited");
+    // Over the limit the token is not even compared: no oracle.
+    let right = raw
+        .post(format!("{}/login", c.base))
+        .form(&[("token", token), ("next", "/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 429);
+    let bearer = raw
+        .get(format!("{}/events", c.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), 429, "bearer tokens share the limit");
+    let url = raw
+        .get(format!("{}/events?token={token}", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(url.status(), 429, "URL tokens share the limit");
+    // Another client address has its own quota.
+    let other = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = other
+        .get(format!("{}/events", c.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_bind_refuses_a_guessable_token() {
+    let (store, _db) = store().await;
+    let public = ConsoleOptions::new().listen("0.0.0.0:0".parse().unwrap());
+    for weak in ["x", "password", "123456789012345", "               x"] {
+        let refused = Console::new(store.clone(), public.clone().token(weak)).unwrap_err();
+        assert!(refused.to_string().contains("at least 16"), "{refused}");
+    }
+    Console::new(store.clone(), public.token("0123456789abcdef")).expect("16 characters");
+    Console::new(store.clone(), ConsoleOptions::new().token("short"))
+        .expect("loopback: only this machine's users can guess");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_expires_in_the_browser_and_on_the_server() {
+    let (store, _db) = store().await;
+    let c = serve(
+        &store,
+        ConsoleOptions::new().session_lifetime(Duration::from_secs(1)),
+    )
+    .await;
+    let raw = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = raw.get(&c.url).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("Max-Age=1"), "{cookie}");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let with = |pair: String| {
+        let raw = raw.clone();
+        let url = format!("{}/events", c.base);
+        async move { raw.get(url).header("cookie", pair).send().await.unwrap().status() }
+    };
+    assert_eq!(with(pair.clone()).await, 200);
+    // A browser that keeps the cookie past its Max-Age gets nothing more.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(with(pair.clone()).await, 401, "an expired session is refused");
+    // Nor can the expiry be moved: it is signed.
+    let (_, mac) = pair.split_once('.').unwrap();
+    let forged = format!("dcbstore_console={}.{mac}", u64::MAX / 2);
+    assert_eq!(with(forged).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_tells_strangers_the_state_not_the_error() {
+    let (_store, db) = store().await;
+    let c = owner(&db).await;
+    let role = format!("probe_{}", uuid::Uuid::new_v4().simple());
+    c.batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'first-pw'"))
+        .await
+        .unwrap();
+    dcbstore::roles::grant_app(&c, &role, dcbstore::roles::Grants::read_only())
+        .await
+        .unwrap();
+    let mut config = db.config().unwrap();
+    config.user(&role).password("first-pw");
+    let store = Store::connect(&dcbstore::testing::to_key_value(&config))
+        .await
+        .unwrap();
+    let console = serve(&store, ConsoleOptions::new()).await;
+    let ready = reqwest::get(format!("{}/readyz", console.base)).await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // The role's password changes and its connections go: the store fails.
+    c.batch_execute(&format!(
+        "ALTER ROLE {role} PASSWORD 'second-pw';
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+    ))
+    .await
+    .unwrap();
+    let r = reqwest::get(format!("{}/readyz", console.base)).await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body = r.text().await.unwrap();
+    assert!(body.starts_with("not ready: the database does not answer"), "{body}");
+    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    for secret in [role.as_str(), "password", "authentication", port.as_str()] {
+        assert!(!body.contains(secret), "/readyz shows {secret:?}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it() {
+    let bin = env!("CARGO_BIN_EXE_dcbstore");
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
+    let token = format!("file-token-{}", uuid::Uuid::new_v4().simple());
+    let dir = std::env::temp_dir().join(format!("dcbstore-console-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{token}\n")).unwrap();
+    let short = dir.join("short");
+    std::fs::write(&short, "abc\n").unwrap();
+    // A public bind with a short token in the file is refused.
+    let refused = std::process::Command::new(bin)
+        .args(["serve", "--listen", "0.0.0.0:0", "--token-file"])
+        .arg(&short)
+        .env("DATABASE_URL", db.url())
+        .env_remove("DCBSTORE_CONSOLE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("at least 16"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
+        .arg(&file)
+        .env("DATABASE_URL", db.url())
+        .env_remove("DCBSTORE_CONSOLE_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Lines::of(child.stderr.take().unwrap());
+    let printed = stderr.wait_for("dcbstore console on ");
+    assert!(printed.ends_with(&format!("http://127.0.0.1:{port}/")), "{printed}");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let r = http.get(format!("{base}/events")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(format!("{base}/events"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the file's token");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().unwrap().success());
+    let logs = stderr.all();
+    assert!(!logs.contains(&token), "{logs}");
+    // The token on the command line works, with a warning that says so.
+    let mut flagged = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--token", &token])
+        .env("DATABASE_URL", db.url())
+        .env_remove("DCBSTORE_CONSOLE_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Lines::of(flagged.stderr.take().unwrap());
+    let warning = stderr.wait_for("process list");
+    assert!(warning.contains("--token-file"), "{warning}");
+    stderr.wait_for("dcbstore console on ");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &flagged.id().to_string()])
+        .status();
+    assert!(flagged.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
