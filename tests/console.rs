@@ -1268,7 +1268,9 @@ async fn a_stuck_page_ends_at_the_deadline_holds_few_backends_and_leaves_no_stat
         &store,
         ConsoleOptions::new()
             .max_reads(2)
-            .request_timeout(Duration::from_secs(2)),
+            .request_timeout(Duration::from_secs(2))
+            // Its background refresh would wait for the lock too.
+            .refresh_stats(false),
     )
     .await;
     let http = http(&c).await;
@@ -1277,7 +1279,7 @@ async fn a_stuck_page_ends_at_the_deadline_holds_few_backends_and_leaves_no_stat
     let mut locker = owner(&db).await;
     let tx = locker.transaction().await.unwrap();
     tx.batch_execute(
-        "LOCK TABLE dcbstore.events, dcbstore.stats_cursor IN ACCESS EXCLUSIVE MODE",
+        "LOCK TABLE dcbstore.redactions, dcbstore.stats_cursor IN ACCESS EXCLUSIVE MODE",
     )
     .await
     .unwrap();

@@ -59,8 +59,8 @@ struct Letter {
 /// A page of dead letters from the keyset cursor, in (subscriber, position)
 /// order: an index range scan of the primary key, and previews cut in SQL.
 async fn letters(console: &Shared, only: Option<&str>, from: Option<(&str, i64)>) -> Result<Vec<Letter>, PageError> {
-    let mut client = console.store.pool().get().await?;
-    let tx = reads::begin(&mut client, console).await?;
+    let mut reading = reads::Reading::start(console).await?;
+    let tx = reading.begin(console).await?;
     let (after_s, after_p) = from.map_or((None, 0), |(s, p)| (Some(s), p));
     let rows = tx
         .query(
@@ -75,6 +75,8 @@ async fn letters(console: &Shared, only: Option<&str>, from: Option<(&str, i64)>
             &[&only, &after_s, &after_p, &(SHOWN + 1), &PREVIEW],
         )
         .await?;
+    tx.commit().await?;
+    reading.finish();
     rows.iter()
         .map(|r| {
             Ok(Letter {

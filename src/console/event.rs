@@ -40,7 +40,7 @@ pub(crate) async fn page(
             "no event at position {p}: the log's positions run from 1 to its head (see the overview)"
         )));
     };
-    let marks = redactions(&console.store, &[p]).await?;
+    let marks = redactions(&console, &[p]).await?;
     let pretty = |v: &serde_json::Value| serde_json::to_string_pretty(v).unwrap_or_default();
     Ok(page::shell(
         &format!("Event {p}"),

@@ -12,6 +12,7 @@ use maud::{html, Markup};
 use super::error::PageError;
 use super::filter::{encode, Filter, Params, PAGE};
 use super::page::{self, count};
+use super::reads::Reading;
 use super::state::Shared;
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::read::ReadOptions;
@@ -75,9 +76,10 @@ async fn read_page(store: &Store, f: &Filter) -> Result<Page, PageError> {
     })
 }
 
-/// The latest redaction of each of `positions` that was redacted.
+/// The latest redaction of each of `positions` that was redacted (on a
+/// [`Reading`]: cut at the deadline, the statement is cancelled).
 pub(crate) async fn redactions(
-    store: &Store,
+    console: &Shared,
     positions: &[u64],
 ) -> Result<HashMap<u64, (chrono::DateTime<chrono::Utc>, String)>, PageError> {
     if positions.is_empty() {
@@ -87,14 +89,17 @@ pub(crate) async fn redactions(
         .iter()
         .filter_map(|p| i64::try_from(*p).ok())
         .collect();
-    let client = store.pool().get().await?;
-    let rows = client
+    let mut reading = Reading::start(console).await?;
+    let tx = reading.begin(console).await?;
+    let rows = tx
         .query(
             "SELECT DISTINCT ON (\"position\") \"position\", redacted_at, reason FROM dcbstore.redactions
               WHERE \"position\" = ANY($1) ORDER BY \"position\", redacted_at DESC",
             &[&ps],
         )
         .await?;
+    tx.commit().await?;
+    reading.finish();
     rows.iter()
         .map(|r| {
             Ok((
@@ -113,7 +118,7 @@ pub(crate) async fn page(
     let f = Filter::parse(&params, &console.store)?;
     let p = read_page(&console.store, &f).await?;
     let positions: Vec<u64> = p.events.iter().map(|e| e.position.get()).collect();
-    let marks = redactions(&console.store, &positions).await?;
+    let marks = redactions(&console, &positions).await?;
     let head = console.store.head().await?.map_or(0, SequencePosition::get);
     // Live only on the newest page: new events go above it.
     let live = f.live && f.before.is_none() && f.newer.is_none();

@@ -26,7 +26,7 @@ use super::error::PageError;
 use super::events::{redactions, row};
 use super::filter::{Filter, Params, PAGE};
 use super::poller::{Listener, Row};
-use super::reads::busy;
+use super::reads::{busy, Held};
 use super::state::Shared;
 use crate::event::SequencePosition;
 use crate::query::Query;
@@ -130,14 +130,15 @@ impl Follow {
             .to(SequencePosition::new(upto))
             .limit(PAGE);
         let read = async {
-            let _permit = console.reads.clone().acquire_owned().await;
+            let held = Held::acquire(console).await;
             let events: Vec<_> = console
                 .store
                 .read(&self.query, options)
                 .try_collect()
                 .await?;
             let positions: Vec<u64> = events.iter().map(|e| e.position.get()).collect();
-            let marks = redactions(&console.store, &positions).await?;
+            let marks = redactions(console, &positions).await?;
+            held.map(Held::release);
             Ok::<_, PageError>((events, marks))
         };
         let (events, marks) = tokio::time::timeout(deadline, read)

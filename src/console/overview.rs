@@ -12,8 +12,8 @@ use crate::migrate;
 
 /// `GET /`.
 pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageError> {
-    let mut client = console.store.pool().get().await?;
-    let tx = reads::begin(&mut client, &console).await?;
+    let mut reading = reads::Reading::start(&console).await?;
+    let tx = reading.begin(&console).await?;
     let status = migrate::status(&*tx).await?;
     let head: i64 = tx
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
@@ -21,6 +21,8 @@ pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageEr
         .try_get(0)?;
     let head = u64::try_from(head).unwrap_or(0);
     let o = stats::overview(&*tx, 20).await?;
+    tx.commit().await?;
+    reading.finish();
     let widest = o.types.first().map_or(1, |t| t.1).max(1);
     Ok(page::shell(
         "Overview",

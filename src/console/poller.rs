@@ -146,7 +146,7 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
             }
         }
         let positions: Vec<u64> = batch.iter().map(|e| e.position.get()).collect();
-        let marks = redactions(&console.store, &positions)
+        let marks = redactions(&console, &positions)
             .await
             .unwrap_or_default();
         for e in batch {

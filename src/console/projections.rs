@@ -15,8 +15,8 @@ use crate::projection::durable;
 /// `GET /projections`.
 pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageError> {
     let rows = durable::status(&console.store).await?;
-    let mut client = console.store.pool().get().await?;
-    let tx = reads::begin(&mut client, &console).await?;
+    let mut reading = reads::Reading::start(&console).await?;
+    let tx = reading.begin(&console).await?;
     let lags = lags(&*tx).await?;
     let dead: std::collections::HashMap<String, i64> = tx
         .query(
@@ -27,6 +27,8 @@ pub(crate) async fn page(State(console): State<Shared>) -> Result<Markup, PageEr
         .iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
         .collect::<Result<_, tokio_postgres::Error>>()?;
+    tx.commit().await?;
+    reading.finish();
     let head = rows.first().map_or(0, |r| r.head);
     Ok(page::shell(
         "Projections",
