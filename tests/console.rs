@@ -98,7 +98,13 @@ async fn session_client(url: &str) -> reqwest::Client {
     let r = plain.get(url).send().await.unwrap();
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(cookie) = r.headers().get("set-cookie") {
-        let pair = cookie.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let pair = cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
         headers.insert("cookie", pair.parse().unwrap());
     }
     reqwest::Client::builder()
@@ -538,7 +544,11 @@ async fn with_a_token_pages_need_it_and_browsers_log_in_once() {
     )
     .await;
     let base = c.base.clone();
-    assert_eq!(c.url, format!("{base}/"), "a configured token is never printed");
+    assert_eq!(
+        c.url,
+        format!("{base}/"),
+        "a configured token is never printed"
+    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -937,7 +947,13 @@ impl Lines {
     /// The first line that contains `needle` (within 60 s).
     fn wait_for(&self, needle: &str) -> String {
         for _ in 0..1200 {
-            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(needle)) {
+            if let Some(l) = self
+                .lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
                 return l.clone();
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -1009,8 +1025,14 @@ async fn a_rebound_host_name_reads_nothing_and_discards_nothing() {
     for path in ["/", "/events", "/dead-letters", "/metrics", "/healthz"] {
         b.goto(&format!("http://{evil}{path}")).await.unwrap();
         let body = text(&b, "body").await;
-        assert!(body.contains("421"), "{path} answered a rebound name: {body}");
-        assert!(!body.contains("secret-tag") && !body.contains("mailer"), "{body}");
+        assert!(
+            body.contains("421"),
+            "{path} answered a rebound name: {body}"
+        );
+        assert!(
+            !body.contains("secret-tag") && !body.contains("mailer"),
+            "{body}"
+        );
     }
     b.close().await.unwrap();
     // The same requests as a program sends them: the attacker reads the
@@ -1048,14 +1070,25 @@ async fn a_rebound_host_name_reads_nothing_and_discards_nothing() {
         .post(format!("{}/dead-letters/discard", c.base))
         .header("host", &evil)
         .header("origin", format!("http://{evil}"))
-        .form(&[("csrf", csrf.as_str()), ("subscriber", "mailer"), ("position", "1")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("subscriber", "mailer"),
+            ("position", "1"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 421);
-    assert_eq!(dcbstore::delivery::list(&store, None).await.unwrap().len(), 1);
+    assert_eq!(
+        dcbstore::delivery::list(&store, None).await.unwrap().len(),
+        1
+    );
     // Its own names still work: localhost, the address, a configured name.
-    let named = serve(&store, ConsoleOptions::new().allowed_host("console.internal")).await;
+    let named = serve(
+        &store,
+        ConsoleOptions::new().allowed_host("console.internal"),
+    )
+    .await;
     let own = http(&named).await;
     for host in [
         format!("localhost:{port}"),
@@ -1122,7 +1155,10 @@ async fn live_streams_beyond_the_cap_get_503_and_health_still_answers() {
     };
     let mut first = open("a").await;
     let mut second = open("b").await;
-    assert_eq!((first.status().as_u16(), second.status().as_u16()), (200, 200));
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
     let third = open("a").await;
     assert_eq!(third.status(), 503, "one stream past the cap");
     assert!(third.text().await.unwrap().contains("live streams"));
@@ -1146,7 +1182,10 @@ async fn live_streams_beyond_the_cap_get_503_and_health_still_answers() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(again.is_some(), "the place of a closed stream is given again");
+    assert!(
+        again.is_some(),
+        "the place of a closed stream is given again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1169,9 +1208,17 @@ async fn connections_beyond_the_cap_get_503_and_probes_still_answer() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let health = fresh.get(format!("{}/healthz", c.base)).send().await.unwrap();
+    let health = fresh
+        .get(format!("{}/healthz", c.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200, "probes answer past the cap");
-    let ready = fresh.get(format!("{}/readyz", c.base)).send().await.unwrap();
+    let ready = fresh
+        .get(format!("{}/readyz", c.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     let page = http
         .get(format!("{}/events", c.base))
@@ -1304,7 +1351,11 @@ async fn a_stuck_page_ends_at_the_deadline_holds_few_backends_and_leaves_no_stat
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for r in requests {
-        assert_eq!(r.await.unwrap(), 503, "a stuck page answers 503 at the deadline");
+        assert_eq!(
+            r.await.unwrap(),
+            503,
+            "a stuck page answers 503 at the deadline"
+        );
     }
     assert!(most >= 1, "the pages did reach the database");
     assert!(most <= 2, "{most} pages waited in the database at once");
@@ -1443,7 +1494,10 @@ async fn the_dead_letter_gauge_goes_to_zero_and_names_only_known_consumers() {
     );
     owner(&db)
         .await
-        .execute("DELETE FROM dcbstore.dead_letters WHERE subscriber = $1", &[&known])
+        .execute(
+            "DELETE FROM dcbstore.dead_letters WHERE subscriber = $1",
+            &[&known],
+        )
         .await
         .unwrap();
     until("0").await;
@@ -1483,7 +1537,11 @@ async fn after_login_the_browser_only_goes_to_a_path_of_this_console() {
         let to = r.headers()["location"].to_str().unwrap().to_owned();
         // Followed as a browser follows it (WHATWG URL parsing).
         let followed = base.join(&to).unwrap();
-        assert_eq!(followed.origin(), base.origin(), "{next:?} sent the browser to {to:?}");
+        assert_eq!(
+            followed.origin(),
+            base.origin(),
+            "{next:?} sent the browser to {to:?}"
+        );
     }
     // In a real browser, through the form.
     let b = browser_resolving(&["evil.example"]).await;
@@ -1498,7 +1556,11 @@ async fn after_login_the_browser_only_goes_to_a_path_of_this_console() {
         .unwrap();
     click(&b, Locator::Css("button[type=submit]")).await;
     let now = b.current_url().await.unwrap();
-    assert_eq!(now.host_str(), Some("127.0.0.1"), "the browser went to {now}");
+    assert_eq!(
+        now.host_str(),
+        Some("127.0.0.1"),
+        "the browser went to {now}"
+    );
     b.close().await.unwrap();
 }
 
@@ -1616,17 +1678,31 @@ async fn a_session_expires_in_the_browser_and_on_the_server() {
     let r = raw.get(&c.url).send().await.unwrap();
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.contains("Max-Age=1"), "{cookie}");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
     let pair = cookie.split(';').next().unwrap().to_owned();
     let with = |pair: String| {
         let raw = raw.clone();
         let url = format!("{}/events", c.base);
-        async move { raw.get(url).header("cookie", pair).send().await.unwrap().status() }
+        async move {
+            raw.get(url)
+                .header("cookie", pair)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
     };
     assert_eq!(with(pair.clone()).await, 200);
     // A browser that keeps the cookie past its Max-Age gets nothing more.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(with(pair.clone()).await, 401, "an expired session is refused");
+    assert_eq!(
+        with(pair.clone()).await,
+        401,
+        "an expired session is refused"
+    );
     // Nor can the expiry be moved: it is signed.
     let (_, mac) = pair.split_once('.').unwrap();
     let forged = format!("dcbstore_console={}.{mac}", u64::MAX / 2);
@@ -1650,7 +1726,9 @@ async fn readyz_tells_strangers_the_state_not_the_error() {
         .await
         .unwrap();
     let console = serve(&store, ConsoleOptions::new()).await;
-    let ready = reqwest::get(format!("{}/readyz", console.base)).await.unwrap();
+    let ready = reqwest::get(format!("{}/readyz", console.base))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
     // The role's password changes and its connections go: the store fails.
     c.batch_execute(&format!(
@@ -1659,11 +1737,21 @@ async fn readyz_tells_strangers_the_state_not_the_error() {
     ))
     .await
     .unwrap();
-    let r = reqwest::get(format!("{}/readyz", console.base)).await.unwrap();
+    let r = reqwest::get(format!("{}/readyz", console.base))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
-    assert!(body.starts_with("not ready: the database does not answer"), "{body}");
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    assert!(
+        body.starts_with("not ready: the database does not answer"),
+        "{body}"
+    );
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     for secret in [role.as_str(), "password", "authentication", port.as_str()] {
         assert!(!body.contains(secret), "/readyz shows {secret:?}: {body}");
     }
@@ -1675,7 +1763,10 @@ async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it()
     let (store, db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     let token = format!("file-token-{}", uuid::Uuid::new_v4().simple());
-    let dir = std::env::temp_dir().join(format!("dcbstore-console-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "dcbstore-console-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
     std::fs::write(&file, format!("{token}\n")).unwrap();
@@ -1697,7 +1788,12 @@ async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it()
         .unwrap()
         .port();
     let mut child = std::process::Command::new(bin)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--token-file",
+        ])
         .arg(&file)
         .env("DATABASE_URL", db.url())
         .env_remove("DCBSTORE_CONSOLE_TOKEN")
@@ -1706,7 +1802,10 @@ async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it()
         .unwrap();
     let stderr = Lines::of(child.stderr.take().unwrap());
     let printed = stderr.wait_for("dcbstore console on ");
-    assert!(printed.ends_with(&format!("http://127.0.0.1:{port}/")), "{printed}");
+    assert!(
+        printed.ends_with(&format!("http://127.0.0.1:{port}/")),
+        "{printed}"
+    );
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
     assert!(!String::from_utf8_lossy(&cmdline).contains(&token));
     let base = format!("http://127.0.0.1:{port}");

@@ -58,7 +58,11 @@ struct Letter {
 
 /// A page of dead letters from the keyset cursor, in (subscriber, position)
 /// order: an index range scan of the primary key, and previews cut in SQL.
-async fn letters(console: &Shared, only: Option<&str>, from: Option<(&str, i64)>) -> Result<Vec<Letter>, PageError> {
+async fn letters(
+    console: &Shared,
+    only: Option<&str>,
+    from: Option<(&str, i64)>,
+) -> Result<Vec<Letter>, PageError> {
     let mut reading = reads::Reading::start(console).await?;
     let tx = reading.begin(console).await?;
     let (after_s, after_p) = from.map_or((None, 0), |(s, p)| (Some(s), p));
@@ -113,7 +117,10 @@ pub(crate) async fn page(
     UrlQuery(params): UrlQuery<Params>,
 ) -> Result<Markup, PageError> {
     let only = params.subscriber.as_deref().filter(|s| !s.is_empty());
-    let from = params.after_subscriber.as_deref().map(|s| (s, params.after.unwrap_or(0)));
+    let from = params
+        .after_subscriber
+        .as_deref()
+        .map(|s| (s, params.after.unwrap_or(0)));
     let mut letters = letters(&console, only, from).await?;
     let more = letters.len() as i64 > SHOWN;
     letters.truncate(usize::try_from(SHOWN).unwrap_or(200));
@@ -221,7 +228,11 @@ fn check(console: &Shared, headers: &HeaderMap, form: &ActionForm) -> Result<Sel
 }
 
 fn back(subscriber: &str, done: &str) -> Response {
-    Redirect::to(&format!("/dead-letters?subscriber={}&{done}", encode(subscriber))).into_response()
+    Redirect::to(&format!(
+        "/dead-letters?subscriber={}&{done}",
+        encode(subscriber)
+    ))
+    .into_response()
 }
 
 /// `POST /dead-letters/discard`.

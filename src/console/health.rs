@@ -49,7 +49,11 @@ pub(crate) async fn readyz(State(console): State<Shared>) -> Response {
             "the database does not answer (the console's log says why)"
         }
     };
-    (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response()
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready: {reason}\n"),
+    )
+        .into_response()
 }
 
 /// `GET /metrics`: what the process's Prometheus recorder holds.

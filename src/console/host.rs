@@ -61,7 +61,7 @@ fn allowed(host: &str, names: &[String], local: Option<IpAddr>) -> bool {
         return false;
     }
     let name = authority.host().trim_end_matches('.').to_ascii_lowercase();
-    if name == "localhost" || names.iter().any(|n| *n == name) {
+    if name == "localhost" || names.contains(&name) {
         return true;
     }
     let bare = name
@@ -101,7 +101,9 @@ pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
         _ => Some(80),
     });
     matches!(origin.scheme(), "http" | "https")
-        && origin.host_str().is_some_and(|h| h.eq_ignore_ascii_case(host.host()))
+        && origin
+            .host_str()
+            .is_some_and(|h| h.eq_ignore_ascii_case(host.host()))
         && origin.port_or_known_default() == port
 }
 

@@ -34,8 +34,8 @@ impl Limiter {
         }
     }
 
-    /// Takes one check for the request's client, or the 429 to answer.
-    pub(crate) fn check(&self, extensions: &Extensions) -> Result<(), Response> {
+    /// Takes one check for the request's client, or says it is over.
+    pub(crate) fn check(&self, extensions: &Extensions) -> Result<(), Limited> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             // Memory stays bounded by the addresses seen within a minute.
             self.limiter.retain_recent();
@@ -44,27 +44,44 @@ impl Limiter {
         let key = client_key(extensions);
         self.limiter.check_key(&key).map_err(|_| {
             tracing::warn!(client = %key, "console token checks over the limit");
-            let wait = 60 / u64::from(self.per_minute).max(1);
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "429 Too Many Requests: at most {} token checks a minute from one address; wait a minute and try again\n",
-                    self.per_minute
-                ),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(wait.max(1)));
-            response
+            Limited {
+                per_minute: self.per_minute,
+            }
         })
+    }
+}
+
+/// A client over its quota: 429, with when to try again.
+#[derive(Debug)]
+pub(crate) struct Limited {
+    per_minute: u32,
+}
+
+impl IntoResponse for Limited {
+    fn into_response(self) -> Response {
+        let wait = (60 / u64::from(self.per_minute.max(1))).max(1);
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "429 Too Many Requests: at most {} token checks a minute from one address; wait a minute and try again\n",
+                self.per_minute
+            ),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        response
     }
 }
 
 /// The client's address (its /64 for IPv6); unspecified when the router is
 /// served without connection info.
 fn client_key(extensions: &Extensions) -> IpAddr {
-    match extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()) {
+    match extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+    {
         Some(IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();
             IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
@@ -92,7 +109,7 @@ mod tests {
         for _ in 0..3 {
             assert!(l.check(&a).is_ok());
         }
-        assert_eq!(l.check(&a).unwrap_err().status(), 429);
+        assert_eq!(l.check(&a).unwrap_err().into_response().status(), 429);
         assert!(l.check(&from("192.0.2.2:1000")).is_ok());
         // One /64 is one client, whatever its interface identifiers.
         let v6 = Limiter::new(1);

@@ -138,14 +138,14 @@ impl Follow {
                 .await?;
             let positions: Vec<u64> = events.iter().map(|e| e.position.get()).collect();
             let marks = redactions(console, &positions).await?;
-            held.map(Held::release);
+            if let Some(h) = held {
+                h.release();
+            }
             Ok::<_, PageError>((events, marks))
         };
-        let (events, marks) = tokio::time::timeout(deadline, read)
-            .await
-            .map_err(|_| {
-                PageError::BadRequest("reading the log took longer than the console's deadline".into())
-            })??;
+        let (events, marks) = tokio::time::timeout(deadline, read).await.map_err(|_| {
+            PageError::BadRequest("reading the log took longer than the console's deadline".into())
+        })??;
         if (events.len() as u64) < PAGE {
             self.last = upto;
         }

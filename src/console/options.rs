@@ -170,7 +170,11 @@ impl ConsoleOptions {
     /// a site whose name was rebound to this address cannot read it.
     #[must_use]
     pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
-        let name = name.into().trim().trim_end_matches('.').to_ascii_lowercase();
+        let name = name
+            .into()
+            .trim()
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         if !name.is_empty() {
             self.allowed_hosts.push(name);
         }

@@ -146,9 +146,7 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
             }
         }
         let positions: Vec<u64> = batch.iter().map(|e| e.position.get()).collect();
-        let marks = redactions(&console, &positions)
-            .await
-            .unwrap_or_default();
+        let marks = redactions(&console, &positions).await.unwrap_or_default();
         for e in batch {
             let position = e.position.get();
             let html = row(&e, marks.contains_key(&position)).into_string();

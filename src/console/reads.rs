@@ -35,7 +35,13 @@ pub(crate) struct Held(Option<OwnedSemaphorePermit>);
 impl Held {
     /// Waits for one of the console's read permits.
     pub(crate) async fn acquire(console: &Shared) -> Option<Held> {
-        console.reads.clone().acquire_owned().await.ok().map(|p| Held(Some(p)))
+        console
+            .reads
+            .clone()
+            .acquire_owned()
+            .await
+            .ok()
+            .map(|p| Held(Some(p)))
     }
 
     /// The page is done: the permit goes back now.
@@ -59,7 +65,11 @@ impl Drop for Held {
 
 /// Runs the page while it holds one of the console's read permits (it
 /// waits for one within the request's deadline).
-pub(crate) async fn permit(State(console): State<Shared>, request: Request, next: Next) -> Response {
+pub(crate) async fn permit(
+    State(console): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Some(held) = Held::acquire(&console).await else {
         return busy("the console is shutting down");
     };

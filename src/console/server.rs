@@ -72,7 +72,10 @@ pub(crate) async fn serve(
             Err(_) => match spare.clone().try_acquire_owned() {
                 Ok(p) => (p, true),
                 Err(_) => {
-                    tracing::warn!(max = bounds.max_connections, "console connection refused: at its connection limit");
+                    tracing::warn!(
+                        max = bounds.max_connections,
+                        "console connection refused: at its connection limit"
+                    );
                     drop(stream);
                     continue;
                 }
