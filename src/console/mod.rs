@@ -22,7 +22,7 @@
 //! Safety, each guarantee with the module that keeps it:
 //!
 //! - Every value is HTML-escaped (maud) and every response carries a
-//!   Content-Security-Policy without inline script ([`page`]).
+//!   Content-Security-Policy without inline script (`page`).
 //! - Every page needs a token: the configured one (at least
 //!   [`MIN_PUBLIC_TOKEN_CHARS`] on a non-loopback address, which cannot go
 //!   without one: [`ConsoleOptions::check_bind`]), or on loopback without

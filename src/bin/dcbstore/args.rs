@@ -312,7 +312,8 @@ read-only role: `dcbstore grant ROLE --read-only`."
         /// for names other than localhost, the console's address and these get 421 (DNS rebinding).
         #[arg(long, value_name = "NAME")]
         allowed_host: Vec<String>,
-        /// Serve a non-loopback address without a token (only behind an authenticating proxy).
+        /// Serve without a token: a non-loopback address, or loopback without the random token it
+        /// would make up (only behind an authenticating proxy).
         #[arg(long)]
         insecure_no_auth: bool,
         /// Allow retrying and discarding dead letters (POST forms with a CSRF token).
