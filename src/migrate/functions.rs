@@ -46,6 +46,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "locks.sql",
     "epochs.sql",
     "query.sql",
+    "validate.sql",
     "conditions.sql",
     "read.sql",
     "batch.sql",

@@ -85,6 +85,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0008_stats.sql"),
         needs: &[],
     },
+    Migration {
+        version: 9,
+        name: "guards",
+        sql: include_str!("../../sql/migrations/0009_guards.sql"),
+        needs: &[],
+    },
 ];
 
 /// The schema version this build expects.

@@ -270,6 +270,11 @@ pub(crate) enum Command {
         /// Also allow it to redact events (audited erasure of personal data).
         #[arg(long)]
         redact: bool,
+        /// Also allow it to import (`dcbstore import`, which keeps each event's
+        /// recorded_at): for a migration or restore role, not an application.
+        /// A grant without it takes it back.
+        #[arg(long, conflicts_with = "read_only")]
+        import: bool,
         /// Read only, for the operations console and reporting tools.
         ///
         /// The role may read events, projections' checkpoints, dead letters

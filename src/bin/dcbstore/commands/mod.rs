@@ -169,8 +169,9 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
         Command::Grant {
             role,
             redact,
+            import,
             read_only,
-        } => roles::grant(ctx, &role, redact, read_only, out).await?,
+        } => roles::grant(ctx, &role, redact, import, read_only, out).await?,
         Command::Redact {
             position,
             data,
