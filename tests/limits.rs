@@ -411,26 +411,28 @@ async fn sql_appends_over_the_limits_are_refused_by_the_database() {
     assert_eq!(before, Some(2));
 
     let long = "n".repeat(MAX_NAME_BYTES + 1);
-    for (events, constraint) in [
-        (json!([{"type": long}]), "events_type_length"),
+    for (events, limit) in [
+        (json!([{"type": long}]), "max_name_bytes"),
         (
             json!([{"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT + 1)}]),
-            "events_tag_count",
+            "max_tags_per_event",
         ),
         (
             json!([{"type": "A", "tags": [long]}]),
-            "event_tags_tag_length",
+            "max_name_bytes",
         ),
         // One bad event refuses the whole append.
         (
             json!([{"type": "A"}, {"type": "B", "tags": [long]}]),
-            "event_tags_tag_length",
+            "max_name_bytes",
         ),
     ] {
+        // Refused by the entry point itself (before the table's constraints),
+        // naming the limit of dcbstore.limits.
         let err = append(events.clone()).await.expect_err("refused");
         let db_err = err.as_db_error().expect("a database error");
-        assert_eq!(db_err.code(), &SqlState::CHECK_VIOLATION, "{events}: {err}");
-        assert_eq!(db_err.constraint(), Some(constraint), "{events}: {err}");
+        assert_eq!(db_err.code(), &SqlState::INVALID_PARAMETER_VALUE, "{events}: {err}");
+        assert!(db_err.message().contains(limit), "{events}: {err}");
         assert_eq!(head(&store).await, before, "nothing written");
     }
 }
@@ -589,16 +591,32 @@ async fn a_store_stores_what_its_raised_limits_allow() {
         .await
         .unwrap_err();
     assert!(matches!(refused, Error::LimitExceeded { .. }), "{refused}");
-    let raised = Store::builder(db.url())
-        .unwrap()
-        .limits(Limits {
+    let raise = || {
+        Store::builder(db.url()).unwrap().limits(Limits {
             max_event_bytes: 4 * 1024 * 1024,
             ..Limits::default()
         })
-        .build()
+    };
+    // Above the database's limits, a store would send what the database
+    // refuses: it is refused at connect, saying how to raise them.
+    let err = raise().build().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UPDATE dcbstore.limits SET max_event_bytes = 4194304"),
+        "{err}"
+    );
+    let owner = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    owner
+        .batch_execute("UPDATE dcbstore.limits SET max_event_bytes = 4194304")
         .await
         .unwrap();
+    let raised = raise().build().await.unwrap();
     assert_eq!(raised.limits().max_event_bytes, 4 * 1024 * 1024);
+    // A store without limits of its own takes the database's.
+    let follows = Store::connect(db.url()).await.unwrap();
+    assert_eq!(follows.limits().max_event_bytes, 4 * 1024 * 1024);
     let a = raised.append(vec![document.clone()], None).await.unwrap();
     let back = raised
         .read_all(&Query::all(), ReadOptions::new().after_opt(None))
@@ -743,6 +761,17 @@ async fn an_8_mib_event_round_trips_through_the_cli_with_a_raised_limit() {
     assert_eq!(code, 1, "refused by default: {stderr}");
     assert!(stderr.contains("the limit is 1048576"), "{stderr}");
     let raised = [("DCBSTORE_MAX_EVENT_BYTES", "16777216")];
+    // Above the database's limit: refused at connect, saying how to raise it.
+    let (code, _, stderr) = cli_env(db.url(), &["append"], &line, &raised);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("UPDATE dcbstore.limits"), "{stderr}");
+    let owner = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    owner
+        .batch_execute("UPDATE dcbstore.limits SET max_event_bytes = 16777216")
+        .await
+        .unwrap();
     let (code, stdout, stderr) = cli_env(db.url(), &["append"], &line, &raised);
     assert_eq!(code, 0, "{stderr}");
     let appended: Value = serde_json::from_str(stdout.trim()).unwrap();

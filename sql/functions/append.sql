@@ -343,3 +343,22 @@ REVOKE ALL ON FUNCTION dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], i
 REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_validated(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.check_batch(uuid[], text[], jsonb[], jsonb[], bigint[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+
+-- The roles that may call append_batch may call the Rust client's entry
+-- point, whatever its signature was when they were granted it (a new
+-- signature is a new function, without the old one's grants).
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee
+          FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
+         WHERE p.oid = 'dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[])'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) TO %s',
+                       r.grantee::regrole::text);
+    END LOOP;
+END
+$$;

@@ -97,6 +97,8 @@ pub async fn import<R: BufRead>(
     // A line read but left for the next batch (it would have made this one
     // too large for one append).
     let mut carried: Option<(u64, Line, usize)> = None;
+    // The last line with a recorded_at, and its time.
+    let mut last_stamp: Option<(u64, chrono::DateTime<chrono::Utc>)> = None;
     loop {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
@@ -110,6 +112,19 @@ pub async fn import<R: BufRead>(
                         break;
                     };
                     let line = parse_line(n, text, &limits)?;
+                    if let (Some(at), Some((_, previous))) = (line.recorded_at, last_stamp) {
+                        if at < previous {
+                            return Err(Error::invalid(format!(
+                                "line {n}: recorded_at {} is before line {}'s ({}): times never go back along positions; keep the export's order, or leave recorded_at out to stamp events with the time of the import",
+                                at.to_rfc3339(),
+                                last_stamp.map_or(0, |(l, _)| l),
+                                previous.to_rfc3339()
+                            )));
+                        }
+                    }
+                    if let Some(at) = line.recorded_at {
+                        last_stamp = Some((n, at));
+                    }
                     let size = line.bytes();
                     (n, line, size)
                 }
@@ -245,11 +260,15 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
         attempts += 1;
         let stored = lookup(store, &events).await?;
         let mut new = Vec::with_capacity(events.len());
+        let mut numbers = Vec::with_capacity(events.len());
         let mut present = batch.repeated;
         for (n, line) in &events {
             let e = &line.event;
             match stored.get(&e.id) {
-                None => new.push(line),
+                None => {
+                    new.push(line);
+                    numbers.push(*n);
+                }
                 Some(s) => {
                     let differ = s.differences(e);
                     if !differ.is_empty() {
@@ -274,8 +293,32 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
             Ok(()) => return Ok((count, present)),
             // Stored meanwhile (a concurrent import): look again.
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(on_line(e, &numbers)),
         }
+    }
+}
+
+/// The store's refusal of an event of the batch ("event 2: ..."), as the
+/// input line it came from ("line 17: ..."), as every error of an import
+/// names the line.
+fn on_line(e: Error, numbers: &[u64]) -> Error {
+    let Some(db) = e.as_db_error() else {
+        return e;
+    };
+    if db.code() != &SqlState::INVALID_PARAMETER_VALUE {
+        return e;
+    }
+    let message = db.message();
+    let located = message
+        .strip_prefix("event ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(k, reason)| {
+            let k: usize = k.parse().ok()?;
+            Some(format!("line {}: {reason}", numbers.get(k.checked_sub(1)?)?))
+        });
+    match located {
+        Some(message) => Error::Invalid(message),
+        None => e,
     }
 }
 

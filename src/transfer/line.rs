@@ -71,6 +71,16 @@ pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Line> {
         "recorded_at",
         "an RFC 3339 timestamp (as export writes it)",
     )?;
+    if let Some(at) = recorded_at {
+        let ahead = at - Utc::now();
+        if ahead > chrono::Duration::minutes(5) {
+            return Err(Error::invalid(format!(
+                "line {n}: recorded_at {} is {} s ahead of this machine's clock: an import cannot stamp the log in the future (the store refuses times more than its max_clock_skew, 5 minutes by default, ahead of its own clock); check the clocks, or leave recorded_at out to stamp the event with the time of the import",
+                at.to_rfc3339(),
+                ahead.num_seconds()
+            )));
+        }
+    }
     if let Some(unknown) = line.keys().next() {
         return Err(Error::invalid(format!(
             "line {n}: unknown field {unknown:?} (an event has {FIELDS})"
