@@ -19,11 +19,13 @@ pub(crate) async fn append(
     condition: Option<AppendCondition>,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let EventLines { events, lines } = read_events(std::io::stdin().lock())?;
+    // The store first: its limits (the database's, or DCBSTORE_MAX_*) bound
+    // how much of stdin is read.
+    let store = ctx.store().await?;
+    let EventLines { events, lines } = read_events(std::io::stdin().lock(), store.limits())?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let condition = condition
         .or_else(|| fail_if.map(|q| AppendCondition::new(q, after.map(SequencePosition::new))));
-    let store = ctx.store().await?;
     match store.append(events, condition).await {
         Ok(a) => {
             let first = first_position(&store, &ids, a).await;
