@@ -865,3 +865,39 @@ async fn reads_survive_pooled_connections_whose_backends_were_terminated() {
         assert_eq!(events.len(), 1);
     }
 }
+
+/// An append whose connection is lost before the append is sent (here, the
+/// reply to its statement's preparation) is reported as not written, never
+/// as a bare database error that leaves the caller in doubt; an append whose
+/// reply is lost is reported as of unknown outcome. Resending settles both.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_append_outcome_is_written_not_written_or_unknown() {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
+    let store = Store::builder(&via(&db, &proxy))
+        .unwrap()
+        .pool_size(1)
+        .build()
+        .await
+        .unwrap();
+    // Nothing prepared yet: the first reply is the preparation's.
+    proxy.set(Mode::LoseNextReply);
+    let events = vec![ev("Once", &["t"])];
+    let err = store.append(events.clone(), None).await.unwrap_err();
+    assert!(matches!(err, Error::NotWritten(_)), "{err:?}");
+    assert!(!err.is_outcome_unknown());
+    assert!(err.to_string().contains("was not written"), "{err}");
+    assert!(err.to_string().contains("nothing of it is stored"), "{err}");
+    let direct = Store::connect(db.url()).await.unwrap();
+    assert_eq!(direct.head().await.unwrap(), None);
+    // Warmed, the next reply is the append's own: unknown, and a resend of
+    // the same events tells.
+    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    proxy.set(Mode::LoseNextReply);
+    let err = store.append(events.clone(), None).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    let again = store.append(events, None).await.unwrap();
+    assert!(again.already_stored, "it had been written");
+    assert_eq!(direct.head().await.unwrap(), Some(again.position));
+}

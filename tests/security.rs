@@ -1235,3 +1235,49 @@ async fn imports_are_an_import_roles_and_never_stamp_the_log_outside_its_clock()
     drop((store, importing, app, import_role, as_owner));
     roles.drop_roles().await;
 }
+
+/// `dcbstore append` never reports "failed" for a write that happened: an
+/// idempotent retry that finds its events stored succeeds (exit 0, with
+/// their positions) even when the lookup of its first position fails (here:
+/// a role that may append but not read the log).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed() {
+    let roles = Roles::new().await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    as_owner
+        .batch_execute(&format!("REVOKE SELECT ON dcbstore.events FROM {}", roles.app))
+        .await
+        .unwrap();
+    let id = uuid::Uuid::now_v7();
+    let line = format!("{}\n", json!({"id": id, "type": "Once", "tags": ["t"]}));
+    let run = || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+            .args(["append"])
+            .env("DATABASE_URL", &roles.app_url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let retry = run();
+    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&retry.stdout).unwrap();
+    assert_eq!(out["already_stored"], true, "{out}");
+    assert_eq!(out["position"], 1, "{out}");
+    assert_eq!(out["first_position"], 1, "{out}");
+    drop(as_owner);
+    roles.drop_roles().await;
+}
