@@ -417,10 +417,7 @@ async fn sql_appends_over_the_limits_are_refused_by_the_database() {
             json!([{"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT + 1)}]),
             "max_tags_per_event",
         ),
-        (
-            json!([{"type": "A", "tags": [long]}]),
-            "max_name_bytes",
-        ),
+        (json!([{"type": "A", "tags": [long]}]), "max_name_bytes"),
         // One bad event refuses the whole append.
         (
             json!([{"type": "A"}, {"type": "B", "tags": [long]}]),
@@ -431,7 +428,11 @@ async fn sql_appends_over_the_limits_are_refused_by_the_database() {
         // naming the limit of dcbstore.limits.
         let err = append(events.clone()).await.expect_err("refused");
         let db_err = err.as_db_error().expect("a database error");
-        assert_eq!(db_err.code(), &SqlState::INVALID_PARAMETER_VALUE, "{events}: {err}");
+        assert_eq!(
+            db_err.code(),
+            &SqlState::INVALID_PARAMETER_VALUE,
+            "{events}: {err}"
+        );
         assert!(db_err.message().contains(limit), "{events}: {err}");
         assert_eq!(head(&store).await, before, "nothing written");
     }
@@ -859,12 +860,15 @@ async fn queries_as_wide_as_the_limits_read_and_guard_correctly() {
         .unwrap();
 
     let types_only = (0..MAX_QUERY_ITEMS)
-        .map(|i| QueryItem::types((0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", i + t, t % 7))))
+        .map(|i| {
+            QueryItem::types((0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", i + t, t % 7)))
+        })
         .collect::<Vec<_>>();
     let tagged = (0..1000)
         .map(|i| {
-            QueryItem::tags([format!("a:{}", i % 40), format!("b:{}", i % 5)])
-                .and_types((0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", (i + t) % 150, t % 7)))
+            QueryItem::tags([format!("a:{}", i % 40), format!("b:{}", i % 5)]).and_types(
+                (0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", (i + t) % 150, t % 7)),
+            )
         })
         .collect::<Vec<_>>();
     for (store, items) in [(&store, types_only), (&wide_store, tagged)] {
@@ -895,12 +899,18 @@ async fn queries_as_wide_as_the_limits_read_and_guard_correctly() {
             }
             assert_eq!(got, expected, "backwards: {backwards}");
         }
-        let boundary = store.read_boundary(&query, ReadOptions::new()).await.unwrap();
+        let boundary = store
+            .read_boundary(&query, ReadOptions::new())
+            .await
+            .unwrap();
         assert_eq!(boundary.events.len(), expected.len());
         let err = store
             .append(
                 vec![Event::new("New", Value::Null)],
-                Some(AppendCondition::new(query.clone(), Some(SequencePosition::new(1)))),
+                Some(AppendCondition::new(
+                    query.clone(),
+                    Some(SequencePosition::new(1)),
+                )),
             )
             .await
             .unwrap_err();
@@ -919,7 +929,13 @@ async fn queries_as_wide_as_the_limits_read_and_guard_correctly() {
 /// Runs the CLI with `args`, feeding stdin from `chunk` repeated until the
 /// process stops reading (or `max` bytes): the exit code, stderr, and how
 /// many bytes it took before it stopped.
-fn cli_endless(url: &str, args: &[&str], env: &[(&str, &str)], chunk: Vec<u8>, max: u64) -> (i32, String, u64) {
+fn cli_endless(
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    chunk: Vec<u8>,
+    max: u64,
+) -> (i32, String, u64) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
         .args(args)
         .env("DATABASE_URL", url)
@@ -980,7 +996,10 @@ async fn the_cli_reads_no_more_input_than_its_limits_allow() {
         );
         assert_eq!(code, 1, "{args:?}: {stderr}");
         assert!(stderr.contains("line 1: longer than"), "{args:?}: {stderr}");
-        assert!(written < 64 << 20, "{args:?}: the line was read on: {written} bytes");
+        assert!(
+            written < 64 << 20,
+            "{args:?}: the line was read on: {written} bytes"
+        );
     }
     assert_eq!(head(&store).await, None, "nothing written");
 }

@@ -332,7 +332,9 @@ async fn the_lock_names_of_rust_and_sql_agree_and_appends_take_that_lock() {
     // says so, with the server's error as its source).
     client.batch_execute("BEGIN").await.unwrap();
     client
-        .batch_execute(&format!("LOCK TABLE {APPEND_LOCK_RELATION} IN EXCLUSIVE MODE"))
+        .batch_execute(&format!(
+            "LOCK TABLE {APPEND_LOCK_RELATION} IN EXCLUSIVE MODE"
+        ))
         .await
         .unwrap();
     let store = Store::builder(db.url())

@@ -419,7 +419,9 @@ async fn a_replica_of_another_history_is_never_read() {
     for n in 1..=3 {
         let _ = old.append(vec![ev(n)], None).await.unwrap();
     }
-    let primary_client = connect(&ConnectOptions::parse(&p.url).unwrap()).await.unwrap();
+    let primary_client = connect(&ConnectOptions::parse(&p.url).unwrap())
+        .await
+        .unwrap();
     for url in [&p.standby_url, &second_url] {
         let s = connect(&ConnectOptions::parse(url).unwrap()).await.unwrap();
         dcbstore::testing::wait_for_replay(&primary_client, &s, Duration::from_secs(20))
@@ -433,7 +435,9 @@ async fn a_replica_of_another_history_is_never_read() {
     for n in 4..=6 {
         let _ = old.append(vec![ev(n)], None).await.unwrap();
     }
-    let s2 = connect(&ConnectOptions::parse(&second_url).unwrap()).await.unwrap();
+    let s2 = connect(&ConnectOptions::parse(&second_url).unwrap())
+        .await
+        .unwrap();
     dcbstore::testing::wait_for_replay(&primary_client, &s2, Duration::from_secs(20))
         .await
         .unwrap();
@@ -455,11 +459,22 @@ async fn a_replica_of_another_history_is_never_read() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         positions(&store, ReadOptions::new()).await
     };
-    assert_eq!(read(store.clone()).await, [1, 2, 3], "the tail is not in the log");
+    assert_eq!(
+        read(store.clone()).await,
+        [1, 2, 3],
+        "the tail is not in the log"
+    );
     // The new primary appends (a new epoch): still never the lost tail.
     let mut appended = Vec::new();
     for n in 7..=40 {
-        appended.push(store.append(vec![ev(n)], None).await.unwrap().position.get());
+        appended.push(
+            store
+                .append(vec![ev(n)], None)
+                .await
+                .unwrap()
+                .position
+                .get(),
+        );
     }
     let mut expected = vec![1, 2, 3];
     expected.extend(&appended);

@@ -1099,10 +1099,7 @@ async fn an_app_role_cannot_store_json_that_a_reader_cannot_decode() {
         (format!("SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['P'], ARRAY['\"{}\"'], ARRAY['{{}}'], ARRAY[0], '{{}}'::text[], ARRAY[1], ARRAY[NULL::jsonb])", "x".repeat(2 << 20)), "max_event_bytes"),
     ];
     for (sql, reason) in &cases {
-        let err = app
-            .execute(sql.as_str(), &[])
-            .await
-            .expect_err("refused");
+        let err = app.execute(sql.as_str(), &[]).await.expect_err("refused");
         let db = err.as_db_error().expect("a database error");
         assert_eq!(db.code().code(), "22023", "{}: {db}", &sql[..60]);
         assert!(db.message().contains(reason), "{}: {db}", &sql[..60]);
@@ -1227,7 +1224,9 @@ async fn imports_are_an_import_roles_and_never_stamp_the_log_outside_its_clock()
     assert_eq!(last.position, a.position);
     assert!(last.recorded_at <= chrono::Utc::now() + chrono::Duration::minutes(5));
     // A plain application grant takes import back.
-    grant_app(&as_owner, &importer, Grants::app()).await.unwrap();
+    grant_app(&as_owner, &importer, Grants::app())
+        .await
+        .unwrap();
     assert_eq!(
         sqlstate(import_role.execute(forged(&now).as_str(), &[]).await),
         "42501"
@@ -1247,7 +1246,10 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
         .await
         .unwrap();
     as_owner
-        .batch_execute(&format!("REVOKE SELECT ON dcbstore.events FROM {}", roles.app))
+        .batch_execute(&format!(
+            "REVOKE SELECT ON dcbstore.events FROM {}",
+            roles.app
+        ))
         .await
         .unwrap();
     let id = uuid::Uuid::now_v7();
@@ -1271,9 +1273,17 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
         child.wait_with_output().unwrap()
     };
     let first = run();
-    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
     let retry = run();
-    assert!(retry.status.success(), "{}", String::from_utf8_lossy(&retry.stderr));
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
     let out: serde_json::Value = serde_json::from_slice(&retry.stdout).unwrap();
     assert_eq!(out["already_stored"], true, "{out}");
     assert_eq!(out["position"], 1, "{out}");

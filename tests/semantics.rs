@@ -782,7 +782,10 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
     let owner = dcbstore::connection::connect(db.options().unwrap())
         .await
         .unwrap();
-    let _ = store.append(vec![ev("Before", &["t"])], None).await.unwrap();
+    let _ = store
+        .append(vec![ev("Before", &["t"])], None)
+        .await
+        .unwrap();
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     for (position, data) in [(2i64, r#"{"n": 1e400}"#.to_string()), (3, deep)] {
         owner
@@ -806,7 +809,10 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
             let err = items[i].as_ref().unwrap_err();
             assert_eq!(err.position(), Some(SequencePosition::new(p)), "{err}");
             assert!(!err.is_transient(), "{err}");
-            assert!(err.to_string().contains(&format!("dcbstore redact {p}")), "{err}");
+            assert!(
+                err.to_string().contains(&format!("dcbstore redact {p}")),
+                "{err}"
+            );
         }
     }
     // As stored: every event, the number with all its digits.
@@ -827,7 +833,10 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
             .await
             .expect("an item")
             .expect("the subscription goes on");
-        seen.push(item.map_or_else(|e| e.position().map(|p| -(p.get() as i64)), |e| Some(e.position.get() as i64)));
+        seen.push(item.map_or_else(
+            |e| e.position().map(|p| -(p.get() as i64)),
+            |e| Some(e.position.get() as i64),
+        ));
     }
     assert_eq!(seen, [Some(1), Some(-2), Some(-3), Some(4)]);
     // A decision cannot be made on a boundary it cannot read.
@@ -842,15 +851,29 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
         .env_remove("DATABASE_URL")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
     for p in [2, 3] {
-        let _ = dcbstore::roles::redact(&owner, SequencePosition::new(p), &json!(null), "unreadable", None)
-            .await
-            .unwrap();
+        let _ = dcbstore::roles::redact(
+            &owner,
+            SequencePosition::new(p),
+            &json!(null),
+            "unreadable",
+            None,
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(
-        store.read_all(&Query::all(), ReadOptions::new()).await.unwrap().len(),
+        store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap()
+            .len(),
         4
     );
 }

@@ -121,7 +121,10 @@ fn source_text(e: &tokio_postgres::Error) -> String {
 pub(crate) struct JsonText(pub(crate) String);
 
 impl<'a> FromSql<'a> for JsonText {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> std::result::Result<Self, Box<dyn StdError + Sync + Send>> {
         let raw = if *ty == Type::JSONB {
             match raw.split_first() {
                 Some((1, rest)) => rest,
@@ -170,7 +173,9 @@ mod tests {
     #[test]
     fn compact_drops_the_spaces_jsonb_adds_and_keeps_strings() {
         assert_eq!(
-            compact(r#"{"a": [1, 2.50, {"b c": "x, y: \"z\" \\"}], "n": 123456789012345678901234567890}"#),
+            compact(
+                r#"{"a": [1, 2.50, {"b c": "x, y: \"z\" \\"}], "n": 123456789012345678901234567890}"#
+            ),
             r#"{"a":[1,2.50,{"b c":"x, y: \"z\" \\"}],"n":123456789012345678901234567890}"#
         );
         assert_eq!(compact(r#""  ""#), r#""  ""#);

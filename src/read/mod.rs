@@ -16,6 +16,6 @@ pub use boundary::Boundary;
 pub use options::ReadOptions;
 
 pub(crate) use boundary::{read_boundary, seen_through};
-pub use decode::Decode;
 pub(crate) use decode::compact;
+pub use decode::Decode;
 pub(crate) use stream::read_stream;

@@ -147,7 +147,8 @@ impl ReadSql {
                  OR t0.type = ANY ((${ty}::text[])[coalesce((${te}::int[])[i - 1], 0) + 1 : (${te}::int[])[i]])) \
                  AND NOT EXISTS (SELECT 1 FROM unnest((${o}::text[])[coalesce((${oe}::int[])[i - 1], 0) + 1 : (${oe}::int[])[i]]) AS other(tag) \
                  WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1 WHERE t1.tag = other.tag AND t1.position = t0.position)) \
-                 ORDER BY t0.position{dir} LIMIT $3::bigint) AS x)"
+                 ORDER BY t0.position{dir} LIMIT $3::bigint) AS x \
+                 ORDER BY x.position{dir} LIMIT $3::bigint)"
             ));
         }
         types_only.sort_unstable();
@@ -167,12 +168,15 @@ impl ReadSql {
                 // One ordered (type, position) range per type, as a lateral
                 // scan over the array: PostgreSQL cannot merge
                 // `type = ANY (...)` ranges in position order.
-                values.push(Param::TextArray(many.iter().map(|t| (*t).to_owned()).collect()));
+                values.push(Param::TextArray(
+                    many.iter().map(|t| (*t).to_owned()).collect(),
+                ));
                 branches.push(format!(
                     "(SELECT x.position FROM unnest(${}::text[]) AS ty(t) \
                      CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e WHERE e.type = ty.t \
                      AND e.position > $1::bigint AND e.position <= {HI} \
-                     ORDER BY e.position{dir} LIMIT $3::bigint) AS x)",
+                     ORDER BY e.position{dir} LIMIT $3::bigint) AS x \
+                     ORDER BY x.position{dir} LIMIT $3::bigint)",
                     values.len() + 3
                 ));
             }

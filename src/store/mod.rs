@@ -83,17 +83,20 @@ pub trait EventStore {
     /// such values) is read as it is. What `dcbstore read` prints and
     /// [`transfer::export`](crate::transfer::export) writes. This default
     /// encodes what [`read`](Self::read) returns.
-    fn read_raw(&self, query: &Query, options: ReadOptions) -> BoxStream<'static, Result<RawEvent>> {
+    fn read_raw(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<RawEvent>> {
         use futures::StreamExt;
         self.read(query, options)
             .map(|e| {
                 let e = e?;
                 let raw = |v: &serde_json::Value| {
-                    serde_json::value::to_raw_value(v)
-                        .map_err(|err| crate::Error::Undecodable {
-                            position: e.position,
-                            message: format!("its JSON: {err}"),
-                        })
+                    serde_json::value::to_raw_value(v).map_err(|err| crate::Error::Undecodable {
+                        position: e.position,
+                        message: format!("its JSON: {err}"),
+                    })
                 };
                 Ok(RawEvent {
                     position: e.position,
@@ -373,7 +376,11 @@ impl EventStore for Store {
         )
     }
 
-    fn read_raw(&self, query: &Query, options: ReadOptions) -> BoxStream<'static, Result<RawEvent>> {
+    fn read_raw(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<RawEvent>> {
         routed_read(
             self.inner.pooled.clone(),
             self.inner.replicas.clone(),

@@ -11,11 +11,11 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 use super::SubscribeOptions;
 use crate::error::{Error, Result};
 use crate::event::{SequencePosition, SequencedEvent};
-use crate::read::Decode;
 use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
+use crate::read::Decode;
 use crate::read::ReadOptions;
 use crate::replica::{routed_read, Replicas};
 

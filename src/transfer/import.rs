@@ -180,7 +180,9 @@ impl<R: BufRead> Lines<R> {
     pub(super) fn next(&mut self) -> Result<Option<(u64, &str)>> {
         loop {
             self.buf.clear();
-            let limit = u64::try_from(self.cap).unwrap_or(u64::MAX).saturating_add(1);
+            let limit = u64::try_from(self.cap)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
             let read = (&mut self.input)
                 .take(limit)
                 .read_until(b'\n', &mut self.buf)
@@ -314,7 +316,10 @@ fn on_line(e: Error, numbers: &[u64]) -> Error {
         .and_then(|rest| rest.split_once(": "))
         .and_then(|(k, reason)| {
             let k: usize = k.parse().ok()?;
-            Some(format!("line {}: {reason}", numbers.get(k.checked_sub(1)?)?))
+            Some(format!(
+                "line {}: {reason}",
+                numbers.get(k.checked_sub(1)?)?
+            ))
         });
     match located {
         Some(message) => Error::Invalid(message),

@@ -96,8 +96,12 @@ pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Line> {
             "line {n}: the event has no \"type\""
         )));
     };
-    let data_text = data_raw.as_deref().map_or_else(|| "null".to_owned(), |r| compact(r.get()));
-    let metadata_text = metadata_raw.as_deref().map_or_else(|| "{}".to_owned(), |r| compact(r.get()));
+    let data_text = data_raw
+        .as_deref()
+        .map_or_else(|| "null".to_owned(), |r| compact(r.get()));
+    let metadata_text = metadata_raw
+        .as_deref()
+        .map_or_else(|| "{}".to_owned(), |r| compact(r.get()));
     let data: Value = json_value(n, "data", &data_text, limits)?;
     let metadata = match json_value(n, "metadata", &metadata_text, limits)? {
         Value::Object(m) => m,
@@ -256,9 +260,15 @@ fn field<T: serde::de::DeserializeOwned>(
     match line.remove(key) {
         None => Ok(None),
         Some(v) if v.get() == "null" => Ok(None),
-        Some(v) => serde_json::from_str(v.get())
-            .map(Some)
-            .map_err(|e| Error::invalid(format!("line {n}: \"{key}\" must be {expected} ({e})"))),
+        Some(v) => serde_json::from_str(v.get()).map(Some).map_err(|e| {
+            // The value's own text, not the line's: no location.
+            let message = e.to_string();
+            let location = format!(" at line {} column {}", e.line(), e.column());
+            let message = message.strip_suffix(&location).unwrap_or(&message);
+            Error::invalid(format!(
+                "line {n}: \"{key}\" must be {expected} ({message})"
+            ))
+        }),
     }
 }
 
@@ -341,7 +351,9 @@ mod tests {
         assert!(e.metadata.is_empty());
         let line =
             json!({"id": id, "type": "A", "recorded_at": "2024-01-01T00:00:00.5Z"}).to_string();
-        let at = parse_line(1, &line, &Limits::DEFAULT).expect("parse").recorded_at;
+        let at = parse_line(1, &line, &Limits::DEFAULT)
+            .expect("parse")
+            .recorded_at;
         assert_eq!(
             at.map(|t| t.to_rfc3339()),
             Some("2024-01-01T00:00:00.500+00:00".into())

@@ -154,8 +154,14 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
             format!(r#"{{"id":"{id}","type":"A","data":{deep}}}"#),
             format!(r#"{{"id":"{id}","type":"A","metadata":{{"m":{deep}}}}}"#),
         ] {
+            // Refused, naming the line: past the depth limit (as the
+            // database refuses it), or not JSON at all (unclosed).
             let err = parse_default(3, &text).unwrap_err().to_string();
-            assert!(err.starts_with("line 3: invalid JSON"), "{err}");
+            assert!(err.starts_with("line 3: "), "{err}");
+            assert!(
+                err.contains("nested deeper than 100 levels") || err.contains("invalid JSON"),
+                "{err}"
+            );
         }
     }
 }
@@ -180,7 +186,7 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_name_the_line() {
         ),
         (
             format!(r#"{{"id":"{id}","type":"A","data":1e400}}"#),
-            "out of range",
+            "beyond what a double can hold",
         ),
         (
             format!(r#"{{"id":"{id}","type":"A","position":-1}}"#),

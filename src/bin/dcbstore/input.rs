@@ -256,7 +256,8 @@ mod tests {
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].data, Value::Null);
         assert_eq!(events[1].tags, ["x"]);
-        let err = read_events(&b"{\"type\":\"A\",\"tag\":[\"x\"]}"[..], &Limits::DEFAULT).unwrap_err();
+        let err =
+            read_events(&b"{\"type\":\"A\",\"tag\":[\"x\"]}"[..], &Limits::DEFAULT).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
         assert!(read_events(&b"\n"[..], &Limits::DEFAULT).is_err());
         assert!(read_events(&b"{\"type\":\"A\",\"metadata\":[]}"[..], &Limits::DEFAULT).is_err());

@@ -52,12 +52,7 @@ fn query_of(query: Option<Query>, types: Vec<String>, tags: Vec<String>) -> Quer
 
 /// Writes one event as a JSON line, with its redaction mark if it has one;
 /// `false` when stdout is closed (the reader went away: not an error).
-fn print(
-    out: &mut dyn Write,
-    e: &RawEvent,
-    marks: &Marks,
-    flush: bool,
-) -> Result<bool, Error> {
+fn print(out: &mut dyn Write, e: &RawEvent, marks: &Marks, flush: bool) -> Result<bool, Error> {
     let line = marks.line(e)?;
     let written = writeln!(out, "{line}").and_then(|()| if flush { out.flush() } else { Ok(()) });
     match written {
