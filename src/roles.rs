@@ -80,7 +80,11 @@ impl Grants {
 
 /// The functions of the SQL API an application role may call: the append
 /// entry points (SECURITY DEFINER: the only way it writes the log), reads,
-/// the head and the lock keys. Every other function is internal.
+/// the head, the lock keys, and the lease functions through which durable
+/// projections, subscribers and relays take and check their leases
+/// (`dcbstore.leases`, SECURITY DEFINER; never granted to read-only roles,
+/// so that only an application role runs, or holds back, a consumer, and
+/// only through them). Every other function is internal.
 pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
@@ -90,6 +94,9 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.head",
     "dcbstore.append_lock_key",
     "dcbstore.migrate_lock_key",
+    "dcbstore.take_lease",
+    "dcbstore.lease_held",
+    "dcbstore.lease_current",
 ];
 
 /// The functions of the SQL API a read-only role may call ([`Grants::read_only`]):
@@ -121,7 +128,8 @@ pub const CONSOLE_FUNCTIONS: &[&str] = &["dcbstore.refresh_stats"];
 /// An application role ([`Grants::app`]) gets USAGE on the schema, SELECT on
 /// its tables, INSERT and UPDATE on `dcbstore.projections`, INSERT, UPDATE
 /// and DELETE on `dcbstore.dead_letters` (durable subscribers), EXECUTE on
-/// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It takes back
+/// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It writes
+/// `dcbstore.leases` only through the lease functions. It takes back
 /// what it does not give (INSERT on the event tables, EXECUTE on internal
 /// functions, from an earlier grant), but never `redact`: without
 /// [`Grants::redact`] a role's EXECUTE on it stays as it was (revoke it with

@@ -14,7 +14,12 @@ use async_nats::jetstream;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dcbstore::delivery::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use dcbstore::delivery::webhook::{
+    self, SignatureErrorKind, IDEMPOTENCY_HEADER, ID_HEADER, STANDARD_SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
 use dcbstore::delivery::{
     self, DeliveryConfig, FailureKind, NatsTransport, OnFailure, PublishError, Relay, Transport,
     WebhookTransport,
@@ -441,9 +446,9 @@ async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failur
     let f = transport.publish(&batch).await.unwrap_err();
     assert_eq!((f.delivered, f.kind), (2, FailureKind::Retryable), "{f}");
     let mut stream = js.get_stream("PIPE").await.unwrap();
-    // All were sent before the acks were read: a4 is in the stream too (its
-    // resend will be dropped by its Nats-Msg-Id).
-    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    // All were sent before the acks were read, but a4 expected b3 as the
+    // stream's last message: it was not stored ahead of b3.
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
 
     // An event name that is no subject token is refused before sending,
     // and nothing after it is sent.
@@ -454,13 +459,14 @@ async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failur
     ];
     let f = transport.publish(&batch).await.unwrap_err();
     assert_eq!((f.delivered, f.kind), (1, FailureKind::Permanent), "{f}");
-    assert_eq!(stream.info().await.unwrap().state.messages, 4);
-    let resent = transport.publish(&[envelope("A", "a4", json!({}))]).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    // A resend of what went through is dropped by its Nats-Msg-Id.
+    let resent = transport.publish(&[envelope("A", "a5", json!({}))]).await;
     assert!(resent.is_ok());
     assert_eq!(
         stream.info().await.unwrap().state.messages,
-        4,
-        "a4's resend dropped"
+        3,
+        "a5's resend dropped"
     );
 }
 
@@ -542,8 +548,24 @@ async fn append_hooks(store: &Store, items: &[(&str, serde_json::Value)]) -> Vec
     positions
 }
 
+/// The Standard Webhooks signature of `id.timestamp.body` with `key`,
+/// computed here, apart from the crate: `v1,<base64 HMAC-SHA256>`.
+fn standard_signature(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
+async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify_refuses_replays() {
+    // A secret as Standard Webhooks tools make them: whsec_ and the base64
+    // of the key.
+    let key = b"a 24-byte signing key!!!";
+    let secret = format!("whsec_{}", BASE64.encode(key));
     let receiver = Receiver::default();
     let url = serve(receiver.clone()).await;
     let (store, _db) = common::store().await;
@@ -552,7 +574,7 @@ async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
         &[("key-a", json!({"n": 1})), ("key-b", json!({"n": 2}))],
     )
     .await;
-    let transport = WebhookTransport::new(url, SECRET).unwrap();
+    let transport = WebhookTransport::new(url, secret.as_bytes()).unwrap();
     let runner = Relay::for_events(
         transport,
         vec!["Hooked".into()],
@@ -567,22 +589,81 @@ async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
     runner.stop().await;
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    for ((headers, body), key) in requests.iter().zip(["key-a", "key-b"]) {
+    let now = chrono::Utc::now().timestamp();
+    for ((headers, body), key_of) in requests.iter().zip(["key-a", "key-b"]) {
         let envelope: Envelope = serde_json::from_slice(body).unwrap();
-        assert_eq!(envelope.idempotency_key, key);
-        assert_eq!(headers[IDEMPOTENCY_HEADER], key);
+        assert_eq!(envelope.idempotency_key, key_of);
+        assert_eq!(headers[ID_HEADER], key_of, "webhook-id is the idempotency key");
+        assert_eq!(headers[IDEMPOTENCY_HEADER], key_of);
         assert_eq!(headers["content-type"], "application/json");
-        let signature = headers[SIGNATURE_HEADER].to_str().unwrap();
-        let hex_mac = signature.strip_prefix("sha256=").expect("sha256= prefix");
-        let mac = hex::decode(hex_mac).unwrap();
-        let mut check = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        let timestamp = headers[TIMESTAMP_HEADER].to_str().unwrap();
+        let sent: i64 = timestamp.parse().expect("seconds since the epoch");
+        assert!((now - sent).abs() < 300, "signed now: {sent} vs {now}");
+        // The signature covers id, timestamp and body, with the decoded key.
+        let signature = headers[STANDARD_SIGNATURE_HEADER].to_str().unwrap();
+        assert_eq!(
+            signature,
+            standard_signature(key, key_of, timestamp, body),
+            "v1,<base64 HMAC-SHA256 of id.timestamp.body>"
+        );
+        // The receiver's helper accepts it, with the whsec_ secret or the
+        // raw key.
+        webhook::verify(secret.as_bytes(), headers, body).expect("verifies");
+        // The deprecated body-only header is still sent, with the secret's
+        // bytes as given, for one more release.
+        #[allow(deprecated)]
+        let legacy = headers[webhook::SIGNATURE_HEADER].to_str().unwrap();
+        let mut check = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         check.update(body);
-        assert!(check.verify_slice(&mac).is_ok(), "the signature verifies");
-        let mut wrong = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
-        wrong.update(body);
-        assert!(wrong.verify_slice(&mac).is_err());
-        assert!(dcbstore::delivery::webhook::verify(SECRET, body, signature));
+        let mac = hex::decode(legacy.strip_prefix("sha256=").unwrap()).unwrap();
+        assert!(check.verify_slice(&mac).is_ok(), "the legacy signature");
+
+        // What an attacker replays or changes is refused.
+        let mut tampered = body.to_vec();
+        tampered.extend_from_slice(b" ");
+        let e = webhook::verify(secret.as_bytes(), headers, &tampered).unwrap_err();
+        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "{e}");
+        let mut other_id = headers.clone();
+        other_id.insert(ID_HEADER, "key-z".parse().unwrap());
+        let e = webhook::verify(secret.as_bytes(), &other_id, body).unwrap_err();
+        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "the id is signed: {e}");
+        let e = webhook::verify(b"another secret", headers, body).unwrap_err();
+        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "{e}");
+        // A captured request replayed an hour later, even re-signed with
+        // its own (old) timestamp, or one dated ahead.
+        for (ts, kind) in [
+            (sent - 3600, SignatureErrorKind::TooOld),
+            (sent - 301, SignatureErrorKind::TooOld),
+            (sent + 3600, SignatureErrorKind::InFuture),
+        ] {
+            let mut old = headers.clone();
+            old.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
+            old.insert(
+                STANDARD_SIGNATURE_HEADER,
+                webhook::sign(secret.as_bytes(), key_of, ts, body)
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            );
+            let e = webhook::verify(secret.as_bytes(), &old, body).unwrap_err();
+            assert_eq!(e.kind(), kind, "{ts}: {e}");
+            assert!(!e.to_string().contains(&secret), "{e}");
+        }
+        for missing in [ID_HEADER, TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER] {
+            let mut h = headers.clone();
+            h.remove(missing);
+            let e = webhook::verify(secret.as_bytes(), &h, body).unwrap_err();
+            assert_eq!(e.kind(), SignatureErrorKind::Header, "{missing}: {e}");
+        }
     }
+    // A raw secret (not whsec_) is the key itself.
+    let raw = WebhookTransport::new(serve(receiver.clone()).await, SECRET).unwrap();
+    raw.publish(&[envelope("Hooked", "key-c", json!({}))])
+        .await
+        .unwrap();
+    let (headers, body) = receiver.requests().pop().unwrap();
+    webhook::verify(SECRET, &headers, &body).expect("a raw secret verifies");
+    assert!(webhook::verify(secret.as_bytes(), &headers, &body).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

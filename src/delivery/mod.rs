@@ -37,6 +37,7 @@
 mod config;
 mod consumer;
 mod dead_letters;
+mod fence;
 pub mod job;
 mod meter;
 #[cfg(feature = "nats")]
@@ -52,6 +53,7 @@ pub mod webhook;
 pub use config::{DeliveryConfig, OnFailure};
 pub use consumer::DeliveryRunner;
 pub use dead_letters::{discard, list, DeadLetter, RetryReport, Selection};
+pub use fence::Fence;
 pub use registry::Deliveries;
 pub use relay::{broker_events, Relay};
 pub use subscriber::{DurableSubscriber, Permanent, Subscription};

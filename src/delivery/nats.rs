@@ -8,12 +8,30 @@
 //! - **header `Nats-Msg-Id`**: the envelope's `idempotency_key`, so the
 //!   stream drops the resends of at-least-once delivery within its duplicate
 //!   window (two minutes by default), and consumers can dedup beyond it;
+//! - **header `Nats-Expected-Last-Msg-Id`** (every message of a batch but
+//!   its first): the previous envelope's `idempotency_key`, so that the
+//!   stream stores a message only right after the one before it;
 //! - **header `Content-Type`**: `application/json`;
 //! - **body**: the [`Envelope`] as JSON (its `serde` form).
 //!
 //! A batch is pipelined: every message is sent, then the acks are awaited in
 //! order; the first that fails ends the batch, and the relay resends from
 //! there (the stream drops the duplicates among those that went through).
+//! Because each message expects the one before it as the stream's last, none
+//! after a failed one is stored, and the resend keeps the relay's order: the
+//! stream never holds an event before an earlier one of the relay. When
+//! another publisher writes to the stream between two messages of a batch,
+//! the next one is refused and sent again at once, unchained. (The stream
+//! should be the relay's own, or its subjects: other publishers cost a
+//! round trip each time they interleave.)
+//!
+//! A relay's runner asks its lease ([`Fence`]) with a round trip before each
+//! batch, and, without one, before each message: a runner whose lease's
+//! connection closed sends nothing more.
+//!
+//! Credentials may be given in the URL (`nats://user:password@host`,
+//! `nats://token@host`): they are handed to the client as options, and no
+//! error, log or `Debug` output shows them.
 //!
 //! How a publish fails ([`FailureKind`]):
 //!
@@ -29,11 +47,14 @@
 
 use std::time::Duration;
 
+mod servers;
+
 use async_nats::connection::State;
-use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::HeaderMap;
 
+use super::fence::Fence;
 use super::transport::{FailureKind, PublishError, Transport};
 use crate::dispatch::Envelope;
 use crate::error::{Error, Result};
@@ -62,7 +83,7 @@ impl std::fmt::Debug for NatsTransport {
 }
 
 /// Settings of a [`NatsTransport`], from [`NatsTransport::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NatsTransportBuilder {
     url: String,
     name: String,
@@ -72,12 +93,27 @@ pub struct NatsTransportBuilder {
     reconnect_max: Duration,
 }
 
+impl std::fmt::Debug for NatsTransportBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsTransportBuilder")
+            .field("url", &servers::redacted(&self.url))
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_max", &self.reconnect_max)
+            .finish()
+    }
+}
+
 /// The default subject prefix.
 pub const DEFAULT_SUBJECT_PREFIX: &str = "dcbstore.";
 
 impl NatsTransport {
     /// Settings for a transport to the NATS server(s) at `url`
-    /// (`nats://host:4222`, or several, comma-separated).
+    /// (`nats://host:4222`, or several, comma-separated), with credentials
+    /// in the URL if the server wants them (`nats://user:password@host`,
+    /// `nats://token@host`; never shown in errors, logs or `Debug`).
     #[must_use]
     pub fn builder(url: impl Into<String>) -> NatsTransportBuilder {
         NatsTransportBuilder {
@@ -108,12 +144,14 @@ impl NatsTransport {
         &self.client
     }
 
-    /// Sends one message; the returned future waits for its ack.
+    /// Sends one message, which the stream stores only right after
+    /// `after` when given (the previous envelope's key); the returned future
+    /// waits for its ack.
     async fn send(
         &self,
         envelope: &Envelope,
-    ) -> std::result::Result<async_nats::jetstream::context::PublishAckFuture, (FailureKind, String)>
-    {
+        after: Option<&str>,
+    ) -> std::result::Result<PublishAckFuture, (FailureKind, String)> {
         if !valid_token(&envelope.name) {
             return Err((
                 FailureKind::Permanent,
@@ -147,6 +185,9 @@ impl NatsTransport {
         }
         let mut headers = HeaderMap::new();
         headers.insert("Nats-Msg-Id", envelope.idempotency_key.as_str());
+        if let Some(after) = after {
+            headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, after);
+        }
         headers.insert("Content-Type", "application/json");
         self.jetstream
             .send_publish(
@@ -202,7 +243,8 @@ impl NatsTransportBuilder {
     /// [connect timeout](Self::connect_timeout) for the first connection.
     /// The connection is made in the background and remade whenever it
     /// breaks: a server that is down now is not an error (publishes wait it
-    /// out as unavailable); a malformed URL is.
+    /// out as unavailable); a malformed URL is (its error shows the URL
+    /// without credentials).
     pub async fn connect(self) -> Result<NatsTransport> {
         if !valid_prefix(&self.prefix) {
             return Err(Error::Config(format!(
@@ -210,8 +252,18 @@ impl NatsTransportBuilder {
                 self.prefix
             )));
         }
+        let servers = servers::parse(&self.url).map_err(Error::Config)?;
         let max = self.reconnect_max;
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        // Out of the URLs, which the client logs (at debug level) as given.
+        options = match servers.credentials {
+            servers::Credentials::None => options,
+            servers::Credentials::Token(token) => options.token(token),
+            servers::Credentials::UserPassword(user, password) => {
+                options.user_and_password(user, password)
+            }
+        };
+        let client = options
             .name("dcbstore relay")
             .connection_timeout(self.connect_timeout)
             .retry_on_initial_connect()
@@ -220,9 +272,14 @@ impl NatsTransportBuilder {
                 let exp = u32::try_from(attempts.min(10)).unwrap_or(10);
                 (Duration::from_millis(50) * 2u32.pow(exp)).min(max)
             })
-            .connect(self.url.as_str())
+            .connect(servers.addrs)
             .await
-            .map_err(|e| Error::Config(format!("NATS server {}: {e}", self.url)))?;
+            .map_err(|e| {
+                Error::Config(format!(
+                    "NATS server {}: {e}",
+                    servers::redacted(&self.url)
+                ))
+            })?;
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         while client.connection_state() != State::Connected
             && tokio::time::Instant::now() < deadline
@@ -285,6 +342,14 @@ impl Transport for NatsTransport {
     }
 
     async fn publish(&self, batch: &[Envelope]) -> std::result::Result<(), PublishError> {
+        self.publish_fenced(batch, &Fence::unfenced()).await
+    }
+
+    async fn publish_fenced(
+        &self,
+        batch: &[Envelope],
+        fence: &Fence<'_>,
+    ) -> std::result::Result<(), PublishError> {
         let fail = |i: usize, kind: FailureKind, message: String| {
             let subject = batch
                 .get(i)
@@ -292,28 +357,62 @@ impl Transport for NatsTransport {
                 .unwrap_or_default();
             PublishError::new(i, kind, NatsPublishError { subject, message })
         };
-        // Send them all, then take the acks in order.
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut unsent = None;
-        for (i, envelope) in batch.iter().enumerate() {
-            match self.send(envelope).await {
-                Ok(ack) => acks.push(ack),
-                Err((kind, message)) => {
-                    unsent = Some((i, kind, message));
+        // A round sends from `start` to the end; another starts only where a
+        // message was refused because another publisher wrote between.
+        let mut start = 0;
+        'round: while start < batch.len() {
+            if !fence.confirm().await {
+                return Err(PublishError::lease_lost(start));
+            }
+            // Send them all, then take the acks in order.
+            let mut acks = Vec::with_capacity(batch.len() - start);
+            let mut unsent = None;
+            for (i, envelope) in batch.iter().enumerate().skip(start) {
+                if !fence.holds() {
+                    unsent = Some(Unsent::LeaseLost(i));
                     break;
                 }
+                // The round's first is stored wherever the stream is; each
+                // later one only right after the one before it.
+                let after = (i > start).then(|| batch[i - 1].idempotency_key.as_str());
+                match self.send(envelope, after).await {
+                    Ok(ack) => acks.push(ack),
+                    Err((kind, message)) => {
+                        unsent = Some(Unsent::Failed(i, kind, message));
+                        break;
+                    }
+                }
             }
-        }
-        for (i, ack) in acks.into_iter().enumerate() {
-            if let Err(e) = ack.await {
-                return Err(fail(i, classify(&e), e.to_string()));
+            for (i, ack) in (start..).zip(acks) {
+                match ack.await {
+                    Ok(_) => {}
+                    // Everything before `i` is in the stream, but its last
+                    // message is not `i - 1`'s: another publisher wrote
+                    // between. Nothing from `i` on was stored (each expects
+                    // the one before it): send again from `i`.
+                    Err(e) if i > start && e.kind() == PublishErrorKind::WrongLastMessageId => {
+                        start = i;
+                        continue 'round;
+                    }
+                    Err(e) => return Err(fail(i, classify(&e), e.to_string())),
+                }
             }
+            return match unsent {
+                Some(Unsent::Failed(i, kind, message)) => Err(fail(i, kind, message)),
+                Some(Unsent::LeaseLost(i)) => Err(PublishError::lease_lost(i)),
+                None => Ok(()),
+            };
         }
-        match unsent {
-            Some((i, kind, message)) => Err(fail(i, kind, message)),
-            None => Ok(()),
-        }
+        Ok(())
     }
+}
+
+/// Why a round stopped sending before the end of the batch.
+enum Unsent {
+    /// The envelope at this index could not be sent.
+    Failed(usize, FailureKind, String),
+    /// The lease was lost before the envelope at this index.
+    LeaseLost(usize),
 }
 
 #[cfg(test)]

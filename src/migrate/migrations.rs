@@ -85,6 +85,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0008_stats.sql"),
         needs: &[],
     },
+    Migration {
+        version: 9,
+        name: "leases",
+        sql: include_str!("../../sql/migrations/0009_leases.sql"),
+        needs: &["leases.sql"],
+    },
 ];
 
 /// The schema version this build expects.
