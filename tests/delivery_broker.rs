@@ -932,3 +932,367 @@ async fn of_two_relays_for_one_transport_only_one_publishes() {
     assert_eq!(published, expected, "each event once, in order");
     assert!(owner.is_some(), "the lease has an owner");
 }
+
+// ---------------------------------------------------------------- order and fencing
+
+/// A NATS transport whose failed publishes the test can see.
+struct Observed {
+    inner: NatsTransport,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Transport for Observed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, batch: &[Envelope]) -> Result<(), PublishError> {
+        let r = self.inner.publish(batch).await;
+        if r.is_err() {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_stream_never_holds_an_event_before_an_earlier_one_when_an_ack_fails() {
+    let nats = NatsServer::start().expect("nats-server");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    // At first the stream does not take `Special`: its publish is refused
+    // (an ack failure) in the middle of a pipelined batch.
+    let config = |subjects: &[&str]| jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    js.create_stream(config(&["dcbstore.OrderPlaced"]))
+        .await
+        .unwrap();
+    let (store, _db) = common::store().await;
+    let mut keys = append_orders(&store, 0, 2).await;
+    let special = envelope("Special", "special-2", json!({}));
+    let _ = store
+        .append(vec![to_store_event(&special)], None)
+        .await
+        .unwrap();
+    keys.push("special-2".into());
+    keys.extend(append_orders(&store, 3, 2).await);
+    let last = store.head().await.unwrap().unwrap().get();
+
+    let failures = Arc::new(AtomicUsize::new(0));
+    let observed = Observed {
+        inner: NatsTransport::connect(nats.url()).await.unwrap(),
+        failures: failures.clone(),
+    };
+    let config_of_relay = fast(DeliveryConfig {
+        batch_size: 10,
+        on_failure: OnFailure::Block,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(
+        observed,
+        vec!["OrderPlaced".into(), "Special".into()],
+        config_of_relay,
+    )
+    .start(&store);
+    eventually("the batch failed at the event no stream takes", || {
+        let failures = failures.clone();
+        async move { failures.load(Ordering::SeqCst) >= 1 }
+    })
+    .await;
+    // Now a stream takes it: the relay's resend goes through.
+    js.update_stream(config(&["dcbstore.OrderPlaced", "dcbstore.Special"]))
+        .await
+        .unwrap();
+    eventually("every event is checkpointed", || {
+        let store = store.clone();
+        async move { checkpoint(&store, "relay:nats").await == i64::try_from(last).unwrap() }
+    })
+    .await;
+    runner.stop().await;
+    let ids: Vec<String> = read_stream(&js)
+        .await
+        .into_iter()
+        .map(|m| m.msg_id)
+        .collect();
+    assert_eq!(
+        ids, keys,
+        "each event once, and none before an earlier one of the relay"
+    );
+}
+
+/// A webhook receiver that records each request's key and holds the one
+/// keyed `hold` until released.
+#[derive(Clone, Default)]
+struct Gate {
+    keys: Arc<Mutex<Vec<String>>>,
+    hold: Arc<Mutex<Option<String>>>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Gate {
+    fn keys(&self) -> Vec<String> {
+        self.keys.lock().unwrap().clone()
+    }
+}
+
+async fn gated(State(g): State<Gate>, headers: HeaderMap) -> StatusCode {
+    let key = headers[IDEMPOTENCY_HEADER].to_str().unwrap().to_string();
+    g.keys.lock().unwrap().push(key.clone());
+    if g.hold.lock().unwrap().as_deref() == Some(key.as_str()) {
+        g.entered.notify_one();
+        g.release.notified().await;
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn serve_gate(gate: Gate) -> String {
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(gated))
+        .with_state(gate);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_lost_its_lease_mid_batch_sends_nothing_more() {
+    let (store, _db) = common::store().await;
+    let items: Vec<(String, serde_json::Value)> =
+        (0..10).map(|i| (format!("h{i}"), json!({ "i": i }))).collect();
+    let items: Vec<(&str, serde_json::Value)> =
+        items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let positions = append_hooks(&store, &items).await;
+    let config = fast(DeliveryConfig {
+        batch_size: 10,
+        ..DeliveryConfig::default()
+    });
+    // The first runner's receiver holds its third request.
+    let old_gate = Gate::default();
+    *old_gate.hold.lock().unwrap() = Some("h2".into());
+    let old_url = serve_gate(old_gate.clone()).await;
+    let old = Relay::for_events(
+        WebhookTransport::new(old_url, SECRET).unwrap(),
+        vec!["Hooked".into()],
+        config,
+    )
+    .named("relay:hooks")
+    .start(&store);
+    tokio::time::timeout(PATIENCE, old_gate.entered.notified())
+        .await
+        .expect("the first runner is in the middle of its batch");
+
+    // Its lease connection is cut (a network failure, an operator's
+    // pg_terminate_backend): the lease is lost, and another runner takes it.
+    let admin = store.pool().get().await.unwrap();
+    let holders: Vec<i32> = admin
+        .query(
+            "SELECT l.pid FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(holders.len(), 1, "the lease's connection holds one lock");
+    let gone: bool = admin
+        .query_one("SELECT pg_terminate_backend($1, 60000)", &[&holders[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gone);
+    let new_gate = Gate::default();
+    let new_url = serve_gate(new_gate.clone()).await;
+    let new = Relay::for_events(
+        WebhookTransport::new(new_url, SECRET).unwrap(),
+        vec!["Hooked".into()],
+        config,
+    )
+    .named("relay:hooks")
+    .start(&store);
+    let last = i64::try_from(*positions.last().unwrap()).unwrap();
+    eventually("the new holder delivers everything", || {
+        let store = store.clone();
+        async move { checkpoint(&store, "relay:hooks").await == last }
+    })
+    .await;
+    let all: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    assert_eq!(new_gate.keys(), all);
+
+    // The old runner's request returns: it must not send the rest.
+    old_gate.release.notify_one();
+    old.stop().await;
+    new.stop().await;
+    assert_eq!(
+        old_gate.keys(),
+        ["h0", "h1", "h2"],
+        "nothing sent after the lease was lost"
+    );
+    assert_eq!(checkpoint(&store, "relay:hooks").await, last);
+}
+
+// ---------------------------------------------------------------- credentials
+
+/// A `nats-server -js` that wants a user and password; killed on drop.
+struct AuthNats {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl AuthNats {
+    async fn start(user: &str, password: &str) -> AuthNats {
+        let exe = dcbstore::testing::nats_server_exe().expect("nats-server");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("dcbstore-auth-nats-{}", Uuid::new_v4()));
+        let child = std::process::Command::new(exe)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--user", user, "--pass", password])
+            .arg("-sd")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        let server = AuthNats { child, dir, port };
+        eventually("the authenticated nats-server is up", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        server
+    }
+}
+
+impl Drop for AuthNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Everything logged through `tracing` in this test binary: dcbstore's
+/// logs at every level, other crates' at debug and above. (At trace level
+/// the NATS client dumps every protocol line it writes, the CONNECT line
+/// with its credentials among them: a wire trace, not a log to keep.)
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,dcbstore=trace"))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_in_the_url_authenticate_and_never_appear_in_errors_debug_or_logs() {
+    let logs = captured_logs();
+    let password = "hunter2-nats-secret";
+    let nats = AuthNats::start("relay", password).await;
+    let url = format!("nats://relay:{password}@127.0.0.1:{}", nats.port);
+
+    // The credentials in the URL are the ones the server gets.
+    let admin = async_nats::ConnectOptions::new()
+        .user_and_password("relay".into(), password.into())
+        .connect(format!("nats://127.0.0.1:{}", nats.port))
+        .await
+        .expect("the test's own client authenticates");
+    let js = jetstream::new(admin);
+    js.create_stream(jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["dcbstore.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let transport = NatsTransport::builder(url.as_str())
+        .connect()
+        .await
+        .expect("connects");
+    transport
+        .publish(&[envelope("OrderPlaced", "with-credentials", json!({}))])
+        .await
+        .expect("published with the URL's credentials");
+    assert_eq!(stream_messages(&js).await, 1);
+    let mut shown = vec![
+        format!("{transport:?}"),
+        format!("{:?}", NatsTransport::builder(url.as_str())),
+    ];
+
+    // Wrong credentials, a server that is down, URLs that do not parse:
+    // whatever fails says where, never with what secret.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for bad in [
+        format!("nats://relay:{password}-wrong@127.0.0.1:{}", nats.port),
+        format!("nats://relay:{password}@127.0.0.1:{down}"),
+        format!("nats://{password}@127.0.0.1:{down}"),
+        format!("nats://relay:{password}@127.0.0.1:99999"),
+        format!("http://relay:{password}@127.0.0.1:{down}"),
+        format!("nats://relay:{password}@[::1"),
+        format!("nats://127.0.0.1:{down},nats://relay:{password}@127.0.0.1:99999"),
+    ] {
+        let builder = NatsTransport::builder(bad.as_str())
+            .connect_timeout(Duration::from_millis(300))
+            .reconnect_max(Duration::from_millis(50));
+        shown.push(format!("{builder:?}"));
+        match builder.connect().await {
+            Ok(t) => {
+                shown.push(format!("{t:?}"));
+                let f = t
+                    .publish(&[envelope("OrderPlaced", "never", json!({}))])
+                    .await
+                    .expect_err("nothing is published there");
+                shown.push(f.to_string());
+                shown.push(format!("{f:?}"));
+            }
+            Err(e) => {
+                shown.push(e.to_string());
+                shown.push(format!("{e:?}"));
+            }
+        }
+    }
+    for s in &shown {
+        assert!(!s.contains(password), "{s}");
+    }
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("127.0.0.1"),
+        "the client's logs were captured"
+    );
+    assert!(!logged.contains(password), "a credential in the logs");
+}

@@ -46,17 +46,21 @@ CREATE OR REPLACE FUNCTION dcbstore.take_lease(p_name text, p_owner text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    l dcbstore.leases;
+    -- Not a row of dcbstore.leases: the table is created after this file.
+    g bigint;
+    pid integer;
+    role_oid oid;
     k bigint;
 BEGIN
     IF p_name IS NULL OR p_name = '' THEN
         RAISE EXCEPTION 'take_lease: the lease needs a name' USING ERRCODE = '22023';
     END IF;
     INSERT INTO dcbstore.leases (name) VALUES (p_name) ON CONFLICT (name) DO NOTHING;
-    SELECT * INTO l FROM dcbstore.leases WHERE name = p_name FOR UPDATE;
-    IF dcbstore.lease_holder_alive(l.holder_pid, l.holder_role, l.lock_key) THEN
-        IF l.holder_pid = pg_backend_pid() THEN
-            RETURN l.generation;
+    SELECT l.generation, l.holder_pid, l.holder_role, l.lock_key INTO g, pid, role_oid, k
+      FROM dcbstore.leases l WHERE l.name = p_name FOR UPDATE;
+    IF dcbstore.lease_holder_alive(pid, role_oid, k) THEN
+        IF pid = pg_backend_pid() THEN
+            RETURN g;
         END IF;
         RETURN NULL;
     END IF;
@@ -72,8 +76,8 @@ BEGIN
            holder_role = (SELECT r.oid FROM pg_roles r WHERE r.rolname = session_user),
            lock_key = k, owner = p_owner, taken_at = now()
      WHERE name = p_name
-    RETURNING generation INTO l.generation;
-    RETURN l.generation;
+    RETURNING generation INTO g;
+    RETURN g;
 END
 $$;
 
