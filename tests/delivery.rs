@@ -680,7 +680,11 @@ async fn two_concurrent_dead_letter_retries_beside_the_live_runner_deliver_once(
     // beside it, and a second operator retries the same letter meanwhile.
     let first = tokio::spawn({
         let (subscription, store) = (subscription.clone(), store.clone());
-        async move { subscription.retry_dead_letters(&store, Selection::All).await }
+        async move {
+            subscription
+                .retry_dead_letters(&store, Selection::All)
+                .await
+        }
     });
     tokio::time::timeout(Duration::from_secs(60), held.entered.notified())
         .await

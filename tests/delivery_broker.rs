@@ -593,7 +593,10 @@ async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify
     for ((headers, body), key_of) in requests.iter().zip(["key-a", "key-b"]) {
         let envelope: Envelope = serde_json::from_slice(body).unwrap();
         assert_eq!(envelope.idempotency_key, key_of);
-        assert_eq!(headers[ID_HEADER], key_of, "webhook-id is the idempotency key");
+        assert_eq!(
+            headers[ID_HEADER], key_of,
+            "webhook-id is the idempotency key"
+        );
         assert_eq!(headers[IDEMPOTENCY_HEADER], key_of);
         assert_eq!(headers["content-type"], "application/json");
         let timestamp = headers[TIMESTAMP_HEADER].to_str().unwrap();
@@ -626,7 +629,11 @@ async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify
         let mut other_id = headers.clone();
         other_id.insert(ID_HEADER, "key-z".parse().unwrap());
         let e = webhook::verify(secret.as_bytes(), &other_id, body).unwrap_err();
-        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "the id is signed: {e}");
+        assert_eq!(
+            e.kind(),
+            SignatureErrorKind::Mismatch,
+            "the id is signed: {e}"
+        );
         let e = webhook::verify(b"another secret", headers, body).unwrap_err();
         assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "{e}");
         // A captured request replayed an hour later, even re-signed with
@@ -1062,8 +1069,9 @@ async fn serve_gate(gate: Gate) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_lost_its_lease_mid_batch_sends_nothing_more() {
     let (store, _db) = common::store().await;
-    let items: Vec<(String, serde_json::Value)> =
-        (0..10).map(|i| (format!("h{i}"), json!({ "i": i }))).collect();
+    let items: Vec<(String, serde_json::Value)> = (0..10)
+        .map(|i| (format!("h{i}"), json!({ "i": i })))
+        .collect();
     let items: Vec<(&str, serde_json::Value)> =
         items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     let positions = append_hooks(&store, &items).await;

@@ -1086,7 +1086,10 @@ async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
     }
 
     let app = Store::connect(&roles.app_url).await.unwrap();
-    let _ = app.append(vec![envelope(1), envelope(2)], None).await.unwrap();
+    let _ = app
+        .append(vec![envelope(1), envelope(2)], None)
+        .await
+        .unwrap();
     let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let relay = Relay::for_events(
         Probe(published.clone()),
@@ -1112,7 +1115,10 @@ async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(keys.len() >= 2, "the intruder sees the runners' locks: {keys:?}");
+    assert!(
+        keys.len() >= 2,
+        "the intruder sees the runners' locks: {keys:?}"
+    );
     let mut queued = Vec::new();
     for key in keys {
         let c = intruder_client().await;
@@ -1135,7 +1141,10 @@ async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
     // New runners take over all the same.
     let projection = Runner::start(app.clone(), Count, runner_config);
     let relaying = relay.start(&app);
-    let _ = app.append(vec![envelope(3), envelope(4)], None).await.unwrap();
+    let _ = app
+        .append(vec![envelope(3), envelope(4)], None)
+        .await
+        .unwrap();
     both_caught_up(&roles.admin, &app, "despite the keys the intruder holds").await;
     projection.stop().await;
     relaying.stop().await;

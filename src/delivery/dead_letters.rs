@@ -201,7 +201,11 @@ pub(crate) async fn retry(
                 tx.execute(
                     "UPDATE dcbstore.dead_letters SET attempts = attempts + 1, last_error = $3, \
                      last_failed_at = now() WHERE subscriber = $1 AND \"position\" = $2",
-                    &[&consumer.name, &to_i64(letter.position), &e.error.to_string()],
+                    &[
+                        &consumer.name,
+                        &to_i64(letter.position),
+                        &e.error.to_string(),
+                    ],
                 )
                 .await?;
                 tx.commit().await?;

@@ -275,10 +275,7 @@ impl NatsTransportBuilder {
             .connect(servers.addrs)
             .await
             .map_err(|e| {
-                Error::Config(format!(
-                    "NATS server {}: {e}",
-                    servers::redacted(&self.url)
-                ))
+                Error::Config(format!("NATS server {}: {e}", servers::redacted(&self.url)))
             })?;
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         while client.connection_state() != State::Connected

@@ -52,12 +52,12 @@ use super::transport::{FailureKind, PublishError, Transport};
 use crate::dispatch::Envelope;
 use crate::error::{Error, Result};
 
-#[allow(deprecated)]
-pub use signing::{signature, SIGNATURE_HEADER};
 pub use signing::{
     sign, verify, SignatureError, SignatureErrorKind, ID_HEADER, STANDARD_SIGNATURE_HEADER,
     TIMESTAMP_HEADER, TIMESTAMP_TOLERANCE,
 };
+#[allow(deprecated)]
+pub use signing::{signature, SIGNATURE_HEADER};
 
 /// The idempotency header: the envelope's `idempotency_key` (also in
 /// [`ID_HEADER`]).

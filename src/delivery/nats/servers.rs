@@ -107,6 +107,9 @@ mod tests {
         let e = parse("nats://u:hunter2@h:99999").err().unwrap();
         assert!(!e.contains("hunter2"), "{e}");
         let shown = redacted("nats://u:hunter2@h:4222?token=x,nats://u:hunter2@h:99999");
-        assert!(!shown.contains("hunter2") && !shown.contains("token"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("token"),
+            "{shown}"
+        );
     }
 }

@@ -136,7 +136,12 @@ pub(super) fn key(secret: &[u8]) -> Result<Webhook, SignatureError> {
 /// timestamp (seconds since the Unix epoch) and body, signed with `secret`
 /// (`whsec_<base64>` or raw bytes): `v1,<base64 HMAC-SHA256 of
 /// "id.timestamp.body">`.
-pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignatureError> {
+pub fn sign(
+    secret: &[u8],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> Result<String, SignatureError> {
     Ok(key(secret)?.sign(id, timestamp, body)?)
 }
 
