@@ -34,6 +34,7 @@
 //! counts, batch durations, commit-to-delivery latency, and each
 //! consumer's lag).
 
+mod advance;
 mod config;
 mod consumer;
 mod dead_letters;
