@@ -29,6 +29,9 @@ pub(crate) struct Lease {
     lost: oneshot::Receiver<()>,
     name: String,
     generation: i64,
+    /// `dcbstore.lease_held`, prepared once: a confirmation before each
+    /// send is then one round trip.
+    held: tokio_postgres::Statement,
     /// Set once a check found the lease gone: it never comes back.
     gone: AtomicBool,
     /// The store's limit on a database call: a confirmation that takes
@@ -79,11 +82,15 @@ impl Lease {
             let delay = delays.next().unwrap_or(Duration::from_millis(500));
             tokio::time::sleep(delay.min(deadline - now)).await;
         };
+        let held = client
+            .prepare("SELECT dcbstore.lease_held($1, $2)")
+            .await?;
         Ok(Some(Lease {
             client,
             lost,
             name: name.to_string(),
             generation,
+            held,
             gone: AtomicBool::new(false),
             timeout: store.pooled().timeout,
         }))
@@ -110,9 +117,7 @@ impl Lease {
         }
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&self.name, &self.generation];
-        let ask = self
-            .client
-            .query_one("SELECT dcbstore.lease_held($1, $2)", &params);
+        let ask = self.client.query_one(&self.held, &params);
         let answer = match self.timeout {
             Some(t) => tokio::time::timeout(t, ask).await.ok(),
             None => Some(ask.await),
