@@ -82,9 +82,7 @@ impl Lease {
             let delay = delays.next().unwrap_or(Duration::from_millis(500));
             tokio::time::sleep(delay.min(deadline - now)).await;
         };
-        let held = client
-            .prepare("SELECT dcbstore.lease_held($1, $2)")
-            .await?;
+        let held = client.prepare("SELECT dcbstore.lease_held($1, $2)").await?;
         Ok(Some(Lease {
             client,
             lost,
