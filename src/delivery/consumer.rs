@@ -86,14 +86,17 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
     let mut wakeups = store.wakeups();
     let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
     'lease: while !*stopped.borrow() {
-        let mut lease = match Lease::acquire(&store, &c.name, &owner, None).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) | Err(_) => {
-                if wait_or_stop(&mut stopped, c.config.poll_interval).await {
-                    return;
-                }
-                continue 'lease;
+        let taken = Lease::acquire(&store, &c.name, &owner, None).await;
+        if let Err(e) = &taken {
+            tracing::warn!(consumer = %c.name, error = %e, "cannot take the lease; retrying");
+        }
+        // Someone else delivers, or the database is away (or refuses the
+        // lease functions: run `dcbstore grant`): try later.
+        let Ok(Some(mut lease)) = taken else {
+            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
+                return;
             }
+            continue 'lease;
         };
         tracing::info!(consumer = %c.name, kind = c.sink.kind(), owner = %owner, "delivery lease taken");
         let started = async {

@@ -111,17 +111,18 @@ async fn run(
     let name = p.name().to_string();
     let mut failures: u32 = 0;
     'lease: while !*stopped.borrow() {
-        let lease = match Lease::acquire(&store, &name, &owner, None).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) | Err(_) => {
-                // Someone else runs it (or the database is away): try later.
-                if wait_or_stop(&mut stopped, config.poll_interval).await {
-                    return;
-                }
-                continue 'lease;
+        let taken = Lease::acquire(&store, &name, &owner, None).await;
+        if let Err(e) = &taken {
+            tracing::warn!(projection = %name, error = %e, "cannot take the lease; retrying");
+        }
+        // Someone else runs it, or the database is away (or refuses the
+        // lease functions: run `dcbstore grant`): try later.
+        let Ok(Some(mut lease)) = taken else {
+            if wait_or_stop(&mut stopped, config.poll_interval).await {
+                return;
             }
+            continue 'lease;
         };
-        let mut lease = lease;
         tracing::info!(projection = %name, owner = %owner, "projection lease taken");
         let started = async {
             checkpoint::ensure_row(&store, &name).await?;
