@@ -92,7 +92,11 @@ impl Grants {
 
 /// The functions of the SQL API an application role may call: the append
 /// entry points (SECURITY DEFINER: the only way it writes the log), reads,
-/// the head and the migrate lock's key. Every other function is internal.
+/// the head, the migrate lock's key, and the lease functions through which
+/// durable projections, subscribers and relays take and check their leases
+/// (`dcbstore.leases`, SECURITY DEFINER; never granted to read-only roles,
+/// so that only an application role runs, or holds back, a consumer, and
+/// only through them). Every other function is internal.
 pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
@@ -100,6 +104,9 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.read",
     "dcbstore.head",
     "dcbstore.migrate_lock_key",
+    "dcbstore.take_lease",
+    "dcbstore.lease_held",
+    "dcbstore.lease_current",
 ];
 
 /// The functions an import role may call beyond [`API_FUNCTIONS`]
@@ -140,8 +147,8 @@ pub const CONSOLE_FUNCTIONS: &[&str] = &["dcbstore.refresh_stats"];
 /// and DELETE on `dcbstore.dead_letters` (durable subscribers), EXECUTE on
 /// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`], the
 /// [`IMPORT_FUNCTIONS`] with [`Grants::import`]; a grant without
-/// [`Grants::import`] takes them back). It takes back
-/// what it does not give (INSERT on the event tables, EXECUTE on internal
+/// [`Grants::import`] takes them back). It writes `dcbstore.leases` only
+/// through the lease functions. It takes back what it does not give (INSERT on the event tables, EXECUTE on internal
 /// functions, from an earlier grant), but never `redact`: without
 /// [`Grants::redact`] a role's EXECUTE on it stays as it was (revoke it with
 /// SQL, or downgrade the role with [`Grants::read_only`]).

@@ -337,7 +337,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 6, "name": "hardening"},
             {"version": 7, "name": "delivery"},
             {"version": 8, "name": "stats"},
-            {"version": 9, "name": "guards"}
+            {"version": 9, "name": "guards"},
+            {"version": 10, "name": "leases"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);

@@ -1291,3 +1291,206 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
     drop(as_owner);
     roles.drop_roles().await;
 }
+
+/// A relay transport that records the keys it publishes.
+struct Probe(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl dcbstore::delivery::Transport for Probe {
+    fn name(&self) -> &str {
+        "probe"
+    }
+
+    async fn publish(
+        &self,
+        batch: &[dcbstore::dispatch::Envelope],
+    ) -> Result<(), dcbstore::delivery::PublishError> {
+        let mut log = self.0.lock().unwrap();
+        log.extend(batch.iter().map(|e| e.idempotency_key.clone()));
+        Ok(())
+    }
+}
+
+/// The checkpoint of `name`, as the owner sees it (0 before its row).
+async fn checkpoint_of(admin: &Client, name: &str) -> i64 {
+    admin
+        .query_opt(
+            "SELECT checkpoint FROM dcbstore.projections WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .map_or(0, |r| r.get(0))
+}
+
+/// Waits (a liveness bound, not a timing) until the projection `count` and
+/// the relay `relay:probe` have both reached the head.
+async fn both_caught_up(admin: &Client, store: &Store, what: &str) {
+    let head = store.head().await.unwrap().unwrap().get() as i64;
+    for _ in 0..1200 {
+        if checkpoint_of(admin, "count").await == head
+            && checkpoint_of(admin, "relay:probe").await == head
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never caught up: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
+    use dcbstore::delivery::{DeliveryConfig, Relay};
+    use dcbstore::dispatch::to_store_event;
+    use dcbstore::projection::durable::{DurableProjection, Runner, RunnerConfig};
+    use dcbstore::{HandlerError, SequencedEvent};
+    use deadpool_postgres::Transaction;
+    use std::time::Duration;
+
+    struct Count;
+    impl DurableProjection for Count {
+        fn name(&self) -> &str {
+            "count"
+        }
+        fn query(&self) -> Query {
+            Query::all()
+        }
+        async fn setup(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn reset(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn apply(&self, _: &Transaction<'_>, _: &SequencedEvent) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+    let runner_config = RunnerConfig {
+        poll_interval: Duration::from_millis(50),
+        ..RunnerConfig::default()
+    };
+    let relay_config = DeliveryConfig {
+        poll_interval: Duration::from_millis(50),
+        ..DeliveryConfig::default()
+    };
+    let envelope = |n: u32| {
+        to_store_event(&dcbstore::dispatch::Envelope {
+            id: uuid::Uuid::now_v7(),
+            name: "Shipped".into(),
+            kind: dcbstore::schema::Kind::Integration,
+            version: 1,
+            level: dcbstore::schema::Level::Broker,
+            payload: json!({ "n": n }),
+            metadata: serde_json::Map::new(),
+            occurred_at: chrono::Utc::now(),
+            idempotency_key: format!("shipped-{n}"),
+            tags: vec![],
+        })
+    };
+
+    let mut roles = Roles::new().await;
+    let (intruder, intruder_url) = roles.login("dcb_intruder").await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &intruder, Grants::read_only())
+        .await
+        .unwrap();
+    let intruder_client = || async {
+        connect(&parse_config(&intruder_url).unwrap())
+            .await
+            .unwrap()
+    };
+    let by_intruder = intruder_client().await;
+    // The advisory keys earlier versions derived from the names, taken
+    // before any runner starts.
+    for name in ["count", "relay:probe"] {
+        by_intruder
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&format!("dcbstore.projection:{name}")],
+            )
+            .await
+            .unwrap();
+    }
+
+    let app = Store::connect(&roles.app_url).await.unwrap();
+    let _ = app
+        .append(vec![envelope(1), envelope(2)], None)
+        .await
+        .unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let relay = Relay::for_events(
+        Probe(published.clone()),
+        vec!["Shipped".into()],
+        relay_config,
+    );
+    let projection = Runner::start(app.clone(), Count, runner_config);
+    let relaying = relay.start(&app);
+    both_caught_up(&roles.admin, &app, "despite the old keys").await;
+
+    // Every advisory lock the intruder can see (the runners' keys among
+    // them): it queues for each, each on a connection of its own, so that
+    // it holds them the moment the runners let go.
+    let keys: Vec<i64> = by_intruder
+        .query(
+            "SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        keys.len() >= 2,
+        "the intruder sees the runners' locks: {keys:?}"
+    );
+    let mut queued = Vec::new();
+    for key in keys {
+        let c = intruder_client().await;
+        queued.push(tokio::spawn(async move {
+            c.execute("SELECT pg_advisory_lock($1)", &[&key])
+                .await
+                .unwrap();
+            c
+        }));
+    }
+    // The runners die, as a crash would: their connections close, and the
+    // intruder's sessions get their keys.
+    projection.abort();
+    relaying.abort();
+    let mut holding = Vec::new();
+    for q in queued {
+        holding.push(q.await.unwrap());
+    }
+
+    // New runners take over all the same.
+    let projection = Runner::start(app.clone(), Count, runner_config);
+    let relaying = relay.start(&app);
+    let _ = app
+        .append(vec![envelope(3), envelope(4)], None)
+        .await
+        .unwrap();
+    both_caught_up(&roles.admin, &app, "despite the keys the intruder holds").await;
+    projection.stop().await;
+    relaying.stop().await;
+    let keys = published.lock().unwrap().clone();
+    assert!(keys.contains(&"shipped-4".to_string()), "{keys:?}");
+
+    // Nor can it take or forge a lease through the table or the functions.
+    for sql in [
+        "SELECT dcbstore.take_lease('count', 'intruder')",
+        "SELECT dcbstore.lease_held('count', 1)",
+        "SELECT dcbstore.lease_current('count', 1)",
+        "UPDATE dcbstore.leases SET holder_pid = pg_backend_pid()",
+        "DELETE FROM dcbstore.leases",
+        "INSERT INTO dcbstore.leases (name) VALUES ('forged')",
+    ] {
+        let code = sqlstate(by_intruder.execute(sql, &[]).await);
+        assert_eq!(code, "42501", "{sql} must be refused for {intruder}");
+    }
+    drop((app, by_intruder, holding, as_owner));
+    roles.drop_roles().await;
+}

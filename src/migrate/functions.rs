@@ -55,6 +55,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "append_only.sql",
     "redact.sql",
     "stats.sql",
+    "leases.sql",
 ];
 
 /// A row of `dcbstore.schema_functions`.
