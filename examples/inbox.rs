@@ -23,7 +23,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use dcbstore::delivery::job::{JobConfig, Jobs};
-use dcbstore::delivery::webhook::{self, WebhookTransport, IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use dcbstore::delivery::webhook::{self, WebhookTransport, ID_HEADER};
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, Subscription};
 use dcbstore::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
@@ -116,7 +116,8 @@ impl DurableSubscriber for SearchIndex {
     }
 }
 
-/// The external service's receiver: checks each POST's signature.
+/// The external service's receiver: checks each POST's Standard Webhooks
+/// signature (id, timestamp and body; an old timestamp is refused).
 #[derive(Clone)]
 struct Receiver {
     secret: Vec<u8>,
@@ -124,15 +125,11 @@ struct Receiver {
 }
 
 async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    if !webhook::verify(&r.secret, &body, signature) {
+    if webhook::verify(&r.secret, &headers, &body).is_err() {
         return StatusCode::UNAUTHORIZED;
     }
     let key = headers
-        .get(IDEMPOTENCY_HEADER)
+        .get(ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
@@ -140,7 +137,7 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> 
         return StatusCode::BAD_REQUEST;
     };
     println!(
-        "  (level 4) webhook received {} (Idempotency-Key {key}), signature valid",
+        "  (level 4) webhook received {} (webhook-id {key}), signature valid",
         envelope.name
     );
     if let Ok(mut got) = r.got.lock() {

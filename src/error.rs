@@ -142,6 +142,14 @@ pub enum Error {
         #[source]
         source: Option<Arc<tokio_postgres::Error>>,
     },
+    /// An append was not written: the database refused it, or it could not
+    /// be sent (no connection). Nothing of it is stored: it can be sent again
+    /// as it is, or changed. [`code`](Error::code),
+    /// [`as_db_error`](Error::as_db_error) and
+    /// [`is_transient`](Error::is_transient) answer for the error behind it.
+    #[error("the append was not written ({0}); nothing of it is stored: fix the cause and send it again")]
+    NotWritten(Box<Error>),
+
     /// An operation did not finish in time; nothing was written by it (for an
     /// append whose answer was lost, see [`Error::OutcomeUnknown`]).
     #[error("{operation} timed out{}: {hint}", after.map(|d| format!(" after {d:?}")).unwrap_or_default())]
@@ -173,6 +181,18 @@ pub enum Error {
         /// The handler's error.
         #[source]
         source: Option<Source>,
+    },
+
+    /// A stored event could not be decoded by this reader (a value it cannot
+    /// represent, written before the database refused such values, or by
+    /// hand). Only that event is affected: a read yields this error in its
+    /// place and goes on. Not transient: reading it again fails the same way.
+    #[error("the event at position {position} cannot be decoded ({message}): read it as stored with `dcbstore read --from {position} --limit 1`, then erase or replace it with `dcbstore redact {position} --data JSON --reason TEXT`")]
+    Undecodable {
+        /// The event's position.
+        position: crate::event::SequencePosition,
+        /// Which field, and why.
+        message: String,
     },
 
     /// A value from the database could not be decoded.
@@ -217,6 +237,16 @@ fn display_pool(e: &deadpool_postgres::PoolError) -> String {
 }
 
 impl Error {
+    /// The position of the event this error is about, when it is about one
+    /// stored event ([`Error::Undecodable`]).
+    #[must_use]
+    pub fn position(&self) -> Option<crate::event::SequencePosition> {
+        match self {
+            Error::Undecodable { position, .. } => Some(*position),
+            _ => None,
+        }
+    }
+
     /// The conflict, when this error is a failed append condition.
     #[must_use]
     pub fn conflict(&self) -> Option<&Conflict> {
@@ -243,6 +273,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         use deadpool_postgres::PoolError;
         match self {
+            Error::NotWritten(e) => e.is_transient(),
             Error::Connect { .. } | Error::Timeout { .. } => true,
             Error::Pool(e) => matches!(**e, PoolError::Timeout(_)),
             Error::Database(e) => match e.code() {
@@ -266,6 +297,7 @@ impl Error {
     #[must_use]
     pub fn as_driver_error(&self) -> Option<&tokio_postgres::Error> {
         match self {
+            Error::NotWritten(e) => e.as_driver_error(),
             Error::Database(e) | Error::Connect { source: e, .. } => Some(e),
             Error::OutcomeUnknown { source, .. } | Error::Timeout { source, .. } => {
                 source.as_deref()
@@ -284,6 +316,19 @@ impl Error {
     #[must_use]
     pub fn code(&self) -> Option<&SqlState> {
         self.as_driver_error()?.code()
+    }
+
+    /// An error of an append as its caller must read it: one that says the
+    /// append was not written when it was not (the database refused it, or
+    /// there was no connection to send it on); the others already say what
+    /// happened (a conflict, invalid input, a timeout, an unknown outcome).
+    pub(crate) fn for_append(self) -> Self {
+        match self {
+            e @ (Error::Database(_) | Error::Pool(_) | Error::Connect { .. }) => {
+                Error::NotWritten(Box::new(e))
+            }
+            other => other,
+        }
     }
 
     pub(crate) fn invalid(msg: impl Into<String>) -> Self {

@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -134,5 +135,35 @@ pub struct SequencedEvent {
     #[serde(flatten)]
     pub event: Event,
     /// When the store recorded it (the append's transaction time).
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// An event as stored, with its data and metadata as the JSON text the
+/// database holds (compact): every number keeps all its digits, whatever
+/// its size, where [`SequencedEvent`]'s `Value` holds it as `serde_json`
+/// does (an `f64` beyond 64-bit integers, unless the application enables
+/// `serde_json`'s `arbitrary_precision`). What [`Store::read_raw`] yields,
+/// `dcbstore read` prints and `dcbstore export` writes.
+///
+/// Serializes flat, as the CLI prints it:
+/// `{"position", "id", "type", "data", "tags", "metadata", "recorded_at"}`.
+///
+/// [`Store::read_raw`]: crate::Store::read_raw
+#[derive(Debug, Clone, Serialize)]
+pub struct RawEvent {
+    /// Position in the log.
+    pub position: SequencePosition,
+    /// Unique id.
+    pub id: Uuid,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The data, as JSON text.
+    pub data: Box<RawValue>,
+    /// The tags, sorted.
+    pub tags: Vec<String>,
+    /// The metadata (a JSON object), as JSON text.
+    pub metadata: Box<RawValue>,
+    /// When the store recorded it.
     pub recorded_at: DateTime<Utc>,
 }

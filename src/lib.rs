@@ -67,7 +67,7 @@ pub use append::{AppendCondition, AppendGuard, Appended};
 pub use commit::CommitToken;
 pub use conflict::Conflict;
 pub use error::{Error, HandlerError, Result, Source};
-pub use event::{Event, SequencePosition, SequencedEvent};
+pub use event::{Event, RawEvent, SequencePosition, SequencedEvent};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};
 pub use query::{Query, QueryItem};
 pub use read::{Boundary, ReadOptions};

@@ -43,6 +43,11 @@ use crate::event::SequencePosition;
 pub struct Grants {
     /// Also allow [`redact`] (erasing an event's data, audited).
     pub redact: bool,
+    /// Also allow imports ([`crate::transfer::import`], `dcbstore import`,
+    /// SQL `dcbstore.import_batch`), which keep each event's `recorded_at`
+    /// from the input: for a migration or restore role, never an
+    /// application's (see [`IMPORT_FUNCTIONS`]).
+    pub import: bool,
     /// Read only: no append, no checkpoints, no dead-letter changes, no
     /// [`redact`] (see [`Grants::read_only`]). [`grant_app`] refuses it
     /// together with [`Grants::redact`].
@@ -63,6 +68,13 @@ impl Grants {
         self
     }
 
+    /// Also allow imports ([`IMPORT_FUNCTIONS`]).
+    #[must_use]
+    pub fn with_import(mut self) -> Self {
+        self.import = true;
+        self
+    }
+
     /// Read and follow only, for an operations console or reporting tools:
     /// USAGE on the schema, SELECT on its tables (the log, projections'
     /// checkpoints, dead letters, the schema's status, redaction audits) and
@@ -80,28 +92,39 @@ impl Grants {
 
 /// The functions of the SQL API an application role may call: the append
 /// entry points (SECURITY DEFINER: the only way it writes the log), reads,
-/// the head and the lock keys. Every other function is internal.
+/// the head, the migrate lock's key, and the lease functions through which
+/// durable projections, subscribers and relays take and check their leases
+/// (`dcbstore.leases`, SECURITY DEFINER; never granted to read-only roles,
+/// so that only an application role runs, or holds back, a consumer, and
+/// only through them). Every other function is internal.
 pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
     "dcbstore.append_batch_unchecked",
-    "dcbstore.import_batch",
     "dcbstore.read",
     "dcbstore.head",
-    "dcbstore.append_lock_key",
     "dcbstore.migrate_lock_key",
+    "dcbstore.take_lease",
+    "dcbstore.lease_held",
+    "dcbstore.lease_current",
 ];
 
+/// The functions an import role may call beyond [`API_FUNCTIONS`]
+/// ([`Grants::import`]): `dcbstore.import_batch`, which keeps each event's
+/// `recorded_at` from its input (within the previous event's time and the
+/// server's clock plus `dcbstore.limits.max_clock_skew`). Not an
+/// application's: `recorded_at` is the store's to set.
+pub const IMPORT_FUNCTIONS: &[&str] = &["dcbstore.import_batch"];
+
 /// The functions of the SQL API a read-only role may call ([`Grants::read_only`]):
-/// the reads and the head, and the lock keys (constants, so that a console
-/// can name the advisory locks it sees in `pg_locks`). [`crate::Store`]'s
+/// the reads and the head, and the migrate lock's key (a constant, so that a
+/// console can name the advisory lock it sees in `pg_locks`). [`crate::Store`]'s
 /// connect, reads and subscriptions and the schema status need nothing
 /// more: they select from the tables, and following the log is a `LISTEN`.
 /// None of these writes anything.
 pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "dcbstore.read",
     "dcbstore.head",
-    "dcbstore.append_lock_key",
     "dcbstore.migrate_lock_key",
 ];
 
@@ -119,10 +142,13 @@ pub const CONSOLE_FUNCTIONS: &[&str] = &["dcbstore.refresh_stats"];
 /// tables and functions are not granted until then).
 ///
 /// An application role ([`Grants::app`]) gets USAGE on the schema, SELECT on
-/// its tables, INSERT and UPDATE on `dcbstore.projections`, INSERT, UPDATE
+/// its tables (but the append lock's view, which no role but the owner may
+/// lock), INSERT and UPDATE on `dcbstore.projections`, INSERT, UPDATE
 /// and DELETE on `dcbstore.dead_letters` (durable subscribers), EXECUTE on
-/// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`]). It takes back
-/// what it does not give (INSERT on the event tables, EXECUTE on internal
+/// [`API_FUNCTIONS`] (and `redact` with [`Grants::redact`], the
+/// [`IMPORT_FUNCTIONS`] with [`Grants::import`]; a grant without
+/// [`Grants::import`] takes them back). It writes `dcbstore.leases` only
+/// through the lease functions. It takes back what it does not give (INSERT on the event tables, EXECUTE on internal
 /// functions, from an earlier grant), but never `redact`: without
 /// [`Grants::redact`] a role's EXECUTE on it stays as it was (revoke it with
 /// SQL, or downgrade the role with [`Grants::read_only`]).
@@ -138,6 +164,11 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
     if grants.read_only && grants.redact {
         return Err(Error::invalid(
             "a read-only role cannot redact: grant Grants::read_only() alone, or an application role with Grants::app().with_redact()",
+        ));
+    }
+    if grants.read_only && grants.import {
+        return Err(Error::invalid(
+            "a read-only role cannot import: grant Grants::read_only() alone, or an import role with Grants::app().with_import()",
         ));
     }
     let exists: bool = client
@@ -198,7 +229,9 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA dcbstore TO {r};
          REVOKE ALL ON ALL TABLES IN SCHEMA dcbstore FROM {r};
-         GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};"
+         GRANT SELECT ON ALL TABLES IN SCHEMA dcbstore TO {r};
+         REVOKE ALL ON {lock} FROM {r};",
+        lock = crate::locks::APPEND_LOCK_RELATION
     );
     if !grants.read_only {
         sql.push_str(&format!(
@@ -219,9 +252,11 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             .copied()
             .collect()
     } else {
+        let import: &[&str] = if grants.import { IMPORT_FUNCTIONS } else { &[] };
         API_FUNCTIONS
             .iter()
             .chain(CONSOLE_FUNCTIONS)
+            .chain(import)
             .copied()
             .collect()
     };

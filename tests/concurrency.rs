@@ -235,6 +235,14 @@ async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
     ];
     for (name, query, slow_events, conflicts) in cases {
         let (store, db) = store().await;
+        // The large windows take one append of more events than the
+        // default limit allows.
+        dcbstore::connection::connect(&db.config().unwrap())
+            .await
+            .unwrap()
+            .batch_execute("UPDATE dcbstore.limits SET max_events_per_append = 20000")
+            .await
+            .unwrap();
         let first = store
             .append(vec![ev("Before", &["x"])], None)
             .await
@@ -273,7 +281,8 @@ async fn conflict_committed_while_waiting_for_the_lock_is_caught() {
             let n: i64 = watcher
                 .query_one(
                     "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                      WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                      WHERE l.locktype = 'relation' AND l.relation = 'dcbstore.append_lock'::regclass
+                        AND NOT l.granted AND a.datname = current_database()",
                     &[],
                 )
                 .await

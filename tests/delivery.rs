@@ -622,3 +622,96 @@ async fn the_dead_letters_kit_lists_retries_and_discards() {
     assert_eq!(String::from_utf8(out).unwrap().trim(), r#"{"discarded":2}"#);
     assert!(delivery::list(&store, None).await.unwrap().is_empty());
 }
+
+/// A subscriber that refuses everything while `refusing`; otherwise its
+/// first delivery waits until released, and every delivery is counted.
+#[derive(Clone, Default)]
+struct Held {
+    refusing: Arc<std::sync::atomic::AtomicBool>,
+    calls: Arc<std::sync::atomic::AtomicUsize>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl DurableSubscriber for Held {
+    fn name(&self) -> &str {
+        "held"
+    }
+
+    fn events(&self) -> Vec<String> {
+        vec!["Ticket".into()]
+    }
+
+    async fn handle(&self, _: &Envelope) -> Result<(), HandlerError> {
+        use std::sync::atomic::Ordering;
+        if self.refusing.load(Ordering::SeqCst) {
+            return Err(Box::new(Permanent("not now".into())));
+        }
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            self.entered.notify_one();
+            self.release.notified().await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_dead_letter_retries_beside_the_live_runner_deliver_once() {
+    use std::sync::atomic::Ordering;
+    let (store, _db) = store().await;
+    tickets(&store, 0..1).await;
+    let held = Held::default();
+    held.refusing.store(true, Ordering::SeqCst);
+    let subscription = Subscription::new(held.clone(), fast(OnFailure::DeadLetter));
+    let runner = subscription.start(&store);
+    let mut letters = Vec::new();
+    for _ in 0..400 {
+        letters = delivery::list(&store, Some("held")).await.unwrap();
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(letters.len(), 1, "the ticket is dead-lettered");
+    let position = letters[0].position;
+    held.refusing.store(false, Ordering::SeqCst);
+
+    // One operator retries; the delivery is slow. The live runner goes on
+    // beside it, and a second operator retries the same letter meanwhile.
+    let first = tokio::spawn({
+        let (subscription, store) = (subscription.clone(), store.clone());
+        async move {
+            subscription
+                .retry_dead_letters(&store, Selection::All)
+                .await
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(60), held.entered.notified())
+        .await
+        .expect("the first retry is delivering");
+    let second = subscription
+        .retry_dead_letters(&store, Selection::Position(position))
+        .await
+        .unwrap();
+    let third = subscription
+        .retry_dead_letters(&store, Selection::All)
+        .await
+        .unwrap();
+    held.release.notify_one();
+    let first = first.await.unwrap().unwrap();
+    runner.stop().await;
+
+    assert_eq!(held.calls.load(Ordering::SeqCst), 1, "delivered once");
+    assert_eq!((first.tried, first.delivered), (1, 1), "{first:?}");
+    for r in [second, third] {
+        assert_eq!((r.tried, r.delivered, r.skipped), (0, 0, 1), "{r:?}");
+    }
+    assert!(delivery::list(&store, None).await.unwrap().is_empty());
+    // Retried after the delete: nothing left to deliver.
+    let after = subscription
+        .retry_dead_letters(&store, Selection::All)
+        .await
+        .unwrap();
+    assert_eq!(after.tried, 0);
+    assert_eq!(held.calls.load(Ordering::SeqCst), 1);
+}

@@ -14,7 +14,12 @@ use async_nats::jetstream;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dcbstore::delivery::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use dcbstore::delivery::webhook::{
+    self, SignatureErrorKind, IDEMPOTENCY_HEADER, ID_HEADER, STANDARD_SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+};
 use dcbstore::delivery::{
     self, DeliveryConfig, FailureKind, NatsTransport, OnFailure, PublishError, Relay, Transport,
     WebhookTransport,
@@ -441,9 +446,9 @@ async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failur
     let f = transport.publish(&batch).await.unwrap_err();
     assert_eq!((f.delivered, f.kind), (2, FailureKind::Retryable), "{f}");
     let mut stream = js.get_stream("PIPE").await.unwrap();
-    // All were sent before the acks were read: a4 is in the stream too (its
-    // resend will be dropped by its Nats-Msg-Id).
-    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    // All were sent before the acks were read, but a4 expected b3 as the
+    // stream's last message: it was not stored ahead of b3.
+    assert_eq!(stream.info().await.unwrap().state.messages, 2);
 
     // An event name that is no subject token is refused before sending,
     // and nothing after it is sent.
@@ -454,13 +459,14 @@ async fn a_pipelined_batch_reports_how_many_went_through_before_the_first_failur
     ];
     let f = transport.publish(&batch).await.unwrap_err();
     assert_eq!((f.delivered, f.kind), (1, FailureKind::Permanent), "{f}");
-    assert_eq!(stream.info().await.unwrap().state.messages, 4);
-    let resent = transport.publish(&[envelope("A", "a4", json!({}))]).await;
+    assert_eq!(stream.info().await.unwrap().state.messages, 3);
+    // A resend of what went through is dropped by its Nats-Msg-Id.
+    let resent = transport.publish(&[envelope("A", "a5", json!({}))]).await;
     assert!(resent.is_ok());
     assert_eq!(
         stream.info().await.unwrap().state.messages,
-        4,
-        "a4's resend dropped"
+        3,
+        "a5's resend dropped"
     );
 }
 
@@ -542,8 +548,24 @@ async fn append_hooks(store: &Store, items: &[(&str, serde_json::Value)]) -> Vec
     positions
 }
 
+/// The Standard Webhooks signature of `id.timestamp.body` with `key`,
+/// computed here, apart from the crate: `v1,<base64 HMAC-SHA256>`.
+fn standard_signature(key: &[u8], id: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
+async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify_refuses_replays() {
+    // A secret as Standard Webhooks tools make them: whsec_ and the base64
+    // of the key.
+    let key = b"a 24-byte signing key!!!";
+    let secret = format!("whsec_{}", BASE64.encode(key));
     let receiver = Receiver::default();
     let url = serve(receiver.clone()).await;
     let (store, _db) = common::store().await;
@@ -552,7 +574,7 @@ async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
         &[("key-a", json!({"n": 1})), ("key-b", json!({"n": 2}))],
     )
     .await;
-    let transport = WebhookTransport::new(url, SECRET).unwrap();
+    let transport = WebhookTransport::new(url, secret.as_bytes()).unwrap();
     let runner = Relay::for_events(
         transport,
         vec!["Hooked".into()],
@@ -567,22 +589,88 @@ async fn the_webhook_is_signed_over_the_body_and_carries_the_idempotency_key() {
     runner.stop().await;
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2);
-    for ((headers, body), key) in requests.iter().zip(["key-a", "key-b"]) {
+    let now = chrono::Utc::now().timestamp();
+    for ((headers, body), key_of) in requests.iter().zip(["key-a", "key-b"]) {
         let envelope: Envelope = serde_json::from_slice(body).unwrap();
-        assert_eq!(envelope.idempotency_key, key);
-        assert_eq!(headers[IDEMPOTENCY_HEADER], key);
+        assert_eq!(envelope.idempotency_key, key_of);
+        assert_eq!(
+            headers[ID_HEADER], key_of,
+            "webhook-id is the idempotency key"
+        );
+        assert_eq!(headers[IDEMPOTENCY_HEADER], key_of);
         assert_eq!(headers["content-type"], "application/json");
-        let signature = headers[SIGNATURE_HEADER].to_str().unwrap();
-        let hex_mac = signature.strip_prefix("sha256=").expect("sha256= prefix");
-        let mac = hex::decode(hex_mac).unwrap();
-        let mut check = Hmac::<Sha256>::new_from_slice(SECRET).unwrap();
+        let timestamp = headers[TIMESTAMP_HEADER].to_str().unwrap();
+        let sent: i64 = timestamp.parse().expect("seconds since the epoch");
+        assert!((now - sent).abs() < 300, "signed now: {sent} vs {now}");
+        // The signature covers id, timestamp and body, with the decoded key.
+        let signature = headers[STANDARD_SIGNATURE_HEADER].to_str().unwrap();
+        assert_eq!(
+            signature,
+            standard_signature(key, key_of, timestamp, body),
+            "v1,<base64 HMAC-SHA256 of id.timestamp.body>"
+        );
+        // The receiver's helper accepts it, with the whsec_ secret or the
+        // raw key.
+        webhook::verify(secret.as_bytes(), headers, body).expect("verifies");
+        // The deprecated body-only header is still sent, with the secret's
+        // bytes as given, for one more release.
+        #[allow(deprecated)]
+        let legacy = headers[webhook::SIGNATURE_HEADER].to_str().unwrap();
+        let mut check = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
         check.update(body);
-        assert!(check.verify_slice(&mac).is_ok(), "the signature verifies");
-        let mut wrong = Hmac::<Sha256>::new_from_slice(b"another secret").unwrap();
-        wrong.update(body);
-        assert!(wrong.verify_slice(&mac).is_err());
-        assert!(dcbstore::delivery::webhook::verify(SECRET, body, signature));
+        let mac = hex::decode(legacy.strip_prefix("sha256=").unwrap()).unwrap();
+        assert!(check.verify_slice(&mac).is_ok(), "the legacy signature");
+
+        // What an attacker replays or changes is refused.
+        let mut tampered = body.to_vec();
+        tampered.extend_from_slice(b" ");
+        let e = webhook::verify(secret.as_bytes(), headers, &tampered).unwrap_err();
+        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "{e}");
+        let mut other_id = headers.clone();
+        other_id.insert(ID_HEADER, "key-z".parse().unwrap());
+        let e = webhook::verify(secret.as_bytes(), &other_id, body).unwrap_err();
+        assert_eq!(
+            e.kind(),
+            SignatureErrorKind::Mismatch,
+            "the id is signed: {e}"
+        );
+        let e = webhook::verify(b"another secret", headers, body).unwrap_err();
+        assert_eq!(e.kind(), SignatureErrorKind::Mismatch, "{e}");
+        // A captured request replayed an hour later, even re-signed with
+        // its own (old) timestamp, or one dated ahead.
+        for (ts, kind) in [
+            (sent - 3600, SignatureErrorKind::TooOld),
+            (sent - 301, SignatureErrorKind::TooOld),
+            (sent + 3600, SignatureErrorKind::InFuture),
+        ] {
+            let mut old = headers.clone();
+            old.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
+            old.insert(
+                STANDARD_SIGNATURE_HEADER,
+                webhook::sign(secret.as_bytes(), key_of, ts, body)
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            );
+            let e = webhook::verify(secret.as_bytes(), &old, body).unwrap_err();
+            assert_eq!(e.kind(), kind, "{ts}: {e}");
+            assert!(!e.to_string().contains(&secret), "{e}");
+        }
+        for missing in [ID_HEADER, TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER] {
+            let mut h = headers.clone();
+            h.remove(missing);
+            let e = webhook::verify(secret.as_bytes(), &h, body).unwrap_err();
+            assert_eq!(e.kind(), SignatureErrorKind::Header, "{missing}: {e}");
+        }
     }
+    // A raw secret (not whsec_) is the key itself.
+    let raw = WebhookTransport::new(serve(receiver.clone()).await, SECRET).unwrap();
+    raw.publish(&[envelope("Hooked", "key-c", json!({}))])
+        .await
+        .unwrap();
+    let (headers, body) = receiver.requests().pop().unwrap();
+    webhook::verify(SECRET, &headers, &body).expect("a raw secret verifies");
+    assert!(webhook::verify(secret.as_bytes(), &headers, &body).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -850,4 +938,369 @@ async fn of_two_relays_for_one_transport_only_one_publishes() {
     let expected: Vec<String> = keys.into_iter().chain(more).collect();
     assert_eq!(published, expected, "each event once, in order");
     assert!(owner.is_some(), "the lease has an owner");
+}
+
+// ---------------------------------------------------------------- order and fencing
+
+/// A NATS transport whose failed publishes the test can see.
+struct Observed {
+    inner: NatsTransport,
+    failures: Arc<AtomicUsize>,
+}
+
+impl Transport for Observed {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn publish(&self, batch: &[Envelope]) -> Result<(), PublishError> {
+        let r = self.inner.publish(batch).await;
+        if r.is_err() {
+            self.failures.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nats_stream_never_holds_an_event_before_an_earlier_one_when_an_ack_fails() {
+    let nats = NatsServer::start().expect("nats-server");
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let js = jetstream::new(client);
+    // At first the stream does not take `Special`: its publish is refused
+    // (an ack failure) in the middle of a pipelined batch.
+    let config = |subjects: &[&str]| jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    js.create_stream(config(&["dcbstore.OrderPlaced"]))
+        .await
+        .unwrap();
+    let (store, _db) = common::store().await;
+    let mut keys = append_orders(&store, 0, 2).await;
+    let special = envelope("Special", "special-2", json!({}));
+    let _ = store
+        .append(vec![to_store_event(&special)], None)
+        .await
+        .unwrap();
+    keys.push("special-2".into());
+    keys.extend(append_orders(&store, 3, 2).await);
+    let last = store.head().await.unwrap().unwrap().get();
+
+    let failures = Arc::new(AtomicUsize::new(0));
+    let observed = Observed {
+        inner: NatsTransport::connect(nats.url()).await.unwrap(),
+        failures: failures.clone(),
+    };
+    let config_of_relay = fast(DeliveryConfig {
+        batch_size: 10,
+        on_failure: OnFailure::Block,
+        ..DeliveryConfig::default()
+    });
+    let runner = Relay::for_events(
+        observed,
+        vec!["OrderPlaced".into(), "Special".into()],
+        config_of_relay,
+    )
+    .start(&store);
+    eventually("the batch failed at the event no stream takes", || {
+        let failures = failures.clone();
+        async move { failures.load(Ordering::SeqCst) >= 1 }
+    })
+    .await;
+    // Now a stream takes it: the relay's resend goes through.
+    js.update_stream(config(&["dcbstore.OrderPlaced", "dcbstore.Special"]))
+        .await
+        .unwrap();
+    eventually("every event is checkpointed", || {
+        let store = store.clone();
+        async move { checkpoint(&store, "relay:nats").await == i64::try_from(last).unwrap() }
+    })
+    .await;
+    runner.stop().await;
+    let ids: Vec<String> = read_stream(&js)
+        .await
+        .into_iter()
+        .map(|m| m.msg_id)
+        .collect();
+    assert_eq!(
+        ids, keys,
+        "each event once, and none before an earlier one of the relay"
+    );
+}
+
+/// A webhook receiver that records each request's key and holds the one
+/// keyed `hold` until released.
+#[derive(Clone, Default)]
+struct Gate {
+    keys: Arc<Mutex<Vec<String>>>,
+    hold: Arc<Mutex<Option<String>>>,
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl Gate {
+    fn keys(&self) -> Vec<String> {
+        self.keys.lock().unwrap().clone()
+    }
+}
+
+async fn gated(State(g): State<Gate>, headers: HeaderMap) -> StatusCode {
+    let key = headers[IDEMPOTENCY_HEADER].to_str().unwrap().to_string();
+    g.keys.lock().unwrap().push(key.clone());
+    if g.hold.lock().unwrap().as_deref() == Some(key.as_str()) {
+        g.entered.notify_one();
+        g.release.notified().await;
+    }
+    StatusCode::NO_CONTENT
+}
+
+async fn serve_gate(gate: Gate) -> String {
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(gated))
+        .with_state(gate);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/hook")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_lost_its_lease_mid_batch_sends_nothing_more() {
+    let (store, _db) = common::store().await;
+    let items: Vec<(String, serde_json::Value)> = (0..10)
+        .map(|i| (format!("h{i}"), json!({ "i": i })))
+        .collect();
+    let items: Vec<(&str, serde_json::Value)> =
+        items.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let positions = append_hooks(&store, &items).await;
+    let config = fast(DeliveryConfig {
+        batch_size: 10,
+        ..DeliveryConfig::default()
+    });
+    // The first runner's receiver holds its third request.
+    let old_gate = Gate::default();
+    *old_gate.hold.lock().unwrap() = Some("h2".into());
+    let old_url = serve_gate(old_gate.clone()).await;
+    let old = Relay::for_events(
+        WebhookTransport::new(old_url, SECRET).unwrap(),
+        vec!["Hooked".into()],
+        config,
+    )
+    .named("relay:hooks")
+    .start(&store);
+    tokio::time::timeout(PATIENCE, old_gate.entered.notified())
+        .await
+        .expect("the first runner is in the middle of its batch");
+
+    // Its lease connection is cut (a network failure, an operator's
+    // pg_terminate_backend): the lease is lost, and another runner takes it.
+    let admin = store.pool().get().await.unwrap();
+    let holders: Vec<i32> = admin
+        .query(
+            "SELECT l.pid FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(holders.len(), 1, "the lease's connection holds one lock");
+    let gone: bool = admin
+        .query_one("SELECT pg_terminate_backend($1, 60000)", &[&holders[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gone);
+    let new_gate = Gate::default();
+    let new_url = serve_gate(new_gate.clone()).await;
+    let new = Relay::for_events(
+        WebhookTransport::new(new_url, SECRET).unwrap(),
+        vec!["Hooked".into()],
+        config,
+    )
+    .named("relay:hooks")
+    .start(&store);
+    let last = i64::try_from(*positions.last().unwrap()).unwrap();
+    eventually("the new holder delivers everything", || {
+        let store = store.clone();
+        async move { checkpoint(&store, "relay:hooks").await == last }
+    })
+    .await;
+    let all: Vec<String> = (0..10).map(|i| format!("h{i}")).collect();
+    assert_eq!(new_gate.keys(), all);
+
+    // The old runner's request returns: it must not send the rest.
+    old_gate.release.notify_one();
+    old.stop().await;
+    new.stop().await;
+    assert_eq!(
+        old_gate.keys(),
+        ["h0", "h1", "h2"],
+        "nothing sent after the lease was lost"
+    );
+    assert_eq!(checkpoint(&store, "relay:hooks").await, last);
+}
+
+// ---------------------------------------------------------------- credentials
+
+/// A `nats-server -js` that wants a user and password; killed on drop.
+struct AuthNats {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    port: u16,
+}
+
+impl AuthNats {
+    async fn start(user: &str, password: &str) -> AuthNats {
+        let exe = dcbstore::testing::nats_server_exe().expect("nats-server");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dir = std::env::temp_dir().join(format!("dcbstore-auth-nats-{}", Uuid::new_v4()));
+        let child = std::process::Command::new(exe)
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["--user", user, "--pass", password])
+            .arg("-sd")
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        let server = AuthNats { child, dir, port };
+        eventually("the authenticated nats-server is up", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        server
+    }
+}
+
+impl Drop for AuthNats {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Everything logged through `tracing` in this test binary: dcbstore's
+/// logs at every level, other crates' at debug and above. (At trace level
+/// the NATS client dumps every protocol line it writes, the CONNECT line
+/// with its credentials among them: a wire trace, not a log to keep.)
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,dcbstore=trace"))
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+    .clone()
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_credentials_in_the_url_authenticate_and_never_appear_in_errors_debug_or_logs() {
+    let logs = captured_logs();
+    let password = "hunter2-nats-secret";
+    let nats = AuthNats::start("relay", password).await;
+    let url = format!("nats://relay:{password}@127.0.0.1:{}", nats.port);
+
+    // The credentials in the URL are the ones the server gets.
+    let admin = async_nats::ConnectOptions::new()
+        .user_and_password("relay".into(), password.into())
+        .connect(format!("nats://127.0.0.1:{}", nats.port))
+        .await
+        .expect("the test's own client authenticates");
+    let js = jetstream::new(admin);
+    js.create_stream(jetstream::stream::Config {
+        name: "EVENTS".into(),
+        subjects: vec!["dcbstore.>".into()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let transport = NatsTransport::builder(url.as_str())
+        .connect()
+        .await
+        .expect("connects");
+    transport
+        .publish(&[envelope("OrderPlaced", "with-credentials", json!({}))])
+        .await
+        .expect("published with the URL's credentials");
+    assert_eq!(stream_messages(&js).await, 1);
+    let mut shown = vec![
+        format!("{transport:?}"),
+        format!("{:?}", NatsTransport::builder(url.as_str())),
+    ];
+
+    // Wrong credentials, a server that is down, URLs that do not parse:
+    // whatever fails says where, never with what secret.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    for bad in [
+        format!("nats://relay:{password}-wrong@127.0.0.1:{}", nats.port),
+        format!("nats://relay:{password}@127.0.0.1:{down}"),
+        format!("nats://{password}@127.0.0.1:{down}"),
+        format!("nats://relay:{password}@127.0.0.1:99999"),
+        format!("http://relay:{password}@127.0.0.1:{down}"),
+        format!("nats://relay:{password}@[::1"),
+        format!("nats://127.0.0.1:{down},nats://relay:{password}@127.0.0.1:99999"),
+    ] {
+        let builder = NatsTransport::builder(bad.as_str())
+            .connect_timeout(Duration::from_millis(300))
+            .reconnect_max(Duration::from_millis(50));
+        shown.push(format!("{builder:?}"));
+        match builder.connect().await {
+            Ok(t) => {
+                shown.push(format!("{t:?}"));
+                let f = t
+                    .publish(&[envelope("OrderPlaced", "never", json!({}))])
+                    .await
+                    .expect_err("nothing is published there");
+                shown.push(f.to_string());
+                shown.push(format!("{f:?}"));
+            }
+            Err(e) => {
+                shown.push(e.to_string());
+                shown.push(format!("{e:?}"));
+            }
+        }
+    }
+    for s in &shown {
+        assert!(!s.contains(password), "{s}");
+    }
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.contains("127.0.0.1"),
+        "the client's logs were captured"
+    );
+    assert!(!logged.contains(password), "a credential in the logs");
 }

@@ -303,7 +303,7 @@ async fn terminated_backends_around_commit_never_duplicate_on_retry() {
                 Err(e) if e.is_outcome_unknown() => unknown_outcomes += 1,
                 // A connection killed before the append was sent (while
                 // connecting or preparing): nothing was written.
-                Err(Error::Database(_) | Error::Connect { .. } | Error::Pool(_)) => {}
+                Err(Error::NotWritten(_)) => {}
                 Err(e) => panic!("batch {name}: unexpected error {e}"),
             }
         }
@@ -518,7 +518,11 @@ async fn pool_exhaustion_is_a_clear_error_and_recovers() {
         store.pool().get().await.unwrap(),
     );
     let err = store.append(vec![ev("E", &["t"])], None).await.unwrap_err();
-    assert!(matches!(err, Error::Pool(_)), "{err}");
+    // Not written (it was never sent), because of the pool.
+    assert!(
+        matches!(&err, Error::NotWritten(cause) if matches!(**cause, Error::Pool(_))),
+        "{err}"
+    );
     assert!(err.to_string().contains("pool size"), "{err}");
     drop(held);
     let _ = store.append(vec![ev("E", &["t"])], None).await.unwrap();
@@ -709,10 +713,10 @@ async fn a_timed_out_append_is_cancelled_and_never_commits() {
     let holder = connect(&parse_config(db.url()).unwrap()).await.unwrap();
     holder.batch_execute("BEGIN").await.unwrap();
     holder
-        .execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&dcbstore::locks::APPEND_LOCK],
-        )
+        .batch_execute(&format!(
+            "LOCK TABLE {} IN EXCLUSIVE MODE",
+            dcbstore::locks::APPEND_LOCK_RELATION
+        ))
         .await
         .unwrap();
     let store = Store::builder(db.url())
@@ -732,7 +736,8 @@ async fn a_timed_out_append_is_cancelled_and_never_commits() {
         let waiting: i64 = holder
             .query_one(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                  WHERE l.locktype = 'advisory' AND NOT l.granted
+                  WHERE l.locktype = 'relation' AND NOT l.granted
+                    AND l.relation = 'dcbstore.append_lock'::regclass
                     AND a.datname = current_database()",
                 &[],
             )
@@ -863,4 +868,40 @@ async fn reads_survive_pooled_connections_whose_backends_were_terminated() {
             .unwrap_or_else(|e| panic!("round {round}: read after the terminations: {e:?}"));
         assert_eq!(events.len(), 1);
     }
+}
+
+/// An append whose connection is lost before the append is sent (here, the
+/// reply to its statement's preparation) is reported as not written, never
+/// as a bare database error that leaves the caller in doubt; an append whose
+/// reply is lost is reported as of unknown outcome. Resending settles both.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_append_outcome_is_written_not_written_or_unknown() {
+    let db = TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let proxy = Proxy::start(db.config().unwrap().get_ports()[0]).await;
+    let store = Store::builder(&via(&db, &proxy))
+        .unwrap()
+        .pool_size(1)
+        .build()
+        .await
+        .unwrap();
+    // Nothing prepared yet: the first reply is the preparation's.
+    proxy.set(Mode::LoseNextReply);
+    let events = vec![ev("Once", &["t"])];
+    let err = store.append(events.clone(), None).await.unwrap_err();
+    assert!(matches!(err, Error::NotWritten(_)), "{err:?}");
+    assert!(!err.is_outcome_unknown());
+    assert!(err.to_string().contains("was not written"), "{err}");
+    assert!(err.to_string().contains("nothing of it is stored"), "{err}");
+    let direct = Store::connect(db.url()).await.unwrap();
+    assert_eq!(direct.head().await.unwrap(), None);
+    // Warmed, the next reply is the append's own: unknown, and a resend of
+    // the same events tells.
+    let _ = store.append(vec![ev("Warm", &["w"])], None).await.unwrap();
+    proxy.set(Mode::LoseNextReply);
+    let err = store.append(events.clone(), None).await.unwrap_err();
+    assert!(err.is_outcome_unknown(), "{err:?}");
+    let again = store.append(events, None).await.unwrap();
+    assert!(again.already_stored, "it had been written");
+    assert_eq!(direct.head().await.unwrap(), Some(again.position));
 }

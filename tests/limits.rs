@@ -411,26 +411,29 @@ async fn sql_appends_over_the_limits_are_refused_by_the_database() {
     assert_eq!(before, Some(2));
 
     let long = "n".repeat(MAX_NAME_BYTES + 1);
-    for (events, constraint) in [
-        (json!([{"type": long}]), "events_type_length"),
+    for (events, limit) in [
+        (json!([{"type": long}]), "max_name_bytes"),
         (
             json!([{"type": "A", "tags": names("t", MAX_TAGS_PER_EVENT + 1)}]),
-            "events_tag_count",
+            "max_tags_per_event",
         ),
-        (
-            json!([{"type": "A", "tags": [long]}]),
-            "event_tags_tag_length",
-        ),
+        (json!([{"type": "A", "tags": [long]}]), "max_name_bytes"),
         // One bad event refuses the whole append.
         (
             json!([{"type": "A"}, {"type": "B", "tags": [long]}]),
-            "event_tags_tag_length",
+            "max_name_bytes",
         ),
     ] {
+        // Refused by the entry point itself (before the table's constraints),
+        // naming the limit of dcbstore.limits.
         let err = append(events.clone()).await.expect_err("refused");
         let db_err = err.as_db_error().expect("a database error");
-        assert_eq!(db_err.code(), &SqlState::CHECK_VIOLATION, "{events}: {err}");
-        assert_eq!(db_err.constraint(), Some(constraint), "{events}: {err}");
+        assert_eq!(
+            db_err.code(),
+            &SqlState::INVALID_PARAMETER_VALUE,
+            "{events}: {err}"
+        );
+        assert!(db_err.message().contains(limit), "{events}: {err}");
         assert_eq!(head(&store).await, before, "nothing written");
     }
 }
@@ -589,16 +592,32 @@ async fn a_store_stores_what_its_raised_limits_allow() {
         .await
         .unwrap_err();
     assert!(matches!(refused, Error::LimitExceeded { .. }), "{refused}");
-    let raised = Store::builder(db.url())
-        .unwrap()
-        .limits(Limits {
+    let raise = || {
+        Store::builder(db.url()).unwrap().limits(Limits {
             max_event_bytes: 4 * 1024 * 1024,
             ..Limits::default()
         })
-        .build()
+    };
+    // Above the database's limits, a store would send what the database
+    // refuses: it is refused at connect, saying how to raise them.
+    let err = raise().build().await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("UPDATE dcbstore.limits SET max_event_bytes = 4194304"),
+        "{err}"
+    );
+    let owner = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    owner
+        .batch_execute("UPDATE dcbstore.limits SET max_event_bytes = 4194304")
         .await
         .unwrap();
+    let raised = raise().build().await.unwrap();
     assert_eq!(raised.limits().max_event_bytes, 4 * 1024 * 1024);
+    // A store without limits of its own takes the database's.
+    let follows = Store::connect(db.url()).await.unwrap();
+    assert_eq!(follows.limits().max_event_bytes, 4 * 1024 * 1024);
     let a = raised.append(vec![document.clone()], None).await.unwrap();
     let back = raised
         .read_all(&Query::all(), ReadOptions::new().after_opt(None))
@@ -743,6 +762,17 @@ async fn an_8_mib_event_round_trips_through_the_cli_with_a_raised_limit() {
     assert_eq!(code, 1, "refused by default: {stderr}");
     assert!(stderr.contains("the limit is 1048576"), "{stderr}");
     let raised = [("DCBSTORE_MAX_EVENT_BYTES", "16777216")];
+    // Above the database's limit: refused at connect, saying how to raise it.
+    let (code, _, stderr) = cli_env(db.url(), &["append"], &line, &raised);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("UPDATE dcbstore.limits"), "{stderr}");
+    let owner = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    owner
+        .batch_execute("UPDATE dcbstore.limits SET max_event_bytes = 16777216")
+        .await
+        .unwrap();
     let (code, stdout, stderr) = cli_env(db.url(), &["append"], &line, &raised);
     assert_eq!(code, 0, "{stderr}");
     let appended: Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -790,4 +820,186 @@ async fn maximum_size_appends_sent_together_all_succeed() {
         let _ = t.await.unwrap().expect("every append succeeds");
     }
     assert_eq!(head(&store).await, Some(20 * 64));
+}
+
+/// Every query the limits admit reads and guards correctly, whatever its
+/// width: 128 items of 100 types each (the default limits), and, with the
+/// limits raised, 1,000 tagged items of 2 tags and 100 types. Each read
+/// returns exactly what `Query::matches` selects; a guard with the query
+/// reports its conflict (it is one statement, not a branch per type).
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_as_wide_as_the_limits_read_and_guard_correctly() {
+    use dcbstore::limits::Limits;
+    let (store, db) = store().await;
+    let owner = dcbstore::connection::connect(db.options().expect("options"))
+        .await
+        .expect("connect");
+    owner
+        .batch_execute("UPDATE dcbstore.limits SET max_query_items = 1000")
+        .await
+        .unwrap();
+    let wide_store = Store::builder(db.url())
+        .unwrap()
+        .limits(Limits {
+            max_query_items: 1000,
+            ..Limits::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    let mut events = Vec::new();
+    for i in 0..300 {
+        let mut e = Event::new(format!("T{}.{}", i % 150, i % 7), json!({"i": i}));
+        e.tags = vec![format!("a:{}", i % 40), format!("b:{}", i % 3)];
+        events.push(e);
+    }
+    let _ = store.append(events, None).await.unwrap();
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+
+    let types_only = (0..MAX_QUERY_ITEMS)
+        .map(|i| {
+            QueryItem::types((0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", i + t, t % 7)))
+        })
+        .collect::<Vec<_>>();
+    let tagged = (0..1000)
+        .map(|i| {
+            QueryItem::tags([format!("a:{}", i % 40), format!("b:{}", i % 5)]).and_types(
+                (0..MAX_ITEM_TERMS).map(move |t| format!("T{}.{}", (i + t) % 150, t % 7)),
+            )
+        })
+        .collect::<Vec<_>>();
+    for (store, items) in [(&store, types_only), (&wide_store, tagged)] {
+        let mut query = Query::item(items[0].clone());
+        for item in &items[1..] {
+            query = query.or(item.clone());
+        }
+        let expected: Vec<u64> = all
+            .iter()
+            .filter(|e| query.matches(&e.event))
+            .map(|e| e.position.get())
+            .collect();
+        assert!(!expected.is_empty() && expected.len() < all.len());
+        for backwards in [false, true] {
+            let mut options = ReadOptions::new().limit(1000);
+            if backwards {
+                options = options.backwards();
+            }
+            let mut got: Vec<u64> = store
+                .read_all(&query, options)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.position.get())
+                .collect();
+            if backwards {
+                got.reverse();
+            }
+            assert_eq!(got, expected, "backwards: {backwards}");
+        }
+        let boundary = store
+            .read_boundary(&query, ReadOptions::new())
+            .await
+            .unwrap();
+        assert_eq!(boundary.events.len(), expected.len());
+        let err = store
+            .append(
+                vec![Event::new("New", Value::Null)],
+                Some(AppendCondition::new(
+                    query.clone(),
+                    Some(SequencePosition::new(1)),
+                )),
+            )
+            .await
+            .unwrap_err();
+        let conflict = err.conflict().expect("a conflict, not an error");
+        assert_eq!(conflict.position.get(), *expected.last().unwrap());
+        let _ = store
+            .append(
+                vec![Event::new("New", Value::Null)],
+                Some(AppendCondition::new(query, boundary.after)),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Runs the CLI with `args`, feeding stdin from `chunk` repeated until the
+/// process stops reading (or `max` bytes): the exit code, stderr, and how
+/// many bytes it took before it stopped.
+fn cli_endless(
+    url: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    chunk: Vec<u8>,
+    max: u64,
+) -> (i32, String, u64) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dcbstore");
+    let mut pipe = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let mut written = 0u64;
+        while written < max {
+            if pipe.write_all(&chunk).is_err() {
+                break;
+            }
+            written += chunk.len() as u64;
+        }
+        written
+    });
+    let out = child.wait_with_output().expect("wait");
+    let written = writer.join().expect("stdin writer");
+    (
+        out.status.code().expect("exited"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        written,
+    )
+}
+
+/// The CLI holds no more input than its limits allow: `append` stops at the
+/// event past `max_events_per_append`, and `append` and `import` at the
+/// first line longer than an event within `max_event_bytes` can be, however
+/// much more stdin has, and write nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_reads_no_more_input_than_its_limits_allow() {
+    let (store, db) = store().await;
+    let gib = 1u64 << 30;
+    // Endless small events: refused at event 11 of 10.
+    let line = format!("{}\n", json!({"type": "Small", "data": {"n": 1}})).into_bytes();
+    let (code, stderr, written) = cli_endless(
+        db.url(),
+        &["append"],
+        &[("DCBSTORE_MAX_EVENTS_PER_APPEND", "10")],
+        line,
+        gib,
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("more than 10 events"), "{stderr}");
+    assert!(written < 16 << 20, "the input was read on: {written} bytes");
+    // One endless line, to append and to import.
+    for args in [&["append"][..], &["import"][..]] {
+        let (code, stderr, written) = cli_endless(
+            db.url(),
+            args,
+            &[("DCBSTORE_MAX_EVENT_BYTES", "65536")],
+            vec![b' '; 1 << 16],
+            gib,
+        );
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("line 1: longer than"), "{args:?}: {stderr}");
+        assert!(
+            written < 64 << 20,
+            "{args:?}: the line was read on: {written} bytes"
+        );
+    }
+    assert_eq!(head(&store).await, None, "nothing written");
 }

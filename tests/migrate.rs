@@ -312,8 +312,8 @@ async fn functions_applied_by_a_newer_release_are_refused_and_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_lock_keys_of_rust_and_sql_agree_and_appends_take_that_lock() {
-    use dcbstore::locks::{APPEND_LOCK, MIGRATE_LOCK};
+async fn the_lock_names_of_rust_and_sql_agree_and_appends_take_that_lock() {
+    use dcbstore::locks::{APPEND_LOCK_RELATION, MIGRATE_LOCK};
     use tokio_postgres::error::SqlState;
 
     let db = TestDatabase::create().await.unwrap();
@@ -321,21 +321,20 @@ async fn the_lock_keys_of_rust_and_sql_agree_and_appends_take_that_lock() {
     let client = connect(&db.config().unwrap()).await.unwrap();
     let row = client
         .query_one(
-            "SELECT dcbstore.append_lock_key(), dcbstore.migrate_lock_key()",
-            &[],
+            "SELECT dcbstore.migrate_lock_key(), to_regclass($1) IS NOT NULL",
+            &[&APPEND_LOCK_RELATION],
         )
         .await
         .unwrap();
-    assert_eq!(
-        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
-        (APPEND_LOCK, MIGRATE_LOCK)
-    );
+    assert_eq!((row.get::<_, i64>(0), row.get(1)), (MIGRATE_LOCK, true));
 
-    // Holding the key from Rust stops every append (lock_timeout says so,
-    // with the server's error as its source).
+    // The owner holding the append lock stops every append (lock_timeout
+    // says so, with the server's error as its source).
     client.batch_execute("BEGIN").await.unwrap();
     client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .batch_execute(&format!(
+            "LOCK TABLE {APPEND_LOCK_RELATION} IN EXCLUSIVE MODE"
+        ))
         .await
         .unwrap();
     let store = Store::builder(db.url())

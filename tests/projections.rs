@@ -144,6 +144,11 @@ struct Feed {
     /// Stall (sleep) after writing this position (0: never), recording the backend pid.
     stall_at: Arc<AtomicU64>,
     stalled_pid: Arc<AtomicU64>,
+    /// Wait after writing this position (0: never) until `release`,
+    /// telling `held` first.
+    hold_at: Arc<AtomicU64>,
+    held: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
 }
 
 impl Feed {
@@ -155,6 +160,9 @@ impl Feed {
             fail_at: Arc::new(AtomicU64::new(0)),
             stall_at: Arc::new(AtomicU64::new(0)),
             stalled_pid: Arc::new(AtomicU64::new(0)),
+            hold_at: Arc::new(AtomicU64::new(0)),
+            held: Arc::default(),
+            release: Arc::default(),
         }
     }
 
@@ -208,6 +216,10 @@ impl DurableProjection for Feed {
             let pid: i32 = tx.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
             self.stalled_pid.store(pid as u64, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_secs(3600)).await;
+        }
+        if self.hold_at.load(Ordering::SeqCst) == p {
+            self.held.notify_one();
+            self.release.notified().await;
         }
         Ok(())
     }
@@ -459,6 +471,80 @@ async fn two_runners_only_one_applies_and_the_other_takes_over() {
     let status = row(&store, "leased").await.unwrap();
     assert!(status.owner.is_some());
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_runner_that_lost_its_lease_mid_batch_commits_nothing_more() {
+    let (store, db) = store().await;
+    let _ = store
+        .append((0..5).map(|_| ev("E", &[])).collect(), None)
+        .await
+        .unwrap();
+    let feed = Feed::new("fenced", Query::all(), "a");
+    feed.hold_at.store(3, Ordering::SeqCst);
+    let a = Runner::start(store.clone(), feed.labelled("a"), fast());
+    tokio::time::timeout(Duration::from_secs(60), feed.held.notified())
+        .await
+        .expect("runner a is in the middle of its batch");
+    feed.hold_at.store(0, Ordering::SeqCst);
+
+    // Its lease connection is cut (a network failure, pg_terminate_backend):
+    // the lease is lost, and runner b, another process, takes it, then
+    // waits for a's batch to end.
+    let admin = store.pool().get().await.unwrap();
+    let holders: Vec<i32> = admin
+        .query(
+            "SELECT l.pid FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(holders.len(), 1, "the lease's connection holds one lock");
+    let gone: bool = admin
+        .query_one("SELECT pg_terminate_backend($1, 60000)", &[&holders[0]])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(gone);
+    let other = Store::connect(db.url()).await.unwrap();
+    let b = Runner::start(other.clone(), feed.labelled("b"), fast());
+    wait_for("runner b to wait for a's batch", || {
+        let admin = &admin;
+        async move {
+            let waiting: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity
+                      WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            waiting > 0
+        }
+    })
+    .await;
+
+    // a's batch goes on and reaches its commit: the lease is b's now, so
+    // nothing of it commits, and b applies every event.
+    feed.release.notify_one();
+    wait_for("catch-up", || caught_up(&store, "fenced")).await;
+    a.stop().await;
+    b.stop().await;
+    let rows = model(&store, &feed).await;
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=5).collect::<Vec<_>>()
+    );
+    assert!(
+        rows.iter().all(|r| r.1 == "b"),
+        "only the lease's holder commits: {rows:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

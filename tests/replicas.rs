@@ -404,3 +404,108 @@ async fn the_cli_reads_on_the_replicas_it_is_given() {
     );
     p.on_standby("SELECT pg_wal_replay_resume()").await;
 }
+
+/// A replica is read only when its log is a prefix of the primary's. After a
+/// failover to a standby that missed the tail, a second standby that still
+/// holds that tail (ahead of the new primary, and on the old history) is
+/// never read, before and after the new primary appends; neither is a
+/// standby of another cluster. Every read returns the primary's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_of_another_history_is_never_read() {
+    let p = pair().await;
+    let second = tokio::task::block_in_place(|| p.primary.start_standby()).unwrap();
+    let second_url = second.url("postgres");
+    let old = Store::connect(&p.url).await.unwrap();
+    for n in 1..=3 {
+        let _ = old.append(vec![ev(n)], None).await.unwrap();
+    }
+    let primary_client = connect(&ConnectOptions::parse(&p.url).unwrap())
+        .await
+        .unwrap();
+    for url in [&p.standby_url, &second_url] {
+        let s = connect(&ConnectOptions::parse(url).unwrap()).await.unwrap();
+        dcbstore::testing::wait_for_replay(&primary_client, &s, Duration::from_secs(20))
+            .await
+            .unwrap();
+    }
+    // The first standby stops receiving; the tail 4..6 reaches the second.
+    p.on_standby("ALTER SYSTEM SET primary_conninfo = ''").await;
+    p.on_standby("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 4..=6 {
+        let _ = old.append(vec![ev(n)], None).await.unwrap();
+    }
+    let s2 = connect(&ConnectOptions::parse(&second_url).unwrap())
+        .await
+        .unwrap();
+    dcbstore::testing::wait_for_replay(&primary_client, &s2, Duration::from_secs(20))
+        .await
+        .unwrap();
+    drop((old, primary_client));
+    // Failover: the old primary goes, the first standby (without the tail)
+    // is promoted; the second still holds 4..6 and stays in recovery.
+    tokio::task::block_in_place(|| {
+        p.primary.stop().unwrap();
+        p.standby.promote().unwrap();
+    });
+    let store = Store::builder(&p.standby_url)
+        .unwrap()
+        .replica(second_url.clone())
+        .replica_options(ReplicaOptions::new().recheck(Duration::from_millis(20)))
+        .build()
+        .await
+        .unwrap();
+    let read = |store: Store| async move {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        positions(&store, ReadOptions::new()).await
+    };
+    assert_eq!(
+        read(store.clone()).await,
+        [1, 2, 3],
+        "the tail is not in the log"
+    );
+    // The new primary appends (a new epoch): still never the lost tail.
+    let mut appended = Vec::new();
+    for n in 7..=40 {
+        appended.push(
+            store
+                .append(vec![ev(n)], None)
+                .await
+                .unwrap()
+                .position
+                .get(),
+        );
+    }
+    let mut expected = vec![1, 2, 3];
+    expected.extend(&appended);
+    assert_eq!(read(store.clone()).await, expected);
+
+    // A standby of another cluster, with a store of its own.
+    let (other, other_standby) = tokio::task::spawn_blocking(TestCluster::start_with_standby)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut admin = connect(&ConnectOptions::parse(&other.url("postgres")).unwrap())
+        .await
+        .unwrap();
+    let _ = dcbstore::migrate(&mut admin).await.unwrap();
+    let foreign = Store::connect(&other.url("postgres")).await.unwrap();
+    for n in 1..=50 {
+        let _ = foreign.append(vec![ev(n)], None).await.unwrap();
+    }
+    let s = connect(&ConnectOptions::parse(&other_standby.url("postgres")).unwrap())
+        .await
+        .unwrap();
+    dcbstore::testing::wait_for_replay(&admin, &s, Duration::from_secs(20))
+        .await
+        .unwrap();
+    let mixed = Store::builder(&p.standby_url)
+        .unwrap()
+        .replica(other_standby.url("postgres"))
+        .replica_options(ReplicaOptions::new().recheck(Duration::from_millis(20)))
+        .build()
+        .await
+        .unwrap();
+    assert_eq!(read(mixed).await, expected, "never the other cluster's log");
+    drop((second, other, other_standby));
+}

@@ -598,6 +598,11 @@ async fn the_app_role_writes_the_log_only_through_the_append_functions() {
         "SELECT * FROM dcbstore.append_sequential(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
                 ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb], 1, now())",
         "SELECT dcbstore.begin_epoch(1)",
+        "SELECT * FROM dcbstore.append_validated(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
+        // Imports set recorded_at: an import role's, not an application's.
+        "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'],
+                ARRAY['{}'], ARRAY[0], '{}'::text[], ARRAY['infinity'::timestamptz])",
         "SELECT dcbstore.query_sql('\"all\"', false)",
         "SELECT dcbstore.condition_conflict('[]', 1)",
         // The bookkeeping behind positions and redactions.
@@ -656,7 +661,8 @@ async fn wait_for_lock_waiter(admin: &Client) {
         let waiting: i64 = admin
             .query_one(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                  WHERE l.locktype = 'advisory' AND NOT l.granted AND a.datname = current_database()",
+                  WHERE l.locktype = 'relation' AND l.relation = 'dcbstore.append_lock'::regclass
+                    AND NOT l.granted AND a.datname = current_database()",
                 &[],
             )
             .await
@@ -873,7 +879,7 @@ async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
             ("SELECT name FROM dcbstore.projections", 1),
             ("SELECT subscriber FROM dcbstore.dead_letters", 1),
             ("SELECT position FROM dcbstore.redactions", 1),
-            ("SELECT dcbstore.append_lock_key()", 1),
+            ("SELECT dcbstore.migrate_lock_key()", 1),
         ] {
             let n = client.query(sql, &[]).await.unwrap().len();
             assert_eq!(n, rows, "{name}: {sql}");
@@ -915,10 +921,10 @@ async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
             "SELECT dcbstore.append('[{\"type\": \"Forged\", \"tags\": [\"acc:1\"]}]')",
             "SELECT * FROM dcbstore.append_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
                     ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
-            "SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
-                    ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
-            "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
-                    ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[now()])",
+            "SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'],
+                    ARRAY['{}'], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
+            "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'],
+                    ARRAY['{}'], ARRAY[0], '{}'::text[], ARRAY[now()])",
             "SELECT dcbstore.redact(1, 'null', 'no right to do this')",
             "INSERT INTO dcbstore.events (position, id, type, data, tags)
              VALUES (100, gen_random_uuid(), 'Forged', '{}', '{acc:1}')",
@@ -961,5 +967,530 @@ async fn a_read_only_role_reads_and_follows_but_cannot_write_anything() {
     assert_eq!(row.get::<_, i64>(1), 1);
     assert_eq!(row.get::<_, i64>(2), 1);
     drop((app, as_app, as_owner));
+    roles.drop_roles().await;
+}
+
+// ---- What another role can do to the writers (attacks) ----
+
+/// No role but the schema's owner can take the append lock: a read-only
+/// role and an application role are refused `LOCK TABLE` on its view, and
+/// the advisory key that was the append lock before version 9 (which any
+/// role can take) holds up nothing. Appends go on while they try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_role_but_the_owner_can_hold_the_append_lock() {
+    let mut roles = Roles::new().await;
+    let (reader, reader_url) = roles.login("dcb_reader").await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &reader, Grants::read_only())
+        .await
+        .unwrap();
+    let app = Store::connect(&roles.app_url).await.unwrap();
+    for url in [&reader_url, &roles.app_url] {
+        let attacker = connect(&parse_config(url).unwrap()).await.unwrap();
+        for mode in ["ACCESS SHARE", "ROW SHARE", "EXCLUSIVE", "ACCESS EXCLUSIVE"] {
+            attacker.batch_execute("BEGIN").await.unwrap();
+            let code = sqlstate(
+                attacker
+                    .execute(
+                        &format!("LOCK TABLE dcbstore.append_lock IN {mode} MODE"),
+                        &[],
+                    )
+                    .await,
+            );
+            assert_eq!(code, "42501", "{url}: LOCK ... IN {mode} MODE");
+            attacker.batch_execute("ROLLBACK").await.unwrap();
+        }
+        // The old advisory key, held for the session, and a transaction left
+        // open after reading the lock's view (refused) and the log.
+        attacker
+            .execute("SELECT pg_advisory_lock(7235937214386151426)", &[])
+            .await
+            .unwrap();
+        attacker.batch_execute("BEGIN").await.unwrap();
+        let _ = attacker
+            .execute("SELECT * FROM dcbstore.events", &[])
+            .await
+            .unwrap();
+        let appended = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            app.append(vec![ev("GoesOn", &["acc:1"])], None),
+        )
+        .await
+        .expect("the append is not held up")
+        .expect("the append succeeds");
+        assert!(appended.position.get() > 0);
+        drop(attacker);
+    }
+    assert_eq!(app.head().await.unwrap(), Some(SequencePosition::new(2)));
+    drop((app, as_owner));
+    roles.drop_roles().await;
+}
+
+/// A transaction that appended and never ends (an application's own, legal)
+/// holds the append lock: every other append then fails after a bounded
+/// wait, with a timeout that says nothing was written, not a hang, even
+/// when nobody set a `lock_timeout`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_append_lock_is_a_clear_timeout_without_any_lock_timeout_set() {
+    let roles = Roles::new().await;
+    let mut stuck = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    let tx = stuck.transaction().await.unwrap();
+    let _ = dcbstore::append::append_in(&tx, vec![ev("Held", &["acc:1"])], None)
+        .await
+        .unwrap();
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        store.append(vec![ev("Waiting", &["acc:2"])], None),
+    )
+    .await
+    .expect("an answer, not a hang")
+    .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was written"), "{err}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(5));
+    // Through the SQL API too.
+    let other = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    let code = sqlstate(
+        other
+            .execute("SELECT dcbstore.append('[{\"type\": \"Waiting\"}]')", &[])
+            .await,
+    );
+    assert_eq!(code, "55P03", "lock_not_available");
+    tx.rollback().await.unwrap();
+    let _ = store
+        .append(vec![ev("Free", &["acc:2"])], None)
+        .await
+        .unwrap();
+    drop((store, other));
+    roles.drop_roles().await;
+}
+
+/// Through every SQL entry point an application role may call, JSON that a
+/// reader could not decode (a number beyond a double, nesting past the
+/// limit) is refused with SQLSTATE 22023 and the reason; nothing is
+/// written, and the log stays readable by the library, the CLI and export.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_app_role_cannot_store_json_that_a_reader_cannot_decode() {
+    let roles = Roles::new().await;
+    let app = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    let _ = store
+        .append(vec![Event::new("Ok", json!({"n": 1}))], None)
+        .await
+        .unwrap();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let cases = [
+        ("SELECT dcbstore.append('[{\"type\": \"P\", \"data\": {\"n\": 1e400}}]')".to_string(), "beyond what a double can hold"),
+        (format!("SELECT dcbstore.append('[{{\"type\": \"P\", \"data\": {deep}}}]')"), "nested deeper than 100 levels"),
+        ("SELECT dcbstore.append('[{\"type\": \"P\", \"metadata\": {\"n\": -2e308}}]')".to_string(), "beyond what a double can hold"),
+        ("SELECT * FROM dcbstore.append_batch(ARRAY[gen_random_uuid()], ARRAY['P'], ARRAY['{\"n\": 1e400}'::jsonb], ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])".to_string(), "beyond what a double can hold"),
+        (format!("SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['P'], ARRAY['{deep}'], ARRAY['{{}}'], ARRAY[0], '{{}}'::text[], ARRAY[1], ARRAY[NULL::jsonb])"), "nested deeper"),
+        ("SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['P'], ARRAY['1'], ARRAY['{\"n\": 1e999}'], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])".to_string(), "beyond what a double can hold"),
+        (format!("SELECT * FROM dcbstore.append_batch_unchecked(ARRAY[gen_random_uuid()], ARRAY['P'], ARRAY['\"{}\"'], ARRAY['{{}}'], ARRAY[0], '{{}}'::text[], ARRAY[1], ARRAY[NULL::jsonb])", "x".repeat(2 << 20)), "max_event_bytes"),
+    ];
+    for (sql, reason) in &cases {
+        let err = app.execute(sql.as_str(), &[]).await.expect_err("refused");
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "22023", "{}: {db}", &sql[..60]);
+        assert!(db.message().contains(reason), "{}: {db}", &sql[..60]);
+    }
+    // Nothing written, and every reader reads the whole log.
+    assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(1)));
+    assert_eq!(
+        store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let mut out = Vec::new();
+    let exported = dcbstore::transfer::export(
+        &store,
+        &dcbstore::transfer::ExportOptions::new(),
+        &mut out,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(exported.exported, 1);
+    drop((store, app));
+    roles.drop_roles().await;
+}
+
+/// `import_batch` sets `recorded_at`, so it is an import role's
+/// (`grant --import`), not an application's; and even an import role cannot
+/// stamp the log outside [the previous event's time, the server's clock +
+/// `max_clock_skew`] (an infinite or far-future time would be inherited by
+/// every later append and fail every later read).
+#[tokio::test(flavor = "multi_thread")]
+async fn imports_are_an_import_roles_and_never_stamp_the_log_outside_its_clock() {
+    let mut roles = Roles::new().await;
+    let (importer, importer_url) = roles.login("dcb_importer").await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    let app = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    let forged = |at: &str| {
+        format!(
+            "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{{}}'],
+                    ARRAY['{{}}'], ARRAY[0], '{{}}'::text[], ARRAY['{at}'::timestamptz])"
+        )
+    };
+    assert_eq!(
+        sqlstate(app.execute(forged("infinity").as_str(), &[]).await),
+        "42501",
+        "an application role may not import"
+    );
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    let line = |at: &str| {
+        format!(
+            "{}\n",
+            json!({"id": uuid::Uuid::now_v7(), "type": "Imported", "recorded_at": at})
+        )
+    };
+    let refused = dcbstore::transfer::import(
+        &store,
+        line("2030-01-01T00:00:00Z").as_bytes(),
+        &dcbstore::transfer::ImportOptions::new(),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("line 1"), "{refused}");
+
+    grant_app(&as_owner, &importer, Grants::app().with_import())
+        .await
+        .unwrap();
+    let import_role = connect(&parse_config(&importer_url).unwrap())
+        .await
+        .unwrap();
+    let importing = Store::connect(&importer_url).await.unwrap();
+    let _ = importing
+        .append(vec![ev("Now", &["t"])], None)
+        .await
+        .unwrap();
+    for at in ["infinity", "-infinity", "9999-01-01", "2000-01-01"] {
+        let err = import_role
+            .execute(forged(at).as_str(), &[])
+            .await
+            .expect_err(at);
+        assert_eq!(
+            err.as_db_error().map(|d| d.code().code()),
+            Some("22023"),
+            "{at}: {err}"
+        );
+    }
+    for at in ["9999-01-01T00:00:00Z", "2000-01-01T00:00:00Z"] {
+        let err = dcbstore::transfer::import(
+            &importing,
+            line(at).as_bytes(),
+            &dcbstore::transfer::ImportOptions::new(),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("line 1: "), "{at}: {err}");
+    }
+    // A time now is taken; later appends and reads are unharmed.
+    let now = chrono::Utc::now().to_rfc3339();
+    let _ = dcbstore::transfer::import(
+        &importing,
+        line(&now).as_bytes(),
+        &dcbstore::transfer::ImportOptions::new(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let a = store.append(vec![ev("After", &["t"])], None).await.unwrap();
+    let all = store
+        .read_all(&Query::all(), ReadOptions::new())
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let last = all.last().unwrap();
+    assert_eq!(last.position, a.position);
+    assert!(last.recorded_at <= chrono::Utc::now() + chrono::Duration::minutes(5));
+    // A plain application grant takes import back.
+    grant_app(&as_owner, &importer, Grants::app())
+        .await
+        .unwrap();
+    assert_eq!(
+        sqlstate(import_role.execute(forged(&now).as_str(), &[]).await),
+        "42501"
+    );
+    drop((store, importing, app, import_role, as_owner));
+    roles.drop_roles().await;
+}
+
+/// `dcbstore append` never reports "failed" for a write that happened: an
+/// idempotent retry that finds its events stored succeeds (exit 0, with
+/// their positions) even when the lookup of its first position fails (here:
+/// a role that may append but not read the log).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed() {
+    let roles = Roles::new().await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    as_owner
+        .batch_execute(&format!(
+            "REVOKE SELECT ON dcbstore.events FROM {}",
+            roles.app
+        ))
+        .await
+        .unwrap();
+    let id = uuid::Uuid::now_v7();
+    let line = format!("{}\n", json!({"id": id, "type": "Once", "tags": ["t"]}));
+    let run = || {
+        use std::io::Write;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+            .args(["append"])
+            .env("DATABASE_URL", &roles.app_url)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let first = run();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let retry = run();
+    assert!(
+        retry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(&retry.stdout).unwrap();
+    assert_eq!(out["already_stored"], true, "{out}");
+    assert_eq!(out["position"], 1, "{out}");
+    assert_eq!(out["first_position"], 1, "{out}");
+    drop(as_owner);
+    roles.drop_roles().await;
+}
+
+/// A relay transport that records the keys it publishes.
+struct Probe(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl dcbstore::delivery::Transport for Probe {
+    fn name(&self) -> &str {
+        "probe"
+    }
+
+    async fn publish(
+        &self,
+        batch: &[dcbstore::dispatch::Envelope],
+    ) -> Result<(), dcbstore::delivery::PublishError> {
+        let mut log = self.0.lock().unwrap();
+        log.extend(batch.iter().map(|e| e.idempotency_key.clone()));
+        Ok(())
+    }
+}
+
+/// The checkpoint of `name`, as the owner sees it (0 before its row).
+async fn checkpoint_of(admin: &Client, name: &str) -> i64 {
+    admin
+        .query_opt(
+            "SELECT checkpoint FROM dcbstore.projections WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .unwrap()
+        .map_or(0, |r| r.get(0))
+}
+
+/// Waits (a liveness bound, not a timing) until the projection `count` and
+/// the relay `relay:probe` have both reached the head.
+async fn both_caught_up(admin: &Client, store: &Store, what: &str) {
+    let head = store.head().await.unwrap().unwrap().get() as i64;
+    for _ in 0..1200 {
+        if checkpoint_of(admin, "count").await == head
+            && checkpoint_of(admin, "relay:probe").await == head
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never caught up: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
+    use dcbstore::delivery::{DeliveryConfig, Relay};
+    use dcbstore::dispatch::to_store_event;
+    use dcbstore::projection::durable::{DurableProjection, Runner, RunnerConfig};
+    use dcbstore::{HandlerError, SequencedEvent};
+    use deadpool_postgres::Transaction;
+    use std::time::Duration;
+
+    struct Count;
+    impl DurableProjection for Count {
+        fn name(&self) -> &str {
+            "count"
+        }
+        fn query(&self) -> Query {
+            Query::all()
+        }
+        async fn setup(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn reset(&self, _: &Transaction<'_>) -> Result<(), HandlerError> {
+            Ok(())
+        }
+        async fn apply(&self, _: &Transaction<'_>, _: &SequencedEvent) -> Result<(), HandlerError> {
+            Ok(())
+        }
+    }
+    let runner_config = RunnerConfig {
+        poll_interval: Duration::from_millis(50),
+        ..RunnerConfig::default()
+    };
+    let relay_config = DeliveryConfig {
+        poll_interval: Duration::from_millis(50),
+        ..DeliveryConfig::default()
+    };
+    let envelope = |n: u32| {
+        to_store_event(&dcbstore::dispatch::Envelope {
+            id: uuid::Uuid::now_v7(),
+            name: "Shipped".into(),
+            kind: dcbstore::schema::Kind::Integration,
+            version: 1,
+            level: dcbstore::schema::Level::Broker,
+            payload: json!({ "n": n }),
+            metadata: serde_json::Map::new(),
+            occurred_at: chrono::Utc::now(),
+            idempotency_key: format!("shipped-{n}"),
+            tags: vec![],
+        })
+    };
+
+    let mut roles = Roles::new().await;
+    let (intruder, intruder_url) = roles.login("dcb_intruder").await;
+    let as_owner = connect(&parse_config(&roles.owner_url).unwrap())
+        .await
+        .unwrap();
+    grant_app(&as_owner, &intruder, Grants::read_only())
+        .await
+        .unwrap();
+    let intruder_client = || async {
+        connect(&parse_config(&intruder_url).unwrap())
+            .await
+            .unwrap()
+    };
+    let by_intruder = intruder_client().await;
+    // The advisory keys earlier versions derived from the names, taken
+    // before any runner starts.
+    for name in ["count", "relay:probe"] {
+        by_intruder
+            .execute(
+                "SELECT pg_advisory_lock(hashtextextended($1, 0))",
+                &[&format!("dcbstore.projection:{name}")],
+            )
+            .await
+            .unwrap();
+    }
+
+    let app = Store::connect(&roles.app_url).await.unwrap();
+    let _ = app
+        .append(vec![envelope(1), envelope(2)], None)
+        .await
+        .unwrap();
+    let published = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let relay = Relay::for_events(
+        Probe(published.clone()),
+        vec!["Shipped".into()],
+        relay_config,
+    );
+    let projection = Runner::start(app.clone(), Count, runner_config);
+    let relaying = relay.start(&app);
+    both_caught_up(&roles.admin, &app, "despite the old keys").await;
+
+    // Every advisory lock the intruder can see (the runners' keys among
+    // them): it queues for each, each on a connection of its own, so that
+    // it holds them the moment the runners let go.
+    let keys: Vec<i64> = by_intruder
+        .query(
+            "SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks l
+              WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 AND l.pid <> pg_backend_pid()
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        keys.len() >= 2,
+        "the intruder sees the runners' locks: {keys:?}"
+    );
+    let mut queued = Vec::new();
+    for key in keys {
+        let c = intruder_client().await;
+        queued.push(tokio::spawn(async move {
+            c.execute("SELECT pg_advisory_lock($1)", &[&key])
+                .await
+                .unwrap();
+            c
+        }));
+    }
+    // The runners die, as a crash would: their connections close, and the
+    // intruder's sessions get their keys.
+    projection.abort();
+    relaying.abort();
+    let mut holding = Vec::new();
+    for q in queued {
+        holding.push(q.await.unwrap());
+    }
+
+    // New runners take over all the same.
+    let projection = Runner::start(app.clone(), Count, runner_config);
+    let relaying = relay.start(&app);
+    let _ = app
+        .append(vec![envelope(3), envelope(4)], None)
+        .await
+        .unwrap();
+    both_caught_up(&roles.admin, &app, "despite the keys the intruder holds").await;
+    projection.stop().await;
+    relaying.stop().await;
+    let keys = published.lock().unwrap().clone();
+    assert!(keys.contains(&"shipped-4".to_string()), "{keys:?}");
+
+    // Nor can it take or forge a lease through the table or the functions.
+    for sql in [
+        "SELECT dcbstore.take_lease('count', 'intruder')",
+        "SELECT dcbstore.lease_held('count', 1)",
+        "SELECT dcbstore.lease_current('count', 1)",
+        "UPDATE dcbstore.leases SET holder_pid = pg_backend_pid()",
+        "DELETE FROM dcbstore.leases",
+        "INSERT INTO dcbstore.leases (name) VALUES ('forged')",
+    ] {
+        let code = sqlstate(by_intruder.execute(sql, &[]).await);
+        assert_eq!(code, "42501", "{sql} must be refused for {intruder}");
+    }
+    drop((app, by_intruder, holding, as_owner));
     roles.drop_roles().await;
 }

@@ -768,3 +768,112 @@ async fn positions_jump_above_an_earlier_server_history() {
         "the first epoch, the foreign one, this server's new one"
     );
 }
+
+/// An event a reader cannot decode (written before the database refused
+/// such values: here inserted by the owner, as an older release let any
+/// role do) fails only itself: a read yields an error for it that names its
+/// position, is not transient and says how to redact it, and goes on with
+/// the events after it; `read_raw`, the CLI's `read` and a subscription go
+/// on too, and a decision whose boundary holds it is refused with that
+/// error.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_position() {
+    let (store, db) = store().await;
+    let owner = dcbstore::connection::connect(db.options().unwrap())
+        .await
+        .unwrap();
+    let _ = store
+        .append(vec![ev("Before", &["t"])], None)
+        .await
+        .unwrap();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for (position, data) in [(2i64, r#"{"n": 1e400}"#.to_string()), (3, deep)] {
+        owner
+            .execute(
+                "WITH e AS (INSERT INTO dcbstore.events (position, id, type, data, tags)
+                            VALUES ($1, gen_random_uuid(), 'Legacy', $2::text::jsonb, '{t}') RETURNING position)
+                 INSERT INTO dcbstore.event_tags (tag, position, type) SELECT 't', position, 'Legacy' FROM e",
+                &[&position, &data],
+            )
+            .await
+            .unwrap();
+    }
+    let _ = store.append(vec![ev("After", &["t"])], None).await.unwrap();
+
+    for query in [Query::all(), Query::item(QueryItem::tags(["t"]))] {
+        let items: Vec<_> = store.read(&query, ReadOptions::new()).collect().await;
+        assert_eq!(items.len(), 4, "every event has its item");
+        assert_eq!(items[0].as_ref().unwrap().position.get(), 1);
+        assert_eq!(items[3].as_ref().unwrap().position.get(), 4);
+        for (i, p) in [(1, 2), (2, 3)] {
+            let err = items[i].as_ref().unwrap_err();
+            assert_eq!(err.position(), Some(SequencePosition::new(p)), "{err}");
+            assert!(!err.is_transient(), "{err}");
+            assert!(
+                err.to_string().contains(&format!("dcbstore redact {p}")),
+                "{err}"
+            );
+        }
+    }
+    // As stored: every event, the number with all its digits.
+    let raw: Vec<_> = store
+        .read_raw(&Query::all(), ReadOptions::new())
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .map(|e| e.unwrap())
+        .collect();
+    assert_eq!(raw.len(), 4);
+    assert_eq!(raw[1].data.get(), format!("{{\"n\":1{}}}", "0".repeat(400)));
+    // A subscription yields the error in the event's place and goes on.
+    let mut follow = store.subscribe(&Query::all(), dcbstore::SubscribeOptions::new());
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let item = tokio::time::timeout(std::time::Duration::from_secs(20), follow.next())
+            .await
+            .expect("an item")
+            .expect("the subscription goes on");
+        seen.push(item.map_or_else(
+            |e| e.position().map(|p| -(p.get() as i64)),
+            |e| Some(e.position.get() as i64),
+        ));
+    }
+    assert_eq!(seen, [Some(1), Some(-2), Some(-3), Some(4)]);
+    // A decision cannot be made on a boundary it cannot read.
+    let err = store
+        .read_boundary(&Query::item(QueryItem::tags(["t"])), ReadOptions::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.position(), Some(SequencePosition::new(2)));
+    // The CLI prints every event (as stored), and redacting fixes the read.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        .args(["--database-url", db.url(), "read"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 4);
+    for p in [2, 3] {
+        let _ = dcbstore::roles::redact(
+            &owner,
+            SequencePosition::new(p),
+            &json!(null),
+            "unreadable",
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        store
+            .read_all(&Query::all(), ReadOptions::new())
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+}

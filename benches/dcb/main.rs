@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench dcb                 # BENCH_SECONDS=5 per timed workload
+//! BENCH_ONLY=appends cargo bench --bench dcb   # R1, B1, B2, L1, L2 alone
 //! ```
 //!
 //! Three rounds (`BENCH_ROUNDS`); each measures every baseline and every
@@ -21,6 +22,7 @@
 //! `target/dcbstore-bench-pg` (or in `DATABASE_URL`'s server) and is reused
 //! when it already exists. Prints the table and writes `target/bench-dcb.md`.
 
+mod appends;
 mod baselines;
 mod harness;
 mod setup;
@@ -82,6 +84,10 @@ async fn main() {
     let server = tune_server(&admin).await;
     let admin_client = connect(&parse_config(&admin).unwrap()).await.unwrap();
     let cpu = ServerCpu::locate(&admin_client).await;
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("appends") {
+        appends::run(&admin, &server, &cpu, rounds, secs).await;
+        return;
+    }
     let work = database(&admin, "bench_work", true).await;
     let looped = database(&admin, "bench_loop", true).await;
     let small = database(&admin, "bench_100k", false).await;

@@ -45,5 +45,5 @@ BEGIN;
 SELECT dcbstore.redact(2, '{"name": null}', 'erasure request') AS audit;
 UPDATE dcbstore.events SET type = 'Forged' WHERE position = 2;
 ROLLBACK;
--- The lock keys the functions take.
-SELECT dcbstore.append_lock_key(), dcbstore.migrate_lock_key();
+-- The migrate lock's key, and the append lock's relation (a view).
+SELECT dcbstore.migrate_lock_key(), to_regclass('dcbstore.append_lock') AS append_lock;

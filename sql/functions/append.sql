@@ -1,11 +1,15 @@
--- The entry points of an append, each taking the append lock:
--- dcbstore.append (JSON, one request, for SQL users), dcbstore.append_batch
--- (batches, validated) and dcbstore.append_batch_unchecked (the Rust client's,
--- which validates at the edge).
+-- The entry points of an append: dcbstore.append (JSON, one request, for SQL
+-- users), dcbstore.append_batch (batches) and dcbstore.append_batch_unchecked
+-- (the Rust client's: data and metadata as JSON text, so that their sizes are
+-- the sizes the client measured). Each validates its input against
+-- dcbstore.limits (sql/functions/validate.sql: "unchecked" is a historical
+-- name; the Rust client checks the same at the edge, to fail before sending),
+-- then runs dcbstore.append_validated, which takes the append lock.
 --
 -- They are SECURITY DEFINER, owned by the schema's owner, with a fixed
 -- search_path: the only way any other role writes the log, so that every
--- write takes the lock, checks its condition and keeps event_tags in step.
+-- write is validated, takes the lock, checks its condition and keeps
+-- event_tags in step.
 
 -- Appends a batch of requests, each all-or-nothing, in one transaction.
 --
@@ -23,7 +27,7 @@
 --   outcome 'rejected'  error says why (an id stored with other content); nothing written
 --
 -- Validates its input (raising SQLSTATE 22023 with the reason), then runs
--- append_batch_unchecked.
+-- append_validated.
 CREATE OR REPLACE FUNCTION dcbstore.append_batch(
     p_ids uuid[],
     p_types text[],
@@ -34,14 +38,65 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Plans over function scans are the same for any input: generic plans avoid
--- replanning per call, and JIT would cost more than the queries.
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    PERFORM dcbstore.check_batch(p_ids, p_types, p_data, p_metadata, NULL, p_tag_ends, p_tags,
+                                 p_request_ends, p_conditions);
+    RETURN QUERY SELECT * FROM dcbstore.append_validated(
+        p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
+END
+$$;
+
+-- The Rust client's entry point: append_batch with data and metadata as JSON
+-- text, measured as the client measures them (their bytes), then parsed.
+-- Validated like append_batch.
+CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
+    p_ids uuid[],
+    p_types text[],
+    p_data text[],
+    p_metadata text[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
+    data jsonb[] := ARRAY(SELECT x::jsonb FROM unnest(p_data) WITH ORDINALITY AS u(x, o) ORDER BY u.o);
+    metadata jsonb[] := ARRAY(SELECT x::jsonb FROM unnest(p_metadata) WITH ORDINALITY AS u(x, o) ORDER BY u.o);
+    sizes bigint[] := ARRAY(SELECT coalesce(octet_length(d), 4) + coalesce(octet_length(m), 2)
+                              FROM unnest(p_data, p_metadata) WITH ORDINALITY AS u(d, m, o) ORDER BY u.o);
+BEGIN
+    PERFORM dcbstore.check_batch(p_ids, p_types, data, metadata, sizes, p_tag_ends, p_tags,
+                                 p_request_ends, p_conditions);
+    RETURN QUERY SELECT * FROM dcbstore.append_validated(
+        p_ids, p_types, data, metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
+END
+$$;
+
+-- Raises SQLSTATE 22023, with the reason, when a batch's arrays are not of
+-- one shape, a request is empty or over the limits, a condition is malformed
+-- or over the limits, or an event cannot be stored (events_error).
+CREATE OR REPLACE FUNCTION dcbstore.check_batch(
+    p_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_sizes bigint[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS void
+LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
+    lim dcbstore.limits := dcbstore.current_limits();
     invalid text;
+    bad record;
 BEGIN
     IF coalesce(cardinality(p_types), 0) <> n_events OR coalesce(cardinality(p_data), 0) <> n_events
        OR coalesce(cardinality(p_metadata), 0) <> n_events OR coalesce(cardinality(p_tag_ends), 0) <> n_events THEN
@@ -65,27 +120,10 @@ BEGIN
       FROM (SELECT c.r, CASE
                 WHEN p_request_ends[c.r] IS NULL OR p_request_ends[c.r] <= coalesce(p_request_ends[c.r - 1], 0) THEN
                     'an append needs at least one event'
-                WHEN c.cond IS NULL THEN NULL
-                WHEN jsonb_typeof(c.cond) <> 'array' THEN
-                    'the condition must be an array of guards [{"query": Q, "after": N}, ...]'
-                WHEN jsonb_array_length(c.cond) = 0 THEN
-                    'the condition has no guards: pass NULL for an unconditional append'
-                ELSE (SELECT x.e
-                        FROM (SELECT gg.o, CASE
-                                  WHEN jsonb_typeof(gg.g) <> 'object' OR NOT gg.g ? 'query' THEN
-                                      'each guard must be an object {"query": Q, "after": N}'
-                                  WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(gg.g) k WHERE k NOT IN ('query', 'after')) THEN
-                                      'a guard has an unknown field: expected "query" and "after"'
-                                  WHEN coalesce(gg.g -> 'after', 'null') <> 'null'
-                                       AND NOT (jsonb_typeof(gg.g -> 'after') = 'number'
-                                                AND (gg.g ->> 'after') ~ '^[0-9]{1,19}$'
-                                                AND (gg.g ->> 'after')::numeric <= 9223372036854775807) THEN
-                                      'a guard''s "after" must be a position (an integer from 0 to 9223372036854775807) or null'
-                                  ELSE dcbstore.query_error(gg.g -> 'query') END AS e
-                                FROM jsonb_array_elements(c.cond) WITH ORDINALITY AS gg(g, o)) x
-                       WHERE x.e IS NOT NULL
-                       ORDER BY x.o
-                       LIMIT 1)
+                WHEN p_request_ends[c.r] - coalesce(p_request_ends[c.r - 1], 0) > lim.max_events_per_append THEN
+                    format('the append has %s events; the limit is %s (max_events_per_append in dcbstore.limits)',
+                           p_request_ends[c.r] - coalesce(p_request_ends[c.r - 1], 0), lim.max_events_per_append)
+                ELSE dcbstore.condition_error(c.cond, lim)
                 END AS err
               FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)) v
      WHERE v.err IS NOT NULL
@@ -94,18 +132,43 @@ BEGIN
     IF invalid IS NOT NULL THEN
         RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
     END IF;
-
-    RETURN QUERY SELECT * FROM dcbstore.append_batch_unchecked(
-        p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
+    SELECT * INTO bad FROM dcbstore.events_error(p_types, p_data, p_metadata, p_sizes, p_tag_ends, p_tags, lim);
+    IF bad.k IS NOT NULL THEN
+        -- The request of event k, and its number within it.
+        SELECT CASE WHEN n_requests = 1 THEN bad.reason
+                    ELSE format('request %s: event %s%s', re.r, bad.k - coalesce(p_request_ends[re.r - 1], 0),
+                                substr(bad.reason, position(':' in bad.reason)))
+               END INTO invalid
+          FROM unnest(p_request_ends) WITH ORDINALITY AS re(e, r)
+         WHERE re.e >= bad.k
+         ORDER BY re.r
+         LIMIT 1;
+        RAISE EXCEPTION '%', coalesce(invalid, bad.reason) USING ERRCODE = '22023';
+    END IF;
+    -- Each request's JSON, within max_append_bytes.
+    SELECT format('%sthe append is %s bytes of JSON; the limit is %s (max_append_bytes in dcbstore.limits)',
+                  CASE WHEN n_requests = 1 THEN '' ELSE format('request %s: ', re.r) END, re.bytes, lim.max_append_bytes)
+      INTO invalid
+      FROM (SELECT re.r, (SELECT sum(coalesce(p_sizes[k], octet_length(coalesce(p_data[k], 'null')::text)
+                                                       + octet_length(coalesce(p_metadata[k], '{}')::text)))
+                            FROM generate_series(coalesce(p_request_ends[re.r - 1], 0) + 1, re.e) AS k) AS bytes
+              FROM unnest(p_request_ends) WITH ORDINALITY AS re(e, r)) re
+     WHERE re.bytes > lim.max_append_bytes
+     ORDER BY re.r
+     LIMIT 1;
+    IF invalid IS NOT NULL THEN
+        RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+    END IF;
 END
 $$;
 
--- append_batch without the validation of its input, for callers that
--- validate the same rules before sending (the Rust client does, at the edge):
--- malformed input here gives wrong decisions or raw SQL errors.
+-- Appends a validated batch (see append_batch): internal, called by the entry
+-- points after their checks; malformed input here gives wrong decisions or
+-- raw SQL errors.
 --
--- Correctness: the transaction-scoped advisory lock (append_lock_key) is taken
--- before any position is assigned and held until commit, and PostgreSQL makes
+-- Correctness: the append lock (an EXCLUSIVE lock on the view
+-- dcbstore.append_lock, which no other role may lock) is taken before any
+-- position is assigned and held until commit, and PostgreSQL makes
 -- a commit visible before it releases the transaction's locks. So appends
 -- commit one after another in position order, every snapshot sees a prefix of
 -- the log, and the condition check (run in statements that start after the
@@ -114,7 +177,7 @@ $$;
 -- log up to the head seen then, which is final (commits come in position
 -- order); under it, only the events committed since. Requires READ COMMITTED:
 -- later isolation levels would keep the snapshot taken before the lock.
-CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
+CREATE OR REPLACE FUNCTION dcbstore.append_validated(
     p_ids uuid[],
     p_types text[],
     p_data jsonb[],
@@ -126,7 +189,7 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
@@ -168,7 +231,16 @@ BEGIN
      WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
        AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
 
-    PERFORM pg_advisory_xact_lock(dcbstore.append_lock_key());
+    -- The append lock. A stuck one (a transaction that appended and never
+    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
+    -- caller set a lock_timeout of its own.
+    IF current_setting('lock_timeout') = '0' THEN
+        PERFORM set_config('lock_timeout', '10s', true);
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+        PERFORM set_config('lock_timeout', '0', true);
+    ELSE
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+    END IF;
     head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
     IF new_epoch THEN
         head := dcbstore.begin_epoch(head);
@@ -268,4 +340,25 @@ $$;
 -- The SQL API: executable by the roles `dcbstore grant` names, not by PUBLIC.
 REVOKE ALL ON FUNCTION dcbstore.append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_validated(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.check_batch(uuid[], text[], jsonb[], jsonb[], bigint[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+
+-- The roles that may call append_batch may call the Rust client's entry
+-- point, whatever its signature was when they were granted it (a new
+-- signature is a new function, without the old one's grants).
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT DISTINCT a.grantee
+          FROM pg_proc p CROSS JOIN LATERAL aclexplode(p.proacl) a
+         WHERE p.oid = 'dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[])'::regprocedure
+           AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('GRANT EXECUTE ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) TO %s',
+                       r.grantee::regrole::text);
+    END LOOP;
+END
+$$;

@@ -74,7 +74,7 @@ BEGIN
         IF g_latest IS NOT NULL THEN
             latest := greatest(latest, g_latest);
             EXECUTE 'SELECT array_agg(p.position) FROM (' || dcbstore.query_sql(guard -> 'query', false) || ') p'
-                INTO g_positions USING g_after, upto, 100;
+                INTO g_positions USING g_after, upto, 100, guard -> 'query';
             positions := positions || g_positions;
         END IF;
     END LOOP;

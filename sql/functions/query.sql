@@ -63,55 +63,41 @@ END
 $$;
 
 -- SQL text selecting the positions matching query q in the window ($1, $2],
--- ordered (descending when backwards), at most $3 rows. Each branch of the
--- UNION ALL is an ordered index range scan with its own LIMIT, so the cost of a
--- page depends on the page size, not on the size of the log.
+-- ordered (descending when backwards), at most $3 rows; run it with q as $4.
+-- The text depends on the direction only (and on whether q is "all"), so its
+-- plan is made once per session, whatever the query: each tagged item is a
+-- bounded range of its first tag's (tag, position) index, each type of the
+-- types-only items a bounded range of the (type, position) index, both as
+-- lateral scans over the query's items, with their own LIMIT. So the cost of
+-- a page depends on the page size and the number of items and types, never
+-- on the size of the log, and a query of any width is one statement (a
+-- branch per item or type would nest as deep as the query is wide).
 CREATE OR REPLACE FUNCTION dcbstore.query_sql(q jsonb, backwards boolean) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
     dir text := CASE WHEN backwards THEN ' DESC' ELSE '' END;
-    branches text[] := '{}';
-    item jsonb;
-    types text[];
-    tags text[];
-    t text;
-    branch text;
-    i int;
 BEGIN
     PERFORM dcbstore.check_query(q);
     IF jsonb_typeof(q) = 'string' THEN
         RETURN 'SELECT e.position FROM dcbstore.events e WHERE e.position > $1 AND e.position <= $2'
             || ' ORDER BY e.position' || dir || ' LIMIT $3';
     END IF;
-    FOR item IN SELECT jsonb_array_elements(q) LOOP
-        types := ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(coalesce(item -> 'types', '[]')) x ORDER BY 1);
-        tags := ARRAY(SELECT DISTINCT x FROM jsonb_array_elements_text(coalesce(item -> 'tags', '[]')) x ORDER BY 1);
-        IF cardinality(tags) > 0 THEN
-            -- Driven by the first tag's (tag, position) range; the type is on
-            -- the same row, the other tags are primary-key probes.
-            branch := 'SELECT t0.position FROM dcbstore.event_tags t0 WHERE t0.tag = ' || quote_literal(tags[1])
-                || ' AND t0.position > $1 AND t0.position <= $2';
-            IF cardinality(types) > 0 THEN
-                branch := branch || ' AND t0.type = ANY(' || quote_literal(types::text) || '::text[])';
-            END IF;
-            FOR i IN 2..cardinality(tags) LOOP
-                branch := branch || format(
-                    ' AND EXISTS (SELECT 1 FROM dcbstore.event_tags t%s WHERE t%s.tag = %L AND t%s.position = t0.position)',
-                    i, i, tags[i], i);
-            END LOOP;
-            branches := branches || ('(' || branch || ' ORDER BY t0.position' || dir || ' LIMIT $3)');
-        ELSE
-            FOREACH t IN ARRAY types LOOP
-                branches := branches || ('(SELECT e.position FROM dcbstore.events e WHERE e.type = '
-                    || quote_literal(t) || ' AND e.position > $1 AND e.position <= $2 ORDER BY e.position'
-                    || dir || ' LIMIT $3)');
-            END LOOP;
-        END IF;
-    END LOOP;
-    IF cardinality(branches) = 1 THEN
-        RETURN branches[1];
-    END IF;
-    RETURN 'SELECT DISTINCT m.position FROM (' || array_to_string(branches, ' UNION ALL ')
+    RETURN 'SELECT DISTINCT m.position FROM ('
+        || 'SELECT x.position FROM jsonb_array_elements($4) AS i(item)'
+        || ' CROSS JOIN LATERAL (SELECT t0.position FROM dcbstore.event_tags t0'
+        || ' WHERE t0.tag = i.item -> ''tags'' ->> 0 AND t0.position > $1 AND t0.position <= $2'
+        || ' AND (jsonb_array_length(coalesce(i.item -> ''types'', ''[]'')) = 0'
+        || ' OR t0.type IN (SELECT jsonb_array_elements_text(i.item -> ''types'')))'
+        || ' AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(i.item -> ''tags'') AS other(tag)'
+        || ' WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1 WHERE t1.tag = other.tag AND t1.position = t0.position))'
+        || ' ORDER BY t0.position' || dir || ' LIMIT $3) AS x'
+        || ' WHERE jsonb_array_length(coalesce(i.item -> ''tags'', ''[]'')) > 0'
+        || ' UNION ALL '
+        || 'SELECT x.position FROM (SELECT DISTINCT ty FROM jsonb_array_elements($4) AS i(item)'
+        || ' CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(i.item -> ''types'', ''[]'')) AS ty'
+        || ' WHERE jsonb_array_length(coalesce(i.item -> ''tags'', ''[]'')) = 0) AS t'
+        || ' CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e WHERE e.type = t.ty'
+        || ' AND e.position > $1 AND e.position <= $2 ORDER BY e.position' || dir || ' LIMIT $3) AS x'
         || ') m ORDER BY m.position' || dir || ' LIMIT $3';
 END
 $$;

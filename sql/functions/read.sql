@@ -34,7 +34,7 @@ BEGIN
     RETURN QUERY EXECUTE
         'SELECT e.* FROM dcbstore.events e WHERE e.position = ANY (ARRAY(' || dcbstore.query_sql(q, backwards)
         || ')) ORDER BY e.position' || CASE WHEN backwards THEN ' DESC' ELSE '' END
-    USING coalesce(after, 0), coalesce(upto, 9223372036854775807), lim;
+    USING coalesce(after, 0), coalesce(upto, 9223372036854775807), lim, q;
 END
 $$;
 

@@ -10,6 +10,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
     old dcbstore.events;
     audit bigint;
+    lim dcbstore.limits := dcbstore.current_limits();
+    invalid text;
 BEGIN
     IF p_reason IS NULL OR btrim(p_reason) = '' THEN
         RAISE EXCEPTION 'a redaction needs a reason (it is kept in dcbstore.redactions)' USING ERRCODE = '22023';
@@ -20,9 +22,20 @@ BEGIN
     IF p_metadata IS NOT NULL AND jsonb_typeof(p_metadata) <> 'object' THEN
         RAISE EXCEPTION 'replacement metadata must be a JSON object' USING ERRCODE = '22023';
     END IF;
+    -- What replaces the data must be readable, as what an append stores.
+    invalid := coalesce(dcbstore.json_error('the replacement data', p_data, lim),
+                        dcbstore.json_error('the replacement metadata', p_metadata, lim));
+    IF invalid IS NOT NULL THEN
+        RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+    END IF;
     SELECT * INTO old FROM dcbstore.events e WHERE e."position" = p_position FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no event at position %', p_position USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(p_data::text) + octet_length(coalesce(p_metadata, old.metadata)::text) > lim.max_event_bytes THEN
+        RAISE EXCEPTION 'the replacement is % bytes of JSON (data and metadata); the limit is % (max_event_bytes in dcbstore.limits)',
+            octet_length(p_data::text) + octet_length(coalesce(p_metadata, old.metadata)::text), lim.max_event_bytes
+            USING ERRCODE = '22023';
     END IF;
     -- The audit row first: the append-only trigger lets through only the change
     -- it describes, and only in this transaction.

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use postgres_types::Json;
 use serde_json::Value;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
@@ -115,8 +114,10 @@ async fn run_append_batch<C: GenericClient + Sync>(
         for e in &a.events {
             ids.push(e.id);
             types.push(e.event_type.as_str());
-            data.push(&e.data);
-            metadata.push(Json(&e.metadata));
+            // As text: the database measures the sizes the client measured
+            // (compact JSON) and checks them against its own limits.
+            data.push(json_text(&e.data)?);
+            metadata.push(json_text(&e.metadata)?);
             tags.extend(e.tags.iter().map(String::as_str));
             tag_ends.push(to_i32(tags.len())?);
         }
@@ -254,6 +255,11 @@ fn decode_outcome(row: &tokio_postgres::Row) -> Result<Appended> {
             Err(Error::IdConflict { id, message })
         }
     }
+}
+
+/// The compact JSON text of a value, as the limits measure it.
+fn json_text(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::invalid(format!("cannot encode JSON: {e}")))
 }
 
 fn to_i32(n: usize) -> Result<i32> {

@@ -4,9 +4,10 @@
 //! # Why positions are safe to follow
 //!
 //! Every append runs `dcbstore.append_batch` (see `sql/functions/append.sql`),
-//! which takes one transaction-scoped advisory lock
-//! ([`APPEND_LOCK`](crate::locks::APPEND_LOCK)) *before* it assigns positions
-//! and holds it until commit. PostgreSQL makes a commit visible before it
+//! which takes one transaction-scoped lock, the append lock (an `EXCLUSIVE`
+//! lock on [`APPEND_LOCK_RELATION`](crate::locks::APPEND_LOCK_RELATION), which
+//! no other role may take), *before* it assigns positions and holds it until
+//! commit. PostgreSQL makes a commit visible before it
 //! releases the transaction's locks, so:
 //!
 //! 1. appends commit one at a time, in position order: there is never an
@@ -24,7 +25,8 @@
 //! The lock serializes commits, so one fsync per append would cap throughput.
 //! Within one process the [`Store`](crate::Store) therefore queues appends;
 //! a writer task takes everything waiting and sends it as one
-//! `append_batch_unchecked` call (the input is validated here, at the edge):
+//! `append_batch_unchecked` call (the input is validated here, at the edge, and
+//! again by the database against `dcbstore.limits`, as for every entry point):
 //! one transaction, one fsync. Requests are checked in order against the log
 //! plus the earlier requests of the batch, and one request's conflict does not
 //! fail the others. The log up to the head seen on arrival is checked before

@@ -54,8 +54,14 @@ impl Writer {
                 reply,
             })
             .await
-            .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+            // Never handed over: not written.
+            .map_err(|_| Error::NotWritten(Box::new(Error::Closed)))?;
+        // Handed over, and the writer went away before answering: it may
+        // have been in the middle of this append's batch.
+        rx.await.map_err(|_| Error::OutcomeUnknown {
+            reason: "the store's writer stopped before answering".into(),
+            source: None,
+        })?
     }
 }
 

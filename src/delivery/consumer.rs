@@ -5,8 +5,9 @@
 //! Delivery is at least once: the checkpoint moves after the sink returned,
 //! so a crash in between delivers those events again (with the same
 //! idempotency key). The checkpoint row is locked and compared before it
-//! moves, so a consumer that lost its lease never moves another's
-//! checkpoint.
+//! moves, and the lease's generation with it, so a consumer that lost its
+//! lease never moves another's checkpoint; and the sink asks the lease
+//! ([`Fence`]) before each send, so such a consumer stops at its next send.
 
 use std::time::{Duration, Instant};
 
@@ -16,8 +17,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::advance::move_checkpoint;
 use super::config::{DeliveryConfig, OnFailure};
 use super::dead_letters;
+use super::fence::Fence;
 use super::meter;
 use super::sink::Consumer;
 use super::transport::FailureKind;
@@ -67,7 +70,7 @@ impl DeliveryRunner {
 }
 
 /// Why a batch stopped early.
-enum Halt {
+pub(super) enum Halt {
     /// Told to stop, or the lease (or checkpoint) is someone else's now.
     Stopped,
     Store(Error),
@@ -83,14 +86,17 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
     let mut wakeups = store.wakeups();
     let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
     'lease: while !*stopped.borrow() {
-        let mut lease = match Lease::acquire(&store, &c.name, None).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) | Err(_) => {
-                if wait_or_stop(&mut stopped, c.config.poll_interval).await {
-                    return;
-                }
-                continue 'lease;
+        let taken = Lease::acquire(&store, &c.name, &owner, None).await;
+        if let Err(e) = &taken {
+            tracing::warn!(consumer = %c.name, error = %e, "cannot take the lease; retrying");
+        }
+        // Someone else delivers, or the database is away (or refuses the
+        // lease functions: run `dcbstore grant`): try later.
+        let Ok(Some(mut lease)) = taken else {
+            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
+                return;
             }
+            continue 'lease;
         };
         tracing::info!(consumer = %c.name, kind = c.sink.kind(), owner = %owner, "delivery lease taken");
         let started = async {
@@ -206,14 +212,15 @@ async fn deliver(
             first = events[start].position.get()
         );
         let began = Instant::now();
-        let outcome = c.sink.deliver(batch).instrument(span).await;
+        let fence = Fence::of(lease);
+        let outcome = c.sink.deliver(batch, &fence).instrument(span).await;
         let delivered = match &outcome {
             Ok(()) => batch.len(),
             Err(f) => f.delivered.min(batch.len()),
         };
         if delivered > 0 {
             let reached = events[start + delivered - 1].position.get();
-            move_checkpoint(store, &c.name, at, reached, None).await?;
+            move_checkpoint(store, &c.name, lease, at, reached, None).await?;
             at = reached;
             meter::delivered(c, &events[start..start + delivered], began);
             start += delivered;
@@ -224,6 +231,10 @@ async fn deliver(
         let Err(failure) = outcome else {
             continue;
         };
+        if !lease.is_alive() {
+            // The sink stopped at the lease's loss: the next holder goes on.
+            return Err(Halt::Stopped);
+        }
         if start >= envelopes.len() {
             break;
         }
@@ -270,7 +281,7 @@ async fn deliver(
                     first_failed_at: first,
                     last_failed_at: now,
                 };
-                move_checkpoint(store, &c.name, at, position, Some(letter)).await?;
+                move_checkpoint(store, &c.name, lease, at, position, Some(letter)).await?;
                 ::metrics::counter!(crate::metrics::DEAD_LETTERS_TOTAL, "consumer" => c.name.clone())
                     .increment(1);
                 at = position;
@@ -289,36 +300,6 @@ async fn deliver(
             }
         }
     }
-    Ok(())
-}
-
-/// Moves the checkpoint from `from` to `to` in one transaction, with the
-/// dead letter that lets it pass `to` if there is one. Refuses (stops the
-/// batch) when the checkpoint is no longer `from`: another runner has it.
-async fn move_checkpoint(
-    store: &Store,
-    name: &str,
-    from: u64,
-    to: u64,
-    letter: Option<dead_letters::Letter<'_>>,
-) -> std::result::Result<(), Halt> {
-    let mut client = store.pool().get().await.map_err(Error::from)?;
-    let tx = client.transaction().await.map_err(Error::from)?;
-    let now = checkpoint::lock(&tx, name).await?;
-    if now != from {
-        tracing::warn!(
-            consumer = name,
-            expected = from,
-            found = now,
-            "the checkpoint moved under this runner; stopping the batch"
-        );
-        return Err(Halt::Stopped);
-    }
-    if let Some(letter) = letter {
-        dead_letters::record(&tx, &letter).await?;
-    }
-    checkpoint::advance(&tx, name, to, to).await?;
-    tx.commit().await.map_err(Error::from)?;
     Ok(())
 }
 

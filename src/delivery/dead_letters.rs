@@ -6,6 +6,7 @@ use deadpool_postgres::Transaction;
 use futures::TryStreamExt;
 use serde::Serialize;
 
+use super::fence::Fence;
 use super::sink::Consumer;
 use crate::dispatch::from_store_event;
 use crate::error::{Error, Result};
@@ -59,6 +60,10 @@ pub struct RetryReport {
     pub delivered: u64,
     /// Failed again (their attempts and error updated).
     pub failed: u64,
+    /// Left alone because another caller was retrying them at that moment
+    /// (or had just delivered them): each dead letter is retried by one
+    /// caller at a time.
+    pub skipped: u64,
 }
 
 /// Records a dead letter in `tx` (with the checkpoint that passes it).
@@ -126,6 +131,12 @@ pub async fn discard(store: &Store, subscriber: &str, which: Selection) -> Resul
 
 /// Delivers the selected dead letters of `consumer` again, one by one, in
 /// position order: a success removes the row, a failure updates it.
+///
+/// Each letter is retried in a transaction that holds its row (`FOR UPDATE
+/// SKIP LOCKED`) from before the delivery until the row is deleted or
+/// updated: of two callers retrying at once (two operators, or a retry
+/// beside a scheduled one), one delivers it and the other skips it, and a
+/// caller that comes after the delete finds nothing to deliver.
 pub(crate) async fn retry(
     store: &Store,
     consumer: &Consumer,
@@ -146,34 +157,58 @@ pub(crate) async fn retry(
     }
     let mut report = RetryReport::default();
     for letter in letters {
-        report.tried += 1;
+        // Read before the transaction takes a pooled connection (a pool of
+        // one would otherwise wait for itself).
         let Some(event) = event_at(store, letter.position).await? else {
             return Err(Error::invalid(format!(
                 "the dead letter at position {} has no event in the log (the log lost its tail?): discard it",
                 letter.position
             )));
         };
+        let mut client = store.pool().get().await?;
+        let tx = client.transaction().await?;
+        let mine = tx
+            .query_opt(
+                "SELECT 1 FROM dcbstore.dead_letters WHERE subscriber = $1 AND \"position\" = $2 \
+                 FOR UPDATE SKIP LOCKED",
+                &[&consumer.name, &to_i64(letter.position)],
+            )
+            .await?;
+        if mine.is_none() {
+            // Another caller holds it (and delivers it), or deleted it.
+            report.skipped += 1;
+            continue;
+        }
+        report.tried += 1;
         let envelope = from_store_event(&event);
-        let client = store.pool().get().await?;
-        match consumer.sink.deliver(std::slice::from_ref(&envelope)).await {
+        let fence = Fence::unfenced();
+        match consumer
+            .sink
+            .deliver(std::slice::from_ref(&envelope), &fence)
+            .await
+        {
             Ok(()) => {
-                client
-                    .execute(
-                        "DELETE FROM dcbstore.dead_letters WHERE subscriber = $1 AND \"position\" = $2",
-                        &[&consumer.name, &to_i64(letter.position)],
-                    )
-                    .await?;
+                tx.execute(
+                    "DELETE FROM dcbstore.dead_letters WHERE subscriber = $1 AND \"position\" = $2",
+                    &[&consumer.name, &to_i64(letter.position)],
+                )
+                .await?;
+                tx.commit().await?;
                 tracing::info!(consumer = %consumer.name, position = letter.position, "dead letter delivered on retry");
                 report.delivered += 1;
             }
             Err(e) => {
-                client
-                    .execute(
-                        "UPDATE dcbstore.dead_letters SET attempts = attempts + 1, last_error = $3, \
-                         last_failed_at = now() WHERE subscriber = $1 AND \"position\" = $2",
-                        &[&consumer.name, &to_i64(letter.position), &e.error.to_string()],
-                    )
-                    .await?;
+                tx.execute(
+                    "UPDATE dcbstore.dead_letters SET attempts = attempts + 1, last_error = $3, \
+                     last_failed_at = now() WHERE subscriber = $1 AND \"position\" = $2",
+                    &[
+                        &consumer.name,
+                        &to_i64(letter.position),
+                        &e.error.to_string(),
+                    ],
+                )
+                .await?;
+                tx.commit().await?;
                 report.failed += 1;
             }
         }

@@ -26,7 +26,16 @@
 //! past it) and the consumer moves on, or, with [`OnFailure::Block`], it
 //! blocks until the event goes through. A destination that is down
 //! ([`FailureKind::Unavailable`]) is waited out without using attempts.
-//! [`list`], [`discard`] and `retry_dead_letters` handle the dead letters.
+//! [`list`], [`discard`] and `retry_dead_letters` handle the dead letters;
+//! each dead letter is retried by one caller at a time (its row is locked,
+//! `FOR UPDATE SKIP LOCKED`, until it is deleted in the same transaction).
+//!
+//! **One runner per consumer.** A consumer holds a lease (a row of
+//! `dcbstore.leases` that only the dcbstore functions take, held through a
+//! dedicated connection; no other role can take it first or hold it back).
+//! Its sink asks the lease before each send ([`Fence`]): a runner whose
+//! lease's connection closed stops at its next send, and a checkpoint moves
+//! only while the lease is still at the runner's generation.
 //!
 //! Spans: `deliver`, `publish_batch`, `dead_letter` (and `emit` in the
 //! dispatcher). Metrics, through the `metrics` facade: see
@@ -34,9 +43,11 @@
 //! counts, batch durations, commit-to-delivery latency, and each
 //! consumer's lag).
 
+mod advance;
 mod config;
 mod consumer;
 mod dead_letters;
+mod fence;
 pub mod job;
 mod meter;
 #[cfg(feature = "nats")]
@@ -52,6 +63,7 @@ pub mod webhook;
 pub use config::{DeliveryConfig, OnFailure};
 pub use consumer::DeliveryRunner;
 pub use dead_letters::{discard, list, DeadLetter, RetryReport, Selection};
+pub use fence::Fence;
 pub use registry::Deliveries;
 pub use relay::{broker_events, Relay};
 pub use subscriber::{DurableSubscriber, Permanent, Subscription};

@@ -8,12 +8,30 @@
 //! - **header `Nats-Msg-Id`**: the envelope's `idempotency_key`, so the
 //!   stream drops the resends of at-least-once delivery within its duplicate
 //!   window (two minutes by default), and consumers can dedup beyond it;
+//! - **header `Nats-Expected-Last-Msg-Id`** (every message of a batch but
+//!   its first): the previous envelope's `idempotency_key`, so that the
+//!   stream stores a message only right after the one before it;
 //! - **header `Content-Type`**: `application/json`;
 //! - **body**: the [`Envelope`] as JSON (its `serde` form).
 //!
 //! A batch is pipelined: every message is sent, then the acks are awaited in
 //! order; the first that fails ends the batch, and the relay resends from
 //! there (the stream drops the duplicates among those that went through).
+//! Because each message expects the one before it as the stream's last, none
+//! after a failed one is stored, and the resend keeps the relay's order: the
+//! stream never holds an event before an earlier one of the relay. When
+//! another publisher writes to the stream between two messages of a batch,
+//! the next one is refused and sent again at once, unchained. (The stream
+//! should be the relay's own, or its subjects: other publishers cost a
+//! round trip each time they interleave.)
+//!
+//! A relay's runner asks its lease ([`Fence`]) with a round trip before each
+//! batch, and, without one, before each message: a runner whose lease's
+//! connection closed sends nothing more.
+//!
+//! Credentials may be given in the URL (`nats://user:password@host`,
+//! `nats://token@host`): they are handed to the client as options, and no
+//! error, log or `Debug` output shows them.
 //!
 //! How a publish fails ([`FailureKind`]):
 //!
@@ -29,12 +47,16 @@
 
 use std::time::Duration;
 
-use async_nats::connection::State;
-use async_nats::jetstream::context::PublishErrorKind;
-use async_nats::jetstream::message::PublishMessage;
-use async_nats::HeaderMap;
+mod publish;
+mod servers;
 
-use super::transport::{FailureKind, PublishError, Transport};
+use async_nats::connection::State;
+
+#[cfg(doc)]
+use super::fence::Fence;
+#[cfg(doc)]
+use super::transport::{FailureKind, Transport};
+#[cfg(doc)]
 use crate::dispatch::Envelope;
 use crate::error::{Error, Result};
 
@@ -62,7 +84,7 @@ impl std::fmt::Debug for NatsTransport {
 }
 
 /// Settings of a [`NatsTransport`], from [`NatsTransport::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NatsTransportBuilder {
     url: String,
     name: String,
@@ -72,12 +94,27 @@ pub struct NatsTransportBuilder {
     reconnect_max: Duration,
 }
 
+impl std::fmt::Debug for NatsTransportBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsTransportBuilder")
+            .field("url", &servers::redacted(&self.url))
+            .field("name", &self.name)
+            .field("prefix", &self.prefix)
+            .field("ack_timeout", &self.ack_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_max", &self.reconnect_max)
+            .finish()
+    }
+}
+
 /// The default subject prefix.
 pub const DEFAULT_SUBJECT_PREFIX: &str = "dcbstore.";
 
 impl NatsTransport {
     /// Settings for a transport to the NATS server(s) at `url`
-    /// (`nats://host:4222`, or several, comma-separated).
+    /// (`nats://host:4222`, or several, comma-separated), with credentials
+    /// in the URL if the server wants them (`nats://user:password@host`,
+    /// `nats://token@host`; never shown in errors, logs or `Debug`).
     #[must_use]
     pub fn builder(url: impl Into<String>) -> NatsTransportBuilder {
         NatsTransportBuilder {
@@ -106,57 +143,6 @@ impl NatsTransport {
     #[must_use]
     pub fn client(&self) -> &async_nats::Client {
         &self.client
-    }
-
-    /// Sends one message; the returned future waits for its ack.
-    async fn send(
-        &self,
-        envelope: &Envelope,
-    ) -> std::result::Result<async_nats::jetstream::context::PublishAckFuture, (FailureKind, String)>
-    {
-        if !valid_token(&envelope.name) {
-            return Err((
-                FailureKind::Permanent,
-                format!(
-                    "event name {:?} is not a NATS subject token (no spaces, '.', '*' or '>')",
-                    envelope.name
-                ),
-            ));
-        }
-        let body = serde_json::to_vec(envelope).map_err(|e| {
-            (
-                FailureKind::Permanent,
-                format!("cannot encode the envelope: {e}"),
-            )
-        })?;
-        if self.client.connection_state() != State::Connected {
-            return Err((
-                FailureKind::Unavailable,
-                "not connected to the NATS server".into(),
-            ));
-        }
-        let max = self.client.server_info().max_payload;
-        if max > 0 && body.len() > max {
-            return Err((
-                FailureKind::Permanent,
-                format!(
-                    "the envelope is {} bytes, over the server's max_payload ({max})",
-                    body.len()
-                ),
-            ));
-        }
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", envelope.idempotency_key.as_str());
-        headers.insert("Content-Type", "application/json");
-        self.jetstream
-            .send_publish(
-                self.subject(&envelope.name),
-                PublishMessage::build()
-                    .payload(body.into())
-                    .headers(headers),
-            )
-            .await
-            .map_err(|e| (FailureKind::Unavailable, format!("cannot send: {e}")))
     }
 }
 
@@ -202,7 +188,8 @@ impl NatsTransportBuilder {
     /// [connect timeout](Self::connect_timeout) for the first connection.
     /// The connection is made in the background and remade whenever it
     /// breaks: a server that is down now is not an error (publishes wait it
-    /// out as unavailable); a malformed URL is.
+    /// out as unavailable); a malformed URL is (its error shows the URL
+    /// without credentials).
     pub async fn connect(self) -> Result<NatsTransport> {
         if !valid_prefix(&self.prefix) {
             return Err(Error::Config(format!(
@@ -210,8 +197,18 @@ impl NatsTransportBuilder {
                 self.prefix
             )));
         }
+        let servers = servers::parse(&self.url).map_err(Error::Config)?;
         let max = self.reconnect_max;
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        // Out of the URLs, which the client logs (at debug level) as given.
+        options = match servers.credentials {
+            servers::Credentials::None => options,
+            servers::Credentials::Token(token) => options.token(token),
+            servers::Credentials::UserPassword(user, password) => {
+                options.user_and_password(user, password)
+            }
+        };
+        let client = options
             .name("dcbstore relay")
             .connection_timeout(self.connect_timeout)
             .retry_on_initial_connect()
@@ -220,9 +217,11 @@ impl NatsTransportBuilder {
                 let exp = u32::try_from(attempts.min(10)).unwrap_or(10);
                 (Duration::from_millis(50) * 2u32.pow(exp)).min(max)
             })
-            .connect(self.url.as_str())
+            .connect(servers.addrs)
             .await
-            .map_err(|e| Error::Config(format!("NATS server {}: {e}", self.url)))?;
+            .map_err(|e| {
+                Error::Config(format!("NATS server {}: {e}", servers::redacted(&self.url)))
+            })?;
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         while client.connection_state() != State::Connected
             && tokio::time::Instant::now() < deadline
@@ -260,62 +259,6 @@ fn valid_prefix(p: &str) -> bool {
     rest.iter().all(|t| valid_token(t)) && (last.is_empty() || valid_token(last))
 }
 
-fn classify(e: &async_nats::jetstream::context::PublishError) -> FailureKind {
-    match e.kind() {
-        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe => FailureKind::Unavailable,
-        PublishErrorKind::MaxAckPending => FailureKind::Unavailable,
-        PublishErrorKind::StreamNotFound | PublishErrorKind::Other => FailureKind::Retryable,
-        PublishErrorKind::WrongLastMessageId | PublishErrorKind::WrongLastSequence => {
-            FailureKind::Permanent
-        }
-    }
-}
-
-/// A publish error's message.
-#[derive(Debug, thiserror::Error)]
-#[error("NATS JetStream publish of {subject}: {message}")]
-struct NatsPublishError {
-    subject: String,
-    message: String,
-}
-
-impl Transport for NatsTransport {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn publish(&self, batch: &[Envelope]) -> std::result::Result<(), PublishError> {
-        let fail = |i: usize, kind: FailureKind, message: String| {
-            let subject = batch
-                .get(i)
-                .map(|e| self.subject(&e.name))
-                .unwrap_or_default();
-            PublishError::new(i, kind, NatsPublishError { subject, message })
-        };
-        // Send them all, then take the acks in order.
-        let mut acks = Vec::with_capacity(batch.len());
-        let mut unsent = None;
-        for (i, envelope) in batch.iter().enumerate() {
-            match self.send(envelope).await {
-                Ok(ack) => acks.push(ack),
-                Err((kind, message)) => {
-                    unsent = Some((i, kind, message));
-                    break;
-                }
-            }
-        }
-        for (i, ack) in acks.into_iter().enumerate() {
-            if let Err(e) = ack.await {
-                return Err(fail(i, classify(&e), e.to_string()));
-            }
-        }
-        match unsent {
-            Some((i, kind, message)) => Err(fail(i, kind, message)),
-            None => Ok(()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,23 +276,6 @@ mod tests {
         assert!(valid_prefix("dcbstore."));
         assert!(valid_prefix("a.b."));
         assert!(valid_prefix("ab"));
-    }
-
-    #[test]
-    fn failure_kinds() {
-        use async_nats::jetstream::context::PublishError as E;
-        assert_eq!(
-            classify(&E::new(PublishErrorKind::TimedOut)),
-            FailureKind::Unavailable
-        );
-        assert_eq!(
-            classify(&E::new(PublishErrorKind::StreamNotFound)),
-            FailureKind::Retryable
-        );
-        assert_eq!(
-            classify(&E::new(PublishErrorKind::WrongLastSequence)),
-            FailureKind::Permanent
-        );
     }
 
     #[tokio::test]

@@ -75,6 +75,7 @@ impl Deliveries {
             total.tried += r.tried;
             total.delivered += r.delivered;
             total.failed += r.failed;
+            total.skipped += r.skipped;
         }
         Ok(total)
     }

@@ -9,6 +9,7 @@ use tracing::Instrument;
 use super::config::DeliveryConfig;
 use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
+use super::fence::Fence;
 use super::sink::{Consumer, Sink};
 use super::transport::{PublishError, Transport};
 use crate::dispatch::Envelope;
@@ -27,6 +28,7 @@ impl<T: Transport> Sink for TransportSink<T> {
     fn deliver<'a>(
         &'a self,
         batch: &'a [Envelope],
+        fence: &'a Fence<'a>,
     ) -> BoxFuture<'a, std::result::Result<(), PublishError>> {
         let span = tracing::info_span!(
             "publish_batch",
@@ -35,7 +37,7 @@ impl<T: Transport> Sink for TransportSink<T> {
         );
         Box::pin(
             async move {
-                let r = self.0.publish(batch).await;
+                let r = self.0.publish_fenced(batch, fence).await;
                 let published = match &r {
                     Ok(()) => batch.len(),
                     Err(e) => e.delivered,

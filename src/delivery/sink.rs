@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use super::config::DeliveryConfig;
+use super::fence::Fence;
 use super::transport::PublishError;
 use crate::dispatch::Envelope;
 use crate::query::Query;
@@ -15,10 +16,12 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// What it is, for spans and metrics ("subscriber", "relay").
     fn kind(&self) -> &'static str;
 
-    /// Delivers `batch` in order.
+    /// Delivers `batch` in order, stopping before the first delivery after
+    /// `fence` says the lease is lost ([`PublishError::lease_lost`]).
     fn deliver<'a>(
         &'a self,
         batch: &'a [Envelope],
+        fence: &'a Fence<'a>,
     ) -> BoxFuture<'a, std::result::Result<(), PublishError>>;
 }
 

@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 use super::config::DeliveryConfig;
 use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
+use super::fence::Fence;
 use super::sink::{Consumer, Sink};
 use super::transport::{FailureKind, PublishError};
 use crate::dispatch::Envelope;
@@ -64,9 +65,19 @@ impl<S: DurableSubscriber> Sink for SubscriberSink<S> {
     fn deliver<'a>(
         &'a self,
         batch: &'a [Envelope],
+        fence: &'a Fence<'a>,
     ) -> BoxFuture<'a, std::result::Result<(), PublishError>> {
         Box::pin(async move {
+            // One round trip per batch; then, before each handler call, the
+            // lease's connection must still be open (a round trip per event
+            // would cost more than most handlers).
+            if !fence.confirm().await {
+                return Err(PublishError::lease_lost(0));
+            }
             for (i, envelope) in batch.iter().enumerate() {
+                if !fence.holds() {
+                    return Err(PublishError::lease_lost(i));
+                }
                 if let Err(error) = self.0.handle(envelope).await {
                     let kind = if error.downcast_ref::<Permanent>().is_some() {
                         FailureKind::Permanent

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use super::fence::Fence;
 use crate::dispatch::Envelope;
 use crate::error::HandlerError;
 
@@ -19,6 +20,27 @@ pub trait Transport: Send + Sync + 'static {
     /// Publishes `batch` in order; on failure, says how many of its first
     /// envelopes were published and why the next was not.
     fn publish(&self, batch: &[Envelope]) -> impl Future<Output = Result<(), PublishError>> + Send;
+
+    /// Publishes `batch` in order for a relay's runner, stopping before the
+    /// first send after `fence` says the runner lost its lease (the error
+    /// is then [`PublishError::lease_lost`]); what the relay calls.
+    ///
+    /// The default confirms the lease once, then hands the whole batch to
+    /// [`publish`](Self::publish): a transport that sends a batch as
+    /// several messages should override it and ask the fence before each
+    /// one, as the NATS and webhook transports do.
+    fn publish_fenced(
+        &self,
+        batch: &[Envelope],
+        fence: &Fence<'_>,
+    ) -> impl Future<Output = Result<(), PublishError>> + Send {
+        async move {
+            if !fence.confirm().await {
+                return Err(PublishError::lease_lost(0));
+            }
+            self.publish(batch).await
+        }
+    }
 }
 
 /// Why a delivery failed, which decides what happens next.
@@ -57,7 +79,20 @@ impl PublishError {
             error: error.into(),
         }
     }
+
+    /// The runner lost its lease before sending the envelope at index
+    /// `delivered` (see [`Fence`]): nothing from there was sent, and the
+    /// runner stops; the lease's next holder sends it.
+    #[must_use]
+    pub fn lease_lost(delivered: usize) -> Self {
+        PublishError::new(delivered, FailureKind::Unavailable, LeaseLost)
+    }
 }
+
+/// Why a fenced send did not go.
+#[derive(Debug, thiserror::Error)]
+#[error("the runner lost its lease (its database connection closed): it stopped sending; the lease's next holder delivers from here")]
+struct LeaseLost;
 
 impl std::fmt::Display for PublishError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

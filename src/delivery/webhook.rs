@@ -1,19 +1,31 @@
 //! [`WebhookTransport`] (feature `webhook`): a relay POSTs each envelope to
 //! an HTTP endpoint.
 //!
-//! One request per envelope, in position order:
+//! One request per envelope, in position order, signed as [Standard
+//! Webhooks] describes:
 //!
 //! - `POST <url>` with the [`Envelope`] as JSON (its `serde` form) and
 //!   `Content-Type: application/json`;
-//! - **`Idempotency-Key`**: the envelope's `idempotency_key` (the receiver
-//!   drops resends with a key it has seen);
-//! - **`X-Dcbstore-Signature: sha256=<hex>`** ([`SIGNATURE_HEADER`]): the
-//!   HMAC-SHA256 of the exact body bytes with the shared secret, in lower-case
-//!   hex. The receiver computes the same over the raw body it read (before
-//!   parsing it) and compares in constant time; [`signature`] is that
-//!   computation.
+//! - **`webhook-id`** ([`ID_HEADER`]): the envelope's `idempotency_key`, the
+//!   same on every resend (the receiver drops ids it has seen);
+//! - **`webhook-timestamp`** ([`TIMESTAMP_HEADER`]): when this attempt was
+//!   signed, in seconds since the Unix epoch;
+//! - **`webhook-signature`** ([`STANDARD_SIGNATURE_HEADER`]): `v1,` and the
+//!   base64 HMAC-SHA256 of `"<id>.<timestamp>.<body>"` with the shared
+//!   secret. A secret of the form `whsec_<base64>` is that base64's bytes;
+//!   any other secret is used as it is. The receiver checks it over the raw
+//!   body it read, before parsing it, and refuses timestamps more than five
+//!   minutes away: [`verify`] does both;
+//! - **`Idempotency-Key`** ([`IDEMPOTENCY_HEADER`]): the `idempotency_key`
+//!   again, as earlier versions sent it;
+//! - **`X-Dcbstore-Signature: sha256=<hex>`** (deprecated, still sent in this
+//!   release): the HMAC-SHA256 of the body alone. It signs no id and no
+//!   time, so a captured request verifies for ever: move receivers to
+//!   [`verify`].
 //!
-//! Redirects are not followed (a 3xx is refused like a 4xx).
+//! A relay's runner asks its lease before each request ([`Fence`]): a
+//! runner that lost its lease sends nothing more. Redirects are not
+//! followed (a 3xx is refused like a 4xx).
 //!
 //! How a request fails ([`FailureKind`]):
 //!
@@ -25,51 +37,35 @@
 //! | any other status (4xx, 3xx) | `Permanent` (dead letter at once, or block) |
 //!
 //! The secret never appears in logs, errors or `Debug` output.
+//!
+//! [Standard Webhooks]: https://www.standardwebhooks.com/
 
+mod send;
+mod signing;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use standardwebhooks::Webhook;
 
-use super::transport::{FailureKind, PublishError, Transport};
+#[cfg(doc)]
+use super::fence::Fence;
+#[cfg(doc)]
+use super::transport::{FailureKind, Transport};
+#[cfg(doc)]
 use crate::dispatch::Envelope;
 use crate::error::{Error, Result};
 
-/// The signature header: `sha256=` and the hex HMAC-SHA256 of the body.
-pub const SIGNATURE_HEADER: &str = "X-Dcbstore-Signature";
+pub use signing::{
+    sign, verify, SignatureError, SignatureErrorKind, ID_HEADER, STANDARD_SIGNATURE_HEADER,
+    TIMESTAMP_HEADER, TIMESTAMP_TOLERANCE,
+};
+#[allow(deprecated)]
+pub use signing::{signature, SIGNATURE_HEADER};
 
-/// The idempotency header: the envelope's `idempotency_key`.
+/// The idempotency header: the envelope's `idempotency_key` (also in
+/// [`ID_HEADER`]).
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-
-/// The value of [`SIGNATURE_HEADER`] for `body` signed with `secret`:
-/// `sha256=` followed by the lower-case hex HMAC-SHA256.
-#[must_use]
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
-    // HMAC takes keys of any length: new_from_slice cannot fail for it.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("HMAC accepts keys of any length"),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-/// True when `header` (a [`SIGNATURE_HEADER`] value) is the signature of
-/// `body` with `secret`; compares in constant time.
-#[must_use]
-pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex_mac) = header.strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(mac) = hex::decode(hex_mac) else {
-        return false;
-    };
-    let Ok(mut expected) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    expected.update(body);
-    expected.verify_slice(&mac).is_ok()
-}
 
 /// A [`Transport`] that POSTs signed envelopes to a URL (see the
 /// [module](self) for the headers and the failure kinds).
@@ -77,7 +73,10 @@ pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
 pub struct WebhookTransport {
     name: String,
     url: reqwest::Url,
+    /// The secret as given: the key of the deprecated body-only signature.
     secret: Vec<u8>,
+    /// The Standard Webhooks signer (the `whsec_` secret decoded).
+    signer: Arc<Webhook>,
     client: reqwest::Client,
 }
 
@@ -130,73 +129,6 @@ impl WebhookTransport {
     pub fn new(url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Result<WebhookTransport> {
         WebhookTransport::builder(url, secret).build()
     }
-
-    /// POSTs one envelope.
-    async fn post(&self, envelope: &Envelope) -> std::result::Result<(), (FailureKind, String)> {
-        let body = serde_json::to_vec(envelope).map_err(|e| {
-            (
-                FailureKind::Permanent,
-                format!("cannot encode the envelope: {e}"),
-            )
-        })?;
-        let signed = signature(&self.secret, &body);
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(IDEMPOTENCY_HEADER, envelope.idempotency_key.as_str())
-            .header(SIGNATURE_HEADER, signed)
-            .body(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                // A connection that could not be made (refused, no route,
-                // timed out) is the endpoint being down; a request that
-                // timed out once connected is this event's failure.
-                let kind = if e.is_connect() {
-                    FailureKind::Unavailable
-                } else if e.is_timeout() {
-                    FailureKind::Retryable
-                } else if e.is_builder() {
-                    FailureKind::Permanent
-                } else {
-                    FailureKind::Retryable
-                };
-                return Err((kind, error_chain(&e.without_url())));
-            }
-        };
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let kind = if status.is_server_error()
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-        {
-            FailureKind::Retryable
-        } else {
-            FailureKind::Permanent
-        };
-        let mut response = response;
-        // The start of the answer's body, for the error (bounded).
-        let snippet = match tokio::time::timeout(Duration::from_secs(1), response.chunk()).await {
-            Ok(Ok(Some(chunk))) => {
-                let end = chunk.len().min(200);
-                String::from_utf8_lossy(&chunk[..end]).trim().to_string()
-            }
-            _ => String::new(),
-        };
-        Err((
-            kind,
-            if snippet.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status}: {snippet}")
-            },
-        ))
-    }
 }
 
 impl WebhookTransportBuilder {
@@ -224,7 +156,7 @@ impl WebhookTransportBuilder {
     }
 
     /// Builds the transport: refuses a URL that is not `http` or `https`,
-    /// and an empty secret.
+    /// an empty secret, and a `whsec_` secret whose rest is not base64.
     pub fn build(self) -> Result<WebhookTransport> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|e| Error::Config(format!("webhook URL: {e}")))?;
@@ -234,11 +166,14 @@ impl WebhookTransportBuilder {
                 redacted(&url)
             )));
         }
-        if self.secret.is_empty() {
+        if self.secret.is_empty() || self.secret.as_slice() == b"whsec_" {
             return Err(Error::Config(
-                "the webhook's signing secret is empty".into(),
+                "the webhook's signing secret is empty: give the secret the receiver checks with"
+                    .into(),
             ));
         }
+        let signer = signing::key(&self.secret)
+            .map_err(|e| Error::Config(format!("the webhook's signing secret: {e}")))?;
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.connect_timeout)
@@ -250,6 +185,7 @@ impl WebhookTransportBuilder {
             name: self.name,
             url,
             secret: self.secret,
+            signer: Arc::new(signer),
             client,
         })
     }
@@ -267,64 +203,33 @@ fn redacted(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-/// An error and its causes, on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
-
-/// A failed request's message.
-#[derive(Debug, thiserror::Error)]
-#[error("webhook POST to {url}: {message}")]
-struct WebhookError {
-    url: String,
-    message: String,
-}
-
-impl Transport for WebhookTransport {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn publish(&self, batch: &[Envelope]) -> std::result::Result<(), PublishError> {
-        for (i, envelope) in batch.iter().enumerate() {
-            if let Err((kind, message)) = self.post(envelope).await {
-                return Err(PublishError::new(
-                    i,
-                    kind,
-                    WebhookError {
-                        url: redacted(&self.url),
-                        message,
-                    },
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn signature_is_hmac_sha256_hex() {
+    #[allow(deprecated)]
+    fn the_deprecated_signature_is_hmac_sha256_hex_of_the_body() {
         // RFC 4231, test case 2.
         assert_eq!(
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        let s = signature(b"k", b"body");
-        assert!(verify(b"k", b"body", &s));
-        assert!(!verify(b"k", b"body!", &s));
-        assert!(!verify(b"other", b"body", &s));
-        assert!(!verify(b"k", b"body", s.trim_start_matches("sha256=")));
+    }
+
+    #[test]
+    fn the_standard_signature_matches_the_specs_example() {
+        // The example of the Standard Webhooks reference libraries.
+        assert_eq!(
+            sign(
+                b"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1649367553,
+                br#"{"email":"test@example.com","username":"test_user"}"#
+            )
+            .unwrap(),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
     }
 
     #[test]
@@ -345,5 +250,8 @@ mod tests {
         assert!(WebhookTransport::new("ftp://example.test/", "s").is_err());
         assert!(WebhookTransport::new("not a url", "s").is_err());
         assert!(WebhookTransport::new("http://example.test/", "").is_err());
+        assert!(WebhookTransport::new("http://example.test/", "whsec_").is_err());
+        let e = WebhookTransport::new("http://example.test/", "whsec_not*base64!").unwrap_err();
+        assert!(!e.to_string().contains("not*base64"), "{e}");
     }
 }

@@ -99,6 +99,7 @@ impl DeadLettersCommand {
                     total.tried += r.tried;
                     total.delivered += r.delivered;
                     total.failed += r.failed;
+                    total.skipped += r.skipped;
                 }
                 write_json(out, &total)
             }

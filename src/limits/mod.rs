@@ -155,6 +155,44 @@ impl Limits {
         Ok(())
     }
 
+    /// The limits the database enforces at every entry point
+    /// (`dcbstore.limits`, which the schema's owner may change with
+    /// `UPDATE dcbstore.limits SET ...`).
+    pub async fn of_database<C: tokio_postgres::GenericClient>(client: &C) -> Result<Limits> {
+        let row = client
+            .query_opt(
+                "SELECT max_events_per_append, max_event_bytes, max_append_bytes, max_tags_per_event,
+                        max_name_bytes, max_json_depth, max_query_items, max_item_terms, max_guards
+                   FROM dcbstore.limits",
+                &[],
+            )
+            .await?
+            .ok_or_else(|| {
+                Error::Config("dcbstore.limits has no row: restore the defaults as the schema's owner with INSERT INTO dcbstore.limits DEFAULT VALUES".into())
+            })?;
+        let mut limits = Limits::DEFAULT;
+        for (i, limit) in Limit::ALL.into_iter().enumerate() {
+            let v: i32 = row.try_get(i)?;
+            limits.set(limit, usize::try_from(v).unwrap_or(0));
+        }
+        Ok(limits)
+    }
+
+    /// Checks that no limit is above the database's (`database`): the
+    /// database would refuse what it let through.
+    pub fn within(&self, database: &Limits) -> Result<()> {
+        for limit in Limit::ALL {
+            let (mine, theirs) = (self.get(limit), database.get(limit));
+            if mine > theirs {
+                return Err(Error::Config(format!(
+                    "the limit {name} is {mine}, above the database's {theirs}, which would refuse what it lets through: raise the database's as the schema's owner (UPDATE dcbstore.limits SET {name} = {mine}), or leave the store's limits unset to use the database's",
+                    name = limit.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The value of one limit.
     #[must_use]
     pub fn get(&self, limit: Limit) -> usize {

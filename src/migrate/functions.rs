@@ -46,6 +46,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "locks.sql",
     "epochs.sql",
     "query.sql",
+    "validate.sql",
     "conditions.sql",
     "read.sql",
     "batch.sql",
@@ -54,6 +55,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "append_only.sql",
     "redact.sql",
     "stats.sql",
+    "leases.sql",
 ];
 
 /// A row of `dcbstore.schema_functions`.

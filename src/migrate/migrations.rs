@@ -85,6 +85,18 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0008_stats.sql"),
         needs: &[],
     },
+    Migration {
+        version: 9,
+        name: "guards",
+        sql: include_str!("../../sql/migrations/0009_guards.sql"),
+        needs: &[],
+    },
+    Migration {
+        version: 10,
+        name: "leases",
+        sql: include_str!("../../sql/migrations/0010_leases.sql"),
+        needs: &["leases.sql"],
+    },
 ];
 
 /// The schema version this build expects.

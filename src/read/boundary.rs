@@ -44,10 +44,12 @@ pub(crate) async fn read_boundary(
     options: ReadOptions,
     page_size: u64,
 ) -> Result<Boundary> {
-    let mut cursor = Cursor::start(pooled, query, limits, options, page_size)?;
+    let mut cursor = Cursor::<SequencedEvent>::start(pooled, query, limits, options, page_size)?;
     let mut events = Vec::new();
-    while let Some(e) = cursor.next_event().await? {
-        events.push(e);
+    // A decision cannot be made without every event of its boundary: an
+    // event that cannot be decoded fails it (naming the event).
+    while let Some(e) = cursor.next_event().await {
+        events.push(e?);
     }
     let last = events.last().map(|e| e.position);
     Ok(Boundary {

@@ -7,6 +7,7 @@
 //! from one statement, one snapshot.
 
 mod boundary;
+mod decode;
 mod options;
 mod sql;
 mod stream;
@@ -15,4 +16,6 @@ pub use boundary::Boundary;
 pub use options::ReadOptions;
 
 pub(crate) use boundary::{read_boundary, seen_through};
+pub(crate) use decode::compact;
+pub use decode::Decode;
 pub(crate) use stream::read_stream;

@@ -43,7 +43,12 @@ pub(crate) struct ReadSql {
 enum Param {
     Text(String),
     TextArray(Vec<String>),
+    IntArray(Vec<i32>),
 }
+
+/// Up to this many tagged items, each is a branch of its own (the plan of a
+/// usual query); above, one statement reads any number of them.
+const MAX_TAG_BRANCHES: usize = 16;
 
 impl ReadSql {
     /// The statement reading `query` in one direction.
@@ -64,12 +69,27 @@ impl ReadSql {
         };
         let mut branches: Vec<String> = Vec::new();
         let mut seen: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+        let mut tagged: Vec<(Vec<&str>, Vec<&str>)> = Vec::new();
+        // Types-only items are one set of types, whatever their number: items
+        // are OR'd, and so are an item's types.
+        let mut types_only: Vec<&str> = Vec::new();
         for item in items {
             let (types, tags) = (sorted(&item.types), sorted(&item.tags));
             if seen.contains(&(types.clone(), tags.clone())) {
                 continue;
             }
-            if let Some((first, rest)) = tags.split_first() {
+            seen.push((types.clone(), tags.clone()));
+            if tags.is_empty() {
+                types_only.extend(types);
+            } else {
+                tagged.push((types, tags));
+            }
+        }
+        if tagged.len() <= MAX_TAG_BRANCHES {
+            for (types, tags) in &tagged {
+                let Some((first, rest)) = tags.split_first() else {
+                    continue;
+                };
                 // Driven by the first tag's (tag, position) range; the type is
                 // on the same row, every other tag a primary-key probe.
                 values.push(Param::Text((*first).to_owned()));
@@ -96,20 +116,70 @@ impl ReadSql {
                 }
                 let _ = write!(b, " ORDER BY t0.position{dir} LIMIT $3::bigint)");
                 branches.push(b);
-            } else {
-                // One ordered (type, position) range per type: PostgreSQL
-                // cannot merge `type = ANY (...)` ranges in position order.
-                for t in &types {
-                    values.push(Param::Text((*t).to_owned()));
-                    branches.push(format!(
-                        "(SELECT e.position FROM dcbstore.events e WHERE e.type = ${} \
-                         AND e.position > $1::bigint AND e.position <= {HI} \
-                         ORDER BY e.position{dir} LIMIT $3::bigint)",
-                        values.len() + 3
-                    ));
-                }
             }
-            seen.push((types, tags));
+        } else {
+            // Many tagged items: one statement for any number of them, each
+            // item a bounded range of its first tag (a lateral index scan),
+            // its types and other tags as slices of flat arrays. A branch per
+            // item would nest as deep as the query is wide.
+            let mut firsts = Vec::with_capacity(tagged.len());
+            let (mut all_types, mut type_ends) = (Vec::new(), Vec::with_capacity(tagged.len()));
+            let (mut others, mut other_ends) = (Vec::new(), Vec::with_capacity(tagged.len()));
+            for (types, tags) in &tagged {
+                firsts.push(tags[0].to_owned());
+                all_types.extend(types.iter().map(|t| (*t).to_owned()));
+                type_ends.push(all_types.len() as i32);
+                others.extend(tags[1..].iter().map(|t| (*t).to_owned()));
+                other_ends.push(others.len() as i32);
+            }
+            let n = values.len() + 3;
+            values.push(Param::TextArray(firsts));
+            values.push(Param::TextArray(all_types));
+            values.push(Param::IntArray(type_ends));
+            values.push(Param::TextArray(others));
+            values.push(Param::IntArray(other_ends));
+            let (f, ty, te, o, oe) = (n + 1, n + 2, n + 3, n + 4, n + 5);
+            branches.push(format!(
+                "(SELECT x.position FROM generate_subscripts(${f}::text[], 1) AS i \
+                 CROSS JOIN LATERAL (SELECT t0.position FROM dcbstore.event_tags t0 \
+                 WHERE t0.tag = (${f}::text[])[i] AND t0.position > $1::bigint AND t0.position <= {HI} \
+                 AND (coalesce((${te}::int[])[i - 1], 0) = (${te}::int[])[i] \
+                 OR t0.type = ANY ((${ty}::text[])[coalesce((${te}::int[])[i - 1], 0) + 1 : (${te}::int[])[i]])) \
+                 AND NOT EXISTS (SELECT 1 FROM unnest((${o}::text[])[coalesce((${oe}::int[])[i - 1], 0) + 1 : (${oe}::int[])[i]]) AS other(tag) \
+                 WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1 WHERE t1.tag = other.tag AND t1.position = t0.position)) \
+                 ORDER BY t0.position{dir} LIMIT $3::bigint) AS x \
+                 ORDER BY x.position{dir} LIMIT $3::bigint)"
+            ));
+        }
+        types_only.sort_unstable();
+        types_only.dedup();
+        match types_only.as_slice() {
+            [] => {}
+            [t] => {
+                values.push(Param::Text((*t).to_owned()));
+                branches.push(format!(
+                    "(SELECT e.position FROM dcbstore.events e WHERE e.type = ${} \
+                     AND e.position > $1::bigint AND e.position <= {HI} \
+                     ORDER BY e.position{dir} LIMIT $3::bigint)",
+                    values.len() + 3
+                ));
+            }
+            many => {
+                // One ordered (type, position) range per type, as a lateral
+                // scan over the array: PostgreSQL cannot merge
+                // `type = ANY (...)` ranges in position order.
+                values.push(Param::TextArray(
+                    many.iter().map(|t| (*t).to_owned()).collect(),
+                ));
+                branches.push(format!(
+                    "(SELECT x.position FROM unnest(${}::text[]) AS ty(t) \
+                     CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e WHERE e.type = ty.t \
+                     AND e.position > $1::bigint AND e.position <= {HI} \
+                     ORDER BY e.position{dir} LIMIT $3::bigint) AS x \
+                     ORDER BY x.position{dir} LIMIT $3::bigint)",
+                    values.len() + 3
+                ));
+            }
         }
         let positions = if branches.len() == 1 {
             branches.swap_remove(0)
@@ -147,6 +217,7 @@ impl ReadSql {
             out.push(match v {
                 Param::Text(s) => (s as &(dyn ToSql + Sync), Type::TEXT),
                 Param::TextArray(a) => (a as &(dyn ToSql + Sync), Type::TEXT_ARRAY),
+                Param::IntArray(a) => (a as &(dyn ToSql + Sync), Type::INT4_ARRAY),
             });
         }
         out
@@ -191,7 +262,21 @@ mod tests {
             .or(QueryItem::types(["A", "A"]));
         let sql = ReadSql::new(&q, false);
         assert_eq!(sql.param_count(), 3 + 3);
+        // The head's row, and one between the two items' branches.
         assert_eq!(sql.text.matches("UNION ALL").count(), 2);
+    }
+
+    #[test]
+    fn a_query_as_wide_as_the_ceiling_is_one_statement_of_a_few_branches() {
+        let mut q = Query::item(QueryItem::types((0..100).map(|t| format!("T{t}"))));
+        for i in 0..10_000 {
+            q = q.or(QueryItem::types((0..100).map(|t| format!("T{i}.{t}"))));
+            q = q.or(QueryItem::tags([format!("a{i}"), format!("b{i}")]).and_types(["X"]));
+        }
+        let sql = ReadSql::new(&q, false);
+        // The head's row, and one between the tagged and the types-only items.
+        assert_eq!(sql.text.matches("UNION ALL").count(), 2);
+        assert_eq!(sql.param_count(), 3 + 6);
     }
 
     #[test]

@@ -5,15 +5,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use futures::stream::{self, Stream, StreamExt};
-use serde_json::Value;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
+use super::decode::Decode;
 use super::sql::{ReadSql, MAX_CACHED_PARAMS};
 use super::ReadOptions;
 use crate::error::{Error, Result};
-use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::event::SequencePosition;
 use crate::limits::Limits;
 use crate::pooled::Pooled;
 use crate::query::Query;
@@ -26,8 +26,10 @@ const MAX_CACHED_STATEMENTS: usize = 256;
 
 /// A read in progress: the window still to read, (lo, hi], paged with one
 /// bounded statement per page, the next page fetched while the current one is
-/// consumed (at most two pages in memory).
-pub(super) struct Cursor {
+/// consumed (at most two pages in memory). Each event is decoded on its own:
+/// one that cannot be is an error of its own
+/// ([`Error::Undecodable`], naming its position), and the read goes on.
+pub(super) struct Cursor<T> {
     pooled: Pooled,
     sql: Arc<ReadSql>,
     page_size: u64,
@@ -37,7 +39,7 @@ pub(super) struct Cursor {
     to: Option<u64>,
     backwards: bool,
     remaining: Option<u64>,
-    buffer: VecDeque<SequencedEvent>,
+    buffer: VecDeque<Result<T>>,
     exhausted: bool,
     /// Where the read started (its exclusive lower bound) and the top of its
     /// window (the requested upper bound or the head, the lower), once known.
@@ -66,7 +68,7 @@ impl Drop for Prefetch {
     }
 }
 
-impl Cursor {
+impl<T: Decode> Cursor<T> {
     /// Validates the query and plans the read; nothing is sent yet.
     pub(super) fn start(
         pooled: Pooled,
@@ -74,7 +76,7 @@ impl Cursor {
         limits: &Limits,
         options: ReadOptions,
         page_size: u64,
-    ) -> Result<Cursor> {
+    ) -> Result<Cursor<T>> {
         query.validate_with(limits)?;
         Ok(Cursor {
             pooled,
@@ -93,16 +95,22 @@ impl Cursor {
         })
     }
 
-    /// The next event, `None` at the end of the read.
-    pub(super) async fn next_event(&mut self) -> Result<Option<SequencedEvent>> {
+    /// The next event (or the error of the one event that could not be
+    /// decoded), `None` at the end of the read. A page that cannot be read
+    /// is an error that ends the read.
+    pub(super) async fn next_event(&mut self) -> Option<Result<T>> {
         loop {
             if let Some(e) = self.buffer.pop_front() {
-                return Ok(Some(e));
+                return Some(e);
             }
             if self.exhausted {
-                return Ok(None);
+                return None;
             }
-            self.next_page().await?;
+            if let Err(e) = self.next_page().await {
+                self.exhausted = true;
+                self.next = None;
+                return Some(Err(e));
+            }
         }
     }
 
@@ -188,25 +196,27 @@ impl Cursor {
         }
         // Decoded while the server already produces the next page.
         for row in &rows {
-            self.buffer.push_back(row_to_event(row)?);
+            self.buffer.push_back(T::decode(row));
         }
         Ok(())
     }
 }
 
 /// The stream of a read: validates, then pages through the window as it is
-/// consumed. Its snapshot is the head the first page was read at.
-pub(crate) fn read_stream(
+/// consumed. Its snapshot is the head the first page was read at. An event
+/// that cannot be decoded is an error item of its own and the stream goes
+/// on; a page that cannot be read ends it after its error.
+pub(crate) fn read_stream<T: Decode>(
     pooled: Pooled,
     query: &Query,
     limits: &Limits,
     options: ReadOptions,
     page_size: u64,
-) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'static {
-    match Cursor::start(pooled, query, limits, options, page_size) {
+) -> impl Stream<Item = Result<T>> + Send + 'static {
+    match Cursor::<T>::start(pooled, query, limits, options, page_size) {
         Err(e) => stream::once(async move { Err(e) }).boxed(),
-        Ok(cursor) => stream::try_unfold(cursor, |mut c| async move {
-            Ok(c.next_event().await?.map(|e| (e, c)))
+        Ok(cursor) => stream::unfold(cursor, |mut c| async move {
+            c.next_event().await.map(|e| (e, c))
         })
         .boxed(),
     }
@@ -287,25 +297,4 @@ fn position_of(row: &Row) -> Result<u64> {
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// An event row of a read page: (head, position, id, type, data, tags,
-/// metadata, recorded_at), the head NULL.
-fn row_to_event(row: &Row) -> Result<SequencedEvent> {
-    let metadata: Value = row.try_get(6)?;
-    let metadata = match metadata {
-        Value::Object(m) => m,
-        _ => return Err(Error::invalid("stored metadata is not a JSON object")),
-    };
-    Ok(SequencedEvent {
-        position: SequencePosition::from_sql(row.try_get(1)?),
-        event: Event {
-            id: row.try_get(2)?,
-            event_type: row.try_get(3)?,
-            data: row.try_get(4)?,
-            tags: row.try_get(5)?,
-            metadata,
-        },
-        recorded_at: row.try_get(7)?,
-    })
 }

@@ -8,22 +8,21 @@ use futures::StreamExt;
 
 use super::route::{Replicas, Route};
 use crate::error::Result;
-use crate::event::SequencedEvent;
 use crate::limits::Limits;
 use crate::pooled::Pooled;
 use crate::query::Query;
-use crate::read::{read_stream, ReadOptions};
+use crate::read::{read_stream, Decode, ReadOptions};
 
 /// `read_stream` on a replica that holds what the read must see (its
 /// window's upper bound, its commit token), else on `primary`.
-pub(crate) fn routed_read(
+pub(crate) fn routed_read<T: Decode>(
     primary: Pooled,
     replicas: Option<Arc<Replicas>>,
     query: &Query,
     limits: &Limits,
     options: ReadOptions,
     page_size: u64,
-) -> BoxStream<'static, Result<SequencedEvent>> {
+) -> BoxStream<'static, Result<T>> {
     let Some(replicas) = replicas else {
         return read_stream(primary, query, limits, options, page_size).boxed();
     };

@@ -39,7 +39,8 @@ pub struct StoreBuilder {
     writers: usize,
     wait_timeout: Option<Duration>,
     timeout: Option<Duration>,
-    limits: Limits,
+    /// The limits given to [`limits`](Self::limits); `None`: the database's.
+    limits: Option<Limits>,
     statement_timeout: Option<Duration>,
     lock_timeout: Option<Duration>,
     replicas: Vec<String>,
@@ -60,7 +61,7 @@ impl StoreBuilder {
             writers: 1,
             wait_timeout: Some(Duration::from_secs(30)),
             timeout: Some(Duration::from_secs(60)),
-            limits: Limits::DEFAULT,
+            limits: None,
             statement_timeout: None,
             lock_timeout: None,
             replicas: Vec::new(),
@@ -142,17 +143,23 @@ impl StoreBuilder {
     /// Server-side `lock_timeout` for the store's connections (default: the
     /// server's): bounds how long an append waits for the append lock, which
     /// a long transaction calling `dcbstore.append` holds until it ends.
+    /// Where neither sets one, an append waits at most 10 s for the append
+    /// lock, then fails with [`Error::Timeout`] (nothing written).
     pub fn lock_timeout(mut self, t: Option<Duration>) -> Self {
         self.lock_timeout = t;
         self
     }
 
-    /// The limits appends and reads are checked against (default:
-    /// [`Limits::DEFAULT`]); [`build`](Self::build) refuses limits outside
-    /// [`Limits::CEILING`]. A batch of appends the writer sends together stays
-    /// within `max_append_bytes`, whatever its neighbours.
+    /// The limits appends and reads are checked against before anything is
+    /// sent (default: the database's, `dcbstore.limits`, which every entry
+    /// point enforces, [`Limits::DEFAULT`] unless the schema's owner changed
+    /// them). [`build`](Self::build) refuses limits outside
+    /// [`Limits::CEILING`], and limits above the database's (it would refuse
+    /// what they let through), saying how to raise those. A batch of appends
+    /// the writer sends together stays within `max_append_bytes`, whatever
+    /// its neighbours.
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.limits = Some(limits);
         self
     }
 
@@ -186,7 +193,9 @@ impl StoreBuilder {
         let target = describe(&self.config);
         let config = self.config.clone();
         let kept_config = self.config.clone();
-        self.limits.validate()?;
+        if let Some(limits) = &self.limits {
+            limits.validate()?;
+        }
         let connector = tls_connector(&config, &self.tls)?;
         let pool = pool_of(
             self.config.clone(),
@@ -204,6 +213,14 @@ impl StoreBuilder {
         })?;
         let status = migrate::status(&**client).await?;
         status.require_up_to_date()?;
+        let database = Limits::of_database(&**client).await?;
+        let limits = match self.limits {
+            None => database,
+            Some(limits) => {
+                limits.within(&database)?;
+                limits
+            }
+        };
         tracing::info!(
             server = %describe(&kept_config),
             pool_size = self.pool_size,
@@ -219,7 +236,7 @@ impl StoreBuilder {
         };
         let batches = BatchLimits {
             events: self.max_batch_events,
-            bytes: self.limits.max_append_bytes,
+            bytes: limits.max_append_bytes,
         };
         let writer = Writer::spawn(pooled.clone(), batches, writers);
         let replicas = self.replica_pools(&options_of(&kept_config)).await?;
@@ -231,7 +248,7 @@ impl StoreBuilder {
                 pooled,
                 writer,
                 page_size: self.page_size,
-                limits: self.limits,
+                limits,
                 listener,
                 store_id: status.store_id.unwrap_or_default(),
                 head_gauge: HeadGauge::default(),

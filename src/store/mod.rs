@@ -17,8 +17,8 @@ pub use builder::StoreBuilder;
 
 use crate::append::{AppendCondition, AppendMeter, Appended, HeadGauge, PreparedAppend, Writer};
 use crate::connection::ConnectOptions;
-use crate::error::Result;
-use crate::event::{Event, SequencePosition, SequencedEvent};
+use crate::error::{Error, Result};
+use crate::event::{Event, RawEvent, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
@@ -75,6 +75,41 @@ pub trait EventStore {
         query: &Query,
         options: ReadOptions,
     ) -> BoxStream<'static, Result<SequencedEvent>>;
+
+    /// [`read`](Self::read) with each event's data and metadata as JSON text
+    /// ([`RawEvent`]), as the store holds them: [`Store`] returns the
+    /// database's text, so numbers keep every digit, and a value no
+    /// `serde_json::Value` can hold (one written before the database refused
+    /// such values) is read as it is. What `dcbstore read` prints and
+    /// [`transfer::export`](crate::transfer::export) writes. This default
+    /// encodes what [`read`](Self::read) returns.
+    fn read_raw(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<RawEvent>> {
+        use futures::StreamExt;
+        self.read(query, options)
+            .map(|e| {
+                let e = e?;
+                let raw = |v: &serde_json::Value| {
+                    serde_json::value::to_raw_value(v).map_err(|err| crate::Error::Undecodable {
+                        position: e.position,
+                        message: format!("its JSON: {err}"),
+                    })
+                };
+                Ok(RawEvent {
+                    position: e.position,
+                    id: e.event.id,
+                    data: raw(&e.event.data)?,
+                    metadata: raw(&serde_json::Value::Object(e.event.metadata.clone()))?,
+                    event_type: e.event.event_type,
+                    tags: e.event.tags,
+                    recorded_at: e.recorded_at,
+                })
+            })
+            .boxed()
+    }
 
     /// The highest committed position, `None` for an empty store.
     fn head(&self) -> impl Future<Output = Result<Option<SequencePosition>>> + Send;
@@ -244,6 +279,17 @@ impl Store {
         crate::subscribe::subscribe(self.source(), query, options)
     }
 
+    /// [`subscribe`](Self::subscribe) with each event's data and metadata
+    /// as the JSON text the database holds ([`RawEvent`], as
+    /// [`read_raw`](Self::read_raw)): what `dcbstore read --follow` prints.
+    pub fn subscribe_raw(
+        &self,
+        query: &Query,
+        options: SubscribeOptions,
+    ) -> Subscription<RawEvent> {
+        crate::subscribe::subscribe(self.source(), query, options)
+    }
+
     fn source(&self) -> Source {
         Source {
             pooled: self.inner.pooled.clone(),
@@ -297,7 +343,12 @@ impl EventStore for Store {
     ) -> Result<Appended> {
         let meter = AppendMeter::start(events.len());
         let result = match PreparedAppend::new(events, condition.as_ref(), &self.inner.limits) {
-            Ok(prepared) => self.inner.writer.append(prepared, since).await,
+            Ok(prepared) => self
+                .inner
+                .writer
+                .append(prepared, since)
+                .await
+                .map_err(Error::for_append),
             Err(e) => Err(e),
         };
         meter.finish(&result);
@@ -315,6 +366,21 @@ impl EventStore for Store {
         query: &Query,
         options: ReadOptions,
     ) -> BoxStream<'static, Result<SequencedEvent>> {
+        routed_read(
+            self.inner.pooled.clone(),
+            self.inner.replicas.clone(),
+            query,
+            &self.inner.limits,
+            options,
+            self.inner.page_size,
+        )
+    }
+
+    fn read_raw(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<RawEvent>> {
         routed_read(
             self.inner.pooled.clone(),
             self.inner.replicas.clone(),

@@ -15,6 +15,7 @@ use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
+use crate::read::Decode;
 use crate::read::ReadOptions;
 use crate::replica::{routed_read, Replicas};
 
@@ -24,21 +25,25 @@ use crate::replica::{routed_read, Replicas};
 /// Positions strictly increase; no committed matching event is skipped. It
 /// ends when its [`to`](SubscribeOptions::to) or
 /// [`limit`](SubscribeOptions::limit) is reached, or after yielding an error
-/// it could not ride out. Dropping it releases its reads and, with the last
+/// it could not ride out. An event it cannot decode is yielded as
+/// [`Error::Undecodable`] in its place, and the subscription goes on. Dropping it releases its reads and, with the last
 /// follower of its store, the listening connection.
+///
+/// `Subscription<RawEvent>` ([`Store::subscribe_raw`](crate::Store::subscribe_raw))
+/// yields events with their data and metadata as stored JSON text.
 #[must_use = "a subscription does nothing unless polled"]
-pub struct Subscription {
-    inner: BoxStream<'static, Result<SequencedEvent>>,
+pub struct Subscription<T = SequencedEvent> {
+    inner: BoxStream<'static, Result<T>>,
 }
 
-impl std::fmt::Debug for Subscription {
+impl<T> std::fmt::Debug for Subscription<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription").finish_non_exhaustive()
     }
 }
 
-impl Stream for Subscription {
-    type Item = Result<SequencedEvent>;
+impl<T> Stream for Subscription<T> {
+    type Item = Result<T>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.inner.poll_next_unpin(cx)
@@ -59,7 +64,7 @@ pub(crate) struct Source {
 }
 
 /// A subscription's state between events.
-struct Follow {
+struct Follow<T> {
     source: Source,
     query: Query,
     options: SubscribeOptions,
@@ -69,7 +74,7 @@ struct Follow {
     last: u64,
     delivered: u64,
     /// The read in progress: (last, head at its first page].
-    current: Option<BoxStream<'static, Result<SequencedEvent>>>,
+    current: Option<BoxStream<'static, Result<T>>>,
     /// The head has passed `to`: the read in progress is the last.
     finishing: bool,
     failures: u32,
@@ -78,7 +83,11 @@ struct Follow {
 }
 
 /// Starts a subscription; nothing is sent before it is first polled.
-pub(crate) fn subscribe(source: Source, query: &Query, options: SubscribeOptions) -> Subscription {
+pub(crate) fn subscribe<T: Decode>(
+    source: Source,
+    query: &Query,
+    options: SubscribeOptions,
+) -> Subscription<T> {
     let refused = if options.window.is_backwards() {
         Err(Error::invalid(
             "a subscription follows the log forwards: drop backwards() from its window",
@@ -109,7 +118,7 @@ pub(crate) fn subscribe(source: Source, query: &Query, options: SubscribeOptions
     }
 }
 
-async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
+async fn step<T: Decode>(mut f: Follow<T>) -> Option<(Result<T>, Follow<T>)> {
     loop {
         if f.done || f.reached_end() {
             return None;
@@ -127,7 +136,7 @@ async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
         };
         match next {
             Some(Ok(e)) => {
-                let p = e.position.get();
+                let p = e.position().get();
                 if p <= f.last {
                     // A read after `last` cannot return it; never deliver out
                     // of order, whatever happened.
@@ -139,6 +148,15 @@ async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
                 f.delivered += 1;
                 f.recovered();
                 return Some((Ok(e), f));
+            }
+            // One event this reader cannot decode: its error takes its place
+            // (naming it) and the subscription goes on after it.
+            Some(Err(e @ Error::Undecodable { .. }))
+                if e.position().is_some_and(|p| p.get() > f.last) =>
+            {
+                f.last = e.position().map_or(f.last, SequencePosition::get);
+                f.delivered += 1;
+                return Some((Err(e), f));
             }
             Some(Err(e)) => {
                 f.current = None;
@@ -178,7 +196,7 @@ async fn step(mut f: Follow) -> Option<(Result<SequencedEvent>, Follow)> {
     }
 }
 
-impl Follow {
+impl<T: Decode> Follow<T> {
     fn reached_end(&self) -> bool {
         let w = &self.options.window;
         w.max_events().is_some_and(|l| self.delivered >= l)
@@ -186,7 +204,7 @@ impl Follow {
     }
 
     /// A read of what follows the last delivered event, within the window.
-    fn read(&self) -> BoxStream<'static, Result<SequencedEvent>> {
+    fn read(&self) -> BoxStream<'static, Result<T>> {
         let mut options = ReadOptions::new();
         if self.last > 0 {
             options = options.after(SequencePosition::new(self.last));

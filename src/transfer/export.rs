@@ -93,7 +93,7 @@ where
     if let Some(head) = head {
         if options.after.is_none_or(|a| a < head) {
             let read = ReadOptions::new().after_opt(options.after).to(head);
-            let mut events = store.read(&options.query, read);
+            let mut events = store.read_raw(&options.query, read);
             while let Some(e) = events.try_next().await? {
                 serde_json::to_writer(&mut out, &e).map_err(write_error)?;
                 out.write_all(b"\n").map_err(write_error)?;

@@ -2,20 +2,16 @@
 //! checked against what is stored.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use serde::Serialize;
-use serde_json::Value;
 use uuid::Uuid;
 
-use chrono::{DateTime, Utc};
-use postgres_types::Json;
 use tokio_postgres::error::SqlState;
 
-use super::line::{describe, differences, parse_line};
+use super::line::{describe, differences, parse_line, Line};
 use crate::error::{Error, Result};
-use crate::event::Event;
-use crate::limits::json_bytes;
+use crate::limits::Limits;
 use crate::pooled::Expired;
 use crate::store::Store;
 
@@ -88,18 +84,21 @@ pub async fn import<R: BufRead>(
     options: &ImportOptions,
     mut progress: impl FnMut(&ImportSummary),
 ) -> Result<ImportSummary> {
+    let limits = *store.limits();
     let mut lines = Lines {
         input,
         buf: Vec::new(),
         line: 0,
         bytes: 0,
+        cap: line_cap(&limits),
     };
-    let limits = *store.limits();
     let batch_size = options.batch_size.min(limits.max_events_per_append);
     let mut summary = ImportSummary::default();
     // A line read but left for the next batch (it would have made this one
     // too large for one append).
-    let mut carried: Option<(u64, Stamped, usize)> = None;
+    let mut carried: Option<(u64, Line, usize)> = None;
+    // The last line with a recorded_at, and its time.
+    let mut last_stamp: Option<(u64, chrono::DateTime<chrono::Utc>)> = None;
     loop {
         let mut batch = Batch::default();
         let mut bytes = 0usize;
@@ -112,9 +111,22 @@ pub async fn import<R: BufRead>(
                         eof = true;
                         break;
                     };
-                    let event = parse_line(n, text, &limits)?;
-                    let size = json_bytes(&event.0.data) + json_bytes(&event.0.metadata);
-                    (n, event, size)
+                    let line = parse_line(n, text, &limits)?;
+                    if let (Some(at), Some((_, previous))) = (line.recorded_at, last_stamp) {
+                        if at < previous {
+                            return Err(Error::invalid(format!(
+                                "line {n}: recorded_at {} is before line {}'s ({}): times never go back along positions; keep the export's order, or leave recorded_at out to stamp events with the time of the import",
+                                at.to_rfc3339(),
+                                last_stamp.map_or(0, |(l, _)| l),
+                                previous.to_rfc3339()
+                            )));
+                        }
+                    }
+                    if let Some(at) = line.recorded_at {
+                        last_stamp = Some((n, at));
+                    }
+                    let size = line.bytes();
+                    (n, line, size)
                 }
             };
             if !batch.events.is_empty() && bytes + size > limits.max_append_bytes {
@@ -142,12 +154,24 @@ pub async fn import<R: BufRead>(
     Ok(summary)
 }
 
-/// The input, line by line, with line numbers and bytes consumed.
+/// The longest line an import reads, for `limits`: an event of
+/// `max_event_bytes` of compact JSON, twice over (a line may be indented or
+/// spaced), its tags and type (escaped, at worst six bytes a byte), and room
+/// for the other fields. Nothing longer is held in memory: a longer line is
+/// an error before the rest of it is read.
+pub fn line_cap(limits: &Limits) -> usize {
+    let names = (limits.max_tags_per_event + 1) * (6 * limits.max_name_bytes + 4);
+    2 * limits.max_event_bytes + names + 4096
+}
+
+/// The input, line by line, with line numbers and bytes consumed; no line
+/// longer than `cap` is held.
 pub(super) struct Lines<R> {
     pub(super) input: R,
     pub(super) buf: Vec<u8>,
     pub(super) line: u64,
     pub(super) bytes: u64,
+    pub(super) cap: usize,
 }
 
 impl<R: BufRead> Lines<R> {
@@ -156,14 +180,28 @@ impl<R: BufRead> Lines<R> {
     pub(super) fn next(&mut self) -> Result<Option<(u64, &str)>> {
         loop {
             self.buf.clear();
-            let read = self.input.read_until(b'\n', &mut self.buf).map_err(|e| {
-                Error::io(format!("cannot read the input after line {}", self.line), e)
-            })?;
+            let limit = u64::try_from(self.cap)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1);
+            let read = (&mut self.input)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(|e| {
+                    Error::io(format!("cannot read the input after line {}", self.line), e)
+                })?;
             if read == 0 {
                 return Ok(None);
             }
             self.line += 1;
             self.bytes += read as u64;
+            if self.buf.len() > self.cap && self.buf.last() != Some(&b'\n') {
+                return Err(Error::invalid(format!(
+                    "line {}: longer than {} bytes, more than an event within the limits can take (max_event_bytes {}): an import line holds one event, as export writes it",
+                    self.line,
+                    self.cap,
+                    (self.cap - 4096) / 2
+                )));
+            }
             if !self.buf.trim_ascii().is_empty() {
                 break;
             }
@@ -174,14 +212,11 @@ impl<R: BufRead> Lines<R> {
     }
 }
 
-/// An event and the `recorded_at` its line gives.
-type Stamped = (Event, Option<DateTime<Utc>>);
-
 /// The validated events of one batch, in file order, without repeated ids.
 #[derive(Default)]
 struct Batch {
-    /// (line number, event, recorded_at).
-    events: Vec<(u64, Event, Option<DateTime<Utc>>)>,
+    /// (line number, line).
+    events: Vec<(u64, Line)>,
     /// Index in `events` of each id.
     ids: HashMap<Uuid, usize>,
     /// Lines repeating an event earlier in the batch, identically.
@@ -191,11 +226,12 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, n: u64, (event, recorded_at): Stamped) -> Result<()> {
+    fn push(&mut self, n: u64, line: Line) -> Result<()> {
         self.read += 1;
+        let event = &line.event;
         let earlier = self.ids.get(&event.id).and_then(|&i| self.events.get(i));
-        if let Some((first, earlier, _)) = earlier {
-            let differ = differences(earlier, &event);
+        if let Some((first, earlier)) = earlier {
+            let differ = differences(&earlier.event, event);
             if differ.is_empty() {
                 self.repeated += 1;
                 return Ok(());
@@ -210,7 +246,7 @@ impl Batch {
             });
         }
         self.ids.insert(event.id, self.events.len());
-        self.events.push((n, event, recorded_at));
+        self.events.push((n, line));
         Ok(())
     }
 }
@@ -218,21 +254,25 @@ impl Batch {
 /// Looks the batch's ids up, then appends what is not stored yet. Returns
 /// (imported, already present).
 async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
-    let ids: Vec<Uuid> = batch.events.iter().map(|(_, e, _)| e.id).collect();
     let events = batch.events;
     // A concurrent import of the same input may store some of these ids
     // between the lookup and the append: then look again.
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let stored = lookup(store, &ids).await?;
+        let stored = lookup(store, &events).await?;
         let mut new = Vec::with_capacity(events.len());
+        let mut numbers = Vec::with_capacity(events.len());
         let mut present = batch.repeated;
-        for (n, e, recorded_at) in &events {
+        for (n, line) in &events {
+            let e = &line.event;
             match stored.get(&e.id) {
-                None => new.push((e.clone(), *recorded_at)),
+                None => {
+                    new.push(line);
+                    numbers.push(*n);
+                }
                 Some(s) => {
-                    let differ = differences(e, s);
+                    let differ = s.differences(e);
                     if !differ.is_empty() {
                         return Err(Error::IdConflict {
                             id: e.id,
@@ -251,46 +291,78 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
             return Ok((0, present));
         }
         let count = new.len() as u64;
-        match import_batch(store, new).await {
+        match import_batch(store, &new).await {
             Ok(()) => return Ok((count, present)),
             // Stored meanwhile (a concurrent import): look again.
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(on_line(e, &numbers)),
         }
     }
 }
 
-/// Appends `events` as one unconditional append that keeps each event's
-/// `recorded_at` (`dcbstore.import_batch`), then wakes followers.
-async fn import_batch(store: &Store, events: Vec<(Event, Option<DateTime<Utc>>)>) -> Result<()> {
+/// The store's refusal of an event of the batch ("event 2: ..."), as the
+/// input line it came from ("line 17: ..."), as every error of an import
+/// names the line.
+fn on_line(e: Error, numbers: &[u64]) -> Error {
+    let Some(db) = e.as_db_error() else {
+        return e;
+    };
+    if db.code() != &SqlState::INVALID_PARAMETER_VALUE {
+        return e;
+    }
+    let message = db.message();
+    let located = message
+        .strip_prefix("event ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(k, reason)| {
+            let k: usize = k.parse().ok()?;
+            Some(format!(
+                "line {}: {reason}",
+                numbers.get(k.checked_sub(1)?)?
+            ))
+        });
+    match located {
+        Some(message) => Error::Invalid(message),
+        None => e,
+    }
+}
+
+/// Appends `lines` as one unconditional append that keeps each event's
+/// `recorded_at` (`dcbstore.import_batch`), then wakes followers. Data and
+/// metadata go as the lines' JSON text: stored exactly, every digit kept.
+async fn import_batch(store: &Store, lines: &[&Line]) -> Result<()> {
+    let n = lines.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut types = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    let mut metadata = Vec::with_capacity(n);
+    let mut tag_ends = Vec::with_capacity(n);
+    let mut tags: Vec<String> = Vec::new();
+    let mut recorded = Vec::with_capacity(n);
+    for line in lines {
+        let e = &line.event;
+        ids.push(e.id);
+        types.push(e.event_type.clone());
+        data.push(line.data.clone());
+        metadata.push(line.metadata.clone());
+        tags.extend(e.tags.iter().cloned());
+        tag_ends.push(
+            i32::try_from(tags.len())
+                .map_err(|_| Error::invalid("too many tags in one import batch"))?,
+        );
+        recorded.push(line.recorded_at);
+    }
+    let params = std::sync::Arc::new((ids, types, data, metadata, tag_ends, tags, recorded));
     let outcome = store
         .pooled()
         .call(move |c| {
+            let params = params.clone();
             Box::pin(async move {
-                let n = events.len();
-                let mut ids = Vec::with_capacity(n);
-                let mut types = Vec::with_capacity(n);
-                let mut data = Vec::with_capacity(n);
-                let mut metadata = Vec::with_capacity(n);
-                let mut tag_ends = Vec::with_capacity(n);
-                let mut tags: Vec<&str> = Vec::new();
-                let mut recorded = Vec::with_capacity(n);
-                for (e, at) in &events {
-                    ids.push(e.id);
-                    types.push(e.event_type.as_str());
-                    data.push(&e.data);
-                    metadata.push(Json(&e.metadata));
-                    tags.extend(e.tags.iter().map(String::as_str));
-                    tag_ends.push(
-                        i32::try_from(tags.len())
-                            .map_err(|_| Error::invalid("too many tags in one import batch"))?,
-                    );
-                    recorded.push(*at);
-                }
+                let (ids, types, data, metadata, tag_ends, tags, recorded) = &*params;
                 let stmt = c.prepare_cached(IMPORT_SQL).await?;
                 let wake = c.prepare_cached(WAKE_SQL).await?;
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-                    [&ids, &types, &data, &metadata, &tag_ends, &tags, &recorded];
+                    [ids, types, data, metadata, tag_ends, tags, recorded];
                 // Polled in this order, the batch is sent first: pipelined,
                 // the wake-up runs after its commit.
                 let (imported, woken) =
@@ -319,40 +391,65 @@ async fn import_batch(store: &Store, events: Vec<(Event, Option<DateTime<Utc>>)>
     })
 }
 
-const IMPORT_SQL: &str = "SELECT dcbstore.import_batch($1, $2, $3, $4, $5, $6, $7::timestamptz[])";
+const IMPORT_SQL: &str =
+    "SELECT dcbstore.import_batch($1, $2, $3::text[], $4::text[], $5, $6, $7::timestamptz[])";
 
 /// As an append's: wakes followers once the batch has committed.
 const WAKE_SQL: &str =
     "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')";
 
-/// The events stored with any of `ids`.
-async fn lookup(store: &Store, ids: &[Uuid]) -> Result<HashMap<Uuid, Event>> {
+/// What is stored under an id of the batch, compared with its line in the
+/// database (jsonb equality: numbers by value, every digit, objects whatever
+/// their key order).
+struct Stored {
+    event_type: String,
+    tags: Vec<String>,
+    same_data: bool,
+    same_metadata: bool,
+}
+
+impl Stored {
+    fn differences(&self, e: &crate::event::Event) -> Vec<&'static str> {
+        let mut differ = Vec::new();
+        if self.event_type != e.event_type {
+            differ.push("type");
+        }
+        if !self.same_data {
+            differ.push("data");
+        }
+        if self.tags != e.tags {
+            differ.push("tags");
+        }
+        if !self.same_metadata {
+            differ.push("metadata");
+        }
+        differ
+    }
+}
+
+/// The events stored with the batch's ids, each compared with its line.
+async fn lookup(store: &Store, lines: &[(u64, Line)]) -> Result<HashMap<Uuid, Stored>> {
+    let ids: Vec<Uuid> = lines.iter().map(|(_, l)| l.event.id).collect();
+    let data: Vec<&str> = lines.iter().map(|(_, l)| l.data.as_str()).collect();
+    let metadata: Vec<&str> = lines.iter().map(|(_, l)| l.metadata.as_str()).collect();
     let client = store.pool().get().await?;
     let stmt = client
         .prepare_cached(
-            "SELECT id, type, data, tags, metadata FROM dcbstore.events WHERE id = ANY($1)",
+            "SELECT e.id, e.type, e.tags, e.data = u.data::jsonb, e.metadata = u.metadata::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, data, metadata)
+               JOIN dcbstore.events e ON e.id = u.id",
         )
         .await?;
-    let rows = client.query(&stmt, &[&ids]).await?;
+    let rows = client.query(&stmt, &[&ids, &data, &metadata]).await?;
     let mut stored = HashMap::with_capacity(rows.len());
     for row in rows {
-        let id: Uuid = row.try_get(0)?;
-        let metadata = match row.try_get(4)? {
-            Value::Object(m) => m,
-            _ => {
-                return Err(Error::decode(format!(
-                    "the stored metadata of event {id} is not a JSON object"
-                )))
-            }
-        };
         stored.insert(
-            id,
-            Event {
-                id,
+            row.try_get(0)?,
+            Stored {
                 event_type: row.try_get(1)?,
-                data: row.try_get(2)?,
-                tags: row.try_get(3)?,
-                metadata,
+                tags: row.try_get(2)?,
+                same_data: row.try_get(3)?,
+                same_metadata: row.try_get(4)?,
             },
         );
     }
@@ -368,13 +465,14 @@ mod tests {
     fn repeated_ids_in_a_batch_are_skipped_or_rejected() {
         let id = Uuid::now_v7();
         let mut batch = Batch::default();
-        let e = Event::new("A", json!({"n": 1})).with_id(id);
-        batch.push(1, (e.clone(), None)).expect("first");
-        batch.push(2, (e.clone(), None)).expect("identical repeat");
+        let line = |n: u64| {
+            let text = json!({"id": id, "type": "A", "data": {"n": n}}).to_string();
+            parse_line(1, &text, &Limits::DEFAULT).expect("a valid line")
+        };
+        batch.push(1, line(1)).expect("first");
+        batch.push(2, line(1)).expect("identical repeat");
         assert_eq!((batch.events.len(), batch.repeated, batch.read), (1, 1, 2));
-        let err = batch
-            .push(3, (Event::new("A", json!({"n": 2})).with_id(id), None))
-            .expect_err("different content");
+        let err = batch.push(3, line(2)).expect_err("different content");
         assert!(err.to_string().contains("line 3"), "{err}");
         assert!(err.to_string().contains("line 1"), "{err}");
     }

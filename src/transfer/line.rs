@@ -1,6 +1,9 @@
 //! The line format: what an import line may hold, its checks (those of an
 //! append, naming the line), and when two lines are the same event.
 
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
@@ -8,18 +11,34 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{Error, Result};
 use crate::event::Event;
-use crate::limits::{json_bytes, Limit, Limits};
+use crate::limits::{Limit, Limits};
+use crate::read::compact;
+
+/// An import line: the event (its data and metadata parsed, for the checks
+/// and for comparing lines), its data and metadata as the line's JSON text
+/// (compact), which is what is stored, so that numbers keep every digit,
+/// and its `recorded_at`.
+#[derive(Debug, Clone)]
+pub(super) struct Line {
+    pub(super) event: Event,
+    pub(super) data: String,
+    pub(super) metadata: String,
+    pub(super) recorded_at: Option<DateTime<Utc>>,
+}
+
+impl Line {
+    /// Bytes of JSON (data and metadata) as stored and as the limits count them.
+    pub(super) fn bytes(&self) -> usize {
+        self.data.len() + self.metadata.len()
+    }
+}
 
 /// The fields an import line may have.
 const FIELDS: &str = "id, type, data, tags, metadata, position, recorded_at";
 
 /// Parses and fully validates line `n`, as an append would (against
 /// `limits`), with errors that name the line and the field.
-pub(super) fn parse_line(
-    n: u64,
-    text: &str,
-    limits: &Limits,
-) -> Result<(Event, Option<DateTime<Utc>>)> {
+pub(super) fn parse_line(n: u64, text: &str, limits: &Limits) -> Result<Line> {
     let text = text.trim_end_matches(['\n', '\r']);
     let mut line = match serde_json::from_str(text) {
         Ok(LineJson::Object(m)) => m,
@@ -40,9 +59,9 @@ pub(super) fn parse_line(
     };
     let id: Option<Uuid> = field(n, &mut line, "id", "a UUID string")?;
     let event_type: Option<String> = field(n, &mut line, "type", "a string")?;
-    let data: Option<Value> = field(n, &mut line, "data", "JSON")?;
+    let data_raw = line.remove("data");
     let tags: Option<Vec<String>> = field(n, &mut line, "tags", "an array of strings")?;
-    let metadata: Option<Map<String, Value>> = field(n, &mut line, "metadata", "a JSON object")?;
+    let metadata_raw = line.remove("metadata").filter(|m| m.get() != "null");
     // The target store assigns positions (accepted and ignored); an event
     // keeps its recorded_at.
     let _: Option<u64> = field(n, &mut line, "position", "a non-negative integer")?;
@@ -52,6 +71,16 @@ pub(super) fn parse_line(
         "recorded_at",
         "an RFC 3339 timestamp (as export writes it)",
     )?;
+    if let Some(at) = recorded_at {
+        let ahead = at - Utc::now();
+        if ahead > chrono::Duration::minutes(5) {
+            return Err(Error::invalid(format!(
+                "line {n}: recorded_at {} is {} s ahead of this machine's clock: an import cannot stamp the log in the future (the store refuses times more than its max_clock_skew, 5 minutes by default, ahead of its own clock); check the clocks, or leave recorded_at out to stamp the event with the time of the import",
+                at.to_rfc3339(),
+                ahead.num_seconds()
+            )));
+        }
+    }
     if let Some(unknown) = line.keys().next() {
         return Err(Error::invalid(format!(
             "line {n}: unknown field {unknown:?} (an event has {FIELDS})"
@@ -67,9 +96,29 @@ pub(super) fn parse_line(
             "line {n}: the event has no \"type\""
         )));
     };
-    let data = data.unwrap_or(Value::Null);
+    let data_text = data_raw
+        .as_deref()
+        .map_or_else(|| "null".to_owned(), |r| compact(r.get()));
+    let metadata_text = metadata_raw
+        .as_deref()
+        .map_or_else(|| "{}".to_owned(), |r| compact(r.get()));
+    let data: Value = json_value(n, "data", &data_text, limits)?;
+    let metadata = match json_value(n, "metadata", &metadata_text, limits)? {
+        Value::Object(m) => m,
+        other => {
+            let got = match other {
+                Value::Array(_) => "an array",
+                Value::String(_) => "a string",
+                Value::Number(_) => "a number",
+                Value::Bool(_) => "a boolean",
+                _ => "null",
+            };
+            return Err(Error::invalid(format!(
+                "line {n}: \"metadata\" must be a JSON object, got {got}"
+            )));
+        }
+    };
     let mut tags = tags.unwrap_or_default();
-    let metadata = metadata.unwrap_or_default();
     limits.check_name(&format!("line {n}: event type"), &event_type)?;
     // The limits an append checks, here so that the error names the line.
     if tags.len() > limits.max_tags_per_event {
@@ -83,7 +132,7 @@ pub(super) fn parse_line(
             ),
         ));
     }
-    let bytes = json_bytes(&data) + json_bytes(&metadata);
+    let bytes = data_text.len() + metadata_text.len();
     if bytes > limits.max_event_bytes {
         return Err(limits.exceeded(
             Limit::EventBytes,
@@ -101,23 +150,50 @@ pub(super) fn parse_line(
     limits.check_metadata(&format!("line {n}: event metadata"), &metadata)?;
     tags.sort_unstable();
     tags.dedup();
-    Ok((
-        Event {
+    Ok(Line {
+        event: Event {
             id,
             event_type,
             data,
             tags,
             metadata,
         },
+        data: data_text,
+        metadata: metadata_text,
         recorded_at,
-    ))
+    })
+}
+
+/// A line's `data` or `metadata` as a value, for the checks: a number no
+/// double can hold, or nesting beyond what a reader decodes, is refused as
+/// the database refuses it.
+fn json_value(n: u64, key: &str, text: &str, limits: &Limits) -> Result<Value> {
+    serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        if message.contains("number out of range") {
+            Error::invalid(format!(
+                "line {n}: \"{key}\" holds a number beyond what a double can hold (about ±1.8e308), which readers could not decode: store it as a string"
+            ))
+        } else if message.contains("recursion limit") {
+            limits.exceeded(
+                Limit::JsonDepth,
+                limits.max_json_depth + 1,
+                format!(
+                    "line {n}: event {key} is nested deeper than {} levels",
+                    limits.max_json_depth
+                ),
+            )
+        } else {
+            Error::invalid(format!("line {n}: \"{key}\" is not valid JSON ({e})"))
+        }
+    })
 }
 
 /// A line's JSON: an object, its keys unique (a key given twice is an error,
 /// as in an `append` line, rather than the last one silently winning), or
 /// anything else.
 enum LineJson {
-    Object(Map<String, Value>),
+    Object(BTreeMap<String, Box<RawValue>>),
     Other,
 }
 
@@ -134,12 +210,12 @@ impl<'de> serde::Deserialize<'de> for LineJson {
                 self,
                 mut m: A,
             ) -> std::result::Result<LineJson, A::Error> {
-                let mut line = Map::new();
+                let mut line = BTreeMap::new();
                 while let Some(key) = m.next_key::<String>()? {
                     if line.contains_key(&key) {
                         return Err(A::Error::custom(format_args!("duplicate field {key:?}")));
                     }
-                    let value = m.next_value()?;
+                    let value: Box<RawValue> = m.next_value()?;
                     line.insert(key, value);
                 }
                 Ok(LineJson::Object(line))
@@ -174,20 +250,25 @@ impl<'de> serde::Deserialize<'de> for LineJson {
     }
 }
 
-/// Takes field `key` out of `line`: `None` when absent (or null, except for
-/// `data`, where null is a value).
+/// Takes field `key` out of `line`: `None` when absent or null.
 fn field<T: serde::de::DeserializeOwned>(
     n: u64,
-    line: &mut Map<String, Value>,
+    line: &mut BTreeMap<String, Box<RawValue>>,
     key: &str,
     expected: &str,
 ) -> Result<Option<T>> {
     match line.remove(key) {
         None => Ok(None),
-        Some(Value::Null) if key != "data" => Ok(None),
-        Some(v) => serde_json::from_value(v)
-            .map(Some)
-            .map_err(|e| Error::invalid(format!("line {n}: \"{key}\" must be {expected} ({e})"))),
+        Some(v) if v.get() == "null" => Ok(None),
+        Some(v) => serde_json::from_str(v.get()).map(Some).map_err(|e| {
+            // The value's own text, not the line's: no location.
+            let message = e.to_string();
+            let location = format!(" at line {} column {}", e.line(), e.column());
+            let message = message.strip_suffix(&location).unwrap_or(&message);
+            Error::invalid(format!(
+                "line {n}: \"{key}\" must be {expected} ({message})"
+            ))
+        }),
     }
 }
 
@@ -246,7 +327,7 @@ fn object_eq(x: &Map<String, Value>, y: &Map<String, Value>) -> bool {
 /// [`parse_line`] with the default limits, for the tests.
 #[cfg(test)]
 pub(super) fn parse_default(n: u64, text: &str) -> Result<Event> {
-    parse_line(n, text, &Limits::DEFAULT).map(|(e, _)| e)
+    parse_line(n, text, &Limits::DEFAULT).map(|l| l.event)
 }
 
 #[cfg(test)]
@@ -270,7 +351,9 @@ mod tests {
         assert!(e.metadata.is_empty());
         let line =
             json!({"id": id, "type": "A", "recorded_at": "2024-01-01T00:00:00.5Z"}).to_string();
-        let (_, at) = parse_line(1, &line, &Limits::DEFAULT).expect("parse");
+        let at = parse_line(1, &line, &Limits::DEFAULT)
+            .expect("parse")
+            .recorded_at;
         assert_eq!(
             at.map(|t| t.to_rfc3339()),
             Some("2024-01-01T00:00:00.500+00:00".into())

@@ -51,7 +51,7 @@ mod import;
 mod line;
 
 pub use export::{export, ExportOptions, ExportSummary};
-pub use import::{import, ImportOptions, ImportSummary, DEFAULT_BATCH_SIZE};
+pub use import::{import, line_cap, ImportOptions, ImportSummary, DEFAULT_BATCH_SIZE};
 
 #[cfg(test)]
 mod proptests;

@@ -48,6 +48,7 @@ fn check_input(input: &[u8]) {
         buf: Vec::new(),
         line: 0,
         bytes: 0,
+        cap: 1 << 20,
     };
     loop {
         match lines.next() {
@@ -153,8 +154,14 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
             format!(r#"{{"id":"{id}","type":"A","data":{deep}}}"#),
             format!(r#"{{"id":"{id}","type":"A","metadata":{{"m":{deep}}}}}"#),
         ] {
+            // Refused, naming the line: past the depth limit (as the
+            // database refuses it), or not JSON at all (unclosed).
             let err = parse_default(3, &text).unwrap_err().to_string();
-            assert!(err.starts_with("line 3: invalid JSON"), "{err}");
+            assert!(err.starts_with("line 3: "), "{err}");
+            assert!(
+                err.contains("nested deeper than 100 levels") || err.contains("invalid JSON"),
+                "{err}"
+            );
         }
     }
 }
@@ -179,7 +186,7 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_name_the_line() {
         ),
         (
             format!(r#"{{"id":"{id}","type":"A","data":1e400}}"#),
-            "out of range",
+            "beyond what a double can hold",
         ),
         (
             format!(r#"{{"id":"{id}","type":"A","position":-1}}"#),
@@ -276,8 +283,34 @@ fn invalid_utf8_names_the_line() {
         buf: Vec::new(),
         line: 0,
         bytes: 0,
+        cap: 1 << 20,
     };
     assert_eq!(lines.next().expect("line 2").map(|(n, _)| n), Some(2));
     let err = lines.next().unwrap_err().to_string();
     assert_eq!(err, "line 3: not valid UTF-8");
+}
+
+#[test]
+fn a_line_longer_than_the_cap_is_refused_before_the_rest_is_read() {
+    // A reader that would hand out gigabytes without a newline: the import
+    // holds at most the cap (plus one byte) of it.
+    struct Endless(u64);
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(b' ');
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+    let mut lines = Lines {
+        input: std::io::BufReader::new(Endless(0)),
+        buf: Vec::new(),
+        line: 0,
+        bytes: 0,
+        cap: 1 << 16,
+    };
+    let err = lines.next().unwrap_err().to_string();
+    assert!(err.starts_with("line 1: longer than 65536 bytes"), "{err}");
+    assert!(lines.buf.len() <= (1 << 16) + 1);
+    assert!(lines.input.get_ref().0 < 1 << 20, "read far past the cap");
 }

@@ -169,6 +169,23 @@ pub(crate) struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// Whether any limit was given (else the store uses the database's).
+    pub(crate) fn any_given(&self) -> bool {
+        [
+            self.max_events_per_append,
+            self.max_event_bytes,
+            self.max_append_bytes,
+            self.max_tags_per_event,
+            self.max_name_bytes,
+            self.max_json_depth,
+            self.max_query_items,
+            self.max_item_terms,
+            self.max_guards,
+        ]
+        .iter()
+        .any(Option::is_some)
+    }
+
     /// The limits: the defaults, with what was given.
     pub(crate) fn limits(&self) -> Limits {
         let mut limits = Limits::DEFAULT;
@@ -270,6 +287,11 @@ pub(crate) enum Command {
         /// Also allow it to redact events (audited erasure of personal data).
         #[arg(long)]
         redact: bool,
+        /// Also allow it to import (`dcbstore import`, which keeps each event's
+        /// recorded_at): for a migration or restore role, not an application.
+        /// A grant without it takes it back.
+        #[arg(long, conflicts_with = "read_only")]
+        import: bool,
         /// Read only, for the operations console and reporting tools.
         ///
         /// The role may read events, projections' checkpoints, dead letters

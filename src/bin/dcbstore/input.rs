@@ -169,13 +169,35 @@ impl LineMap {
 }
 
 /// Parses `dcbstore append` input: one JSON event per line, blank lines
-/// skipped but counted (every message names the input line).
-pub(crate) fn read_events(input: impl BufRead) -> Result<EventLines, Error> {
+/// skipped but counted (every message names the input line). Memory stays
+/// within the limits, whatever the input: reading stops at the first line
+/// longer than an event within `max_event_bytes` can be, and at event
+/// `max_events_per_append + 1`, before the rest is read.
+pub(crate) fn read_events(mut input: impl BufRead, limits: &Limits) -> Result<EventLines, Error> {
     let mut events = Vec::new();
     let mut lines = Vec::new();
-    for (i, line) in input.lines().enumerate() {
-        let n = i + 1;
-        let line = line.map_err(|e| Error::io(format_args!("cannot read line {n} of stdin"), e))?;
+    let cap = dcbstore::transfer::line_cap(limits);
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    loop {
+        buf.clear();
+        let limit = u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1);
+        let read = std::io::Read::take(&mut input, limit)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| Error::io(format_args!("cannot read line {} of stdin", n + 1), e))?;
+        if read == 0 {
+            break;
+        }
+        n += 1;
+        if buf.len() > cap && buf.last() != Some(&b'\n') {
+            return Err(Error::Invalid(format!(
+                "line {n}: longer than {cap} bytes, more than an event within the limits can take (max_event_bytes {}); nothing was written",
+                limits.max_event_bytes
+            )));
+        }
+        let line = std::str::from_utf8(&buf)
+            .map_err(|_| Error::Invalid(format!("line {n}: not valid UTF-8")))?;
+        let line = line.trim_end_matches(['\n', '\r']);
         let text = line.trim();
         if text.is_empty() {
             continue;
@@ -185,7 +207,13 @@ pub(crate) fn read_events(input: impl BufRead) -> Result<EventLines, Error> {
                 "line {n}: expected one JSON object per line, got an array: to append the elements of a JSON array, pipe it through `jq -c '.[]'`"
             )));
         }
-        let e: EventLine = serde_json::from_str(&line).map_err(|e| {
+        if events.len() == limits.max_events_per_append {
+            return Err(Error::Invalid(format!(
+                "line {n}: more than {} events on stdin, the most one append takes (max_events_per_append): split the input into several appends (each is atomic on its own); nothing was written",
+                limits.max_events_per_append
+            )));
+        }
+        let e: EventLine = serde_json::from_str(line).map_err(|e| {
             let hint = if e.is_eof() {
                 " (one JSON object per line: compact pretty-printed JSON with `jq -c .`)"
             } else {
@@ -222,16 +250,17 @@ mod tests {
     #[test]
     fn event_lines_parse_with_defaults_and_reject_unknown_fields() {
         let input = b"{\"type\":\"A\"}\n\n{\"type\":\"B\",\"tags\":[\"x\"],\"data\":{\"n\":1}}\n";
-        let parsed = read_events(&input[..]).expect("parse");
+        let parsed = read_events(&input[..], &Limits::DEFAULT).expect("parse");
         assert_eq!(parsed.lines.0, [1, 3], "blank lines are counted");
         let events = parsed.events;
         assert_eq!(events.len(), 2);
         assert_eq!(events[0].data, Value::Null);
         assert_eq!(events[1].tags, ["x"]);
-        let err = read_events(&b"{\"type\":\"A\",\"tag\":[\"x\"]}"[..]).unwrap_err();
+        let err =
+            read_events(&b"{\"type\":\"A\",\"tag\":[\"x\"]}"[..], &Limits::DEFAULT).unwrap_err();
         assert!(err.to_string().contains("line 1"), "{err}");
-        assert!(read_events(&b"\n"[..]).is_err());
-        assert!(read_events(&b"{\"type\":\"A\",\"metadata\":[]}"[..]).is_err());
+        assert!(read_events(&b"\n"[..], &Limits::DEFAULT).is_err());
+        assert!(read_events(&b"{\"type\":\"A\",\"metadata\":[]}"[..], &Limits::DEFAULT).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ use dcbstore::{append, AppendCondition, Error, Event, Query};
 
 /// `read_events`' result is events or an input error with a message.
 fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {
-    match read_events(input) {
+    match read_events(input, &dcbstore::limits::Limits::DEFAULT) {
         Ok(parsed) => {
             assert!(!parsed.events.is_empty(), "accepted no events");
             assert_eq!(
@@ -131,7 +131,7 @@ proptest! {
     ) {
         let end = if crlf { "\r\n" } else { "\n" };
         let input: String = events.iter().map(|e| format!("{blank}{}{end}", event_line(e))).collect();
-        let parsed = read_events(input.as_bytes()).expect("valid lines parse").events;
+        let parsed = read_events(input.as_bytes(), &dcbstore::limits::Limits::DEFAULT).expect("valid lines parse").events;
         prop_assert_eq!(&parsed, &events);
         prop_assert!(append::check(&parsed, None).is_ok());
     }
@@ -209,10 +209,11 @@ proptest! {
 fn deep_nesting_is_an_error_not_a_stack_overflow() {
     for deep in [nested_arrays(10_000), nested_objects(10_000)] {
         let line = format!("{{\"type\":\"A\",\"data\":{deep}}}\n");
-        let err = read_events(line.as_bytes()).expect_err("too deep");
+        let err =
+            read_events(line.as_bytes(), &dcbstore::limits::Limits::DEFAULT).expect_err("too deep");
         assert!(err.to_string().contains("recursion limit"), "{err}");
         let line = format!("{{\"type\":\"A\",\"metadata\":{{\"m\":{deep}}}}}\n");
-        assert!(read_events(line.as_bytes()).is_err());
+        assert!(read_events(line.as_bytes(), &dcbstore::limits::Limits::DEFAULT).is_err());
         assert!(parse_query(&deep).is_err());
         assert!(parse_query(&format!("[{{\"types\":{deep}}}]")).is_err());
         assert!(parse_condition(&deep).is_err());
@@ -222,7 +223,11 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     }
     // Unclosed, too.
     let open = "[".repeat(10_000);
-    assert!(read_events(format!("{{\"type\":\"A\",\"data\":{open}").as_bytes()).is_err());
+    assert!(read_events(
+        format!("{{\"type\":\"A\",\"data\":{open}").as_bytes(),
+        &dcbstore::limits::Limits::DEFAULT
+    )
+    .is_err());
     assert!(parse_query(&open).is_err());
     assert!(parse_condition(&open).is_err());
     assert!(parse_json(&open).is_err());
@@ -248,11 +253,15 @@ fn regression_nesting_is_checked_against_the_limit_whatever_the_innermost_holds(
         ),
     ] {
         let line = format!("{{\"type\":\"A\",\"data\":{at}}}");
-        let events = read_events(line.as_bytes()).expect("parses").events;
+        let events = read_events(line.as_bytes(), &dcbstore::limits::Limits::DEFAULT)
+            .expect("parses")
+            .events;
         append::check(&events, None).expect("at the limit");
         parse_json(&at).expect("redact data at the limit");
         let line = format!("{{\"type\":\"A\",\"data\":{over}}}");
-        let events = read_events(line.as_bytes()).expect("parses").events;
+        let events = read_events(line.as_bytes(), &dcbstore::limits::Limits::DEFAULT)
+            .expect("parses")
+            .events;
         let err = append::check(&events, None).expect_err("over the limit");
         assert!(err.to_string().contains("deeper than 100 levels"), "{err}");
         let err = parse_json(&over).expect_err("redact data over the limit");
@@ -289,21 +298,29 @@ fn bad_escape(err: &str) -> bool {
 #[test]
 fn nul_escapes_lone_surrogates_and_huge_numbers_are_errors_with_reasons() {
     // NUL: parsed, refused by validation with a reason.
-    let events = read_events(&b"{\"type\":\"A\\u0000\"}"[..])
-        .expect("parses")
-        .events;
+    let events = read_events(
+        &b"{\"type\":\"A\\u0000\"}"[..],
+        &dcbstore::limits::Limits::DEFAULT,
+    )
+    .expect("parses")
+    .events;
     let err = append::check(&events, None).unwrap_err().to_string();
     assert!(err.contains("NUL"), "{err}");
-    let events = read_events(&b"{\"type\":\"A\",\"data\":{\"k\\u0000\":1}}"[..])
-        .expect("parses")
-        .events;
+    let events = read_events(
+        &b"{\"type\":\"A\",\"data\":{\"k\\u0000\":1}}"[..],
+        &dcbstore::limits::Limits::DEFAULT,
+    )
+    .expect("parses")
+    .events;
     assert!(append::check(&events, None).is_err());
     assert!(parse_query(r#"[{"types":["\u0000"]}]"#)
         .unwrap_err()
         .contains("NUL"));
     // Lone surrogates: not text at all.
     for s in [r#"{"type":"\ud800"}"#, r#"{"type":"A","data":"\udfff"}"#] {
-        let err = read_events(s.as_bytes()).unwrap_err().to_string();
+        let err = read_events(s.as_bytes(), &dcbstore::limits::Limits::DEFAULT)
+            .unwrap_err()
+            .to_string();
         assert!(bad_escape(&err), "{err}");
     }
     assert!(bad_escape(
@@ -314,22 +331,44 @@ fn nul_escapes_lone_surrogates_and_huge_numbers_are_errors_with_reasons() {
         &parse_condition(r#"[{"query":"\udc00"}]"#).unwrap_err()
     ));
     // Numbers out of range.
-    assert!(read_events(&b"{\"type\":\"A\",\"data\":1e400}"[..]).is_err());
+    assert!(read_events(
+        &b"{\"type\":\"A\",\"data\":1e400}"[..],
+        &dcbstore::limits::Limits::DEFAULT
+    )
+    .is_err());
     for after in ["1e400", "18446744073709551616", "-1", "1.5"] {
         let c = format!(r#"[{{"query":"all","after":{after}}}]"#);
         assert!(parse_condition(&c).is_err(), "{c}");
     }
     // Invalid UTF-8.
-    let err = read_events(&b"{\"type\":\"\xff\"}"[..]).unwrap_err();
+    let err = read_events(
+        &b"{\"type\":\"\xff\"}"[..],
+        &dcbstore::limits::Limits::DEFAULT,
+    )
+    .unwrap_err();
     assert!(!err.to_string().is_empty());
 }
 
 #[test]
 fn very_long_strings_are_refused_by_the_limits_not_the_parser() {
     let long = "x".repeat(10 * 1024 * 1024);
-    let events = read_events(json!({"type": long}).to_string().as_bytes())
-        .expect("parses")
-        .events;
+    // A line longer than any event within the limits is refused before it
+    // is all read; one within the line cap parses, and the store's limits
+    // refuse its name.
+    let err = read_events(
+        json!({"type": long}).to_string().as_bytes(),
+        &dcbstore::limits::Limits::DEFAULT,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("line 1: longer than"), "{err}");
+    let name = "x".repeat(1024 * 1024);
+    let events = read_events(
+        json!({"type": name}).to_string().as_bytes(),
+        &dcbstore::limits::Limits::DEFAULT,
+    )
+    .expect("parses")
+    .events;
     let err = append::check(&events, None).unwrap_err().to_string();
     assert!(err.contains("the limit is 256 bytes"), "{err}");
     let err = parse_query(&json!([{"tags": [long]}]).to_string()).unwrap_err();
@@ -372,7 +411,9 @@ fn regression_duplicate_keys_are_refused() {
         r#"{"type":"A","type":"B"}"#,
         r#"{"type":"A","data":1,"data":2}"#,
     ] {
-        let err = read_events(line.as_bytes()).unwrap_err().to_string();
+        let err = read_events(line.as_bytes(), &dcbstore::limits::Limits::DEFAULT)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("duplicate field"), "{line}: {err}");
     }
     for q in [
@@ -423,7 +464,9 @@ async fn generated_events_parse_append_and_read_back_identical() {
         .iter()
         .map(|e| format!("{}\n", event_line(e)))
         .collect();
-    let parsed = read_events(input.as_bytes()).expect("parse").events;
+    let parsed = read_events(input.as_bytes(), &dcbstore::limits::Limits::DEFAULT)
+        .expect("parse")
+        .events;
     assert_eq!(parsed, events);
 
     let db = dcbstore::testing::TestDatabase::create()

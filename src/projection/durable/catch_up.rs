@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
 use super::definition::Erased;
+use super::lease::Lease;
 use crate::error::{Error, HandlerError};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::metrics::{age_seconds, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS};
@@ -33,6 +34,9 @@ pub(super) enum Stop {
     },
     /// The store failed (the database, the pool).
     Store(Error),
+    /// The lease is another runner's now (this one's connection closed and
+    /// the other took it over): the batch in hand was rolled back.
+    Lost { name: String },
 }
 
 impl Stop {
@@ -49,7 +53,7 @@ impl Stop {
         match self {
             Stop::Handler { position, .. } => *position,
             Stop::Stale { checkpoint, .. } => *checkpoint,
-            Stop::Store(_) => 0,
+            Stop::Store(_) | Stop::Lost { .. } => 0,
         }
     }
 
@@ -65,6 +69,9 @@ impl Stop {
                 "the checkpoint is at position {checkpoint}, which the log does not hold (head {head}): the log lost events this read model applied (a failover to a standby that lagged, or a restore); rebuild the projection (`projections rebuild {name}`, or Runner::rebuild)"
             ),
             Stop::Store(e) => e.to_string(),
+            Stop::Lost { name } => format!(
+                "projection {name} lost its lease (its connection closed) and another runner took it over: this run stopped and committed nothing more; retry when that runner is done, or rebuild through it"
+            ),
         }
     }
 
@@ -87,6 +94,7 @@ impl Stop {
                 message,
                 source: None,
             },
+            Stop::Lost { .. } => Error::Invalid(message),
         }
     }
 }
@@ -121,12 +129,15 @@ pub(super) async fn setup(store: &Store, p: &dyn Erased) -> Result<(), Stop> {
 }
 
 /// Applies every event matching the projection's query up to the head as it
-/// is now, in batches of one transaction each (read-model writes + checkpoint).
+/// is now, in batches of one transaction each (read-model writes + checkpoint),
+/// each fenced by `lease`: a batch commits only while the lease is still at
+/// this runner's generation.
 pub(super) async fn catch_up(
     store: &Store,
     p: &dyn Erased,
     config: &RunnerConfig,
     progress: &mut (dyn FnMut(Progress) + Send),
+    lease: &Lease,
 ) -> Result<u64, Stop> {
     let name = p.name().to_string();
     let query = p.query();
@@ -181,6 +192,11 @@ pub(super) async fn catch_up(
             Some(last) if events.len() as u64 == config.batch_size => last.position.get(),
             _ => head,
         };
+        // Last, so that a takeover waits for this check's row lock only
+        // until the commit, not for the whole batch.
+        if !lease.fence(&tx).await? {
+            return Err(Stop::Lost { name });
+        }
         checkpoint::advance(&tx, &name, reached, head).await?;
         tx.commit().await?;
         // Before `progress`: whoever watches the run sees the gauges of the
@@ -236,14 +252,20 @@ async fn locate_failure(
     }
 }
 
-/// Empties the read model and the checkpoint in one transaction.
-pub(super) async fn reset(store: &Store, p: &dyn Erased) -> Result<(), Stop> {
+/// Empties the read model and the checkpoint in one transaction, fenced by
+/// `lease` like a batch.
+pub(super) async fn reset(store: &Store, p: &dyn Erased, lease: &Lease) -> Result<(), Stop> {
     let mut client = store.pool().get().await?;
     let tx = client.transaction().await?;
     checkpoint::lock(&tx, p.name()).await?;
     p.reset(&tx)
         .await
         .map_err(|e| Stop::handler(0, "reset failed: ", e))?;
+    if !lease.fence(&tx).await? {
+        return Err(Stop::Lost {
+            name: p.name().to_string(),
+        });
+    }
     checkpoint::clear(&tx, p.name()).await?;
     tx.commit().await?;
     Ok(())

@@ -8,9 +8,13 @@
 //!   `dcbstore.projections` (`FOR UPDATE`) and reads the checkpoint under the
 //!   lock, so even two runners that both believe they are active apply each
 //!   event once: the second waits, then continues from the first's checkpoint.
-//! - A [`Runner`] holds a lease (a session advisory lock on a dedicated
-//!   connection) so that one process at a time runs a projection; when that
-//!   process dies its connection closes and another runner takes over.
+//! - A [`Runner`] holds a lease (a row of `dcbstore.leases` that only the
+//!   dcbstore functions write, held through a dedicated connection) so that
+//!   one process at a time runs a projection; when that process dies its
+//!   connection closes and another runner takes over. No other role can take
+//!   a lease first or hold it back. Each batch commits only while the lease
+//!   is still at the runner's generation: a runner that lost its lease
+//!   commits nothing more.
 //! - Catch-up, then live: the runner reads from the checkpoint up to the head,
 //!   then waits for a `NOTIFY` or a polling interval. Notifications only wake
 //!   it up; the log is the only source of events, so a lost notification

@@ -34,7 +34,12 @@ pub(crate) async fn rebuild_erased(
     wait: Duration,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> crate::error::Result<u64> {
-    let lease = Lease::acquire(store, p.name(), Some(wait)).await?;
+    let owner = format!(
+        "rebuild {}:{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let lease = Lease::acquire(store, p.name(), &owner, Some(wait)).await?;
     let Some(lease) = lease else {
         return Err(Error::Invalid(format!(
             "projection {} is being run by another process: stop its runner (or rebuild through it) and retry",
@@ -44,8 +49,8 @@ pub(crate) async fn rebuild_erased(
     checkpoint::ensure_row(store, p.name()).await?;
     let result = async {
         setup(store, p).await?;
-        reset(store, p).await?;
-        let applied = catch_up(store, p, config, progress).await?;
+        reset(store, p, &lease).await?;
+        let applied = catch_up(store, p, config, progress, &lease).await?;
         Ok::<u64, Stop>(applied)
     }
     .await;

@@ -111,17 +111,18 @@ async fn run(
     let name = p.name().to_string();
     let mut failures: u32 = 0;
     'lease: while !*stopped.borrow() {
-        let lease = match Lease::acquire(&store, &name, None).await {
-            Ok(Some(lease)) => lease,
-            Ok(None) | Err(_) => {
-                // Someone else runs it (or the database is away): try later.
-                if wait_or_stop(&mut stopped, config.poll_interval).await {
-                    return;
-                }
-                continue 'lease;
+        let taken = Lease::acquire(&store, &name, &owner, None).await;
+        if let Err(e) = &taken {
+            tracing::warn!(projection = %name, error = %e, "cannot take the lease; retrying");
+        }
+        // Someone else runs it, or the database is away (or refuses the
+        // lease functions: run `dcbstore grant`): try later.
+        let Ok(Some(mut lease)) = taken else {
+            if wait_or_stop(&mut stopped, config.poll_interval).await {
+                return;
             }
+            continue 'lease;
         };
-        let mut lease = lease;
         tracing::info!(projection = %name, owner = %owner, "projection lease taken");
         let started = async {
             checkpoint::ensure_row(&store, &name).await?;
@@ -150,8 +151,8 @@ async fn run(
             if let Some(Command::Rebuild(reply)) = pending.take().or_else(|| inbox.try_recv().ok())
             {
                 let r = async {
-                    reset(&store, p.as_ref()).await?;
-                    catch_up(&store, p.as_ref(), &config, &mut |_| {}).await
+                    reset(&store, p.as_ref(), &lease).await?;
+                    catch_up(&store, p.as_ref(), &config, &mut |_| {}, &lease).await
                 }
                 .await
                 .map_err(|s| s.into_error(&name));
@@ -159,8 +160,11 @@ async fn run(
             }
             // Before the catch-up: an append during it ends the wait below at once.
             wakeups.mark();
-            match catch_up(&store, p.as_ref(), &config, &mut |_| {}).await {
+            match catch_up(&store, p.as_ref(), &config, &mut |_| {}, &lease).await {
                 Ok(_) => failures = 0,
+                // Another runner has the projection now: take the lease
+                // again (or wait for it) before anything else.
+                Err(Stop::Lost { .. }) => continue 'lease,
                 Err(stop @ Stop::Handler { .. }) => {
                     failures = failures.saturating_add(1);
                     let (position, message) = (stop.position(), stop.message());

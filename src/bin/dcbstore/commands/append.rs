@@ -19,14 +19,16 @@ pub(crate) async fn append(
     condition: Option<AppendCondition>,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
-    let EventLines { events, lines } = read_events(std::io::stdin().lock())?;
+    // The store first: its limits (the database's, or DCBSTORE_MAX_*) bound
+    // how much of stdin is read.
+    let store = ctx.store().await?;
+    let EventLines { events, lines } = read_events(std::io::stdin().lock(), store.limits())?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let condition = condition
         .or_else(|| fail_if.map(|q| AppendCondition::new(q, after.map(SequencePosition::new))));
-    let store = ctx.store().await?;
     match store.append(events, condition).await {
         Ok(a) => {
-            let first = first_position(&store, &ids, a).await?;
+            let first = first_position(&store, &ids, a).await;
             write_json(
                 out,
                 &Stored {
@@ -68,21 +70,33 @@ struct Stored<'a> {
 }
 
 /// The position of the first event: a new batch has consecutive positions;
-/// an idempotent retry has its original ones, looked up by id.
-async fn first_position(store: &Store, ids: &[Uuid], a: Appended) -> Result<u64, Error> {
+/// an idempotent retry has its original ones, looked up by id. The append
+/// has happened: a lookup that fails is no failure of the command (it would
+/// say "failed" of a write that happened); the events of one append have
+/// consecutive positions, so the first is computed instead, with a warning.
+async fn first_position(store: &Store, ids: &[Uuid], a: Appended) -> u64 {
     let n = u64::try_from(ids.len()).unwrap_or(u64::MAX);
+    let consecutive = a.position.get().saturating_sub(n.saturating_sub(1));
     if !a.already_stored {
-        return Ok(a.position.get().saturating_sub(n.saturating_sub(1)));
+        return consecutive;
     }
-    let client = store.pool().get().await?;
-    let first: Option<i64> = client
-        .query_one(
-            "SELECT min(\"position\") FROM dcbstore.events WHERE id = ANY($1)",
-            &[&ids],
-        )
-        .await?
-        .try_get(0)?;
-    Ok(first
-        .and_then(|p| u64::try_from(p).ok())
-        .unwrap_or(a.position.get()))
+    let looked_up = async {
+        let client = store.pool().get().await?;
+        let first: Option<i64> = client
+            .query_one(
+                "SELECT min(\"position\") FROM dcbstore.events WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+            .try_get(0)?;
+        Ok::<_, Error>(first.and_then(|p| u64::try_from(p).ok()))
+    };
+    match looked_up.await {
+        Ok(Some(first)) => first,
+        Ok(None) => consecutive,
+        Err(e) => {
+            tracing::warn!(error = %e, "the events were already stored; their first position could not be looked up, so it is computed from the last");
+            consecutive
+        }
+    }
 }

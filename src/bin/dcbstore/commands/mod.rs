@@ -56,6 +56,9 @@ impl std::fmt::Display for Failure {
 pub(crate) struct Ctx {
     pub(crate) options: ConnectOptions,
     pub(crate) limits: Limits,
+    /// Whether `DCBSTORE_MAX_*` gave limits (else the store takes the
+    /// database's, `dcbstore.limits`).
+    pub(crate) limits_given: bool,
     /// Replica connection strings (`--replica`, `DCBSTORE_REPLICA_URLS`).
     pub(crate) replicas: Vec<String>,
 }
@@ -68,9 +71,11 @@ impl Ctx {
 
     /// The builder of [`store`](Self::store), for a command that sets more.
     pub(crate) fn builder(&self) -> StoreBuilder {
-        let mut builder = StoreBuilder::new(self.options.config.clone())
-            .tls(self.options.tls.clone())
-            .limits(self.limits);
+        let mut builder =
+            StoreBuilder::new(self.options.config.clone()).tls(self.options.tls.clone());
+        if self.limits_given {
+            builder = builder.limits(self.limits);
+        }
         for url in self.replicas.iter().filter(|u| !u.trim().is_empty()) {
             builder = builder.replica(url.trim());
         }
@@ -140,6 +145,7 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
     let ctx = Ctx {
         options,
         limits: cli.limits.limits(),
+        limits_given: cli.limits.any_given(),
         replicas: cli.replicas.clone(),
     };
     let ctx = &ctx;
@@ -178,8 +184,9 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
         Command::Grant {
             role,
             redact,
+            import,
             read_only,
-        } => roles::grant(ctx, &role, redact, read_only, out).await?,
+        } => roles::grant(ctx, &role, redact, import, read_only, out).await?,
         Command::Redact {
             position,
             data,

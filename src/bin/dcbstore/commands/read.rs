@@ -5,8 +5,7 @@ use std::io::Write;
 use futures::StreamExt;
 
 use dcbstore::{
-    Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, SequencedEvent,
-    SubscribeOptions,
+    Error, EventStore, Query, QueryItem, RawEvent, ReadOptions, SequencePosition, SubscribeOptions,
 };
 
 use super::redactions::{redactions_in, Marks};
@@ -53,12 +52,7 @@ fn query_of(query: Option<Query>, types: Vec<String>, tags: Vec<String>) -> Quer
 
 /// Writes one event as a JSON line, with its redaction mark if it has one;
 /// `false` when stdout is closed (the reader went away: not an error).
-fn print(
-    out: &mut dyn Write,
-    e: &SequencedEvent,
-    marks: &Marks,
-    flush: bool,
-) -> Result<bool, Error> {
+fn print(out: &mut dyn Write, e: &RawEvent, marks: &Marks, flush: bool) -> Result<bool, Error> {
     let line = marks.line(e)?;
     let written = writeln!(out, "{line}").and_then(|()| if flush { out.flush() } else { Ok(()) });
     match written {
@@ -69,7 +63,10 @@ fn print(
 }
 
 /// Prints the events of `query` (or of `--type`/`--tag`; all without them)
-/// in `window`, one JSON line each; a closed stdout ends it quietly.
+/// in `window`, one JSON line each, data and metadata as stored (every digit
+/// of every number); a closed stdout ends it quietly. An event that cannot
+/// be read (see [`Error::Undecodable`]) is reported on stderr, naming it, and
+/// the read goes on; the exit status is then 1.
 pub(crate) async fn read(
     ctx: &Ctx,
     query: Option<Query>,
@@ -81,13 +78,28 @@ pub(crate) async fn read(
     let query = query_of(query, types, tags);
     let store = ctx.store().await?;
     let marks = redactions_in(&store, window.after, window.from, window.to).await?;
-    let mut events = store.read(&query, window.options());
+    let mut events = store.read_raw(&query, window.options());
+    let mut first_undecodable = None;
     while let Some(e) = events.next().await {
-        if !print(out, &e?, &marks, false)? {
-            break;
+        match e {
+            Ok(e) => {
+                if !print(out, &e, &marks, false)? {
+                    break;
+                }
+            }
+            // Reported now and, the first of them, as the command's error
+            // once every other event is printed.
+            Err(e @ Error::Undecodable { .. }) => match first_undecodable {
+                None => first_undecodable = Some(e),
+                Some(_) => eprintln!("dcbstore: {e}"),
+            },
+            Err(e) => return Err(e),
         }
     }
-    Ok(Outcome::Done)
+    match first_undecodable {
+        Some(e) => Err(e),
+        None => Ok(Outcome::Done),
+    }
 }
 
 /// `read --follow`: the history, then each new event as it commits, every
@@ -116,7 +128,7 @@ pub(crate) async fn follow(
         _ = &mut interrupt => return Ok(Outcome::Done),
         _ = terminate.recv() => return Ok(Outcome::Done),
     };
-    let mut events = store.subscribe(&query, SubscribeOptions::new().window(window.options()));
+    let mut events = store.subscribe_raw(&query, SubscribeOptions::new().window(window.options()));
     loop {
         let next = tokio::select! {
             next = events.next() => next,
@@ -125,6 +137,8 @@ pub(crate) async fn follow(
         };
         match next {
             None => break,
+            // Reported, naming the event and how to redact it; following goes on.
+            Some(Err(e @ Error::Undecodable { .. })) => eprintln!("dcbstore: {e}"),
             Some(e) => {
                 if !print(out, &e?, &marks, true)? {
                     break;

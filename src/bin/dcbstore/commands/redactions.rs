@@ -6,7 +6,7 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
-use dcbstore::{Error, SequencedEvent, Store};
+use dcbstore::{Error, RawEvent, Store};
 
 use super::{write_json, Ctx, Outcome};
 
@@ -15,7 +15,7 @@ use super::{write_json, Ctx, Outcome};
 #[derive(serde::Serialize)]
 struct Marked<'a> {
     #[serde(flatten)]
-    event: &'a SequencedEvent,
+    event: &'a RawEvent,
     redacted: &'a Redaction,
 }
 
@@ -33,7 +33,7 @@ pub(crate) struct Marks(HashMap<u64, Redaction>);
 
 impl Marks {
     /// `e` as its JSON line: marked when it was redacted.
-    pub(crate) fn line(&self, e: &SequencedEvent) -> Result<String, Error> {
+    pub(crate) fn line(&self, e: &RawEvent) -> Result<String, Error> {
         match self.0.get(&e.position.get()) {
             None => serde_json::to_string(e),
             Some(mark) => serde_json::to_string(&Marked {

@@ -12,20 +12,32 @@ use tokio_postgres::error::SqlState;
 
 use super::{output_error, write_json, Ctx, Failure, Outcome};
 
-/// Grants `role` append and read (and redact), or read only.
+/// Grants `role` append and read (and redact, and import), or read only.
 pub(crate) async fn grant(
     ctx: &Ctx,
     role: &str,
     redact: bool,
+    import: bool,
     read_only: bool,
     out: &mut dyn Write,
 ) -> Result<Outcome, Error> {
     let client = ctx.connect().await?;
-    // clap refuses --read-only with --redact; grant_app refuses the pair too.
-    let (grants, granted) = match (read_only, redact) {
-        (true, _) => (Grants::read_only(), "read only"),
-        (false, true) => (Grants::app().with_redact(), "append and read and redact"),
-        (false, false) => (Grants::app(), "append and read"),
+    // clap refuses --read-only with --redact or --import; grant_app refuses
+    // the pairs too.
+    let (grants, granted) = if read_only {
+        (Grants::read_only(), "read only".to_string())
+    } else {
+        let mut grants = Grants::app();
+        let mut granted = String::from("append and read");
+        if redact {
+            grants = grants.with_redact();
+            granted.push_str(" and redact");
+        }
+        if import {
+            grants = grants.with_import();
+            granted.push_str(" and import");
+        }
+        (grants, granted)
     };
     roles::grant_app(&client, role, grants).await?;
     writeln!(out, "granted {role:?} {granted}").map_err(output_error)?;
