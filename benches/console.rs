@@ -38,13 +38,27 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
     (at(0.5), at(0.99))
 }
 
+/// The session cookie the console's printed URL (its generated token)
+/// gives, as a browser would get it.
+async fn session(router: &axum::Router, token: &str) -> String {
+    let request = Request::get(format!("/?token={token}"))
+        .header("host", "127.0.0.1:7433")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
 /// The server time of `GET path`, `n` times after 3 warm-ups; checks 200.
-async fn page(router: &axum::Router, path: &str, n: usize) -> (f64, f64, usize) {
+async fn page(router: &axum::Router, cookie: &str, path: &str, n: usize) -> (f64, f64, usize) {
     let mut samples = Vec::with_capacity(n);
     let mut bytes = 0;
     for i in 0..n + 3 {
         let request = Request::get(path)
             .header("accept", "text/html")
+            .header("host", "127.0.0.1:7433")
+            .header("cookie", cookie)
             .body(Body::empty())
             .unwrap();
         let started = Instant::now();
@@ -122,9 +136,9 @@ async fn main() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/school.schema.json"),
     )
     .unwrap();
-    let router = Console::new(store.clone(), ConsoleOptions::new().schema(schema))
-        .unwrap()
-        .router();
+    let console = Console::new(store.clone(), ConsoleOptions::new().schema(schema)).unwrap();
+    let router = console.router();
+    let cookie = session(&router, console.generated_token().unwrap()).await;
 
     let middle = big / 2;
     let deep = format!("/events?tag=account:500&before={middle}");
@@ -155,7 +169,7 @@ async fn main() {
     );
     println!("|---|---|---|---|---|---|---|---|");
     for (name, path, baseline) in pages {
-        let (p50, p99, bytes) = page(&router, &path, n).await;
+        let (p50, p99, bytes) = page(&router, &cookie, &path, n).await;
         let (what, b50) = match baseline {
             "stats" => (
                 "two of its statements (types, top tags)",
