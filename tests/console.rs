@@ -1843,3 +1843,51 @@ async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it()
     assert!(flagged.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_live_streams_share_one_follower_of_the_log() {
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &["a"])], None).await.unwrap();
+    let c = serve(
+        &store,
+        ConsoleOptions::new()
+            .max_live_streams(8)
+            .refresh_stats(false),
+    )
+    .await;
+    let http = http(&c).await;
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let r = http
+            .get(format!("{}/events/live?tag=a&after=1", c.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        streams.push(r);
+    }
+    // Every reader of the log now waits for this lock: the backends that
+    // wait are the followers there are (and the gauges' sampler).
+    let mut locker = owner(&db).await;
+    let tx = locker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE dcbstore.events IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let watcher = owner(&db).await;
+    let mut most = 0;
+    // A follower polls every second at most: 4 s see them all waiting.
+    for _ in 0..40 {
+        most = most.max(waiting(&watcher).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tx.rollback().await.unwrap();
+    assert!(most >= 1, "the follower reads the log");
+    assert!(
+        most <= 2,
+        "{most} readers of the log for 8 streams: one follower (and the sampler) expected"
+    );
+    let _ = store.append(vec![numbered(2, &["a"])], None).await.unwrap();
+    for s in &mut streams {
+        assert!(first_row(s).await.contains("id: 2"));
+    }
+}
