@@ -217,6 +217,9 @@ pub(crate) async fn login(
     };
     let next = safe_next(form.next.as_deref());
     let secrets = &console.secrets;
+    if !secrets.required() {
+        return Redirect::to(&next).into_response();
+    }
     if !secrets.token_matches(&form.token) {
         tracing::warn!("console login with a wrong token");
         let to = format!(
@@ -224,9 +227,6 @@ pub(crate) async fn login(
             percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC)
         );
         return Redirect::to(&to).into_response();
-    }
-    if !secrets.required() {
-        return Redirect::to(&next).into_response();
     }
     (jar.add(session_cookie(&console)), Redirect::to(&next)).into_response()
 }

@@ -135,6 +135,11 @@ mod tests {
         ] {
             assert!(!allowed(refused, &names, local), "{refused}");
         }
+        let given = crate::console::ConsoleOptions::new()
+            .allowed_host("Proxy.Example:8443")
+            .allowed_host("[2001:db8::1]");
+        assert!(allowed("proxy.example", &given.allowed_hosts, local));
+        assert!(allowed("[2001:db8::1]:7433", &given.allowed_hosts, local));
         let v6 = Some("::1".parse().unwrap());
         assert!(allowed("[::1]:7433", &[], v6));
         assert!(!allowed("[::2]:7433", &[], v6));

@@ -170,11 +170,13 @@ impl ConsoleOptions {
     /// a site whose name was rebound to this address cannot read it.
     #[must_use]
     pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
-        let name = name
-            .into()
+        let given = name.into();
+        // A port given with the name is dropped: ports are not compared.
+        let host = given
             .trim()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+            .parse::<axum::http::uri::Authority>()
+            .map_or_else(|_| given.trim().to_owned(), |a| a.host().to_owned());
+        let name = host.trim_end_matches('.').to_ascii_lowercase();
         if !name.is_empty() {
             self.allowed_hosts.push(name);
         }
