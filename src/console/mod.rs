@@ -145,8 +145,11 @@ impl Console {
     /// The routes, to serve or to nest in an application's own router.
     /// The statistics are kept current only by [`serve`](BoundConsole::serve)
     /// (or by calling [`refresh`]). Served by another server, the connection
-    /// and header bounds are that server's, and the login limiter sees one
-    /// client unless it inserts axum's `ConnectInfo`.
+    /// and header bounds are that server's, the login limiter sees one
+    /// client unless it inserts axum's `ConnectInfo`, and requests must name
+    /// `localhost`, an address, or a name given with
+    /// [`ConsoleOptions::allowed_host`] (the service's own names: others get
+    /// 421).
     pub fn router(&self) -> Router {
         let s = self.shared.clone();
         let deadline = s.options.bounds.request_timeout;
