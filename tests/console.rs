@@ -1891,3 +1891,45 @@ async fn many_live_streams_share_one_follower_of_the_log() {
         assert!(first_row(s).await.contains("id: 2"));
     }
 }
+
+/// An event a reader cannot decode (stored before the database refused such
+/// values) never takes a page down: the events page lists it in its place,
+/// saying why and how to redact it, and its own page shows it as stored,
+/// every digit kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_a_reader_cannot_decode_is_shown_with_how_to_redact_it() {
+    let (store, db) = store().await;
+    let _ = store.append(vec![numbered(1, &["t"])], None).await.unwrap();
+    let owner = owner(&db).await;
+    owner
+        .batch_execute(
+            "WITH e AS (INSERT INTO dcbstore.events (position, id, type, data, tags)
+                        VALUES (2, gen_random_uuid(), 'Legacy', '{\"n\": 1e400, \"big\": 123456789012345678901234567890}', '{t}')
+                        RETURNING position)
+             INSERT INTO dcbstore.event_tags (tag, position, type) SELECT 't', position, 'Legacy' FROM e",
+        )
+        .await
+        .unwrap();
+    let _ = store.append(vec![numbered(3, &["t"])], None).await.unwrap();
+    let c = serve(&store, ConsoleOptions::new()).await;
+    let client = http(&c).await;
+    for url in ["/events", "/events?tag=t"] {
+        let r = client.get(format!("{}{url}", c.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{url}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("data-position=\"3\""), "{url}");
+        assert!(body.contains("data-position=\"1\""), "{url}");
+        assert!(body.contains("cannot be decoded"), "{url}");
+        assert!(body.contains("dcbstore redact 2"), "{url}");
+    }
+    let r = client
+        .get(format!("{}/events/2", c.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cannot be decoded"));
+    assert!(body.contains("123456789012345678901234567890"));
+    assert!(body.contains(&format!("1{}", "0".repeat(400))));
+}

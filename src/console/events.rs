@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum_extra::extract::Query as UrlQuery;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use maud::{html, Markup};
 
 use super::error::PageError;
@@ -20,13 +20,54 @@ use crate::store::{EventStore, Store};
 
 /// A page of events and whether there are more on either side.
 struct Page {
-    events: Vec<SequencedEvent>,
+    events: Vec<Listed>,
     older: bool,
     newer: bool,
 }
 
+/// An event of a page, or one this reader cannot decode (shown as such,
+/// with how to redact it: it never takes its page down).
+pub(crate) enum Listed {
+    Event(SequencedEvent),
+    Undecodable(SequencePosition, String),
+}
+
+impl Listed {
+    pub(crate) fn position(&self) -> SequencePosition {
+        match self {
+            Listed::Event(e) => e.position,
+            Listed::Undecodable(p, _) => *p,
+        }
+    }
+
+    /// A read's item: an undecodable event is listed, any other error fails.
+    pub(crate) fn of(item: crate::Result<SequencedEvent>) -> crate::Result<Listed> {
+        match item {
+            Ok(e) => Ok(Listed::Event(e)),
+            Err(e @ crate::Error::Undecodable { .. }) => {
+                let p = e.position().unwrap_or(SequencePosition::new(0));
+                Ok(Listed::Undecodable(p, e.to_string()))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Its table row.
+    pub(crate) fn row(&self, redacted: bool) -> Markup {
+        match self {
+            Listed::Event(e) => row(e, redacted),
+            Listed::Undecodable(p, message) => undecodable_row(p.get(), message),
+        }
+    }
+}
+
 async fn read_page(store: &Store, f: &Filter) -> Result<Page, PageError> {
-    let read = |o: ReadOptions| store.read(&f.query, o).try_collect::<Vec<_>>();
+    let read = |o: ReadOptions| {
+        store
+            .read(&f.query, o)
+            .map(Listed::of)
+            .try_collect::<Vec<_>>()
+    };
     if let Some(n) = f.newer {
         // The 50 oldest events above the cursor, shown newest first.
         let mut events = read(f.window(Some(n), None).limit(PAGE + 1)).await?;
@@ -36,7 +77,7 @@ async fn read_page(store: &Store, f: &Filter) -> Result<Page, PageError> {
         let older = match events.last() {
             None => n > 0,
             Some(e) => !read(
-                f.window(None, Some(e.position.get().saturating_sub(1)))
+                f.window(None, Some(e.position().get().saturating_sub(1)))
                     .backwards()
                     .limit(1),
             )
@@ -62,7 +103,7 @@ async fn read_page(store: &Store, f: &Filter) -> Result<Page, PageError> {
     events.truncate(PAGE as usize);
     let newer = match (f.before, events.first()) {
         (None, _) => false,
-        (Some(_), Some(e)) => !read(f.window(Some(e.position.get()), None).limit(1))
+        (Some(_), Some(e)) => !read(f.window(Some(e.position().get()), None).limit(1))
             .await?
             .is_empty(),
         (Some(b), None) => !read(f.window(Some(b.saturating_sub(1)), None).limit(1))
@@ -117,7 +158,7 @@ pub(crate) async fn page(
 ) -> Result<Markup, PageError> {
     let f = Filter::parse(&params, &console.store)?;
     let p = read_page(&console.store, &f).await?;
-    let positions: Vec<u64> = p.events.iter().map(|e| e.position.get()).collect();
+    let positions: Vec<u64> = p.events.iter().map(|e| e.position().get()).collect();
     let marks = redactions(&console, &positions).await?;
     let head = console.store.head().await?.map_or(0, SequencePosition::get);
     // Live only on the newest page: new events go above it.
@@ -152,7 +193,7 @@ pub(crate) async fn page(
             table #events data-stream=[stream.as_deref()] {
                 thead { tr { th.num { "position" } th { "recorded" } th { "type" } th { "tags" } th { "data" } } }
                 tbody {
-                    @for e in &p.events { (row(e, marks.contains_key(&e.position.get()))) }
+                    @for e in &p.events { (e.row(marks.contains_key(&e.position().get()))) }
                     @if p.events.is_empty() { tr #no-events { td colspan="5" .muted { "No events match." } } }
                 }
             }
@@ -205,6 +246,17 @@ pub(crate) fn row(e: &SequencedEvent, redacted: bool) -> Markup {
                 @if redacted { span.redacted { "redacted" } " " }
                 pre { (preview(&data, 160)) }
             }
+        }
+    }
+}
+
+/// A row for an event this reader cannot decode: which, why, and how to
+/// redact it.
+pub(crate) fn undecodable_row(p: u64, message: &str) -> Markup {
+    html! {
+        tr.undecodable data-position=(p) {
+            td.num { a href=(format!("/events/{p}")) { (p) } }
+            td colspan="4" { span.redacted { "cannot be decoded" } " " (message) }
         }
     }
 }

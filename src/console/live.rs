@@ -18,12 +18,12 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::Query as UrlQuery;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::error::PageError;
-use super::events::{redactions, row};
+use super::events::{redactions, Listed};
 use super::filter::{Filter, Params, PAGE};
 use super::poller::{Listener, Row};
 use super::reads::{busy, Held};
@@ -131,12 +131,13 @@ impl Follow {
             .limit(PAGE);
         let read = async {
             let held = Held::acquire(console).await;
-            let events: Vec<_> = console
+            let events: Vec<Listed> = console
                 .store
                 .read(&self.query, options)
+                .map(Listed::of)
                 .try_collect()
                 .await?;
-            let positions: Vec<u64> = events.iter().map(|e| e.position.get()).collect();
+            let positions: Vec<u64> = events.iter().map(|e| e.position().get()).collect();
             let marks = redactions(console, &positions).await?;
             if let Some(h) = held {
                 h.release();
@@ -150,12 +151,12 @@ impl Follow {
             self.last = upto;
         }
         for e in &events {
-            let p = e.position.get();
+            let p = e.position().get();
             self.pending.push_back(
                 SseEvent::default()
                     .event("row")
                     .id(p.to_string())
-                    .data(row(e, marks.contains_key(&p)).into_string()),
+                    .data(e.row(marks.contains_key(&p)).into_string()),
             );
             self.last = self.last.max(p);
         }
@@ -168,7 +169,13 @@ impl Follow {
             return;
         }
         self.last = r.position;
-        if self.to.is_none_or(|t| r.position <= t) && self.query.matches(&r.event) {
+        // An event the follower could not decode matches only a stream of
+        // every event (its type and tags are unknown to the filter).
+        let matches = r
+            .event
+            .as_ref()
+            .map_or(matches!(self.query, Query::All), |e| self.query.matches(e));
+        if self.to.is_none_or(|t| r.position <= t) && matches {
             self.pending.push_back(
                 SseEvent::default()
                     .event("row")

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, Mutex};
 
 use super::error::PageError;
-use super::events::{redactions, row};
+use super::events::{redactions, Listed};
 use super::state::Shared;
 use crate::event::{Event, SequencePosition};
 use crate::query::Query;
@@ -35,8 +35,8 @@ const IDLE_CHECK: Duration = Duration::from_secs(5);
 /// One event as the live streams get it.
 pub(crate) struct Row {
     pub(crate) position: u64,
-    /// For the streams' filters.
-    pub(crate) event: Event,
+    /// For the streams' filters (`None`: an event this reader cannot decode).
+    pub(crate) event: Option<Event>,
     /// The table row, rendered once.
     pub(crate) html: String,
 }
@@ -137,7 +137,7 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
         let mut failed = false;
         let mut batch = Vec::with_capacity(chunk.len());
         for item in chunk {
-            match item {
+            match Listed::of(item) {
                 Ok(e) => batch.push(e),
                 Err(e) => {
                     tracing::warn!(error = %e, "the console's live feed stopped");
@@ -145,16 +145,19 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
                 }
             }
         }
-        let positions: Vec<u64> = batch.iter().map(|e| e.position.get()).collect();
+        let positions: Vec<u64> = batch.iter().map(|e| e.position().get()).collect();
         let marks = redactions(&console, &positions).await.unwrap_or_default();
         for e in batch {
-            let position = e.position.get();
-            let html = row(&e, marks.contains_key(&position)).into_string();
+            let position = e.position().get();
+            let html = e.row(marks.contains_key(&position)).into_string();
             feed.cursor.store(position, Ordering::SeqCst);
             // No receiver is not an error: the idle check ends the follower.
             let _ = feed.rows.send(Arc::new(Row {
                 position,
-                event: e.event,
+                event: match e {
+                    Listed::Event(e) => Some(e.event),
+                    Listed::Undecodable(..) => None,
+                },
                 html,
             }));
         }
