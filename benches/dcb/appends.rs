@@ -13,7 +13,7 @@ use super::setup::{checkpoint, database, fill_boundaries, ServerSetup};
 use super::{baselines, workloads, BOUNDARIES};
 
 /// One round: R1 (1, 16, 64), B1, B2, L1, L2 (16), L2 (64).
-type Round = [Figures; 7];
+type Round = [Figures; 8];
 
 pub async fn run(admin: &str, server: &ServerSetup, cpu: &ServerCpu, rounds: usize, secs: f64) {
     let admin_client =
@@ -72,7 +72,7 @@ pub async fn run(admin: &str, server: &ServerSetup, cpu: &ServerCpu, rounds: usi
         all.push(
             figures
                 .try_into()
-                .unwrap_or_else(|_| unreachable!("seven figures")),
+                .unwrap_or_else(|_| unreachable!("eight figures")),
         );
     }
     let ratio = |i: usize, base: usize| {
@@ -122,8 +122,8 @@ pub async fn run(admin: &str, server: &ServerSetup, cpu: &ServerCpu, rounds: usi
         rate(0),
         rate(1),
         rate(2),
-        rate(6),
-        Spread::of(&all.iter().map(|r| r[6].rate() / r[2].rate()).collect::<Vec<_>>()).show(2)
+        rate(7),
+        Spread::of(&all.iter().map(|r| r[7].rate() / r[2].rate()).collect::<Vec<_>>()).show(2)
     ));
     println!("{out}");
     let _ = std::fs::create_dir_all("target");

@@ -101,7 +101,13 @@ impl Stop {
 
 impl From<Error> for Stop {
     fn from(e: Error) -> Self {
-        Stop::Store(e)
+        match e.position() {
+            // An event this reader cannot decode fails the projection at it,
+            // as a handler error would (status shows which, and how to
+            // redact it), instead of a store error retried without end.
+            Some(position) => Stop::handler(position.get(), "", Box::new(e)),
+            None => Stop::Store(e),
+        }
     }
 }
 
