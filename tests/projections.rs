@@ -733,3 +733,51 @@ async fn a_checkpoint_above_the_head_stops_its_projection_until_it_is_rebuilt() 
     .await;
     runner.stop().await;
 }
+
+/// A durable projection meets an event a reader cannot decode (stored before
+/// the database refused such values): it fails at that event's position,
+/// saying how to redact it, applies nothing past it, and goes on once the
+/// event is redacted. (The decode error was a store error, retried for ever
+/// as transient.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_projection_fails_at_an_undecodable_event_and_goes_on_once_it_is_redacted() {
+    let (store, db) = store().await;
+    let feed = Feed::new("undecodable", Query::all(), "u1");
+    let _ = store.append(vec![ev("A", &[])], None).await.unwrap();
+    let owner = dcbstore::connection::connect(db.options().unwrap())
+        .await
+        .unwrap();
+    owner
+        .batch_execute(
+            "INSERT INTO dcbstore.events (position, id, type, data, tags)
+             VALUES (2, gen_random_uuid(), 'Legacy', '{\"n\": 1e400}', '{}')",
+        )
+        .await
+        .unwrap();
+    let _ = store.append(vec![ev("C", &[])], None).await.unwrap();
+    let runner = Runner::start(store.clone(), feed.clone(), fast());
+    wait_for("the projection to fail at the event", || async {
+        matches!(row(&store, "undecodable").await, Some(s) if s.state == "failed")
+    })
+    .await;
+    let s = row(&store, "undecodable").await.unwrap();
+    let message = s.last_error.clone().unwrap_or_default();
+    assert!(message.contains("dcbstore redact 2"), "{message}");
+    assert_eq!(s.error_position, Some(2), "{s:?}");
+    assert_eq!(s.checkpoint, 1, "nothing past the event");
+    dcbstore::roles::redact(
+        &owner,
+        SequencePosition::new(2),
+        &serde_json::Value::Null,
+        "unreadable",
+        None,
+    )
+    .await
+    .unwrap();
+    wait_for("the projection to go on", || {
+        caught_up(&store, "undecodable")
+    })
+    .await;
+    assert_eq!(model(&store, &feed).await.len(), 3);
+    runner.stop().await;
+}

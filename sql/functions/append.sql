@@ -64,10 +64,10 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-    data jsonb[] := ARRAY(SELECT x::jsonb FROM unnest(p_data) WITH ORDINALITY AS u(x, o) ORDER BY u.o);
-    metadata jsonb[] := ARRAY(SELECT x::jsonb FROM unnest(p_metadata) WITH ORDINALITY AS u(x, o) ORDER BY u.o);
+    data jsonb[] := p_data::jsonb[];
+    metadata jsonb[] := p_metadata::jsonb[];
     sizes bigint[] := ARRAY(SELECT coalesce(octet_length(d), 4) + coalesce(octet_length(m), 2)
-                              FROM unnest(p_data, p_metadata) WITH ORDINALITY AS u(d, m, o) ORDER BY u.o);
+                              FROM unnest(p_data, p_metadata) AS u(d, m));
 BEGIN
     PERFORM dcbstore.check_batch(p_ids, p_types, data, metadata, sizes, p_tag_ends, p_tags,
                                  p_request_ends, p_conditions);
@@ -90,14 +90,130 @@ CREATE OR REPLACE FUNCTION dcbstore.check_batch(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS void
-LANGUAGE plpgsql STABLE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+-- Called by the entry points, under their settings (generic plans, no JIT).
+LANGUAGE plpgsql STABLE AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
-    lim dcbstore.limits := dcbstore.current_limits();
+    lim dcbstore.limits := (SELECT l FROM dcbstore.limits l WHERE l.singleton);
+    deep jsonpath := format('strict $.**{%s to last} ? (@.type() == "array" || @.type() == "object")',
+                            coalesce(lim.max_json_depth, 100))::jsonpath;
+    huge jsonpath := 'strict $.** ? (@.type() == "number" && (@ >= $max || @ <= -$max))';
+    v_r int;
+    v_k int;
+    v_j int;
+    v_g int;
+    v_i int;
+    v_first int;
+    v_size bigint;
+    v_bytes bigint;
+    v_cond jsonb;
+    v_guard jsonb;
+    v_q jsonb;
+    v_item jsonb;
+    v_terms jsonb;
+    v_terms2 jsonb;
+    -- dcbstore.max_json_number(), as a constant (2^1024 - 2^970).
+    vars jsonb := '{"max": 179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792}';
+    ok boolean;
     invalid text;
     bad record;
 BEGIN
+    -- The usual batch is valid, and this says so with simple expressions
+    -- only (no statement, so no executor start-up: the cost is a few
+    -- microseconds a value). A batch it refuses goes through the checks
+    -- below, which say why.
+    ok := lim.singleton IS NOT NULL
+          AND coalesce(cardinality(p_types), 0) = n_events AND coalesce(cardinality(p_data), 0) = n_events
+          AND coalesce(cardinality(p_metadata), 0) = n_events AND coalesce(cardinality(p_tag_ends), 0) = n_events
+          AND n_requests > 0 AND coalesce(cardinality(p_conditions), 0) = n_requests
+          AND p_request_ends[n_requests] = n_events
+          AND (n_events = 0 OR p_tag_ends[n_events] = coalesce(cardinality(p_tags), 0));
+    -- Events: names, tags, sizes, nesting, numbers; requests: events, bytes.
+    v_r := 1;
+    v_bytes := 0;
+    v_k := 1;
+    WHILE ok AND v_k <= n_events LOOP
+        v_first := coalesce(p_tag_ends[v_k - 1], 0);
+        v_size := coalesce(p_sizes[v_k], octet_length(coalesce(p_data[v_k], 'null')::text)
+                                     + octet_length(coalesce(p_metadata[v_k], '{}')::text));
+        ok := p_types[v_k] IS NOT NULL AND p_types[v_k] <> '' AND octet_length(p_types[v_k]) <= lim.max_name_bytes
+              AND (p_metadata[v_k] IS NULL OR jsonb_typeof(p_metadata[v_k]) = 'object')
+              AND p_tag_ends[v_k] IS NOT NULL AND p_tag_ends[v_k] >= v_first
+              AND p_tag_ends[v_k] - v_first <= lim.max_tags_per_event
+              AND v_size <= lim.max_event_bytes
+              AND NOT jsonb_path_exists(p_data[v_k], deep) AND NOT jsonb_path_exists(p_metadata[v_k], deep)
+              AND NOT jsonb_path_exists(p_data[v_k], huge, vars) AND NOT jsonb_path_exists(p_metadata[v_k], huge, vars);
+        v_j := v_first + 1;
+        WHILE ok AND v_j <= p_tag_ends[v_k] LOOP
+            ok := p_tags[v_j] IS NOT NULL AND p_tags[v_j] <> '' AND octet_length(p_tags[v_j]) <= lim.max_name_bytes;
+            v_j := v_j + 1;
+        END LOOP;
+        -- The request this event ends.
+        v_bytes := v_bytes + v_size;
+        IF ok AND v_k = p_request_ends[v_r] THEN
+            ok := v_k - coalesce(p_request_ends[v_r - 1], 0) BETWEEN 1 AND lim.max_events_per_append
+                  AND v_bytes <= lim.max_append_bytes;
+            v_r := v_r + 1;
+            v_bytes := 0;
+        ELSIF ok AND v_k > p_request_ends[v_r] THEN
+            ok := false;
+        END IF;
+        v_k := v_k + 1;
+    END LOOP;
+    ok := ok AND v_r = n_requests + 1;
+    -- Guards: {"query": "all" | [items], "after": null | 0..2^63-1}.
+    v_r := 1;
+    WHILE ok AND v_r <= n_requests LOOP
+        v_cond := p_conditions[v_r];
+        IF v_cond IS NOT NULL THEN
+            ok := jsonb_typeof(v_cond) = 'array' AND jsonb_array_length(v_cond) BETWEEN 1 AND lim.max_guards;
+            v_g := 0;
+            WHILE ok AND v_g < jsonb_array_length(v_cond) LOOP
+                v_guard := v_cond -> v_g;
+                ok := jsonb_typeof(v_guard) = 'object' AND v_guard ? 'query';
+                ok := ok AND (v_guard - 'query' - 'after') = '{}'::jsonb;
+                ok := ok AND (coalesce(v_guard -> 'after', 'null') = 'null'
+                              OR (jsonb_typeof(v_guard -> 'after') = 'number'
+                                  AND (v_guard ->> 'after') ~ '^[0-9]{1,19}$'
+                                  AND (v_guard ->> 'after')::numeric <= 9223372036854775807));
+                IF ok AND jsonb_typeof(v_guard -> 'query') = 'string' THEN
+                    ok := v_guard -> 'query' = '"all"';
+                ELSIF ok THEN
+                    v_q := v_guard -> 'query';
+                    ok := jsonb_typeof(v_q) = 'array' AND jsonb_array_length(v_q) BETWEEN 1 AND lim.max_query_items;
+                    v_i := 0;
+                    WHILE ok AND v_i < jsonb_array_length(v_q) LOOP
+                        v_item := v_q -> v_i;
+                        ok := jsonb_typeof(v_item) = 'object';
+                        ok := ok AND (v_item - 'types' - 'tags') = '{}'::jsonb;
+                        v_terms := coalesce(v_item -> 'types', '[]');
+                        v_terms2 := coalesce(v_item -> 'tags', '[]');
+                        ok := ok AND jsonb_typeof(v_terms) = 'array' AND jsonb_typeof(v_terms2) = 'array';
+                        ok := ok AND jsonb_array_length(v_terms) + jsonb_array_length(v_terms2) > 0
+                              AND jsonb_array_length(v_terms) <= lim.max_item_terms
+                              AND jsonb_array_length(v_terms2) <= lim.max_item_terms;
+                        IF ok THEN
+                            v_terms := v_terms || v_terms2;
+                            v_j := 0;
+                            WHILE ok AND v_j < jsonb_array_length(v_terms) LOOP
+                                ok := jsonb_typeof(v_terms -> v_j) = 'string' AND v_terms ->> v_j <> ''
+                                      AND octet_length(v_terms ->> v_j) <= lim.max_name_bytes;
+                                v_j := v_j + 1;
+                            END LOOP;
+                        END IF;
+                        v_i := v_i + 1;
+                    END LOOP;
+                END IF;
+                v_g := v_g + 1;
+            END LOOP;
+        END IF;
+        v_r := v_r + 1;
+    END LOOP;
+    IF ok THEN
+        RETURN;
+    END IF;
+    lim := dcbstore.current_limits();
     IF coalesce(cardinality(p_types), 0) <> n_events OR coalesce(cardinality(p_data), 0) <> n_events
        OR coalesce(cardinality(p_metadata), 0) <> n_events OR coalesce(cardinality(p_tag_ends), 0) <> n_events THEN
         RAISE EXCEPTION 'ids, types, data, metadata and tag_ends must have one entry per event' USING ERRCODE = '22023';
@@ -189,8 +305,9 @@ CREATE OR REPLACE FUNCTION dcbstore.append_validated(
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
-SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+-- Called by the entry points, under their settings (search_path, generic
+-- plans, no JIT): a SET clause here would cost its save and restore per call.
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     head bigint;

@@ -12,9 +12,10 @@ CREATE OR REPLACE FUNCTION dcbstore.append_set(
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
     seen bigint, early int[], recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Custom plans here: with the batch's real sizes the planner picks hash joins,
--- which generic plans miss. JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+-- Called by append_validated, under the entry points' settings (no JIT, whose
+-- start would cost more than the queries): a SET clause here would cost its
+-- save and restore per call.
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n_requests int := cardinality(p_request_ends);
     log_conflicts int[];
@@ -166,9 +167,9 @@ CREATE OR REPLACE FUNCTION dcbstore.append_sequential(
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
     recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Plans over function scans are the same for any input: generic plans avoid
--- replanning per call, and JIT would cost more than the queries.
-LANGUAGE plpgsql VOLATILE SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+-- Called by append_validated, under the entry points' settings (generic plans:
+-- plans over function scans are the same for any input; no JIT).
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     r int;
     s int;
@@ -251,7 +252,8 @@ CREATE OR REPLACE FUNCTION dcbstore.insert_events(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
     p_tags text[], p_request_ends int[], requests int[], head bigint, recorded timestamptz
 ) RETURNS void
-LANGUAGE plpgsql VOLATILE SET jit = off AS $$
+-- Called under the entry points' settings (no JIT).
+LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     -- The events to insert, in position order: built here, so that the
     -- statement below is a plain scan of one array (the cost of a statement
