@@ -45,7 +45,39 @@ CREATE TABLE dcbstore.limits (
     -- (the clocks of the exporting and the importing server differ).
     max_clock_skew        interval NOT NULL DEFAULT interval '5 minutes'
         CHECK (max_clock_skew >= interval '0' AND max_clock_skew <= interval '1 day'),
-    CHECK (max_event_bytes <= max_append_bytes)
+    CHECK (max_event_bytes <= max_append_bytes),
+    -- The checks of the entry points as JSON paths, made once when a limit
+    -- changes (parsing them at each append would cost more than running
+    -- them). JSON a reader cannot decode: nesting past max_json_depth, or a
+    -- number no double can hold (at least 2^1024 - 2^970 in magnitude).
+    bad_json jsonpath GENERATED ALWAYS AS ((
+        'strict $ ? (exists(@.**{' || max_json_depth::text || ' to last} ? (@.type() == "array" || @.type() == "object"))'
+        || ' || exists(@.** ? (@.type() == "number" && (@ >= 179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792 || @ <= -179769313486231580793728971405303415079934132710037826936173778980444968292764750946649017977587207096330286416692887910946555547851940402630657488671505820681908902000708383676273854845817711531764475730270069855571366959622842914819860834936475292719074168444365510704342711559699508093042880177904174497792))))')::jsonpath) STORED,
+    -- A condition that is not [{"query": "all" | [{"types": [..], "tags":
+    -- [..]}, ..], "after": null | 0..2^63-1}, ..] within the limits (strict
+    -- mode: a path that errs is unknown, so each test reaches what it tests
+    -- through keyvalue() and type checks; a term of more characters than
+    -- max_name_bytes has more bytes, and a regex counts at most 255 a brace).
+    bad_condition jsonpath GENERATED ALWAYS AS ((
+        'strict $ ? ('
+        || 'exists($[*] ? (@.type() != "object"))'
+        || ' || exists($[*] ? (@.type() == "object") ? (!(@.keyvalue().key == "query")))'
+        || ' || exists($[*].keyvalue() ? (@.key != "query" && @.key != "after"))'
+        || ' || exists($[*].keyvalue() ? (@.key == "after" && @.value.type() != "null"'
+        || ' && (@.value.type() != "number" || @.value < 0 || @.value > 9223372036854775807 || @.value.floor() != @.value)))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() != "array" && !(@.type() == "string" && @ == "all")))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() == "array" && (@.size() == 0 || @.size() > '
+        || max_query_items::text || ')))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() == "array")[*] ? (@.type() != "object"))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() == "array")[*] ? (@.type() == "object")'
+        || ' ? (!exists(@.keyvalue() ? (@.value.type() == "array" && @.value.size() > 0))))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() == "array")[*] ? (@.type() == "object").keyvalue()'
+        || ' ? (@.key != "types" && @.key != "tags" || @.value.type() != "array" || @.value.size() > '
+        || max_item_terms::text || '))'
+        || ' || exists($[*].keyvalue() ? (@.key == "query").value ? (@.type() == "array")[*] ? (@.type() == "object").keyvalue().value'
+        || ' ? (@.type() == "array")[*] ? (@.type() != "string" || @ == "" || @ like_regex "^'
+        || repeat('.{255}', (max_name_bytes + 1) / 255) || '.{' || ((max_name_bytes + 1) % 255)::text || '}"))'
+        || ')')::jsonpath) STORED
 );
 INSERT INTO dcbstore.limits DEFAULT VALUES;
 
