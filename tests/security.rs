@@ -598,8 +598,8 @@ async fn the_app_role_writes_the_log_only_through_the_append_functions() {
         "SELECT * FROM dcbstore.append_sequential(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
                 ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb], 1, now())",
         "SELECT dcbstore.begin_epoch(1)",
-        "SELECT * FROM dcbstore.append_validated(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
-                ARRAY['{}'::jsonb], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
+        "SELECT dcbstore.batch_error(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'::jsonb],
+                ARRAY['{}'::jsonb], ARRAY[2::bigint], ARRAY[0], '{}'::text[], ARRAY[1], ARRAY[NULL::jsonb])",
         // Imports set recorded_at: an import role's, not an application's.
         "SELECT dcbstore.import_batch(ARRAY[gen_random_uuid()], ARRAY['Forged'], ARRAY['{}'],
                 ARRAY['{}'], ARRAY[0], '{}'::text[], ARRAY['infinity'::timestamptz])",

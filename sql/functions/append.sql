@@ -1,10 +1,10 @@
 -- The entry points of an append: dcbstore.append (JSON, one request, for SQL
 -- users), dcbstore.append_batch (batches) and dcbstore.append_batch_unchecked
 -- (the Rust client's: data and metadata as JSON text, so that their sizes are
--- the sizes the client measured). Each validates its input against
--- dcbstore.limits (sql/functions/validate.sql: "unchecked" is a historical
--- name; the Rust client checks the same at the edge, to fail before sending),
--- then runs dcbstore.append_validated, which takes the append lock.
+-- the sizes the client measured), which the other two run. It validates its
+-- input against dcbstore.limits ("unchecked" is a historical name; the Rust
+-- client checks the same at the edge, to fail before sending), then takes the
+-- append lock, decides and writes.
 --
 -- They are SECURITY DEFINER, owned by the schema's owner, with a fixed
 -- search_path: the only way any other role writes the log, so that every
@@ -26,8 +26,10 @@
 --                       as the batch leaves it, later requests' events included); nothing written
 --   outcome 'rejected'  error says why (an id stored with other content); nothing written
 --
--- Validates its input (raising SQLSTATE 22023 with the reason), then runs
--- append_validated.
+-- Validates its input (raising SQLSTATE 22023 with the reason), as
+-- append_batch_unchecked does, which it runs; an event's bytes are those of
+-- jsonb's text form (a space after each ':' and ','), a little more than the
+-- compact form the Rust client measures.
 CREATE OR REPLACE FUNCTION dcbstore.append_batch(
     p_ids uuid[],
     p_types text[],
@@ -38,19 +40,33 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET jit = off SET plan_cache_mode = force_generic_plan AS $$
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    PERFORM dcbstore.check_batch(p_ids, p_types, p_data, p_metadata, NULL, p_tag_ends, p_tags,
-                                 p_request_ends, p_conditions);
-    RETURN QUERY SELECT * FROM dcbstore.append_validated(
-        p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
+    RETURN QUERY SELECT * FROM dcbstore.append_batch_unchecked(
+        p_ids, p_types, p_data::text[], p_metadata::text[], p_tag_ends, p_tags, p_request_ends, p_conditions);
 END
 $$;
 
--- The Rust client's entry point: append_batch with data and metadata as JSON
--- text, measured as the client measures them (their bytes), then parsed.
--- Validated like append_batch.
+-- The Rust client's entry point, and the one body of every append: data and
+-- metadata as JSON text (so that their sizes are the bytes the client
+-- measured), checked against dcbstore.limits as the client checks them at
+-- the edge, then decided and written under the append lock. The usual batch
+-- is found valid by a dozen simple expressions (no statement: in a new
+-- transaction each expression is set up once, which is what a check here
+-- costs); a batch they refuse goes to dcbstore.batch_error, which says why
+-- (its false alarms cost only that).
+--
+-- Correctness: the append lock (an EXCLUSIVE lock on the view
+-- dcbstore.append_lock, which no other role may lock) is taken before any
+-- position is assigned and held until commit, and PostgreSQL makes
+-- a commit visible before it releases the transaction's locks. So appends
+-- commit one after another in position order, every snapshot sees a prefix of
+-- the log, and the condition check (run in statements that start after the
+-- lock is granted, so with snapshots that see every earlier append) cannot
+-- miss a concurrent write. Before the lock, the guards are checked against the
+-- log up to the head seen then, which is final (commits come in position
+-- order); under it, only the events committed since. Requires READ COMMITTED:
+-- later isolation levels would keep the snapshot taken before the lock.
 CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
     p_ids uuid[],
     p_types text[],
@@ -61,45 +77,21 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
     p_request_ends int[],
     p_conditions jsonb[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+-- Plans over function scans are the same for any input: generic plans avoid
+-- replanning per call, and JIT would cost more than the queries.
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 SET jit = off SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
-    data jsonb[] := p_data::jsonb[];
-    metadata jsonb[] := p_metadata::jsonb[];
-    sizes bigint[] := ARRAY(SELECT coalesce(octet_length(d), 4) + coalesce(octet_length(m), 2)
-                              FROM unnest(p_data, p_metadata) AS u(d, m));
-BEGIN
-    PERFORM dcbstore.check_batch(p_ids, p_types, data, metadata, sizes, p_tag_ends, p_tags,
-                                 p_request_ends, p_conditions);
-    RETURN QUERY SELECT * FROM dcbstore.append_validated(
-        p_ids, p_types, data, metadata, p_tag_ends, p_tags, p_request_ends, p_conditions);
-END
-$$;
-
--- Raises SQLSTATE 22023, with the reason, when a batch's arrays are not of
--- one shape, a request is empty or over the limits, a condition is malformed
--- or over the limits, or an event cannot be stored (events_error).
-CREATE OR REPLACE FUNCTION dcbstore.check_batch(
-    p_ids uuid[],
-    p_types text[],
-    p_data jsonb[],
-    p_metadata jsonb[],
-    p_sizes bigint[],
-    p_tag_ends int[],
-    p_tags text[],
-    p_request_ends int[],
-    p_conditions jsonb[]
-) RETURNS void
--- Called by the entry points, under their settings (generic plans, no JIT).
-LANGUAGE plpgsql STABLE AS $$
-DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
-    lim dcbstore.limits := (SELECT l FROM dcbstore.limits l WHERE l.singleton);
+    data jsonb[] := p_data::jsonb[];
+    metadata jsonb[] := p_metadata::jsonb[];
+    -- The limits (a row of dcbstore.limits), and new_epoch.
+    lim record;
     -- The checks as JSON paths, made when the limits were set (see
     -- sql/migrations/0009_guards.sql).
-    bad_json jsonpath := lim.bad_json;
-    bad_condition jsonpath := lim.bad_condition;
+    bad_json jsonpath;
+    bad_condition jsonpath;
     v_r int := 1;
     v_k int;
     v_j int;
@@ -107,17 +99,45 @@ DECLARE
     v_size bigint;
     v_bytes bigint := 0;
     ok boolean;
-    invalid text;
-    bad record;
+    head bigint;
+    seen bigint;
+    early int[];
+    new_epoch boolean;
+    recorded timestamptz;
+    lock_wait text;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
+            current_setting('transaction_isolation') USING ERRCODE = '25001';
+    END IF;
+    -- An acknowledged append survives a crash: never commit with
+    -- synchronous_commit = off, whoever set it (local, on, remote_write and
+    -- remote_apply are kept). Until the transaction ends.
+    IF current_setting('synchronous_commit') = 'off' THEN
+        PERFORM set_config('synchronous_commit', 'local', true);
+    END IF;
+    -- Whether the latest epoch is not this server's history (or there is
+    -- none yet): then this append begins one, under the lock. Safe before the
+    -- lock: a primary's history does not change while it runs.
+    -- (The limits come with it: one statement.)
+    SELECT l.*, NOT EXISTS (
+               SELECT 1 FROM (SELECT e.timeline, e.system_identifier FROM dcbstore.epochs e
+                               ORDER BY e.epoch DESC LIMIT 1) AS latest
+                WHERE latest.timeline = dcbstore.wal_timeline()
+                  AND latest.system_identifier = dcbstore.system_identifier()) AS new_epoch
+      INTO lim
+      FROM (SELECT 1) AS one LEFT JOIN dcbstore.limits l ON l.singleton;
+    new_epoch := lim.new_epoch;
+    bad_json := lim.bad_json;
+    bad_condition := lim.bad_condition;
     -- The usual batch is valid, and this says so in a dozen simple
     -- expressions (no statement, so no executor start-up; in a new
     -- transaction each expression is set up once, which is what an
     -- expression here costs). A batch it refuses goes through the checks
     -- below, which say why.
     ok := lim.singleton IS NOT NULL
-          AND coalesce(cardinality(p_types), 0) = n_events AND coalesce(cardinality(p_data), 0) = n_events
-          AND coalesce(cardinality(p_metadata), 0) = n_events AND coalesce(cardinality(p_tag_ends), 0) = n_events
+          AND coalesce(cardinality(p_types), 0) = n_events AND coalesce(cardinality(data), 0) = n_events
+          AND coalesce(cardinality(metadata), 0) = n_events AND coalesce(cardinality(p_tag_ends), 0) = n_events
           AND n_requests > 0 AND coalesce(cardinality(p_conditions), 0) = n_requests
           AND p_request_ends[n_requests] = n_events
           AND (n_events = 0 OR p_tag_ends[n_events] = coalesce(cardinality(p_tags), 0));
@@ -125,15 +145,14 @@ BEGIN
     v_k := 1;
     WHILE ok AND v_k <= n_events LOOP
         v_first := coalesce(p_tag_ends[v_k - 1], 0);
-        v_size := coalesce(p_sizes[v_k], octet_length(coalesce(p_data[v_k], 'null')::text)
-                                         + octet_length(coalesce(p_metadata[v_k], '{}')::text));
+        v_size := coalesce(octet_length(p_data[v_k]), 4) + coalesce(octet_length(p_metadata[v_k]), 2);
         v_bytes := v_bytes + v_size;
         ok := p_types[v_k] <> '' AND octet_length(p_types[v_k]) <= lim.max_name_bytes
-              AND (p_metadata[v_k] IS NULL OR jsonb_typeof(p_metadata[v_k]) = 'object')
+              AND (metadata[v_k] IS NULL OR jsonb_typeof(metadata[v_k]) = 'object')
               AND p_tag_ends[v_k] - v_first BETWEEN 0 AND lim.max_tags_per_event
               AND v_size <= lim.max_event_bytes
-              AND NOT jsonb_path_exists(p_data[v_k], bad_json)
-              AND NOT coalesce(jsonb_path_exists(p_metadata[v_k], bad_json), false)
+              AND NOT jsonb_path_exists(data[v_k], bad_json)
+              AND NOT coalesce(jsonb_path_exists(metadata[v_k], bad_json), false)
               AND (v_k < p_request_ends[v_r]
                    OR (v_k = p_request_ends[v_r]
                        AND v_k - coalesce(p_request_ends[v_r - 1], 0) BETWEEN 1 AND lim.max_events_per_append
@@ -160,10 +179,111 @@ BEGIN
                   AND p_conditions[v_r]::text !~ '"after": [0-9]+\.');
         v_r := v_r + 1;
     END LOOP;
-    IF ok THEN
-        RETURN;
+    IF ok IS NOT TRUE THEN
+        PERFORM dcbstore.batch_error(p_ids, p_types, data, metadata,
+                                     ARRAY(SELECT coalesce(octet_length(d), 4) + coalesce(octet_length(m), 2)
+                                             FROM unnest(p_data, p_metadata) AS u(d, m)),
+                                     p_tag_ends, p_tags, p_request_ends, p_conditions);
     END IF;
-    lim := dcbstore.current_limits();
+    -- Before the lock, while another batch holds it: the requests whose guards
+    -- already match the log up to the head seen now. Appends commit in position
+    -- order, so the log up to that head is final and only the events committed
+    -- between here and the lock remain to be checked under it. latest_match
+    -- runs only for guards whose window reaches below that head (a decision
+    -- read at the head has none), so the usual statement stays small: the
+    -- cost of a statement here is mostly setting up its plan.
+    seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
+      FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+      CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+     WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
+       AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
+
+    -- The append lock. A stuck one (a transaction that appended and never
+    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
+    -- caller set a lock_timeout of its own.
+    -- (Assignments, not PERFORM: a simple expression, no statement.)
+    IF current_setting('lock_timeout') = '0' THEN
+        lock_wait := set_config('lock_timeout', '10s', true);
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+        lock_wait := set_config('lock_timeout', '0', true);
+    ELSE
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+    END IF;
+    head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    IF new_epoch THEN
+        head := dcbstore.begin_epoch(head);
+    END IF;
+    -- Taken under the lock, so that it never goes back along positions (not
+    -- even when the clock does).
+    recorded := greatest(clock_timestamp(),
+                         (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1));
+
+    -- The usual batch (no id stored or repeated, no guard after the head) is
+    -- decided with a few set-based statements; anything else request by request.
+    -- (A LATERAL with LIMIT keeps this an index probe per id whatever the
+    -- table statistics say when the plan is cached.)
+    IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
+                    CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
+       AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
+       AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
+                        WHERE (g ->> 'after')::bigint > head) THEN
+        IF cardinality(p_request_ends) = 1 THEN
+            -- One request, decided here: append_set would cost a function
+            -- call, as much as the decision. Its guards match the log up to
+            -- seen (early), or among the events committed since.
+            request := 1; error := NULL;
+            IF cardinality(early) = 0 AND (head = seen OR NOT EXISTS (
+                   SELECT 1 FROM jsonb_array_elements(p_conditions[1]) AS g(guard)
+                    WHERE dcbstore.latest_match(g.guard -> 'query',
+                              greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL)) THEN
+                PERFORM dcbstore.insert_events(p_ids, p_types, data, metadata, p_tag_ends, p_tags,
+                                               p_request_ends, ARRAY[1], head, recorded);
+                outcome := 'appended'; "position" := head + n_events; conflict := NULL;
+            ELSE
+                outcome := 'conflict'; "position" := NULL;
+                conflict := dcbstore.condition_conflict(p_conditions[1], head);
+            END IF;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, data, metadata,
+                                                      p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                      head, seen, early, recorded);
+    ELSE
+        -- (It reports its conflicts last: rows go out in request order.)
+        RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, data, metadata,
+                                                             p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                             head, recorded) AS o ORDER BY o.request;
+    END IF;
+END
+$$;
+
+-- Raises SQLSTATE 22023, with the reason, when a batch's arrays are not of
+-- one shape, a request is empty or over the limits, a condition is malformed
+-- or over the limits, or an event cannot be stored (events_error). Run by
+-- append_batch_unchecked when its quick checks refuse a batch (it may find
+-- nothing wrong: their false alarms only cost this). p_sizes: each event's
+-- bytes of JSON as its entry point measured them.
+CREATE OR REPLACE FUNCTION dcbstore.batch_error(
+    p_ids uuid[],
+    p_types text[],
+    p_data jsonb[],
+    p_metadata jsonb[],
+    p_sizes bigint[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    n_events int := coalesce(cardinality(p_ids), 0);
+    n_requests int := coalesce(cardinality(p_request_ends), 0);
+    lim dcbstore.limits := dcbstore.current_limits();
+    invalid text;
+    bad record;
+BEGIN
     IF coalesce(cardinality(p_types), 0) <> n_events OR coalesce(cardinality(p_data), 0) <> n_events
        OR coalesce(cardinality(p_metadata), 0) <> n_events OR coalesce(cardinality(p_tag_ends), 0) <> n_events THEN
         RAISE EXCEPTION 'ids, types, data, metadata and tag_ends must have one entry per event' USING ERRCODE = '22023';
@@ -228,135 +348,6 @@ BEGIN
 END
 $$;
 
--- Appends a validated batch (see append_batch): internal, called by the entry
--- points after their checks; malformed input here gives wrong decisions or
--- raw SQL errors.
---
--- Correctness: the append lock (an EXCLUSIVE lock on the view
--- dcbstore.append_lock, which no other role may lock) is taken before any
--- position is assigned and held until commit, and PostgreSQL makes
--- a commit visible before it releases the transaction's locks. So appends
--- commit one after another in position order, every snapshot sees a prefix of
--- the log, and the condition check (run in statements that start after the
--- lock is granted, so with snapshots that see every earlier append) cannot
--- miss a concurrent write. Before the lock, the guards are checked against the
--- log up to the head seen then, which is final (commits come in position
--- order); under it, only the events committed since. Requires READ COMMITTED:
--- later isolation levels would keep the snapshot taken before the lock.
-CREATE OR REPLACE FUNCTION dcbstore.append_validated(
-    p_ids uuid[],
-    p_types text[],
-    p_data jsonb[],
-    p_metadata jsonb[],
-    p_tag_ends int[],
-    p_tags text[],
-    p_request_ends int[],
-    p_conditions jsonb[]
-) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Plans over function scans are the same for any input: generic plans avoid
--- replanning per call, and JIT would cost more than the queries.
--- Called by the entry points, under their settings (search_path, generic
--- plans, no JIT): a SET clause here would cost its save and restore per call.
-LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    n_events int := coalesce(cardinality(p_ids), 0);
-    head bigint;
-    seen bigint;
-    early int[];
-    new_epoch boolean;
-    recorded timestamptz;
-BEGIN
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
-            current_setting('transaction_isolation') USING ERRCODE = '25001';
-    END IF;
-    -- An acknowledged append survives a crash: never commit with
-    -- synchronous_commit = off, whoever set it (local, on, remote_write and
-    -- remote_apply are kept). Until the transaction ends.
-    IF current_setting('synchronous_commit') = 'off' THEN
-        PERFORM set_config('synchronous_commit', 'local', true);
-    END IF;
-    -- Whether the latest epoch is not this server's history (or there is
-    -- none yet): then this append begins one, under the lock. Safe before the
-    -- lock: a primary's history does not change while it runs.
-    new_epoch := NOT EXISTS (
-        SELECT 1 FROM (SELECT e.timeline, e.system_identifier FROM dcbstore.epochs e
-                        ORDER BY e.epoch DESC LIMIT 1) AS latest
-         WHERE latest.timeline = dcbstore.wal_timeline()
-           AND latest.system_identifier = dcbstore.system_identifier());
-    -- Before the lock, while another batch holds it: the requests whose guards
-    -- already match the log up to the head seen now. Appends commit in position
-    -- order, so the log up to that head is final and only the events committed
-    -- between here and the lock remain to be checked under it. latest_match
-    -- runs only for guards whose window reaches below that head (a decision
-    -- read at the head has none), so the usual statement stays small: the
-    -- cost of a statement here is mostly setting up its plan.
-    seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
-    SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
-      FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-      CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-     WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
-       AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
-
-    -- The append lock. A stuck one (a transaction that appended and never
-    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
-    -- caller set a lock_timeout of its own.
-    IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '10s', true);
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        PERFORM set_config('lock_timeout', '0', true);
-    ELSE
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-    END IF;
-    head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
-    IF new_epoch THEN
-        head := dcbstore.begin_epoch(head);
-    END IF;
-    -- Taken under the lock, so that it never goes back along positions (not
-    -- even when the clock does).
-    recorded := greatest(clock_timestamp(),
-                         (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1));
-
-    -- The usual batch (no id stored or repeated, no guard after the head) is
-    -- decided with a few set-based statements; anything else request by request.
-    -- (A LATERAL with LIMIT keeps this an index probe per id whatever the
-    -- table statistics say when the plan is cached.)
-    IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
-                    CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
-       AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
-       AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
-                        WHERE (g ->> 'after')::bigint > head) THEN
-        IF cardinality(p_request_ends) = 1 THEN
-            -- One request, decided here: append_set would cost a function
-            -- call, as much as the decision. Its guards match the log up to
-            -- seen (early), or among the events committed since.
-            request := 1; error := NULL;
-            IF cardinality(early) = 0 AND (head = seen OR NOT EXISTS (
-                   SELECT 1 FROM jsonb_array_elements(p_conditions[1]) AS g(guard)
-                    WHERE dcbstore.latest_match(g.guard -> 'query',
-                              greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL)) THEN
-                PERFORM dcbstore.insert_events(p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags,
-                                               p_request_ends, ARRAY[1], head, recorded);
-                outcome := 'appended'; "position" := head + n_events; conflict := NULL;
-            ELSE
-                outcome := 'conflict'; "position" := NULL;
-                conflict := dcbstore.condition_conflict(p_conditions[1], head);
-            END IF;
-            RETURN NEXT;
-            RETURN;
-        END IF;
-        RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, p_data, p_metadata,
-                                                      p_tag_ends, p_tags, p_request_ends, p_conditions,
-                                                      head, seen, early, recorded);
-    ELSE
-        -- (It reports its conflicts last: rows go out in request order.)
-        RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, p_data, p_metadata,
-                                                             p_tag_ends, p_tags, p_request_ends, p_conditions,
-                                                             head, recorded) AS o ORDER BY o.request;
-    END IF;
-END
-$$;
-
 -- JSON convenience for SQL users: one request. events is an array of
 -- {"type", "data", "tags", "metadata", "id"} (only "type" required);
 -- condition is NULL or an array of guards {"query": Q, "after": N}.
@@ -408,8 +399,7 @@ $$;
 REVOKE ALL ON FUNCTION dcbstore.append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION dcbstore.append_validated(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
-REVOKE ALL ON FUNCTION dcbstore.check_batch(uuid[], text[], jsonb[], jsonb[], bigint[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.batch_error(uuid[], text[], jsonb[], jsonb[], bigint[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 
 -- The roles that may call append_batch may call the Rust client's entry
 -- point, whatever its signature was when they were granted it (a new

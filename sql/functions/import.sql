@@ -37,6 +37,7 @@ DECLARE
     sizes bigint[];
     bad record;
     late record;
+    lock_wait text;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'dcbstore.import_batch must run in a READ COMMITTED transaction, not %',
@@ -87,10 +88,11 @@ BEGIN
     -- The append lock. A stuck one (a transaction that appended and never
     -- ended) is an error after lock_timeout, not a hang: 10 s unless the
     -- caller set a lock_timeout of its own.
+    -- (Assignments, not PERFORM: a simple expression, no statement.)
     IF current_setting('lock_timeout') = '0' THEN
-        PERFORM set_config('lock_timeout', '10s', true);
+        lock_wait := set_config('lock_timeout', '10s', true);
         LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        PERFORM set_config('lock_timeout', '0', true);
+        lock_wait := set_config('lock_timeout', '0', true);
     ELSE
         LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
     END IF;
