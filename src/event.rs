@@ -142,13 +142,13 @@ pub struct SequencedEvent {
 /// database holds (compact): every number keeps all its digits, whatever
 /// its size, where [`SequencedEvent`]'s `Value` holds it as `serde_json`
 /// does (an `f64` beyond 64-bit integers, unless the application enables
-/// `serde_json`'s `arbitrary_precision`). What [`Store::read_raw`] yields,
+/// `serde_json`'s `arbitrary_precision`). What [`EventStore::read_raw`] yields,
 /// `dcbstore read` prints and `dcbstore export` writes.
 ///
 /// Serializes flat, as the CLI prints it:
 /// `{"position", "id", "type", "data", "tags", "metadata", "recorded_at"}`.
 ///
-/// [`Store::read_raw`]: crate::Store::read_raw
+/// [`EventStore::read_raw`]: crate::EventStore::read_raw
 #[derive(Debug, Clone, Serialize)]
 pub struct RawEvent {
     /// Position in the log.

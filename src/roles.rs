@@ -102,6 +102,7 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append_batch",
     "dcbstore.append_batch_unchecked",
     "dcbstore.read",
+    "dcbstore.read_pages",
     "dcbstore.head",
     "dcbstore.migrate_lock_key",
     "dcbstore.take_lease",
@@ -124,6 +125,7 @@ pub const IMPORT_FUNCTIONS: &[&str] = &["dcbstore.import_batch"];
 /// None of these writes anything.
 pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "dcbstore.read",
+    "dcbstore.read_pages",
     "dcbstore.head",
     "dcbstore.migrate_lock_key",
 ];

@@ -551,3 +551,108 @@ async fn a_conflict_in_a_batch_carries_the_head_including_earlier_requests() {
     );
     assert!(lost.is_complete());
 }
+
+/// The sequential scans of the log's two tables so far, once every backend
+/// that ran a statement has reported (statistics are flushed when a
+/// backend's transaction ends, at most once a second, and when it exits).
+async fn log_scans(admin: &tokio_postgres::Client) -> i64 {
+    let mut last = -1;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let now: i64 = admin
+            .query_one(
+                "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables
+                  WHERE relid IN ('dcbstore.events'::regclass, 'dcbstore.event_tags'::regclass)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// From an empty store, the decide loop never scans the log sequentially:
+/// every plan a connection makes or keeps (boundary reads, conditional
+/// appends and their conflicts, reads, a subscription's pages) is index
+/// ranges and probes, whatever the statistics said when it was made, so no
+/// plan made while the log was small scans it once it has grown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_decide_loop_never_scans_the_log_from_the_first_event() {
+    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let admin = dcbstore::connection::connect(db.options().unwrap())
+        .await
+        .unwrap();
+    let before = log_scans(&admin).await;
+    let store = Store::builder(db.url())
+        .unwrap()
+        .pool_size(8)
+        .build()
+        .await
+        .unwrap();
+    let follower = tokio::spawn({
+        let store = store.clone();
+        async move {
+            use futures::StreamExt;
+            let mut events = store.subscribe(&Query::all(), dcbstore::SubscribeOptions::new());
+            let mut n = 0;
+            while n < 16 * 60 {
+                match events.next().await {
+                    Some(Ok(_)) => n += 1,
+                    other => panic!("the subscription ended: {other:?}"),
+                }
+            }
+        }
+    });
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let boundary = tag(&format!("account:{t}"));
+                for cycle in 0..60u32 {
+                    let seen = store
+                        .read_boundary(&boundary, ReadOptions::new())
+                        .await
+                        .unwrap();
+                    let event = ev("Deposited", &[&format!("account:{t}"), "bank"]);
+                    let condition = AppendCondition::new(boundary.clone(), seen.after);
+                    let _ = store.append(vec![event], Some(condition)).await.unwrap();
+                    if cycle % 20 == 19 {
+                        // A conflict (its report reads the log), and other reads.
+                        let stale =
+                            AppendCondition::new(boundary.clone(), Some(SequencePosition::new(1)));
+                        let err = store
+                            .append(vec![ev("Late", &[&format!("late:{t}")])], Some(stale))
+                            .await
+                            .unwrap_err();
+                        assert!(err.conflict().is_some(), "{err}");
+                        let _ = store
+                            .read_all(
+                                &Query::item(QueryItem::types(["Deposited"]).and_tags(["bank"])),
+                                ReadOptions::new().backwards().limit(10),
+                            )
+                            .await
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    follower.await.unwrap();
+    drop(store);
+    let after = log_scans(&admin).await;
+    assert_eq!(
+        after - before,
+        0,
+        "the log's tables were scanned sequentially {} times",
+        after - before
+    );
+}

@@ -129,3 +129,105 @@ pub async fn run(admin: &str, server: &ServerSetup, cpu: &ServerCpu, rounds: usi
     let _ = std::fs::create_dir_all("target");
     let _ = std::fs::write("target/bench-appends.md", &out);
 }
+
+/// L4, `BENCH_ONLY=young`: the 16-client decide loop from an empty store
+/// for 60 s (`BENCH_YOUNG_SECONDS`); the cost per cycle (server CPU) in the
+/// last 10 s against the first 10 s. A plan made while the log was small
+/// that scans it would make the last windows cost more and more.
+pub async fn young(admin: &str, cpu: &ServerCpu, total: f64) {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use dcbstore::{AppendCondition, Event, EventStore, Query, QueryItem, ReadOptions};
+
+    const WINDOW: f64 = 10.0;
+    let url = database(admin, "bench_young", true).await;
+    let store = Store::builder(&url)
+        .unwrap()
+        .pool_size(16)
+        .build()
+        .await
+        .unwrap();
+    let windows = (total / WINDOW).ceil() as usize;
+    let cycles: Arc<Vec<AtomicU64>> = Arc::new((0..windows).map(|_| AtomicU64::new(0)).collect());
+    let start = Instant::now();
+    let mut cpu_marks = Vec::with_capacity(windows + 1);
+    cpu_marks.push(cpu.ticks());
+    let tasks: Vec<_> = (0..16)
+        .map(|t| {
+            let (store, cycles) = (store.clone(), cycles.clone());
+            tokio::spawn(async move {
+                let mut i = 0u64;
+                loop {
+                    let w = (start.elapsed().as_secs_f64() / WINDOW) as usize;
+                    if w >= cycles.len() {
+                        return;
+                    }
+                    // Boundaries of this task, each growing by one event a
+                    // round: the log and every boundary grow from nothing.
+                    let tag = format!("young:{t}:{}", i % 64);
+                    let boundary = Query::item(QueryItem::tags([tag.clone()]));
+                    let seen = store
+                        .read_boundary(&boundary, ReadOptions::new())
+                        .await
+                        .unwrap();
+                    let _ =
+                        store
+                            .append(
+                                vec![Event::new("Deposited", serde_json::json!({"n": i}))
+                                    .with_tag(tag)],
+                                Some(AppendCondition::new(boundary, seen.after)),
+                            )
+                            .await
+                            .unwrap();
+                    cycles[w].fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    for w in 1..=windows {
+        let until = Duration::from_secs_f64(WINDOW * w as f64);
+        tokio::time::sleep(until.saturating_sub(start.elapsed())).await;
+        cpu_marks.push(cpu.ticks());
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut out = String::from("| window | cycles/s | server CPU per cycle |\n|---|---|---|\n");
+    let mut per_cycle = Vec::new();
+    for w in 0..windows {
+        let n = cycles[w].load(Ordering::Relaxed).max(1);
+        let cpu_us = match (cpu_marks[w], cpu_marks[w + 1]) {
+            (Some(a), Some(b)) => Some((b - a) as f64 * 10_000.0 / n as f64),
+            _ => None,
+        };
+        per_cycle.push(cpu_us);
+        out.push_str(&format!(
+            "| {}-{} s | {:.0} | {} |\n",
+            w as f64 * WINDOW,
+            (w + 1) as f64 * WINDOW,
+            n as f64 / WINDOW,
+            cpu_us.map_or("n/a".into(), |c| format!("{c:.0} µs")),
+        ));
+    }
+    let ratio = match (
+        per_cycle.first().copied().flatten(),
+        per_cycle.last().copied().flatten(),
+    ) {
+        (Some(first), Some(last)) => format!("{:.2}", last / first),
+        _ => {
+            // No CPU figures: wall time per cycle instead.
+            let first = cycles[0].load(Ordering::Relaxed).max(1) as f64;
+            let last = cycles[windows - 1].load(Ordering::Relaxed).max(1) as f64;
+            format!("{:.2} (wall time)", first / last)
+        }
+    };
+    let events = store.head().await.unwrap().map_or(0, |p| p.get());
+    out.push_str(&format!(
+        "\nL4: cost per cycle, last 10 s ÷ first 10 s: {ratio} (target ≤ 1.2); {events} events at the end.\n"
+    ));
+    println!("{out}");
+    let _ = std::fs::create_dir_all("target");
+    let _ = std::fs::write("target/bench-young.md", &out);
+}

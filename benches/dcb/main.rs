@@ -4,6 +4,7 @@
 //! ```text
 //! cargo bench --bench dcb                 # BENCH_SECONDS=5 per timed workload
 //! BENCH_ONLY=appends cargo bench --bench dcb   # R1, B1, B2, L1, L2 alone
+//! BENCH_ONLY=young cargo bench --bench dcb     # L4: the loop from an empty store, 60 s
 //! ```
 //!
 //! Three rounds (`BENCH_ROUNDS`); each measures every baseline and every
@@ -84,9 +85,16 @@ async fn main() {
     let server = tune_server(&admin).await;
     let admin_client = connect(&parse_config(&admin).unwrap()).await.unwrap();
     let cpu = ServerCpu::locate(&admin_client).await;
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("appends") {
-        appends::run(&admin, &server, &cpu, rounds, secs).await;
-        return;
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("appends") => {
+            appends::run(&admin, &server, &cpu, rounds, secs).await;
+            return;
+        }
+        Ok("young") => {
+            appends::young(&admin, &cpu, env("BENCH_YOUNG_SECONDS", 60.0)).await;
+            return;
+        }
+        _ => {}
     }
     let work = database(&admin, "bench_work", true).await;
     let looped = database(&admin, "bench_loop", true).await;

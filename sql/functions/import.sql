@@ -24,7 +24,7 @@ CREATE OR REPLACE FUNCTION dcbstore.import_batch(
     p_recorded_at timestamptz[]
 ) RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-SET jit = off AS $$
+SET jit = off SET enable_seqscan = off AS $$
 DECLARE
     n int := coalesce(cardinality(p_ids), 0);
     head bigint;

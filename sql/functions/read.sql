@@ -12,7 +12,8 @@ CREATE OR REPLACE FUNCTION dcbstore.read(
     backwards boolean DEFAULT false,
     lim bigint DEFAULT NULL
 ) RETURNS SETOF dcbstore.events
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET jit = off
+SET enable_seqscan = off AS $$
 BEGIN
     IF lim IS NOT NULL AND lim < 0 THEN
         RAISE EXCEPTION 'limit must not be negative, got %', lim USING ERRCODE = '22023';
@@ -40,8 +41,14 @@ $$;
 
 -- Highest committed position, NULL for an empty store. Appends commit in
 -- position order, so no uncommitted position is below it.
+-- (PL/pgSQL with its own settings, so that it is planned once per session
+-- and never as a scan of the log, whoever calls it.)
 CREATE OR REPLACE FUNCTION dcbstore.head() RETURNS bigint
-LANGUAGE sql STABLE AS $$ SELECT max(position) FROM dcbstore.events $$;
+LANGUAGE plpgsql STABLE SET enable_seqscan = off AS $$
+BEGIN
+    RETURN (SELECT e.position FROM dcbstore.events e ORDER BY e.position DESC LIMIT 1);
+END
+$$;
 
 -- Event rows as the JSON objects dcbstore returns for conflicts.
 CREATE OR REPLACE FUNCTION dcbstore.event_json(e dcbstore.events) RETURNS jsonb

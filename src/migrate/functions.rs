@@ -49,6 +49,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "validate.sql",
     "conditions.sql",
     "read.sql",
+    "pages.sql",
     "batch.sql",
     "append.sql",
     "import.sql",

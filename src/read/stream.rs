@@ -6,23 +6,16 @@ use std::sync::Arc;
 
 use futures::stream::{self, Stream, StreamExt};
 use tokio::task::JoinHandle;
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::decode::Decode;
-use super::sql::{ReadSql, MAX_CACHED_PARAMS};
+use super::sql::{ReadSql, READ_PAGES_SQL, READ_PAGES_TYPES};
 use super::ReadOptions;
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
 use crate::limits::Limits;
 use crate::pooled::Pooled;
 use crate::query::Query;
-
-/// At most this many statements are kept prepared per connection; a
-/// connection that reaches it drops them all and prepares again what it
-/// uses (an application with ever new query shapes must not fill the
-/// server's memory).
-const MAX_CACHED_STATEMENTS: usize = 256;
 
 /// A read in progress: the window still to read, (lo, hi], paged with one
 /// bounded statement per page, the next page fetched while the current one is
@@ -229,18 +222,11 @@ async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -
         .read("reading a page of events", |c| {
             let sql = sql.clone();
             Box::pin(async move {
-                let window = [to_i64(lo), to_i64(hi), to_i64(want)];
-                let params = sql.params(&window);
-                let rows = if sql.param_count() <= MAX_CACHED_PARAMS {
-                    if c.statement_cache.size() >= MAX_CACHED_STATEMENTS {
-                        c.statement_cache.clear();
-                    }
-                    let stmt = c.prepare_cached(&sql.text).await?;
-                    let values: Vec<&(dyn ToSql + Sync)> = params.iter().map(|(v, _)| *v).collect();
-                    c.query(&stmt, &values).await?
-                } else {
-                    c.query_typed(&sql.text, &params).await?
-                };
+                let params = ReadSql::params(&[(&sql, [to_i64(lo), to_i64(hi), to_i64(want)])]);
+                let stmt = c
+                    .prepare_typed_cached(READ_PAGES_SQL, &READ_PAGES_TYPES)
+                    .await?;
+                let rows = c.query(&stmt, &params.as_sql()).await?;
                 split_head(rows)
             })
         })

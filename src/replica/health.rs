@@ -79,7 +79,7 @@ struct Identity {
 const REPLICA_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(),
         coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8, 0),
         (pg_control_system()).system_identifier, (SELECT s.store_id FROM dcbstore.store s LIMIT 1),
-        coalesce((SELECT max(e.position) FROM dcbstore.events e), 0),
+        coalesce(dcbstore.head(), 0),
         l.epoch, l.timeline, l.system_identifier, l.base
    FROM (SELECT 1) AS one
    LEFT JOIN LATERAL (SELECT * FROM dcbstore.epochs ORDER BY epoch DESC LIMIT 1) AS l ON true";
@@ -89,7 +89,7 @@ const REPLICA_SQL: &str = "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn(),
 /// part, if they do.
 const PRIMARY_SQL: &str = "SELECT pg_current_wal_lsn(), (pg_control_system()).system_identifier,
         (SELECT s.store_id FROM dcbstore.store s LIMIT 1),
-        coalesce((SELECT max(e.position) FROM dcbstore.events e), 0),
+        coalesce(dcbstore.head(), 0),
         mine.timeline, mine.system_identifier, mine.base, next.resumed_after
    FROM (SELECT 1) AS one
    LEFT JOIN dcbstore.epochs mine ON mine.epoch = $1

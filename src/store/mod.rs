@@ -35,7 +35,7 @@ use crate::tls::TlsSettings;
 pub trait EventStore {
     /// Appends `events` atomically, with consecutive positions in the given
     /// order, unless `condition` fails: then nothing is written and the result
-    /// is [`Error::Conflict`](crate::Error::Conflict) carrying the conflicting events.
+    /// is [`Error::Conflict`] carrying the conflicting events.
     ///
     /// If the call is cancelled (its future dropped) after the append was
     /// handed to the writer, or fails with a connection error, the append may
@@ -281,7 +281,7 @@ impl Store {
 
     /// [`subscribe`](Self::subscribe) with each event's data and metadata
     /// as the JSON text the database holds ([`RawEvent`], as
-    /// [`read_raw`](Self::read_raw)): what `dcbstore read --follow` prints.
+    /// [`read_raw`](EventStore::read_raw)): what `dcbstore read --follow` prints.
     pub fn subscribe_raw(
         &self,
         query: &Query,
