@@ -19,6 +19,7 @@
 //! | Area | Metrics |
 //! |------|---------|
 //! | Appends | [`APPENDS_TOTAL`], [`APPEND_DURATION_SECONDS`], [`APPEND_BATCH_SIZE`], [`CONFLICTS_TOTAL`], [`APPENDED_EVENTS_TOTAL`], [`HEAD_POSITION`] |
+//! | Reads | [`BOUNDARY_READS_TOGETHER`] |
 //! | Durable projections | [`PROJECTION_LAG_EVENTS`], [`PROJECTION_LAG_SECONDS`] |
 //! | Subscribers and relays | [`SUBSCRIBER_LAG_EVENTS`], [`SUBSCRIBER_LAG_SECONDS`], [`DELIVERED_TOTAL`], [`DELIVERY_BATCH_SECONDS`], [`DELIVERY_LATENCY_SECONDS`], [`DELIVERY_FAILURES_TOTAL`], [`DELIVERY_UNAVAILABLE_TOTAL`], [`DEAD_LETTERS_TOTAL`], [`DEAD_LETTERS`], [`PUBLISHED_TOTAL`], [`PUBLISH_BATCH_SIZE`] |
 //! | Dispatch and jobs | [`EMITTED_TOTAL`], [`JOBS_QUEUED_TOTAL`], [`JOBS_COMPLETED_TOTAL`], [`JOBS_FAILED_TOTAL`], [`JOBS_DROPPED_TOTAL`] |
@@ -54,6 +55,11 @@ pub const APPEND_DURATION_SECONDS: &str = "dcbstore_append_duration_seconds";
 /// Histogram, events, no labels: the number of events an append call was
 /// given, whatever the outcome.
 pub const APPEND_BATCH_SIZE: &str = "dcbstore_append_batch_size";
+
+/// Histogram: boundary reads ([`read_boundary`](crate::EventStore::read_boundary))
+/// one statement served together: concurrent decisions share a statement and
+/// a round trip.
+pub const BOUNDARY_READS_TOGETHER: &str = "dcbstore_boundary_reads_together";
 
 /// Counter, no labels: conditional appends refused by a guard (the
 /// `conflict` outcome of [`APPENDS_TOTAL`], for alerting on contention).
@@ -165,6 +171,11 @@ pub fn describe() {
         "Duration of an append call, whatever its outcome"
     );
     describe_histogram!(APPEND_BATCH_SIZE, Unit::Count, "Events per append call");
+    describe_histogram!(
+        BOUNDARY_READS_TOGETHER,
+        Unit::Count,
+        "Boundary reads served by one statement"
+    );
     describe_counter!(
         CONFLICTS_TOTAL,
         Unit::Count,
@@ -278,6 +289,7 @@ pub const ALL: &[&str] = &[
     APPENDS_TOTAL,
     APPEND_DURATION_SECONDS,
     APPEND_BATCH_SIZE,
+    BOUNDARY_READS_TOGETHER,
     CONFLICTS_TOTAL,
     APPENDED_EVENTS_TOTAL,
     HEAD_POSITION,

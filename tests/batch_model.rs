@@ -16,7 +16,10 @@
 //! 4. else `appended` at consecutive positions from the head.
 //!
 //! The rows, and then the tables `dcbstore.events` and `dcbstore.event_tags`,
-//! must agree with the model. The test counts which path of `append_batch`
+//! must agree with the model. So must the reader's statement,
+//! `dcbstore.read_pages`, asked for several random requests at once (the
+//! decisions read together): each request's page is what the model reads
+//! alone, at the statement's one head. The test counts which path of `append_batch`
 //! (a single request decided in place, set-based or sequential) ran and which outcomes happened, and fails if
 //! any of them never did, so that it cannot pass vacuously.
 
@@ -539,6 +542,8 @@ struct Counts {
     batches: BTreeMap<String, usize>,
     conflicts_capped: usize,
     in_batch_duplicates: usize,
+    /// Requests read together by `read_pages` and checked.
+    requests_read: usize,
 }
 
 impl Counts {
@@ -551,6 +556,7 @@ impl Counts {
         }
         self.conflicts_capped += o.conflicts_capped;
         self.in_batch_duplicates += o.in_batch_duplicates;
+        self.requests_read += o.requests_read;
     }
 }
 
@@ -810,6 +816,112 @@ fn describe_failure(
     s
 }
 
+/// Several random requests in one `dcbstore.read_pages` call, each checked
+/// against the model alone; returns how many requests were read.
+async fn check_read_pages(
+    client: &Client,
+    model: &Model,
+    rng: &mut StdRng,
+    context: &str,
+) -> usize {
+    let head = model.head();
+    let backwards = rng.gen_bool(0.3);
+    let n = rng.gen_range(1..=8);
+    let mut windows = Vec::new();
+    let (mut after, mut to, mut limit, mut all) = (vec![], vec![], vec![], vec![]);
+    let (mut item_request, mut item_first, mut item_type_ends, mut item_types) =
+        (vec![], vec![], vec![], Vec::<String>::new());
+    let (mut item_tag_ends, mut item_tags, mut type_request, mut types) =
+        (vec![], Vec::<String>::new(), vec![], vec![]);
+    for k in 1..=n {
+        let query = random_query(rng);
+        let lo = rng.gen_range(0..=head);
+        let hi = rng.gen_range(lo..=head + 3);
+        let lim = if rng.gen_bool(0.5) {
+            rng.gen_range(1..=4)
+        } else {
+            head + 1
+        };
+        after.push(lo);
+        to.push(hi);
+        limit.push(lim);
+        all.push(matches!(query, Query::All));
+        if let Query::Items(items) = &query {
+            for it in items {
+                match it.tags.split_first() {
+                    None => {
+                        for t in &it.types {
+                            type_request.push(k);
+                            types.push(t.clone());
+                        }
+                    }
+                    Some((first, others)) => {
+                        item_request.push(k);
+                        item_first.push(first.clone());
+                        item_types.extend(it.types.iter().cloned());
+                        item_type_ends.push(item_types.len() as i32);
+                        item_tags.extend(others.iter().cloned());
+                        item_tag_ends.push(item_tags.len() as i32);
+                    }
+                }
+            }
+        }
+        windows.push((query, lo, hi, lim));
+    }
+    let rows = client
+        .query(
+            "SELECT head, position, type, tags, request FROM dcbstore.read_pages(\
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            &[
+                &after,
+                &to,
+                &limit,
+                &all,
+                &item_request,
+                &item_first,
+                &item_type_ends,
+                &item_types,
+                &item_tag_ends,
+                &item_tags,
+                &type_request,
+                &types,
+                &backwards,
+            ],
+        )
+        .await
+        .expect("read_pages");
+    let heads: Vec<i64> = rows
+        .iter()
+        .filter_map(|r| r.get::<_, Option<i64>>(0))
+        .collect();
+    assert_eq!(heads, [head], "{context}: read_pages' head row");
+    for (k, (query, lo, hi, lim)) in windows.iter().enumerate() {
+        let k = k as i32 + 1;
+        let got: Vec<(i64, String, BTreeSet<String>)> = rows
+            .iter()
+            .filter(|r| r.get::<_, i32>(4) == k)
+            .map(|r| {
+                let tags: Vec<String> = r.get(3);
+                (r.get(1), r.get(2), tags.into_iter().collect())
+            })
+            .collect();
+        let mut want: Vec<(i64, String, BTreeSet<String>)> = (lo + 1..=(*hi).min(head))
+            .map(|p| (p, &model.log[p as usize - 1]))
+            .filter(|(_, e)| query_matches(query, e))
+            .map(|(p, e)| (p, e.ty.clone(), e.tags.clone()))
+            .collect();
+        if backwards {
+            want.reverse();
+        }
+        want.truncate(*lim as usize);
+        assert_eq!(
+            got, want,
+            "{context}: read_pages request {k} of {n} ({query:?} in ({lo}, {hi}], at most {lim}, backwards {backwards})"
+        );
+    }
+    n as usize
+}
+
 async fn run_seed(seed: u64) -> Counts {
     let db = TestDatabase::create().await.expect("create test database");
     db.migrate().await.expect("migrate");
@@ -865,6 +977,11 @@ async fn run_seed(seed: u64) -> Counts {
         }
         let context = format!("seed {seed} round {round} ({path} path)");
         check_tables(&client, &mut model, head, &context).await;
+        if round % 3 == 0 {
+            // Its own generator: the batches stay those of the seed.
+            let mut rng = StdRng::seed_from_u64(seed ^ (round as u64) << 32);
+            counts.requests_read += check_read_pages(&client, &model, &mut rng, &context).await;
+        }
 
         *counts.batches.entry(path.clone()).or_default() += 1;
         for e in &expected {
@@ -942,5 +1059,10 @@ async fn append_batch_agrees_with_the_model() {
     assert!(
         counts.in_batch_duplicates > 0,
         "no duplicate of a request of the same batch"
+    );
+    assert!(
+        counts.requests_read >= 500,
+        "too few requests read together: {}",
+        counts.requests_read
     );
 }

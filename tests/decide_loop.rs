@@ -3,6 +3,9 @@
 //! conflicts carry the head, and `execute` retries from a conflict.
 
 mod common;
+#[path = "common/recording.rs"]
+#[allow(dead_code)]
+mod recording;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -654,5 +657,63 @@ async fn the_decide_loop_never_scans_the_log_from_the_first_event() {
         0,
         "the log's tables were scanned sequentially {} times",
         after - before
+    );
+}
+
+/// Concurrent boundary reads on one store share statements (as concurrent
+/// appends share transactions), and each still gets exactly its own
+/// boundary: every event of its query up to its `after`, nothing past it,
+/// while appends go on; boundaries longer than a page read their further
+/// pages up to the shared statement's head.
+#[tokio::test]
+async fn concurrent_boundary_reads_share_a_statement_and_each_gets_its_own_boundary() {
+    let recording = recording::Recording::default();
+    let _local = metrics::set_default_local_recorder(&recording);
+    let (store, _db) = store_with(|b| b.page_size(2)).await;
+    let tags: Vec<String> = (0..40).map(|k| format!("t{k}")).collect();
+    for (k, t) in tags.iter().enumerate() {
+        let events = (0..=k % 5).map(|_| ev("A", &[t.as_str()])).collect();
+        let _ = store.append(events, None).await.unwrap();
+    }
+    let writer = {
+        let store = store.clone();
+        let tags = tags.clone();
+        tokio::spawn(async move {
+            for t in tags.iter().cycle().take(200) {
+                let _ = store
+                    .append(vec![ev("B", &[t.as_str()])], None)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let queries: Vec<Query> = tags.iter().map(|t| tag(t)).collect();
+    let mut reads = 0;
+    for _ in 0..10 {
+        let boundaries = futures::future::join_all(
+            queries
+                .iter()
+                .map(|q| store.read_boundary(q, ReadOptions::new())),
+        )
+        .await;
+        for (t, b) in tags.iter().zip(boundaries) {
+            let b = b.unwrap();
+            let after = b.after.expect("the log is not empty");
+            let alone = store
+                .read_all(&tag(t), ReadOptions::new().to(after))
+                .await
+                .unwrap();
+            assert_eq!(b.events, alone, "the boundary of {t} up to {after:?}");
+            assert!(b.events.iter().all(|e| e.event.tags.contains(t)));
+            reads += 1;
+        }
+    }
+    writer.await.unwrap();
+    let together = recording.records(dcbstore::metrics::BOUNDARY_READS_TOGETHER);
+    assert_eq!(together.iter().sum::<f64>(), f64::from(reads));
+    assert!(
+        together.len() * 4 <= reads as usize,
+        "{reads} concurrent boundary reads took {} statements: {together:?}",
+        together.len()
     );
 }

@@ -2,6 +2,7 @@
 //! position a decision made from it appends after.
 
 use super::stream::Cursor;
+use super::together::Readers;
 use super::ReadOptions;
 use crate::error::Result;
 use crate::event::{SequencePosition, SequencedEvent};
@@ -36,15 +37,26 @@ pub struct Boundary {
 }
 
 /// Reads a boundary with one cursor: its first page and the head come from
-/// one statement, so an ordinary decision model costs one round trip.
+/// one statement, so an ordinary decision model costs one round trip; a
+/// forwards read's first page is read together with the other boundaries
+/// waiting (`readers`), in one statement.
 pub(crate) async fn read_boundary(
     pooled: Pooled,
+    readers: &Readers,
     query: &Query,
     limits: &Limits,
     options: ReadOptions,
     page_size: u64,
 ) -> Result<Boundary> {
+    let backwards = options.backwards;
     let mut cursor = Cursor::<SequencedEvent>::start(pooled, query, limits, options, page_size)?;
+    if !backwards {
+        let (lo, hi, want) = cursor.first_request();
+        let page = readers
+            .first_page(cursor.sql(), [to_i64(lo), to_i64(hi), to_i64(want)])
+            .await?;
+        cursor.take_page(page, want)?;
+    }
     let mut events = Vec::new();
     // A decision cannot be made without every event of its boundary: an
     // event that cannot be decoded fails it (naming the event).
@@ -77,4 +89,8 @@ pub(crate) fn seen_through(
         top
     };
     (p > 0).then_some(SequencePosition::new(p))
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }

@@ -11,6 +11,7 @@ mod decode;
 mod options;
 mod sql;
 mod stream;
+mod together;
 
 pub use boundary::Boundary;
 pub use options::ReadOptions;
@@ -19,3 +20,4 @@ pub(crate) use boundary::{read_boundary, seen_through};
 pub(crate) use decode::compact;
 pub use decode::Decode;
 pub(crate) use stream::read_stream;
+pub(crate) use together::Readers;

@@ -89,6 +89,16 @@ impl ReadSql {
         sql
     }
 
+    /// How many terms (tags and types) the statement takes for this read.
+    pub(super) fn terms(&self) -> usize {
+        let items: usize = self
+            .items
+            .iter()
+            .map(|i| 1 + i.types.len() + i.others.len())
+            .sum();
+        1 + items + self.types_only.len()
+    }
+
     /// The parameters of one page of each of `requests` (a read and its
     /// window: (exclusive lower bound, inclusive upper bound, most events)),
     /// all in one direction.

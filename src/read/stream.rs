@@ -44,9 +44,9 @@ pub(super) struct Cursor<T> {
 
 /// A page as the server sent it: the head it was read at, and the rows of
 /// its events, not yet decoded.
-struct Page {
-    head: u64,
-    rows: Vec<Row>,
+pub(super) struct Page {
+    pub(super) head: u64,
+    pub(super) rows: Vec<Row>,
 }
 
 /// A page fetch running in the background; aborted if the read is dropped.
@@ -153,6 +153,27 @@ impl<T: Decode> Cursor<T> {
                 (page.await?, want)
             }
         };
+        self.take_page(page, want)
+    }
+
+    /// The read's query, as the statement takes it.
+    pub(super) fn sql(&self) -> Arc<ReadSql> {
+        self.sql.clone()
+    }
+
+    /// How many events the first page asks for, and the window it reads:
+    /// (exclusive lower bound, inclusive upper bound).
+    pub(super) fn first_request(&self) -> (u64, u64, u64) {
+        let want = self
+            .remaining
+            .map_or(self.page_size, |r| r.min(self.page_size));
+        (self.lo, self.hi.or(self.to).unwrap_or(u64::MAX), want)
+    }
+
+    /// A page the server sent for `want` events: its events into the buffer,
+    /// the window moved past them, and the next page fetched meanwhile when
+    /// there may be more.
+    pub(super) fn take_page(&mut self, page: Page, want: u64) -> Result<()> {
         if self.hi.is_none() {
             let top = self.to.map_or(page.head, |to| to.min(page.head));
             self.hi = Some(top);
@@ -234,7 +255,7 @@ async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -
 }
 
 /// The head row (the one with a head, first as sent) and the event rows.
-fn split_head(rows: Vec<Row>) -> Result<Page> {
+pub(super) fn split_head(rows: Vec<Row>) -> Result<Page> {
     let mut head = None;
     let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
     for row in rows {

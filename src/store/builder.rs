@@ -14,6 +14,7 @@ use crate::limits::Limits;
 use crate::listener::Listener;
 use crate::migrate;
 use crate::pooled::Pooled;
+use crate::read::Readers;
 use crate::replica::{ReplicaOptions, Replicas};
 use crate::tls::TlsSettings;
 
@@ -239,6 +240,9 @@ impl StoreBuilder {
             bytes: limits.max_append_bytes,
         };
         let writer = Writer::spawn(pooled.clone(), batches, writers);
+        // Each reader is one statement at a time for every boundary read
+        // waiting; two, so that the next batch gathers while one is read.
+        let readers = Readers::spawn(pooled.clone(), writers.max(2));
         let replicas = self.replica_pools(&options_of(&kept_config)).await?;
         let listener = Arc::new(Listener::new(kept_config.clone(), self.tls.clone()));
         Ok(Store {
@@ -247,6 +251,7 @@ impl StoreBuilder {
                 tls: self.tls,
                 pooled,
                 writer,
+                readers,
                 page_size: self.page_size,
                 limits,
                 listener,

@@ -23,7 +23,7 @@ use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
 use crate::pooled::Pooled;
 use crate::query::Query;
-use crate::read::{read_boundary, seen_through, Boundary, ReadOptions};
+use crate::read::{read_boundary, seen_through, Boundary, ReadOptions, Readers};
 use crate::replica::{routed_read, Replicas};
 use crate::subscribe::{Source, SubscribeOptions, Subscription};
 use crate::tls::TlsSettings;
@@ -176,6 +176,8 @@ struct Inner {
     tls: TlsSettings,
     pooled: Pooled,
     writer: Writer,
+    /// Reads the first pages of concurrent boundaries together.
+    readers: Readers,
     page_size: u64,
     store_id: Uuid,
     limits: Limits,
@@ -398,6 +400,7 @@ impl EventStore for Store {
     async fn read_boundary(&self, query: &Query, options: ReadOptions) -> Result<Boundary> {
         read_boundary(
             self.inner.pooled.clone(),
+            &self.inner.readers,
             query,
             &self.inner.limits,
             options,
