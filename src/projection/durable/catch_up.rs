@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 
 use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
@@ -12,6 +12,7 @@ use super::lease::Lease;
 use crate::error::{Error, HandlerError};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::metrics::{age_seconds, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS};
+use crate::query::Query;
 use crate::read::ReadOptions;
 use crate::store::{EventStore, Store};
 
@@ -178,24 +179,23 @@ pub(super) async fn catch_up(
             }
             return Ok(applied);
         }
-        let events: Vec<SequencedEvent> = store
-            .read(
-                &query,
-                ReadOptions::new()
-                    .after(SequencePosition::new(checkpoint))
-                    .to(SequencePosition::new(head))
-                    .limit(config.batch_size),
-            )
-            .try_collect()
-            .await?;
+        let (events, undecodable) = read_batch(store, &query, checkpoint, head, config).await?;
+        if events.is_empty() {
+            if let Some(e) = undecodable {
+                return Err(e.into());
+            }
+        }
         if let Err(err) = p.apply_batch(&tx, &events).await {
             // Roll the batch back, then find the failing event one by one.
             drop(tx);
             return Err(locate_failure(store, p, &events, err).await);
         }
-        // A short page means everything up to the head is applied.
-        let reached = match events.last() {
-            Some(last) if events.len() as u64 == config.batch_size => last.position.get(),
+        // A short page means everything up to the head is applied; a page
+        // cut at an undecodable event, everything before it (the next batch
+        // then starts at that event and fails there).
+        let reached = match (&undecodable, events.last()) {
+            (Some(e), _) => e.position().map_or(checkpoint, |p| p.get() - 1),
+            (None, Some(last)) if events.len() as u64 == config.batch_size => last.position.get(),
             _ => head,
         };
         // Last, so that a takeover waits for this check's row lock only
@@ -219,6 +219,34 @@ pub(super) async fn catch_up(
             applied,
         });
     }
+}
+
+/// Reads the next batch after `checkpoint`: the events before the first one
+/// this reader cannot decode, and that event's error. The events before it are
+/// applied and checkpointed first, so that the projection fails exactly at it.
+async fn read_batch(
+    store: &Store,
+    query: &Query,
+    checkpoint: u64,
+    head: u64,
+    config: &RunnerConfig,
+) -> Result<(Vec<SequencedEvent>, Option<Error>), Stop> {
+    let mut stream = store.read(
+        query,
+        ReadOptions::new()
+            .after(SequencePosition::new(checkpoint))
+            .to(SequencePosition::new(head))
+            .limit(config.batch_size),
+    );
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(e) => events.push(e),
+            Err(e) if e.position().is_some() => return Ok((events, Some(e))),
+            Err(e) => return Err(Stop::Store(e)),
+        }
+    }
+    Ok((events, None))
 }
 
 /// Sets the projection's lag gauges after a batch: `behind` events to the
