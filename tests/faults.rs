@@ -885,7 +885,11 @@ async fn every_append_outcome_is_written_not_written_or_unknown() {
         .build()
         .await
         .unwrap();
-    // Nothing prepared yet: the first reply is the preparation's.
+    // A round trip first: the statements the build prepared and dropped are
+    // closed in the background, and the proxy would lose the reply to such a
+    // close (and hang up) instead of the append's. Then nothing of the
+    // append is prepared yet: its first reply is the preparation's.
+    let _ = store.head().await.unwrap();
     proxy.set(Mode::LoseNextReply);
     let events = vec![ev("Once", &["t"])];
     let err = store.append(events.clone(), None).await.unwrap_err();
