@@ -164,6 +164,15 @@ impl ServerCpu {
         ServerCpu { postmaster }
     }
 
+    /// A server that is one process (with its threads), such as a peer's
+    /// server in `benches/peers`, which shares this module.
+    #[allow(dead_code)] // not used by the dcb bench itself
+    pub fn process(pid: u32) -> ServerCpu {
+        ServerCpu {
+            postmaster: Some(pid),
+        }
+    }
+
     pub fn known(&self) -> bool {
         self.postmaster.is_some()
     }

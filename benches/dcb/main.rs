@@ -154,7 +154,7 @@ async fn main() {
         cp().await;
         let r2s = baselines::copy_dcbstore_tables(&work, &cpu, 1_000_000).await;
         cp().await;
-        let b3 = workloads::batches(store.clone(), &cpu, secs).await;
+        let b3 = workloads::batches(store.clone(), &cpu, 1000, secs).await;
         eprintln!("round {round}/{rounds}: B1, B2, B7 ...");
         cp().await;
         let b1 = workloads::conditional_appends(store.clone(), &cpu, 1, secs).await;

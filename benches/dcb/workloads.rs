@@ -47,19 +47,19 @@ pub async fn conditional_appends(
     .await
 }
 
-/// B3: unconditional appends of 1,000 events per call, one client.
-pub async fn batches(store: Store, cpu: &ServerCpu, secs: f64) -> Figures {
+/// B3: unconditional appends of `size` events per call (1,000), one client.
+pub async fn batches(store: Store, cpu: &ServerCpu, size: u64, secs: f64) -> Figures {
     run(cpu, 1, secs, move |_, i| {
         let store = store.clone();
         async move {
-            let batch: Vec<Event> = (0..1000u64)
+            let batch: Vec<Event> = (0..size)
                 .map(|k| {
-                    Event::new("Deposited", json!({"amount": (i * 1000 + k) % 100}))
+                    Event::new("Deposited", json!({"amount": (i * size + k) % 100}))
                         .with_tag(format!("account:{}", k % 1000))
                 })
                 .collect();
             let _ = store.append(batch, None).await.unwrap();
-            1000
+            size
         }
     })
     .await
