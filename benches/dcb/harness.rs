@@ -226,3 +226,12 @@ fn stat(pid: u32) -> Option<Stat> {
         cstime: n(17)?,
     })
 }
+
+/// A setting from the environment (`BENCH_SECONDS`...), or its default when
+/// it is unset or does not parse.
+pub fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

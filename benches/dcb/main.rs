@@ -36,20 +36,13 @@ use std::time::Duration;
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::Store;
 
-use harness::{Figures, ServerCpu, Spread};
+use harness::{env, Figures, ServerCpu, Spread};
 use setup::{checkpoint, database, fill, fill_boundaries, tune_server};
 
 /// The decide loop's boundaries: this many tags of 4 events each; each
 /// cycle takes the next, so a boundary grows by one event every this many
 /// cycles (the report gives the mean size read).
 const BOUNDARIES: u64 = 200_000;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One round's figures.
 struct Round {

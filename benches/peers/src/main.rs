@@ -34,7 +34,7 @@ use std::sync::Arc;
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::Store;
 
-use harness::{Figures, ServerCpu, Spread};
+use harness::{env, Figures, ServerCpu, Spread};
 
 /// Boundaries of the loop (`loop:0`..), taken in turn: on an empty log
 /// each holds a few events by the end of a workload.
@@ -44,13 +44,6 @@ const LOG: u64 = 1_000_000;
 const READ: u32 = 10;
 const READS: u64 = 2_000;
 const BATCH: u64 = 100;
-
-fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One round: for each workload, (raw inserts, UmaDB, dcbstore).
 struct Round {
