@@ -12,7 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::stats::lags;
+use super::state::Shared;
+use super::stats::{lags, refresh};
 use crate::error::Result;
 use crate::metrics as names;
 use crate::store::Store;
@@ -87,5 +88,22 @@ impl Gauges {
         for gone in before.difference(&now) {
             ::metrics::gauge!(metric, label => gone.clone()).set(0.0);
         }
+    }
+}
+
+/// The console's background task: refresh, sample, sleep.
+pub(crate) async fn run(console: Shared) {
+    let every = console.options.stats_interval;
+    let mut gauges = Gauges::default();
+    loop {
+        if console.options.refresh_stats {
+            if let Err(e) = refresh(&console.store).await {
+                tracing::warn!(error = %e, "refreshing the console's statistics failed; retrying");
+            }
+        }
+        if let Err(e) = gauges.sample(&console.store).await {
+            tracing::warn!(error = %e, "sampling the store's gauges failed; retrying");
+        }
+        tokio::time::sleep(every).await;
     }
 }

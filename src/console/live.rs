@@ -25,7 +25,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::error::PageError;
 use super::events::{redactions, Listed};
 use super::filter::{Filter, Params, PAGE};
-use super::poller::{Listener, Row};
+use super::poller::{Listener, Poller, Row};
 use super::reads::{busy, Held};
 use super::state::Shared;
 use crate::event::SequencePosition;
@@ -37,6 +37,7 @@ use crate::store::EventStore;
 /// event, from `after` (or the browser's `Last-Event-ID` on reconnect).
 pub(crate) async fn live(
     State(console): State<Shared>,
+    poller: Arc<Poller>,
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<Params>,
 ) -> Result<Response, PageError> {
@@ -54,7 +55,7 @@ pub(crate) async fn live(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let listener = console.poller.listen(&console).await?;
+    let listener = poller.listen(&console).await?;
     let follow = Follow {
         console,
         query: f.query,

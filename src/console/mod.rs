@@ -84,6 +84,7 @@ mod stats;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::middleware;
@@ -104,6 +105,9 @@ use state::Shared;
 #[derive(Clone)]
 pub struct Console {
     shared: Shared,
+    /// The one follower of the log for every live stream of this console
+    /// (and of every router made from it).
+    poller: Arc<poller::Poller>,
 }
 
 impl std::fmt::Debug for Console {
@@ -121,6 +125,7 @@ impl Console {
         options.check_bind()?;
         Ok(Console {
             shared: Shared::new(store, options, None),
+            poller: Arc::new(poller::Poller::default()),
         })
     }
 
@@ -164,7 +169,10 @@ impl Console {
             .route_layer(middleware::from_fn_with_state(s.clone(), reads::permit));
         let pages = Router::new()
             .merge(reading)
-            .route("/events/live", get(live::live))
+            .route("/events/live", {
+                let poller = self.poller.clone();
+                get(move |state, headers, params| live::live(state, poller, headers, params))
+            })
             .route("/schema", get(schema::page))
             .route("/metrics", get(health::metrics))
             .route_layer(middleware::from_fn_with_state(s.clone(), auth::require))
@@ -243,7 +251,7 @@ impl BoundConsole {
     /// [`ConsoleOptions::max_connections`] and
     /// [`header_timeout`](ConsoleOptions::header_timeout).
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
-        let background = tokio::spawn(stats::run(self.console.shared.clone()));
+        let background = tokio::spawn(gauges::run(self.console.shared.clone()));
         let app = self.console.router();
         let bounds = self.console.shared.options.bounds;
         // The address only: the URL carries the token.

@@ -221,3 +221,75 @@ impl ConsoleOptions {
         Ok(())
     }
 }
+
+/// The bounds (`super::bounds`): what one console may hold at once, and for
+/// how long.
+impl ConsoleOptions {
+    /// Connections served at once (default 256). Beyond them a few spare
+    /// connections still answer `/healthz` and `/readyz` (other paths get
+    /// 503); beyond those, new connections are closed at once.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.bounds.max_connections = n.max(1);
+        self
+    }
+
+    /// Live streams (`/events/live`) open at once (default 32); one more
+    /// gets 503. All of them share one follower of the log.
+    #[must_use]
+    pub fn max_live_streams(mut self, n: usize) -> Self {
+        self.bounds.max_live_streams = n;
+        self
+    }
+
+    /// Pages reading the database at once (default 4); others wait their
+    /// turn within [`request_timeout`](Self::request_timeout). Keep it
+    /// below the store's pool size.
+    #[must_use]
+    pub fn max_reads(mut self, n: usize) -> Self {
+        self.bounds.max_reads = n.max(1);
+        self
+    }
+
+    /// How long a page may take, waiting for its turn included (default
+    /// 10 s): then it answers 503 and its statements are cancelled (the
+    /// console's own SQL also runs under this `statement_timeout`).
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.bounds.request_timeout = t.max(Duration::from_millis(100));
+        self
+    }
+
+    /// The per-request deadline ([`request_timeout`](Self::request_timeout)),
+    /// for the store's `statement_timeout` when the console has a store of
+    /// its own (`dcbstore serve` does).
+    #[must_use]
+    pub fn deadline(&self) -> Duration {
+        self.bounds.request_timeout
+    }
+
+    /// How long a client may take to send a request's headers, and how
+    /// long a kept-alive connection may sit idle (default 10 s).
+    #[must_use]
+    pub fn header_timeout(mut self, t: Duration) -> Self {
+        self.bounds.header_timeout = t.max(Duration::from_millis(100));
+        self
+    }
+
+    /// How long a login lasts (default 12 h): the cookie's `Max-Age`, and
+    /// checked by the server, which signs the expiry into the cookie.
+    #[must_use]
+    pub fn session_lifetime(mut self, t: Duration) -> Self {
+        self.bounds.session_lifetime = t.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Token checks (login form, `?token=`, bearer token) one client
+    /// address may make per minute (default 20, at least 1); one more gets
+    /// 429. IPv6 clients count per /64.
+    #[must_use]
+    pub fn login_attempts_per_minute(mut self, n: u32) -> Self {
+        self.bounds.login_attempts_per_minute = n.max(1);
+        self
+    }
+}

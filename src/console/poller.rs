@@ -72,7 +72,7 @@ pub(crate) struct Poller {
 impl Poller {
     /// A listener of the running feed (subscribed before the caller reads
     /// the cursor), starting a follower when none runs.
-    pub(crate) async fn listen(&self, console: &Shared) -> Result<Listener, PageError> {
+    pub(crate) async fn listen(self: &Arc<Self>, console: &Shared) -> Result<Listener, PageError> {
         // Under the lock: a follower stops only under it too, after making
         // sure no one listens, so no listener subscribes to a stopping feed.
         let mut current = self.current.lock().await;
@@ -93,7 +93,7 @@ impl Poller {
             cursor: feed.cursor.clone(),
             rows: rx,
         };
-        tokio::spawn(follow(console.clone(), feed, head));
+        tokio::spawn(follow(console.clone(), self.clone(), feed, head));
         Ok(listener)
     }
 
@@ -113,7 +113,7 @@ impl Poller {
 
 /// Follows the log from `head`, broadcasting rows, until no one listens or
 /// the subscription fails (the streams then end; browsers reconnect).
-async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
+async fn follow(console: Shared, poller: Arc<Poller>, feed: Arc<Feed>, head: u64) {
     let options = SubscribeOptions::new().after(SequencePosition::new(head));
     let mut events = console
         .store
@@ -124,14 +124,14 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
         let chunk = tokio::select! {
             chunk = events.next() => chunk,
             _ = idle.tick() => {
-                if feed.rows.receiver_count() == 0 && console.poller.stop(&feed, false).await {
+                if feed.rows.receiver_count() == 0 && poller.stop(&feed, false).await {
                     return;
                 }
                 continue;
             }
         };
         let Some(chunk) = chunk else {
-            console.poller.stop(&feed, true).await;
+            poller.stop(&feed, true).await;
             return;
         };
         let mut failed = false;
@@ -161,7 +161,7 @@ async fn follow(console: Shared, feed: Arc<Feed>, head: u64) {
                 html,
             }));
         }
-        if (failed || feed.rows.receiver_count() == 0) && console.poller.stop(&feed, failed).await {
+        if (failed || feed.rows.receiver_count() == 0) && poller.stop(&feed, failed).await {
             return;
         }
     }

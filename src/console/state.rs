@@ -9,7 +9,6 @@ use tokio::sync::Semaphore;
 
 use super::limiter::Limiter;
 use super::options::ConsoleOptions;
-use super::poller::Poller;
 use super::secrets::Secrets;
 use crate::store::Store;
 
@@ -25,7 +24,6 @@ pub(crate) struct Shared {
     /// Live streams open at once.
     pub(crate) live: Arc<Semaphore>,
     pub(crate) limiter: Arc<Limiter>,
-    pub(crate) poller: Arc<Poller>,
 }
 
 impl Shared {
@@ -45,7 +43,6 @@ impl Shared {
             reads: Arc::new(Semaphore::new(b.max_reads)),
             live: Arc::new(Semaphore::new(b.max_live_streams)),
             limiter: Arc::new(Limiter::new(b.login_attempts_per_minute)),
-            poller: Arc::new(Poller::default()),
             options: Arc::new(options),
             secrets,
             metrics,

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::state::Shared;
 use crate::error::Result;
 use crate::store::Store;
 
@@ -33,23 +32,6 @@ pub async fn refresh(store: &Store) -> Result<u64> {
             return Ok(next);
         }
         cursor = next;
-    }
-}
-
-/// The console's background task: refresh, sample, sleep.
-pub(crate) async fn run(console: Shared) {
-    let every = console.options.stats_interval;
-    let mut gauges = super::gauges::Gauges::default();
-    loop {
-        if console.options.refresh_stats {
-            if let Err(e) = refresh(&console.store).await {
-                tracing::warn!(error = %e, "refreshing the console's statistics failed; retrying");
-            }
-        }
-        if let Err(e) = gauges.sample(&console.store).await {
-            tracing::warn!(error = %e, "sampling the store's gauges failed; retrying");
-        }
-        tokio::time::sleep(every).await;
     }
 }
 

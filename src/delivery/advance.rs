@@ -2,12 +2,24 @@
 //! where the batch began, and with the dead letter that lets it pass an
 //! event, in one transaction.
 
-use super::consumer::Halt;
 use super::dead_letters;
 use crate::error::Error;
 use crate::projection::durable::checkpoint;
 use crate::projection::durable::lease::Lease;
 use crate::store::Store;
+
+/// Why a batch stopped early.
+pub(super) enum Halt {
+    /// Told to stop, or the lease (or checkpoint) is someone else's now.
+    Stopped,
+    Store(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Self {
+        Halt::Store(e)
+    }
+}
 
 /// Moves the checkpoint from `from` to `to` in one transaction, with the
 /// dead letter that lets it pass `to` if there is one. Refuses (stops the

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::advance::move_checkpoint;
+use super::advance::{move_checkpoint, Halt};
 use super::config::{DeliveryConfig, OnFailure};
 use super::dead_letters;
 use super::fence::Fence;
@@ -25,7 +25,7 @@ use super::meter;
 use super::sink::Consumer;
 use super::transport::FailureKind;
 use crate::dispatch::{from_store_event, Envelope};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::projection::durable::checkpoint;
 use crate::projection::durable::lease::Lease;
@@ -66,19 +66,6 @@ impl DeliveryRunner {
     /// checkpointed is delivered again by the next runner.
     pub fn abort(self) {
         self.task.abort();
-    }
-}
-
-/// Why a batch stopped early.
-pub(super) enum Halt {
-    /// Told to stop, or the lease (or checkpoint) is someone else's now.
-    Stopped,
-    Store(Error),
-}
-
-impl From<Error> for Halt {
-    fn from(e: Error) -> Self {
-        Halt::Store(e)
     }
 }
 
