@@ -110,6 +110,8 @@ DECLARE
     lock_wait text;
     lean_fresh boolean;
     lean_blocked boolean;
+    -- One request on this server's history (the usual call): the lean path.
+    lean boolean;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
@@ -190,20 +192,41 @@ BEGIN
                                              FROM unnest(p_data, p_metadata) AS u(d, m)),
                                      p_tag_ends, p_tags, p_request_ends, p_conditions);
     END IF;
+    lean := n_requests = 1 AND NOT new_epoch;
+    IF NOT lean THEN
+        -- Before the lock, while another batch holds it: the requests whose guards
+        -- already match the log up to the head seen now. Appends commit in position
+        -- order, so the log up to that head is final and only the events committed
+        -- between here and the lock remain to be checked under it. latest_match
+        -- runs only for guards whose window reaches below that head (a decision
+        -- read at the head has none), so the usual statement stays small: the
+        -- cost of a statement here is mostly setting up its plan.
+        seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+        SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
+          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
+         WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
+           AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
+    END IF;
+
+    -- The append lock. A stuck one (a transaction that appended and never
+    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
+    -- caller set a lock_timeout of its own.
+    -- (Assignments, not PERFORM: a simple expression, no statement.)
+    IF current_setting('lock_timeout') = '0' THEN
+        lock_wait := set_config('lock_timeout', '10s', true);
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+        lock_wait := set_config('lock_timeout', '0', true);
+    ELSE
+        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+    END IF;
     -- One request on this server's history (the usual call): decided and
     -- written by one statement under the lock, which sees every earlier
     -- append (a statement after the lock takes a fresh snapshot): its ids
     -- are new and its guards match nothing in (after, head]. What it cannot
     -- settle (an id stored already or repeated, a conflict to report) goes to
     -- the general path below, the lock still held.
-    IF n_requests = 1 AND NOT new_epoch THEN
-        IF current_setting('lock_timeout') = '0' THEN
-            lock_wait := set_config('lock_timeout', '10s', true);
-            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-            lock_wait := set_config('lock_timeout', '0', true);
-        ELSE
-            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        END IF;
+    IF lean THEN
         WITH h AS MATERIALIZED (
             SELECT coalesce((SELECT ev.position FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1), 0) AS head,
                    greatest(clock_timestamp(),
@@ -265,31 +288,10 @@ BEGIN
             RETURN NEXT;
             RETURN;
         END IF;
-    END IF;
-    -- Before the lock, while another batch holds it: the requests whose guards
-    -- already match the log up to the head seen now. Appends commit in position
-    -- order, so the log up to that head is final and only the events committed
-    -- between here and the lock remain to be checked under it. latest_match
-    -- runs only for guards whose window reaches below that head (a decision
-    -- read at the head has none), so the usual statement stays small: the
-    -- cost of a statement here is mostly setting up its plan.
-    seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
-    SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
-      FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-      CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-     WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
-       AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
-
-    -- The append lock. A stuck one (a transaction that appended and never
-    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
-    -- caller set a lock_timeout of its own.
-    -- (Assignments, not PERFORM: a simple expression, no statement.)
-    IF current_setting('lock_timeout') = '0' THEN
-        lock_wait := set_config('lock_timeout', '10s', true);
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        lock_wait := set_config('lock_timeout', '0', true);
-    ELSE
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+        -- What it could not settle goes on below, checked in full under the
+        -- lock (no early matches: every guard's whole window).
+        seen := 0;
+        early := '{}';
     END IF;
     head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
     IF new_epoch THEN
