@@ -46,13 +46,7 @@ pub(crate) async fn page(
         Some(e) => e?,
     };
     // Whether a reader of `Value`s decodes it (projections, subscribers).
-    let undecodable = console
-        .store
-        .read(&Query::all(), ReadOptions::new().from(at).to(at))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .find_map(|r| r.err().filter(|e| e.position().is_some()));
+    let undecodable = e.to_event().err();
     let marks = redactions(&console, &[p]).await?;
     let (data, metadata) = pretty(&console, p).await?;
     Ok(page::shell(
