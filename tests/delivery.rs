@@ -133,6 +133,62 @@ async fn a_durable_subscriber_gets_its_events_in_order_and_resumes_from_its_chec
     assert_eq!(keys.len(), 40, "every envelope has its own idempotency key");
 }
 
+/// A durable subscriber meets an event a reader cannot decode (stored before
+/// the database refused such values): it delivers the events before it,
+/// stops at it with an error that names it and how to redact it, and goes
+/// on once it is redacted. (The whole batch failed, and was retried, with
+/// nothing of it delivered.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_delivers_up_to_an_undecodable_event_and_goes_on_once_it_is_redacted() {
+    let (store, db) = store().await;
+    tickets(&store, 0..3).await; // positions 1 to 3, and "Other" at 4
+    let owner = dcbstore::connection::connect(db.options().unwrap())
+        .await
+        .unwrap();
+    owner
+        .batch_execute(
+            "INSERT INTO dcbstore.events (position, id, type, data, tags)
+             VALUES (5, gen_random_uuid(), 'Ticket', '{\"n\": 1e400}', '{}')",
+        )
+        .await
+        .unwrap();
+    tickets(&store, 5..8).await;
+    let r = Recorder::new("undecodable");
+    let runner = Subscription::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
+    until("the events before it are delivered", || r.ns().len() == 3).await;
+    let mut error = String::new();
+    for _ in 0..400 {
+        let row = owner
+            .query_opt(
+                "SELECT last_error FROM dcbstore.projections WHERE name = 'undecodable'",
+                &[],
+            )
+            .await
+            .unwrap();
+        error = row
+            .and_then(|r| r.get::<_, Option<String>>(0))
+            .unwrap_or_default();
+        if !error.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(error.contains("dcbstore redact 5"), "{error}");
+    assert_eq!(r.ns(), vec![0, 1, 2], "nothing past the event");
+    dcbstore::roles::redact(
+        &owner,
+        dcbstore::SequencePosition::new(5),
+        &json!({ "n": 99 }),
+        "unreadable",
+        None,
+    )
+    .await
+    .unwrap();
+    until("it goes on", || r.ns().len() == 7).await;
+    runner.stop().await;
+    assert_eq!(r.ns(), vec![0, 1, 2, 99, 5, 6, 7]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscriber_aborted_mid_batch_loses_nothing_and_resends_with_the_same_keys() {
     let (store, _db) = store().await;

@@ -12,7 +12,6 @@
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures::TryStreamExt;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
@@ -29,8 +28,8 @@ use crate::error::Result;
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::projection::durable::checkpoint;
 use crate::projection::durable::lease::Lease;
-use crate::read::ReadOptions;
-use crate::store::{EventStore, Store};
+use crate::read::{read_decodable_prefix, ReadOptions};
+use crate::store::Store;
 
 /// A durable subscriber or relay running in the background. Stopped with
 /// [`stop`](Self::stop) (the batch in hand finishes) or
@@ -143,19 +142,24 @@ async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// The checkpoint, and the events after it (at most a batch).
+/// The checkpoint, and the events after it (at most a batch), up to the
+/// first one this reader cannot decode: the events before it are delivered
+/// first; then that event is the error (it names the event and how to
+/// redact it), until it is redacted.
 async fn next_batch(store: &Store, c: &Consumer) -> Result<(u64, Vec<SequencedEvent>)> {
     let at = current(store, &c.name).await?;
-    let events = store
-        .read(
-            &c.query,
-            ReadOptions::new()
-                .after(SequencePosition::new(at))
-                .limit(c.config.batch_size),
-        )
-        .try_collect()
-        .await?;
-    Ok((at, events))
+    let (events, undecodable) = read_decodable_prefix(
+        store,
+        &c.query,
+        ReadOptions::new()
+            .after(SequencePosition::new(at))
+            .limit(c.config.batch_size),
+    )
+    .await?;
+    match undecodable {
+        Some(e) if events.is_empty() => Err(e),
+        _ => Ok((at, events)),
+    }
 }
 
 async fn current(store: &Store, name: &str) -> Result<u64> {

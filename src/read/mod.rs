@@ -9,6 +9,7 @@
 mod boundary;
 mod decode;
 mod options;
+mod prefix;
 mod sql;
 mod stream;
 mod together;
@@ -19,5 +20,6 @@ pub use options::ReadOptions;
 pub(crate) use boundary::{read_boundary, seen_through};
 pub(crate) use decode::compact;
 pub use decode::Decode;
+pub(crate) use prefix::read_decodable_prefix;
 pub(crate) use stream::read_stream;
 pub(crate) use together::Readers;

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
 use super::definition::Erased;
@@ -12,8 +10,7 @@ use super::lease::Lease;
 use crate::error::{Error, HandlerError};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::metrics::{age_seconds, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS};
-use crate::query::Query;
-use crate::read::ReadOptions;
+use crate::read::{read_decodable_prefix, ReadOptions};
 use crate::store::{EventStore, Store};
 
 /// Why a catch-up stopped early.
@@ -179,7 +176,16 @@ pub(super) async fn catch_up(
             }
             return Ok(applied);
         }
-        let (events, undecodable) = read_batch(store, &query, checkpoint, head, config).await?;
+        let (events, undecodable) = read_decodable_prefix(
+            store,
+            &query,
+            ReadOptions::new()
+                .after(SequencePosition::new(checkpoint))
+                .to(SequencePosition::new(head))
+                .limit(config.batch_size),
+        )
+        .await
+        .map_err(Stop::Store)?;
         if events.is_empty() {
             if let Some(e) = undecodable {
                 return Err(e.into());
@@ -219,34 +225,6 @@ pub(super) async fn catch_up(
             applied,
         });
     }
-}
-
-/// Reads the next batch after `checkpoint`: the events before the first one
-/// this reader cannot decode, and that event's error. The events before it are
-/// applied and checkpointed first, so that the projection fails exactly at it.
-async fn read_batch(
-    store: &Store,
-    query: &Query,
-    checkpoint: u64,
-    head: u64,
-    config: &RunnerConfig,
-) -> Result<(Vec<SequencedEvent>, Option<Error>), Stop> {
-    let mut stream = store.read(
-        query,
-        ReadOptions::new()
-            .after(SequencePosition::new(checkpoint))
-            .to(SequencePosition::new(head))
-            .limit(config.batch_size),
-    );
-    let mut events = Vec::new();
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(e) => events.push(e),
-            Err(e) if e.position().is_some() => return Ok((events, Some(e))),
-            Err(e) => return Err(Stop::Store(e)),
-        }
-    }
-    Ok((events, None))
 }
 
 /// Sets the projection's lag gauges after a batch: `behind` events to the
