@@ -101,6 +101,7 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append",
     "dcbstore.append_batch",
     "dcbstore.append_batch_unchecked",
+    "dcbstore.append_batch_typed",
     "dcbstore.read",
     "dcbstore.read_pages",
     "dcbstore.head",

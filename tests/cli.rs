@@ -1893,7 +1893,7 @@ async fn grant_read_only_lets_a_role_read_but_not_append_or_redact_and_refuses_r
     assert!(r.stdout.is_empty(), "{r:#?}");
     assert!(
         r.stderr
-            .contains("lacks EXECUTE on function dcbstore.append_batch_unchecked"),
+            .contains("lacks EXECUTE on function dcbstore.append_batch_typed"),
         "{r:#?}"
     );
     r.hides(&reader_pw);

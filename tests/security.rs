@@ -1128,6 +1128,107 @@ async fn an_app_role_cannot_store_json_that_a_reader_cannot_decode() {
     roles.drop_roles().await;
 }
 
+/// The Rust client's entry point takes conditions as typed arrays: an app
+/// role that sends arrays not of one shape (a guard outside every request's
+/// range, an item without terms, an empty term) is refused with SQLSTATE
+/// 22023, never appended under a narrower condition than it sent; well-formed
+/// guards conflict exactly as the JSON form does, and its data is checked as
+/// every entry point checks it.
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_guards_not_of_one_shape_are_refused_never_read_as_a_narrower_condition() {
+    let roles = Roles::new().await;
+    let app = connect(&parse_config(&roles.app_url).unwrap())
+        .await
+        .unwrap();
+    let store = Store::connect(&roles.app_url).await.unwrap();
+    store
+        .append(
+            vec![Event::new("Opened", json!({})).with_tags(["account:1"])],
+            None,
+        )
+        .await
+        .unwrap();
+    // One event of type Opened tagged account:1, under the given guards
+    // (guard_ends, afters, item_ends, type_ends, types, tag_ends, tags).
+    let typed = |data: &str, guards: &str| {
+        format!(
+            "SELECT outcome FROM dcbstore.append_batch_typed(ARRAY[gen_random_uuid()], ARRAY['Opened'], ARRAY['{data}'],
+                    ARRAY['{{}}'], ARRAY[1], ARRAY['account:1'], ARRAY[1], {guards})"
+        )
+    };
+    let account_guard = "'{1}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{1}', '{account:1}'";
+    let refused = [
+        // The guard is there, but no request owns it.
+        (
+            typed(
+                "{}",
+                "'{0}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{1}', '{account:1}'",
+            ),
+            "guard_ends",
+        ),
+        // The item's terms lie beyond its end.
+        (
+            typed(
+                "{}",
+                "'{1}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{0}', '{account:1}'",
+            ),
+            "item_type_ends and item_tag_ends",
+        ),
+        // An item without terms (it would match nothing).
+        (
+            typed(
+                "{}",
+                "'{1}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{0}', '{}'::text[]",
+            ),
+            "neither types nor tags",
+        ),
+        // An empty or NULL tag.
+        (
+            typed(
+                "{}",
+                "'{1}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{1}', '{\"\"}'",
+            ),
+            "empty type or tag",
+        ),
+        (
+            typed(
+                "{}",
+                "'{1}', '{0}'::bigint[], '{1}', '{0}', '{}'::text[], '{1}', '{NULL}'",
+            ),
+            "empty type or tag",
+        ),
+        // A negative "after".
+        (
+            typed(
+                "{}",
+                "'{1}', '{-1}'::bigint[], '{1}', '{0}', '{}'::text[], '{1}', '{account:1}'",
+            ),
+            "\"after\"",
+        ),
+        // Data no reader decodes, under a well-formed guard.
+        (
+            typed("{\"n\": 1e400}", account_guard),
+            "beyond what a double can hold",
+        ),
+    ];
+    for (sql, reason) in &refused {
+        let err = app.execute(sql.as_str(), &[]).await.expect_err(sql);
+        let db = err.as_db_error().expect("a database error");
+        assert_eq!(db.code().code(), "22023", "{sql}: {db}");
+        assert!(db.message().contains(reason), "{sql}: {db}");
+    }
+    assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(1)));
+    // Well formed, the guard conflicts with the event it matches.
+    let row = app
+        .query_one(typed("{}", account_guard).as_str(), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "conflict");
+    assert_eq!(store.head().await.unwrap(), Some(SequencePosition::new(1)));
+    drop((store, app));
+    roles.drop_roles().await;
+}
+
 /// `import_batch` sets `recorded_at`, so it is an import role's
 /// (`grant --import`), not an application's; and even an import role cannot
 /// stamp the log outside [the previous event's time, the server's clock +

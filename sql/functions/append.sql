@@ -1,10 +1,12 @@
 -- The entry points of an append: dcbstore.append (JSON, one request, for SQL
--- users), dcbstore.append_batch (batches) and dcbstore.append_batch_unchecked
--- (the Rust client's: data and metadata as JSON text, so that their sizes are
--- the sizes the client measured), which the other two run. It validates its
--- input against dcbstore.limits ("unchecked" is a historical name; the Rust
--- client checks the same at the edge, to fail before sending), then takes the
--- append lock, decides and writes.
+-- users), dcbstore.append_batch (batches, JSON), dcbstore.append_batch_unchecked
+-- (data and metadata as JSON text, so that their sizes are the sizes the
+-- client measured; JSON conditions) and dcbstore.append_batch_typed (the
+-- Rust client's: as unchecked, with the conditions as typed arrays), which
+-- the others run. It validates its input against dcbstore.limits
+-- ("unchecked" is a historical name: every entry point checks; the Rust
+-- client checks the same at the edge, to fail before sending), then takes
+-- the append lock, decides and writes.
 --
 -- They are SECURITY DEFINER, owned by the schema's owner, with a fixed
 -- search_path: the only way any other role writes the log, so that every
@@ -47,14 +49,59 @@ BEGIN
 END
 $$;
 
+-- The JSON-conditions form of dcbstore.append_batch_typed, for SQL callers
+-- and clients of earlier versions: data and metadata as JSON text, each
+-- request's condition NULL or an array of guards {"query": Q, "after": N}.
+-- A malformed condition is refused (SQLSTATE 22023, with the reason); the
+-- conditions are then given to append_batch_typed in its typed form.
+CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
+    p_ids uuid[],
+    p_types text[],
+    p_data text[],
+    p_metadata text[],
+    p_tag_ends int[],
+    p_tags text[],
+    p_request_ends int[],
+    p_conditions jsonb[]
+) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    lim dcbstore.limits := dcbstore.current_limits();
+    n_requests int := coalesce(cardinality(p_request_ends), 0);
+    invalid text;
+    g record;
+BEGIN
+    IF coalesce(cardinality(p_conditions), 0) <> n_requests THEN
+        RAISE EXCEPTION 'conditions must have one entry (possibly NULL) per request' USING ERRCODE = '22023';
+    END IF;
+    SELECT CASE WHEN n_requests = 1 THEN v.err ELSE format('request %s: %s', v.r, v.err) END INTO invalid
+      FROM (SELECT c.r, dcbstore.condition_error(c.cond, lim) AS err
+              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)) v
+     WHERE v.err IS NOT NULL
+     ORDER BY v.r
+     LIMIT 1;
+    IF invalid IS NOT NULL THEN
+        RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+    END IF;
+    g := dcbstore.guards_arrays(p_conditions);
+    RETURN QUERY SELECT * FROM dcbstore.append_batch_typed(
+        p_ids, p_types, p_data, p_metadata, p_tag_ends, p_tags, p_request_ends,
+        g.guard_ends, g.guard_afters, g.guard_item_ends, g.item_type_ends, g.item_types,
+        g.item_tag_ends, g.item_tags);
+END
+$$;
+
 -- The Rust client's entry point, and the one body of every append: data and
 -- metadata as JSON text (so that their sizes are the bytes the client
--- measured), checked against dcbstore.limits as the client checks them at
--- the edge, then decided and written under the append lock. The usual batch
--- is found valid by a dozen simple expressions (no statement: in a new
+-- measured), the conditions as typed arrays (see sql/functions/guards.sql),
+-- checked against dcbstore.limits as the client checks them at the edge,
+-- then decided and written under the append lock. The usual request (one
+-- event, a guard of one item) is found valid by one expression, other
+-- batches by a few loops of simple expressions (no statement: in a new
 -- transaction each expression is set up once, which is what a check here
--- costs); a batch they refuse goes to dcbstore.batch_error, which says why
--- (its false alarms cost only that).
+-- costs, so they are few); a batch they refuse goes to
+-- dcbstore.guards_error and dcbstore.batch_error, which say why (their false
+-- alarms cost only that).
 --
 -- Correctness: the append lock (an EXCLUSIVE lock on the view
 -- dcbstore.append_lock, which no other role may lock) is taken before any
@@ -67,7 +114,7 @@ $$;
 -- log up to the head seen then, which is final (commits come in position
 -- order); under it, only the events committed since. Requires READ COMMITTED:
 -- later isolation levels would keep the snapshot taken before the lock.
-CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
+CREATE OR REPLACE FUNCTION dcbstore.append_batch_typed(
     p_ids uuid[],
     p_types text[],
     p_data text[],
@@ -75,7 +122,13 @@ CREATE OR REPLACE FUNCTION dcbstore.append_batch_unchecked(
     p_tag_ends int[],
     p_tags text[],
     p_request_ends int[],
-    p_conditions jsonb[]
+    p_guard_ends int[],
+    p_guard_afters bigint[],
+    p_guard_item_ends int[],
+    p_item_type_ends int[],
+    p_item_types text[],
+    p_item_tag_ends int[],
+    p_item_tags text[]
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
 -- Plans over function scans are the same for any input: generic plans avoid
 -- replanning per call, and JIT would cost more than the queries. No plan
@@ -87,21 +140,26 @@ SET jit = off SET plan_cache_mode = force_generic_plan SET enable_seqscan = off 
 DECLARE
     n_events int := coalesce(cardinality(p_ids), 0);
     n_requests int := coalesce(cardinality(p_request_ends), 0);
+    n_guards int := coalesce(cardinality(p_guard_afters), 0);
+    n_items int := coalesce(cardinality(p_item_type_ends), 0);
     data jsonb[] := p_data::jsonb[];
     metadata jsonb[] := p_metadata::jsonb[];
+    -- The conditions' JSON form, for the paths that take it (built there).
+    conds jsonb[];
     -- The limits (a row of dcbstore.limits), and new_epoch.
     lim record;
-    -- The checks as JSON paths, made when the limits were set (see
-    -- sql/migrations/0009_guards.sql).
+    -- The check of an event's JSON as a path, made when the limits were set
+    -- (see sql/migrations/0009_guards.sql).
     bad_json jsonpath;
-    bad_condition jsonpath;
     v_r int := 1;
     v_k int;
     v_j int;
     v_first int;
     v_size bigint;
     v_bytes bigint := 0;
+    v_t text;
     ok boolean;
+    invalid text;
     head bigint;
     seen bigint;
     early int[];
@@ -136,64 +194,115 @@ BEGIN
       FROM (SELECT 1) AS one LEFT JOIN dcbstore.limits l ON l.singleton;
     new_epoch := lim.new_epoch;
     bad_json := lim.bad_json;
-    bad_condition := lim.bad_condition;
-    -- The usual batch is valid, and this says so in a dozen simple
-    -- expressions (no statement, so no executor start-up; in a new
-    -- transaction each expression is set up once, which is what an
-    -- expression here costs). A batch it refuses goes through the checks
-    -- below, which say why.
+    -- The arrays are of one shape: one entry per event, per request, per
+    -- guard and per item, each "ends" array ending at its children's count;
+    -- no guard's "after" is negative, no term empty (an empty or NULL term
+    -- makes this false or NULL: the checks below say which).
     ok := lim.singleton IS NOT NULL
           AND coalesce(cardinality(p_types), 0) = n_events AND coalesce(cardinality(data), 0) = n_events
           AND coalesce(cardinality(metadata), 0) = n_events AND coalesce(cardinality(p_tag_ends), 0) = n_events
-          AND n_requests > 0 AND coalesce(cardinality(p_conditions), 0) = n_requests
-          AND p_request_ends[n_requests] = n_events
-          AND (n_events = 0 OR p_tag_ends[n_events] = coalesce(cardinality(p_tags), 0));
-    -- Events (names, tags, sizes, JSON) and the requests they end (events, bytes).
-    v_k := 1;
-    WHILE ok AND v_k <= n_events LOOP
-        v_first := coalesce(p_tag_ends[v_k - 1], 0);
-        v_size := coalesce(octet_length(p_data[v_k]), 4) + coalesce(octet_length(p_metadata[v_k]), 2);
-        v_bytes := v_bytes + v_size;
-        ok := p_types[v_k] <> '' AND octet_length(p_types[v_k]) <= lim.max_name_bytes
-              AND (metadata[v_k] IS NULL OR jsonb_typeof(metadata[v_k]) = 'object')
-              AND p_tag_ends[v_k] - v_first BETWEEN 0 AND lim.max_tags_per_event
-              AND v_size <= lim.max_event_bytes
-              AND NOT jsonb_path_exists(data[v_k], bad_json)
-              AND NOT coalesce(jsonb_path_exists(metadata[v_k], bad_json), false)
-              AND (v_k < p_request_ends[v_r]
-                   OR (v_k = p_request_ends[v_r]
-                       AND v_k - coalesce(p_request_ends[v_r - 1], 0) BETWEEN 1 AND lim.max_events_per_append
-                       AND v_bytes <= lim.max_append_bytes));
-        FOR v_j IN v_first + 1 .. coalesce(p_tag_ends[v_k], 0) LOOP
-            ok := ok AND p_tags[v_j] <> '' AND octet_length(p_tags[v_j]) <= lim.max_name_bytes;
-        END LOOP;
-        IF v_k = p_request_ends[v_r] THEN
-            v_r := v_r + 1;
-            v_bytes := 0;
+          AND n_requests > 0 AND p_request_ends[n_requests] = n_events
+          AND (n_events = 0 OR p_tag_ends[n_events] = coalesce(cardinality(p_tags), 0))
+          AND coalesce(cardinality(p_guard_ends), 0) = n_requests AND p_guard_ends[n_requests] = n_guards
+          AND coalesce(cardinality(p_guard_item_ends), 0) = n_guards AND (n_guards > 0 OR n_items = 0)
+          AND coalesce(cardinality(p_item_tag_ends), 0) = n_items
+          AND (n_guards = 0 OR p_guard_item_ends[n_guards] = n_items)
+          AND (n_items = 0 OR (p_item_type_ends[n_items] = coalesce(cardinality(p_item_types), 0)
+                               AND p_item_tag_ends[n_items] = coalesce(cardinality(p_item_tags), 0)))
+          AND (n_items > 0 OR (coalesce(cardinality(p_item_types), 0) = 0 AND coalesce(cardinality(p_item_tags), 0) = 0))
+          AND NOT coalesce(0 > ANY (p_guard_afters), false)
+          AND '' <> ALL (p_types) AND '' <> ALL (p_tags)
+          AND '' <> ALL (p_item_types) AND '' <> ALL (p_item_tags);
+    -- The usual request, one event under at most one guard of at most one
+    -- item, in one expression; names measured together (a sum within the
+    -- limit puts each name within it; a sum over it takes the loops below).
+    IF ok AND n_requests = 1 AND n_events = 1 AND n_guards <= 1 AND n_items <= 1 THEN
+        v_size := coalesce(octet_length(p_data[1]), 4) + coalesce(octet_length(p_metadata[1]), 2);
+        ok := p_request_ends[1] = 1 AND lim.max_events_per_append >= 1
+              AND octet_length(p_types[1]) <= lim.max_name_bytes
+              AND (metadata[1] IS NULL OR jsonb_typeof(metadata[1]) = 'object')
+              AND p_tag_ends[1] BETWEEN 0 AND lim.max_tags_per_event
+              AND v_size <= lim.max_event_bytes AND v_size <= lim.max_append_bytes
+              AND NOT jsonb_path_exists(data[1], bad_json)
+              AND NOT coalesce(jsonb_path_exists(metadata[1], bad_json), false)
+              AND octet_length(array_to_string(p_tags, '')) <= lim.max_name_bytes
+              AND n_guards <= lim.max_guards
+              AND (n_items = 0 OR (n_items <= lim.max_query_items
+                                   AND p_item_type_ends[1] <= lim.max_item_terms
+                                   AND p_item_tag_ends[1] <= lim.max_item_terms
+                                   AND p_item_type_ends[1] + p_item_tag_ends[1] > 0
+                                   AND octet_length(array_to_string(p_item_types, '') || array_to_string(p_item_tags, ''))
+                                       <= lim.max_name_bytes));
+        IF ok THEN
+            -- Not a false alarm: the loops would find the same.
+            v_r := n_requests + 1;
+        ELSE
+            ok := true;
         END IF;
-        v_k := v_k + 1;
-    END LOOP;
-    ok := ok AND v_r = n_requests + 1;
-    -- Conditions: one path each.
-    v_r := 1;
-    WHILE ok AND v_r <= n_requests LOOP
-        ok := p_conditions[v_r] IS NULL
-              OR (jsonb_typeof(p_conditions[v_r]) = 'array'
-                  AND jsonb_array_length(p_conditions[v_r]) BETWEEN 1 AND lim.max_guards
-                  AND NOT coalesce(jsonb_path_exists(p_conditions[v_r], bad_condition, '{}', true), true)
-                  -- A path cannot tell 5.0 from 5: the text can (a false
-                  -- alarm only takes the checks below, which find nothing).
-                  AND p_conditions[v_r]::text !~ '"after": [0-9]+\.');
-        v_r := v_r + 1;
-    END LOOP;
+    END IF;
+    IF ok AND v_r = 1 THEN
+        -- Events (names, tags, sizes, JSON) and the requests they end (events,
+        -- bytes, guards).
+        v_k := 1;
+        WHILE ok AND v_k <= n_events LOOP
+            v_first := coalesce(p_tag_ends[v_k - 1], 0);
+            v_size := coalesce(octet_length(p_data[v_k]), 4) + coalesce(octet_length(p_metadata[v_k]), 2);
+            v_bytes := v_bytes + v_size;
+            ok := octet_length(p_types[v_k]) <= lim.max_name_bytes
+                  AND (metadata[v_k] IS NULL OR jsonb_typeof(metadata[v_k]) = 'object')
+                  AND p_tag_ends[v_k] - v_first BETWEEN 0 AND lim.max_tags_per_event
+                  AND v_size <= lim.max_event_bytes
+                  AND NOT jsonb_path_exists(data[v_k], bad_json)
+                  AND NOT coalesce(jsonb_path_exists(metadata[v_k], bad_json), false)
+                  AND (v_k < p_request_ends[v_r]
+                       OR (v_k = p_request_ends[v_r]
+                           AND v_k - coalesce(p_request_ends[v_r - 1], 0) BETWEEN 1 AND lim.max_events_per_append
+                           AND v_bytes <= lim.max_append_bytes
+                           AND p_guard_ends[v_r] - coalesce(p_guard_ends[v_r - 1], 0) BETWEEN 0 AND lim.max_guards));
+            IF v_k = p_request_ends[v_r] THEN
+                v_r := v_r + 1;
+                v_bytes := 0;
+            END IF;
+            v_k := v_k + 1;
+        END LOOP;
+        ok := ok AND v_r = n_requests + 1;
+        FOREACH v_t IN ARRAY p_tags LOOP
+            ok := ok AND octet_length(v_t) <= lim.max_name_bytes;
+        END LOOP;
+        -- Guards (their items) and items (their terms).
+        FOR v_j IN 1..n_guards LOOP
+            ok := ok AND p_guard_item_ends[v_j] - coalesce(p_guard_item_ends[v_j - 1], 0) BETWEEN 0 AND lim.max_query_items;
+        END LOOP;
+        FOR v_j IN 1..n_items LOOP
+            ok := ok AND p_item_type_ends[v_j] - coalesce(p_item_type_ends[v_j - 1], 0) BETWEEN 0 AND lim.max_item_terms
+                  AND p_item_tag_ends[v_j] - coalesce(p_item_tag_ends[v_j - 1], 0) BETWEEN 0 AND lim.max_item_terms
+                  AND p_item_type_ends[v_j] + p_item_tag_ends[v_j]
+                      > coalesce(p_item_type_ends[v_j - 1], 0) + coalesce(p_item_tag_ends[v_j - 1], 0);
+        END LOOP;
+        FOREACH v_t IN ARRAY p_item_types || p_item_tags LOOP
+            ok := ok AND octet_length(v_t) <= lim.max_name_bytes;
+        END LOOP;
+    END IF;
     IF ok IS NOT TRUE THEN
+        -- Why (or nothing, for a false alarm): the guards' shape and limits
+        -- first, then everything else on their JSON form.
+        invalid := dcbstore.guards_error(n_requests, p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                         p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags,
+                                         dcbstore.current_limits());
+        IF invalid IS NOT NULL THEN
+            RAISE EXCEPTION '%', invalid USING ERRCODE = '22023';
+        END IF;
         PERFORM dcbstore.batch_error(p_ids, p_types, data, metadata,
                                      ARRAY(SELECT coalesce(octet_length(d), 4) + coalesce(octet_length(m), 2)
                                              FROM unnest(p_data, p_metadata) AS u(d, m)),
-                                     p_tag_ends, p_tags, p_request_ends, p_conditions);
+                                     p_tag_ends, p_tags, p_request_ends,
+                                     dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                                          p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags));
     END IF;
     lean := n_requests = 1 AND NOT new_epoch;
     IF NOT lean THEN
+        conds := dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags);
         -- Before the lock, while another batch holds it: the requests whose guards
         -- already match the log up to the head seen now. Appends commit in position
         -- order, so the log up to that head is final and only the events committed
@@ -203,12 +312,11 @@ BEGIN
         -- cost of a statement here is mostly setting up its plan.
         seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
         SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
-          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
+          FROM unnest(conds) WITH ORDINALITY AS c(cond, r)
           CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
          WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
            AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
     END IF;
-
     -- The append lock. A stuck one (a transaction that appended and never
     -- ended) is an error after lock_timeout, not a hang: 10 s unless the
     -- caller set a lock_timeout of its own.
@@ -237,28 +345,32 @@ BEGIN
                    NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
                                 CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
                    AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) AS x) AS fresh,
-                   -- A guard matching an event in (after, head].
+                   -- A guard matching an event in (after, head]: per item, the
+                   -- first tag's range with the type on the row and the other
+                   -- tags probed, or the types' ranges.
                    EXISTS (
-                       SELECT 1 FROM jsonb_array_elements(p_conditions[1]) AS g(guard)
-                        CROSS JOIN LATERAL (SELECT coalesce((g.guard ->> 'after')::bigint, 0) AS after) AS a
+                       SELECT 1 FROM generate_series(1, n_guards) AS g
+                        CROSS JOIN LATERAL (SELECT coalesce(p_guard_afters[g], 0) AS after,
+                                                   coalesce(p_guard_item_ends[g - 1], 0) AS i0,
+                                                   p_guard_item_ends[g] AS i1) AS a
                         WHERE a.after < h.head
-                          AND (jsonb_typeof(g.guard -> 'query') = 'string'  -- "all": the head is after it
+                          AND (a.i0 = a.i1  -- "all": the head is after it
                                OR EXISTS (
-                                   SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array'
-                                                                           THEN g.guard -> 'query' END) AS i(item)
-                                    WHERE CASE WHEN jsonb_array_length(coalesce(i.item -> 'tags', '[]')) > 0 THEN EXISTS (
-                                              -- The first tag's range; the type on the row; the other tags probed.
+                                   SELECT 1 FROM generate_series(a.i0 + 1, a.i1) AS i
+                                    CROSS JOIN LATERAL (
+                                        SELECT p_item_types[coalesce(p_item_type_ends[i - 1], 0) + 1 : p_item_type_ends[i]] AS types,
+                                               p_item_tags[coalesce(p_item_tag_ends[i - 1], 0) + 1 : p_item_tag_ends[i]] AS tags) AS it
+                                    WHERE CASE WHEN cardinality(it.tags) > 0 THEN EXISTS (
                                               SELECT 1 FROM dcbstore.event_tags t0
-                                               WHERE t0.tag = i.item -> 'tags' ->> 0
+                                               WHERE t0.tag = it.tags[1]
                                                  AND t0.position > a.after AND t0.position <= h.head
-                                                 AND (jsonb_array_length(coalesce(i.item -> 'types', '[]')) = 0
-                                                      OR t0.type IN (SELECT jsonb_array_elements_text(i.item -> 'types')))
+                                                 AND (cardinality(it.types) = 0 OR t0.type = ANY (it.types))
                                                  AND NOT EXISTS (
-                                                     SELECT 1 FROM jsonb_array_elements_text(i.item -> 'tags') AS other(tag)
+                                                     SELECT 1 FROM unnest(it.tags[2:]) AS other(tag)
                                                       WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
                                                                          WHERE t1.tag = other.tag AND t1.position = t0.position)))
                                           ELSE EXISTS (
-                                              SELECT 1 FROM jsonb_array_elements_text(i.item -> 'types') AS ty(t)
+                                              SELECT 1 FROM unnest(it.types) AS ty(t)
                                                WHERE EXISTS (SELECT 1 FROM dcbstore.events ev
                                                               WHERE ev.type = ty.t AND ev.position > a.after
                                                                 AND ev.position <= h.head))
@@ -282,9 +394,12 @@ BEGIN
             outcome := 'appended'; "position" := head + n_events; conflict := NULL;
             RETURN NEXT;
             RETURN;
-        ELSIF lean_fresh THEN
+        END IF;
+        conds := dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags);
+        IF lean_fresh THEN
             outcome := 'conflict'; "position" := NULL;
-            conflict := dcbstore.condition_conflict(p_conditions[1], head);
+            conflict := dcbstore.condition_conflict(conds[1], head);
             RETURN NEXT;
             RETURN;
         END IF;
@@ -309,7 +424,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
                     CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
        AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
-       AND NOT EXISTS (SELECT 1 FROM unnest(p_conditions) c, jsonb_array_elements(c) g
+       AND NOT EXISTS (SELECT 1 FROM unnest(conds) c, jsonb_array_elements(c) g
                         WHERE (g ->> 'after')::bigint > head) THEN
         IF cardinality(p_request_ends) = 1 THEN
             -- One request, decided here: append_set would cost a function
@@ -317,7 +432,7 @@ BEGIN
             -- seen (early), or among the events committed since.
             request := 1; error := NULL;
             IF cardinality(early) = 0 AND (head = seen OR NOT EXISTS (
-                   SELECT 1 FROM jsonb_array_elements(p_conditions[1]) AS g(guard)
+                   SELECT 1 FROM jsonb_array_elements(conds[1]) AS g(guard)
                     WHERE dcbstore.latest_match(g.guard -> 'query',
                               greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL)) THEN
                 PERFORM dcbstore.insert_events(p_ids, p_types, data, metadata, p_tag_ends, p_tags,
@@ -325,18 +440,18 @@ BEGIN
                 outcome := 'appended'; "position" := head + n_events; conflict := NULL;
             ELSE
                 outcome := 'conflict'; "position" := NULL;
-                conflict := dcbstore.condition_conflict(p_conditions[1], head);
+                conflict := dcbstore.condition_conflict(conds[1], head);
             END IF;
             RETURN NEXT;
             RETURN;
         END IF;
         RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, data, metadata,
-                                                      p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                      p_tag_ends, p_tags, p_request_ends, conds,
                                                       head, seen, early, recorded);
     ELSE
         -- (It reports its conflicts last: rows go out in request order.)
         RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, data, metadata,
-                                                             p_tag_ends, p_tags, p_request_ends, p_conditions,
+                                                             p_tag_ends, p_tags, p_request_ends, conds,
                                                              head, recorded) AS o ORDER BY o.request;
     END IF;
 END
@@ -345,7 +460,7 @@ $$;
 -- Raises SQLSTATE 22023, with the reason, when a batch's arrays are not of
 -- one shape, a request is empty or over the limits, a condition is malformed
 -- or over the limits, or an event cannot be stored (events_error). Run by
--- append_batch_unchecked when its quick checks refuse a batch (it may find
+-- append_batch_typed when its quick checks refuse a batch (it may find
 -- nothing wrong: their false alarms only cost this). p_sizes: each event's
 -- bytes of JSON as its entry point measured them.
 CREATE OR REPLACE FUNCTION dcbstore.batch_error(
@@ -482,10 +597,12 @@ $$;
 REVOKE ALL ON FUNCTION dcbstore.append(jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_batch(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.append_batch_typed(uuid[], text[], text[], text[], int[], text[], int[], int[], bigint[], int[],
+                                                   int[], text[], int[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.batch_error(uuid[], text[], jsonb[], jsonb[], bigint[], int[], text[], int[], jsonb[]) FROM PUBLIC;
 
 -- The roles that may call append_batch may call the Rust client's entry
--- point, whatever its signature was when they were granted it (a new
+-- points, whatever their signatures were when they were granted them (a new
 -- signature is a new function, without the old one's grants).
 DO $$
 DECLARE
@@ -498,6 +615,8 @@ BEGIN
            AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner AND a.grantee <> 0
     LOOP
         EXECUTE format('GRANT EXECUTE ON FUNCTION dcbstore.append_batch_unchecked(uuid[], text[], text[], text[], int[], text[], int[], jsonb[]) TO %s',
+                       r.grantee::regrole::text);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION dcbstore.append_batch_typed(uuid[], text[], text[], text[], int[], text[], int[], int[], bigint[], int[], int[], text[], int[], text[]) TO %s',
                        r.grantee::regrole::text);
     END LOOP;
 END

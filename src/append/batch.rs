@@ -1,4 +1,4 @@
-//! One batch's SQL call: the arguments of `dcbstore.append_batch_unchecked`,
+//! One batch's SQL call: the arguments of `dcbstore.append_batch_typed`,
 //! what its errors say about the outcome, and the decoding of its answer.
 
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
+use super::guards::GuardArrays;
 use super::prepare::PreparedAppend;
 use super::{Appended, Conflict};
 use crate::error::{Error, Result};
@@ -15,7 +16,7 @@ use crate::event::SequencePosition;
 use crate::pooled::{Expired, Pooled};
 
 const APPEND_BATCH_SQL: &str = "SELECT request, outcome, position, conflict, error \
-     FROM dcbstore.append_batch_unchecked($1, $2, $3, $4, $5, $6, $7, $8)";
+     FROM dcbstore.append_batch_typed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// Wakes followers (`LISTEN dcbstore_events`). Sent right behind the batch,
 /// in the same round trip but in a transaction of its own: it runs once the
@@ -109,7 +110,7 @@ async fn run_append_batch<C: GenericClient + Sync>(
     let mut tag_ends = Vec::with_capacity(total);
     let mut tags: Vec<&str> = Vec::new();
     let mut request_ends = Vec::with_capacity(appends.len());
-    let mut conditions = Vec::with_capacity(appends.len());
+    let mut guards = GuardArrays::default();
     for a in appends {
         for e in &a.events {
             ids.push(e.id);
@@ -122,7 +123,7 @@ async fn run_append_batch<C: GenericClient + Sync>(
             tag_ends.push(to_i32(tags.len())?);
         }
         request_ends.push(to_i32(ids.len())?);
-        conditions.push(a.condition.as_ref());
+        guards.push(a.condition.as_ref())?;
     }
     let rows = client
         .query(
@@ -135,7 +136,13 @@ async fn run_append_batch<C: GenericClient + Sync>(
                 &tag_ends,
                 &tags,
                 &request_ends,
-                &conditions,
+                &guards.guard_ends,
+                &guards.guard_afters,
+                &guards.guard_item_ends,
+                &guards.item_type_ends,
+                &guards.item_types,
+                &guards.item_tag_ends,
+                &guards.item_tags,
             ],
         )
         .await

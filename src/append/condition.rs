@@ -3,7 +3,6 @@
 //! [`Conflict`](crate::Conflict)).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
@@ -101,21 +100,6 @@ impl AppendCondition {
             }
         }
         Ok(())
-    }
-
-    /// The JSON form the SQL functions take: `[{"query": Q, "after": N}, ...]`.
-    pub(crate) fn to_json(&self) -> Value {
-        Value::Array(
-            self.guards
-                .iter()
-                .map(|g| {
-                    serde_json::json!({
-                        "query": g.fail_if_events_match.to_json(),
-                        "after": g.after.map(SequencePosition::get),
-                    })
-                })
-                .collect(),
-        )
     }
 }
 

@@ -25,19 +25,23 @@
 //! The lock serializes commits, so one fsync per append would cap throughput.
 //! Within one process the [`Store`](crate::Store) therefore queues appends;
 //! a writer task takes everything waiting and sends it as one
-//! `append_batch_unchecked` call (the input is validated here, at the edge, and
-//! again by the database against `dcbstore.limits`, as for every entry point):
+//! `append_batch_typed` call (the input is validated here, at the edge, and
+//! again by the database against `dcbstore.limits`, as for every entry point;
+//! the conditions go as typed arrays, which the database checks by their
+//! cardinalities):
 //! one transaction, one fsync. Requests are checked in order against the log
 //! plus the earlier requests of the batch, and one request's conflict does not
 //! fail the others. The log up to the head seen on arrival is checked before
 //! the lock; under it, only what was committed meanwhile.
 //!
 //! The parts: [`condition`](AppendCondition) types, the input checks
-//! (`prepare`), the writer's request and loop (`request`, `writer`), and the
-//! batch's SQL call and decoding (`batch`).
+//! (`prepare`), the writer's request and loop (`request`, `writer`), the
+//! conditions' typed form (`guards`), and the batch's SQL call and decoding
+//! (`batch`).
 
 mod batch;
 mod condition;
+mod guards;
 mod metered;
 mod prepare;
 mod request;

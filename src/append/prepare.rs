@@ -2,19 +2,17 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
-
 use super::AppendCondition;
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::{json_bytes, Limit, Limits};
 
 /// A validated append, ready to join a batch: tags sorted and deduplicated,
-/// the condition in its JSON form, and its size.
+/// the condition, and its size.
 #[derive(Debug)]
 pub(crate) struct PreparedAppend {
     pub(super) events: Vec<Event>,
-    pub(super) condition: Option<Value>,
+    pub(super) condition: Option<AppendCondition>,
     /// Bytes it takes in a batch: its events' JSON, types, tags and ids.
     pub(super) bytes: usize,
 }
@@ -38,7 +36,7 @@ impl PreparedAppend {
         }
         Ok(PreparedAppend {
             events,
-            condition: condition.map(AppendCondition::to_json),
+            condition: condition.cloned(),
             bytes,
         })
     }

@@ -48,6 +48,7 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "query.sql",
     "validate.sql",
     "conditions.sql",
+    "guards.sql",
     "read.sql",
     "pages.sql",
     "batch.sql",
