@@ -1141,7 +1141,7 @@ async fn typed_guards_not_of_one_shape_are_refused_never_read_as_a_narrower_cond
         .await
         .unwrap();
     let store = Store::connect(&roles.app_url).await.unwrap();
-    store
+    let _ = store
         .append(
             vec![Event::new("Opened", json!({})).with_tags(["account:1"])],
             None,
