@@ -717,3 +717,91 @@ async fn concurrent_boundary_reads_share_a_statement_and_each_gets_its_own_bound
         together.len()
     );
 }
+
+/// A guard or a read of types only (no tag) probes the (type, position)
+/// index for each type: it never reads the window by position and filters
+/// it by type, which would cost a decision guarded "no event of type Z ever"
+/// the whole log, under the append lock. Measured on the index a position
+/// range would read: the primary key's tuples read stay a handful while the
+/// log holds thousands of events of other types.
+#[tokio::test]
+async fn a_types_only_guard_probes_its_types_never_the_window() {
+    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
+    db.migrate().await.unwrap();
+    let admin = dcbstore::connection::connect(db.options().unwrap())
+        .await
+        .unwrap();
+    let store = Store::connect(db.url()).await.unwrap();
+    for _ in 0..30 {
+        let events = (0..100).map(|_| ev("Common", &["bulk"])).collect();
+        let _ = store.append(events, None).await.unwrap();
+    }
+    admin
+        .batch_execute("ANALYZE dcbstore.events")
+        .await
+        .unwrap();
+    drop(store);
+    let before = pkey_reads(&admin).await;
+    let store = Store::connect(db.url()).await.unwrap();
+    let rare = Query::item(QueryItem::types(["Rare", "Rarer"]));
+    for k in 0..20 {
+        // "No Rare event, ever": the whole log is its window.
+        let _ = store
+            .append(
+                vec![ev("Other", &[&format!("k:{k}")])],
+                Some(AppendCondition::new(rare.clone(), None)),
+            )
+            .await
+            .unwrap();
+        assert!(store
+            .read_all(&rare, ReadOptions::new())
+            .await
+            .unwrap()
+            .is_empty());
+    }
+    // The general path (two requests in one call) and its conflict report.
+    for _ in 0..10 {
+        let rows = admin
+            .query(
+                "SELECT outcome FROM dcbstore.append_batch_typed(
+                     ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['Other', 'Other'], ARRAY['{}', '{}'],
+                     ARRAY['{}', '{}'], ARRAY[0, 0], '{}', ARRAY[1, 2], ARRAY[1, 2], ARRAY[0, 0]::bigint[],
+                     ARRAY[1, 2], ARRAY[1, 2], ARRAY['Rare', 'Rarer'], ARRAY[0, 0], '{}')",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+    }
+    drop(store);
+    let read = pkey_reads(&admin).await - before;
+    // Each append and read looks up the head (a tuple or two each); a
+    // window read by position would be 3,000 tuples each.
+    assert!(
+        read < 1_000,
+        "{read} tuples of the primary key read for 40 types-only guards and 20 reads"
+    );
+}
+
+/// Tuples read from `dcbstore.events`' primary key, once the backends'
+/// statistics have settled (they are flushed when a backend idles or exits).
+async fn pkey_reads(admin: &tokio_postgres::Client) -> i64 {
+    let mut last = -1;
+    for _ in 0..40 {
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        let now: i64 = admin
+            .query_one(
+                "SELECT coalesce(idx_tup_read, 0)::bigint FROM pg_stat_user_indexes
+                  WHERE indexrelid = 'dcbstore.events_pkey'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    last
+}

@@ -369,11 +369,18 @@ BEGIN
                                                      SELECT 1 FROM unnest(it.tags[2:]) AS other(tag)
                                                       WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
                                                                          WHERE t1.tag = other.tag AND t1.position = t0.position)))
+                                          -- (A probe of the (type, position) index per
+                                          -- type: the window as a range of that index
+                                          -- only, in its order, with LIMIT, where a plan
+                                          -- could read the window by position and filter
+                                          -- it by type, the whole log for "after 0".)
                                           ELSE EXISTS (
                                               SELECT 1 FROM unnest(it.types) AS ty(t)
-                                               WHERE EXISTS (SELECT 1 FROM dcbstore.events ev
-                                                              WHERE ev.type = ty.t AND ev.position > a.after
-                                                                AND ev.position <= h.head))
+                                               CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev
+                                                                    WHERE ev.type = ty.t
+                                                                      AND (ev.type, ev.position) > (ty.t, a.after)
+                                                                      AND (ev.type, ev.position) <= (ty.t, h.head)
+                                                                    ORDER BY ev.type, ev.position LIMIT 1) AS hit)
                                           END))) AS blocked
               FROM h
         ), inserted AS (

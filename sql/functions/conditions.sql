@@ -38,8 +38,11 @@ BEGIN
           UNION ALL
           SELECT (SELECT ev.position
                     FROM dcbstore.events ev
-                   WHERE ev.type = ty AND ev.position > after AND ev.position <= upto
-                   ORDER BY ev.position DESC
+                   -- A range of the (type, position) index only, in its
+                   -- order: never the window read by position and filtered
+                   -- by type.
+                   WHERE ev.type = ty AND (ev.type, ev.position) > (ty, after) AND (ev.type, ev.position) <= (ty, upto)
+                   ORDER BY ev.type DESC, ev.position DESC
                    LIMIT 1)
             FROM jsonb_array_elements_text(coalesce(i.item -> 'types', '[]')) AS ty
            WHERE jsonb_array_length(coalesce(i.item -> 'tags', '[]')) = 0

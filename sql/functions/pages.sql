@@ -18,7 +18,9 @@
 -- without sequential scans whatever the statistics said when it was made (a
 -- plan made while the log was small would otherwise scan it for ever): each
 -- tagged item is a range of its first tag's (tag, position) index, each type
--- a range of the (type, position) index, each with its own LIMIT, so a page
+-- a range of the (type, position) index (written as a range of that index
+-- only, in its order, so that no plan reads the window by position and
+-- filters it by type), each with its own LIMIT, so a page
 -- costs what its size and its query's width cost, never the log's size.
 CREATE OR REPLACE FUNCTION dcbstore.read_pages(
     p_after bigint[],
@@ -70,8 +72,9 @@ BEGIN
               FROM unnest(p_type_request, p_type) AS ty(request, t)
               JOIN r ON r.request = ty.request
              CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e
-                                  WHERE e.type = ty.t AND e.position > r.lo AND e.position <= r.hi
-                                  ORDER BY e.position DESC LIMIT r.lim) AS x
+                                  WHERE e.type = ty.t AND (e.type, e.position) > (ty.t, r.lo)
+                                    AND (e.type, e.position) <= (ty.t, r.hi)
+                                  ORDER BY e.type DESC, e.position DESC LIMIT r.lim) AS x
         ), page AS (
             SELECT z.request, z.position
               FROM (SELECT d.request, d.position,
@@ -116,8 +119,9 @@ BEGIN
               FROM unnest(p_type_request, p_type) AS ty(request, t)
               JOIN r ON r.request = ty.request
              CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e
-                                  WHERE e.type = ty.t AND e.position > r.lo AND e.position <= r.hi
-                                  ORDER BY e.position LIMIT r.lim) AS x
+                                  WHERE e.type = ty.t AND (e.type, e.position) > (ty.t, r.lo)
+                                    AND (e.type, e.position) <= (ty.t, r.hi)
+                                  ORDER BY e.type, e.position LIMIT r.lim) AS x
         ), page AS (
             SELECT z.request, z.position
               FROM (SELECT d.request, d.position,

@@ -97,7 +97,8 @@ BEGIN
         || ' CROSS JOIN LATERAL jsonb_array_elements_text(coalesce(i.item -> ''types'', ''[]'')) AS ty'
         || ' WHERE jsonb_array_length(coalesce(i.item -> ''tags'', ''[]'')) = 0) AS t'
         || ' CROSS JOIN LATERAL (SELECT e.position FROM dcbstore.events e WHERE e.type = t.ty'
-        || ' AND e.position > $1 AND e.position <= $2 ORDER BY e.position' || dir || ' LIMIT $3) AS x'
+        || ' AND (e.type, e.position) > (t.ty, $1) AND (e.type, e.position) <= (t.ty, $2)'
+        || ' ORDER BY e.type' || dir || ', e.position' || dir || ' LIMIT $3) AS x'
         || ') m ORDER BY m.position' || dir || ' LIMIT $3';
 END
 $$;

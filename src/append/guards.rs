@@ -31,8 +31,7 @@ impl<'a> GuardArrays<'a> {
     /// sorted and deduplicated, as the JSON form sends them.
     pub(super) fn push(&mut self, condition: Option<&'a AppendCondition>) -> Result<()> {
         for g in condition.map_or(&[][..], |c| &c.guards[..]) {
-            self.guard_afters
-                .push(g.after.map(position).transpose()?);
+            self.guard_afters.push(g.after.map(position).transpose()?);
             for item in g.fail_if_events_match.items_slice() {
                 self.item_types.extend(sorted(&item.types));
                 self.item_type_ends.push(to_i32(self.item_types.len())?);

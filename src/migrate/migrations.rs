@@ -97,6 +97,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../sql/migrations/0010_leases.sql"),
         needs: &["leases.sql"],
     },
+    Migration {
+        version: 11,
+        name: "row_checks",
+        sql: include_str!("../../sql/migrations/0011_row_checks.sql"),
+        needs: &[],
+    },
 ];
 
 /// The schema version this build expects.
