@@ -104,6 +104,7 @@ pub const API_FUNCTIONS: &[&str] = &[
     "dcbstore.append_batch_typed",
     "dcbstore.read",
     "dcbstore.read_pages",
+    "dcbstore.read_page_tagged",
     "dcbstore.head",
     "dcbstore.migrate_lock_key",
     "dcbstore.take_lease",
@@ -127,6 +128,7 @@ pub const IMPORT_FUNCTIONS: &[&str] = &["dcbstore.import_batch"];
 pub const READ_ONLY_FUNCTIONS: &[&str] = &[
     "dcbstore.read",
     "dcbstore.read_pages",
+    "dcbstore.read_page_tagged",
     "dcbstore.head",
     "dcbstore.migrate_lock_key",
 ];

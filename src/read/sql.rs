@@ -1,24 +1,29 @@
 //! The SQL of a read: `dcbstore.read_pages` (`sql/functions/pages.sql`), one
-//! static statement for every query, with the query as arrays. Each
-//! connection prepares it once; the function plans its statement once per
-//! session, index ranges and probes only, whatever the statistics.
+//! static statement for every query, with the query as arrays, and
+//! `dcbstore.read_page_tagged`, the same for a single request of one tagged
+//! item (a decision's boundary, most often) in a statement a third the size.
+//! Each connection prepares them once; the functions plan their statements
+//! once per session, index ranges and probes only, whatever the statistics.
 //!
 //! The first page and the head it was read at come from one statement, one
 //! snapshot: the head is the row `(head, NULL, ...)`; the events follow,
 //! `(NULL, position, id, ...)`, each with its request's number last. Several
 //! requests (decisions read together) share the statement and the snapshot.
 
+use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::Row;
 
+use crate::error::Result;
 use crate::query::Query;
 
 /// The statement of every read page.
-pub(super) const READ_PAGES_SQL: &str =
+const READ_PAGES_SQL: &str =
     "SELECT head, position, id, type, data, tags, metadata, recorded_at, request \
      FROM dcbstore.read_pages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
 /// The parameter types of [`READ_PAGES_SQL`].
-pub(super) const READ_PAGES_TYPES: [Type; 13] = [
+const READ_PAGES_TYPES: [Type; 13] = [
     Type::INT8_ARRAY,
     Type::INT8_ARRAY,
     Type::INT8_ARRAY,
@@ -30,6 +35,22 @@ pub(super) const READ_PAGES_TYPES: [Type; 13] = [
     Type::INT4_ARRAY,
     Type::TEXT_ARRAY,
     Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::BOOL,
+];
+
+/// The statement of a page of one request whose query is one tagged item.
+const READ_TAGGED_SQL: &str =
+    "SELECT head, position, id, type, data, tags, metadata, recorded_at, request \
+     FROM dcbstore.read_page_tagged($1, $2, $3, $4, $5, $6, $7)";
+
+/// The parameter types of [`READ_TAGGED_SQL`].
+const READ_TAGGED_TYPES: [Type; 7] = [
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT_ARRAY,
     Type::TEXT_ARRAY,
     Type::BOOL,
 ];
@@ -46,7 +67,7 @@ pub(crate) struct ReadSql {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-struct Item {
+pub(super) struct Item {
     first: String,
     types: Vec<String>,
     others: Vec<String>,
@@ -99,10 +120,25 @@ impl ReadSql {
         1 + items + self.types_only.len()
     }
 
-    /// The parameters of one page of each of `requests` (a read and its
+    /// The call that reads one page of each of `requests` (a read and its
     /// window: (exclusive lower bound, inclusive upper bound, most events)),
-    /// all in one direction.
-    pub(super) fn params(requests: &[(&ReadSql, [i64; 3])]) -> Params {
+    /// all in one direction: `read_page_tagged` for one request of one
+    /// tagged item, else `read_pages`.
+    pub(super) fn call(requests: &[(&ReadSql, [i64; 3])]) -> PageCall {
+        match requests {
+            [(sql, window)] if !sql.all && sql.types_only.is_empty() && sql.items.len() == 1 => {
+                PageCall::Tagged {
+                    window: *window,
+                    item: sql.items[0].clone(),
+                    backwards: sql.backwards,
+                }
+            }
+            _ => PageCall::Pages(ReadSql::params(requests)),
+        }
+    }
+
+    /// The parameters of `read_pages` for one page of each of `requests`.
+    fn params(requests: &[(&ReadSql, [i64; 3])]) -> Params {
         let mut p = Params {
             backwards: requests.first().is_some_and(|(s, _)| s.backwards),
             ..Params::default()
@@ -130,6 +166,57 @@ impl ReadSql {
     }
 }
 
+/// One page call, as [`ReadSql::call`] chose it.
+#[derive(Debug)]
+pub(super) enum PageCall {
+    /// `dcbstore.read_page_tagged`.
+    Tagged {
+        window: [i64; 3],
+        item: Item,
+        backwards: bool,
+    },
+    /// `dcbstore.read_pages`.
+    Pages(Params),
+}
+
+impl PageCall {
+    /// Runs the call on `c` (preparing its statement once per connection):
+    /// the head's row, then the events' rows, each with its request's
+    /// number last.
+    pub(super) async fn query(&self, c: &ClientWrapper) -> Result<Vec<Row>> {
+        match self {
+            PageCall::Tagged {
+                window: [lo, hi, want],
+                item,
+                backwards,
+            } => {
+                let stmt = c
+                    .prepare_typed_cached(READ_TAGGED_SQL, &READ_TAGGED_TYPES)
+                    .await?;
+                Ok(c.query(
+                    &stmt,
+                    &[
+                        lo,
+                        hi,
+                        want,
+                        &item.first,
+                        &item.types,
+                        &item.others,
+                        backwards,
+                    ],
+                )
+                .await?)
+            }
+            PageCall::Pages(params) => {
+                let stmt = c
+                    .prepare_typed_cached(READ_PAGES_SQL, &READ_PAGES_TYPES)
+                    .await?;
+                Ok(c.query(&stmt, &params.as_sql()).await?)
+            }
+        }
+    }
+}
+
 /// The arguments of `dcbstore.read_pages`.
 #[derive(Debug, Default)]
 pub(super) struct Params {
@@ -150,7 +237,7 @@ pub(super) struct Params {
 
 impl Params {
     /// As the statement's parameters, in order.
-    pub(super) fn as_sql(&self) -> [&(dyn ToSql + Sync); 13] {
+    fn as_sql(&self) -> [&(dyn ToSql + Sync); 13] {
         [
             &self.after,
             &self.to,
@@ -224,5 +311,43 @@ mod tests {
         assert_eq!(p.item_request, [1]);
         assert_eq!(p.type_request, [2, 2]);
         assert_eq!(p.types, ["U", "V"]);
+    }
+
+    #[test]
+    fn one_request_of_one_tagged_item_takes_the_small_statement() {
+        let one = ReadSql::new(
+            &Query::item(QueryItem::tags(["b", "a"]).and_types(["T"])),
+            true,
+        );
+        match ReadSql::call(&[(&one, [1, 9, 5])]) {
+            PageCall::Tagged {
+                window,
+                item,
+                backwards,
+            } => {
+                assert_eq!(window, [1, 9, 5]);
+                assert_eq!(
+                    (item.first.as_str(), &item.others[..]),
+                    ("a", &["b".to_string()][..])
+                );
+                assert_eq!(item.types, ["T"]);
+                assert!(backwards);
+            }
+            other => panic!("{other:?}"),
+        }
+        let two = ReadSql::new(
+            &Query::item(QueryItem::tags(["a"])).or(QueryItem::tags(["b"])),
+            false,
+        );
+        let types = ReadSql::new(&Query::item(QueryItem::types(["T"])), false);
+        let all = ReadSql::new(&Query::all(), false);
+        for call in [
+            ReadSql::call(&[(&two, [0, 9, 5])]),
+            ReadSql::call(&[(&types, [0, 9, 5])]),
+            ReadSql::call(&[(&all, [0, 9, 5])]),
+            ReadSql::call(&[(&one, [0, 9, 5]), (&one, [0, 9, 5])]),
+        ] {
+            assert!(matches!(call, PageCall::Pages(_)), "{call:?}");
+        }
     }
 }

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::Row;
 
 use super::decode::Decode;
-use super::sql::{ReadSql, READ_PAGES_SQL, READ_PAGES_TYPES};
+use super::sql::ReadSql;
 use super::ReadOptions;
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
@@ -243,11 +243,8 @@ async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -
         .read("reading a page of events", |c| {
             let sql = sql.clone();
             Box::pin(async move {
-                let params = ReadSql::params(&[(&sql, [to_i64(lo), to_i64(hi), to_i64(want)])]);
-                let stmt = c
-                    .prepare_typed_cached(READ_PAGES_SQL, &READ_PAGES_TYPES)
-                    .await?;
-                let rows = c.query(&stmt, &params.as_sql()).await?;
+                let call = ReadSql::call(&[(&sql, [to_i64(lo), to_i64(hi), to_i64(want)])]);
+                let rows = call.query(c).await?;
                 split_head(rows)
             })
         })

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::sql::{ReadSql, READ_PAGES_SQL, READ_PAGES_TYPES};
+use super::sql::ReadSql;
 use super::stream::Page;
 use crate::error::{Error, Result};
 use crate::metrics::BOUNDARY_READS_TOGETHER;
@@ -130,16 +130,13 @@ async fn read_together(
     asks: &[Ask],
 ) -> Result<(u64, Vec<Vec<tokio_postgres::Row>>)> {
     let requests: Vec<(&ReadSql, [i64; 3])> = asks.iter().map(|a| (&*a.sql, a.window)).collect();
-    let params = Arc::new(ReadSql::params(&requests));
+    let call = Arc::new(ReadSql::call(&requests));
     let n = asks.len();
     pooled
         .read("reading boundaries", |c| {
-            let params = params.clone();
+            let call = call.clone();
             Box::pin(async move {
-                let stmt = c
-                    .prepare_typed_cached(READ_PAGES_SQL, &READ_PAGES_TYPES)
-                    .await?;
-                let rows = c.query(&stmt, &params.as_sql()).await?;
+                let rows = call.query(c).await?;
                 let mut head = None;
                 let mut split: Vec<Vec<tokio_postgres::Row>> = (0..n).map(|_| Vec::new()).collect();
                 for row in rows {
