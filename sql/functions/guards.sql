@@ -100,12 +100,15 @@ $$;
 -- one condition per request, NULL for a request without guards, else
 -- [{"query": "all" | [{"types": [...], "tags": [...]}, ...], "after": N | null}, ...].
 -- One statement, for the paths that take the JSON form (batches, conflicts).
+-- (PL/pgSQL: its statement's plan is kept for the session, where a SQL
+-- function's would be made again at every call.)
 CREATE OR REPLACE FUNCTION dcbstore.guards_json(
     p_guard_ends int[], p_guard_afters bigint[], p_guard_item_ends int[],
     p_item_type_ends int[], p_item_types text[], p_item_tag_ends int[], p_item_tags text[]
 ) RETURNS jsonb[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT coalesce(array_agg(
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    RETURN (SELECT coalesce(array_agg(
                (SELECT jsonb_agg(jsonb_build_object(
                            'query', CASE WHEN p_guard_item_ends[g] = coalesce(p_guard_item_ends[g - 1], 0) THEN to_jsonb('all'::text)
                                          ELSE (SELECT jsonb_agg(jsonb_build_object(
@@ -118,7 +121,8 @@ LANGUAGE sql IMMUTABLE AS $$
                        ORDER BY g)
                   FROM generate_series(coalesce(p_guard_ends[r - 1], 0) + 1, p_guard_ends[r]) AS g)
                ORDER BY r), '{}')
-      FROM generate_subscripts(p_guard_ends, 1) AS r
+      FROM generate_subscripts(p_guard_ends, 1) AS r);
+END
 $$;
 
 -- The typed form of JSON conditions (one per request, NULL or an array of
