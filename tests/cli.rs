@@ -338,7 +338,8 @@ async fn status_reports_pending_and_ahead_and_commands_refuse_them() {
             {"version": 7, "name": "delivery"},
             {"version": 8, "name": "stats"},
             {"version": 9, "name": "guards"},
-            {"version": 10, "name": "leases"}
+            {"version": 10, "name": "leases"},
+            {"version": 11, "name": "row_checks"}
         ])
     );
     assert_eq!(s["store_id"], Value::Null);

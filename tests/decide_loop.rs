@@ -559,18 +559,21 @@ async fn a_conflict_in_a_batch_carries_the_head_including_earlier_requests() {
 /// that ran a statement has reported (statistics are flushed when a
 /// backend's transaction ends, at most once a second, and when it exits).
 async fn log_scans(admin: &tokio_postgres::Client) -> i64 {
+    settled(
+        admin,
+        "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables
+          WHERE relid IN ('dcbstore.events'::regclass, 'dcbstore.event_tags'::regclass)",
+    )
+    .await
+}
+
+/// A statistics counter (`sql`, one bigint) once the backends' statistics
+/// have settled: they are flushed when a backend idles or exits.
+async fn settled(admin: &tokio_postgres::Client, sql: &str) -> i64 {
     let mut last = -1;
     for _ in 0..40 {
         tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        let now: i64 = admin
-            .query_one(
-                "SELECT coalesce(sum(seq_scan), 0)::bigint FROM pg_stat_user_tables
-                  WHERE relid IN ('dcbstore.events'::regclass, 'dcbstore.event_tags'::regclass)",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let now: i64 = admin.query_one(sql, &[]).await.unwrap().get(0);
         if now == last {
             return now;
         }
@@ -783,25 +786,12 @@ async fn a_types_only_guard_probes_its_types_never_the_window() {
     );
 }
 
-/// Tuples read from `dcbstore.events`' primary key, once the backends'
-/// statistics have settled (they are flushed when a backend idles or exits).
+/// Tuples read from `dcbstore.events`' primary key, once settled.
 async fn pkey_reads(admin: &tokio_postgres::Client) -> i64 {
-    let mut last = -1;
-    for _ in 0..40 {
-        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-        let now: i64 = admin
-            .query_one(
-                "SELECT coalesce(idx_tup_read, 0)::bigint FROM pg_stat_user_indexes
-                  WHERE indexrelid = 'dcbstore.events_pkey'::regclass",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if now == last {
-            return now;
-        }
-        last = now;
-    }
-    last
+    settled(
+        admin,
+        "SELECT coalesce(idx_tup_read, 0)::bigint FROM pg_stat_user_indexes
+          WHERE indexrelid = 'dcbstore.events_pkey'::regclass",
+    )
+    .await
 }
