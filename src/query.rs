@@ -219,14 +219,15 @@ impl Query {
             Query::Items(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| serde_json::json!({"types": dedup(&i.types), "tags": dedup(&i.tags)}))
+                    .map(|i| serde_json::json!({"types": sorted_terms(&i.types), "tags": sorted_terms(&i.tags)}))
                     .collect(),
             ),
         }
     }
 }
 
-fn dedup(v: &[String]) -> Vec<&str> {
+/// An item's types or tags as the SQL functions take them: sorted, each once.
+pub(crate) fn sorted_terms(v: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
     out.sort_unstable();
     out.dedup();

@@ -159,6 +159,8 @@ DECLARE
     v_bytes bigint := 0;
     v_t text;
     ok boolean;
+    -- Whether the usual request's one expression found the batch valid.
+    checked boolean := false;
     invalid text;
     head bigint;
     seen bigint;
@@ -234,14 +236,12 @@ BEGIN
                                    AND p_item_type_ends[1] + p_item_tag_ends[1] > 0
                                    AND octet_length(array_to_string(p_item_types, '') || array_to_string(p_item_tags, ''))
                                        <= lim.max_name_bytes));
-        IF ok THEN
-            -- Not a false alarm: the loops would find the same.
-            v_r := n_requests + 1;
-        ELSE
-            ok := true;
-        END IF;
+        -- Refused here, the request may still be valid (the sum): the loops
+        -- below decide.
+        checked := coalesce(ok, false);
+        ok := true;
     END IF;
-    IF ok AND v_r = 1 THEN
+    IF ok AND NOT checked THEN
         -- Events (names, tags, sizes, JSON) and the requests they end (events,
         -- bytes, guards).
         v_k := 1;

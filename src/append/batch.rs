@@ -269,6 +269,9 @@ fn json_text(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::invalid(format!("cannot encode JSON: {e}")))
 }
 
-fn to_i32(n: usize) -> Result<i32> {
-    i32::try_from(n).map_err(|_| Error::invalid("too many events or tags in one append"))
+/// A count or an end index of a batch's arrays, as PostgreSQL's `int`.
+pub(super) fn to_i32(n: usize) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::invalid("too many events, tags, guards or query terms in one append batch")
+    })
 }

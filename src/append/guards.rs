@@ -3,9 +3,11 @@
 //! well formed by comparing a few cardinalities, where the JSON form needs a
 //! JSON path per request on the hot path.
 
+use super::batch::to_i32;
 use super::AppendCondition;
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
+use crate::query::sorted_terms;
 
 /// The guards of a batch's requests, each "ends" array cumulative.
 #[derive(Debug, Default)]
@@ -33,9 +35,9 @@ impl<'a> GuardArrays<'a> {
         for g in condition.map_or(&[][..], |c| &c.guards[..]) {
             self.guard_afters.push(g.after.map(position).transpose()?);
             for item in g.fail_if_events_match.items_slice() {
-                self.item_types.extend(sorted(&item.types));
+                self.item_types.extend(sorted_terms(&item.types));
                 self.item_type_ends.push(to_i32(self.item_types.len())?);
-                self.item_tags.extend(sorted(&item.tags));
+                self.item_tags.extend(sorted_terms(&item.tags));
                 self.item_tag_ends.push(to_i32(self.item_tags.len())?);
             }
             self.guard_item_ends
@@ -46,13 +48,6 @@ impl<'a> GuardArrays<'a> {
     }
 }
 
-fn sorted(terms: &[String]) -> Vec<&str> {
-    let mut out: Vec<&str> = terms.iter().map(String::as_str).collect();
-    out.sort_unstable();
-    out.dedup();
-    out
-}
-
 fn position(p: SequencePosition) -> Result<i64> {
     i64::try_from(p.get()).map_err(|_| {
         Error::invalid(format!(
@@ -60,10 +55,6 @@ fn position(p: SequencePosition) -> Result<i64> {
             i64::MAX
         ))
     })
-}
-
-fn to_i32(n: usize) -> Result<i32> {
-    i32::try_from(n).map_err(|_| Error::invalid("too many guards or query terms in one batch"))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 
 use crate::error::Result;
-use crate::query::Query;
+use crate::query::{sorted_terms, Query};
 
 /// The statement of every read page.
 const READ_PAGES_SQL: &str =
@@ -88,7 +88,10 @@ impl ReadSql {
             Query::Items(items) => items,
         };
         for item in items {
-            let (types, tags) = (sorted(&item.types), sorted(&item.tags));
+            let (types, tags) = (
+                owned(sorted_terms(&item.types)),
+                owned(sorted_terms(&item.tags)),
+            );
             match tags.split_first() {
                 // Types-only items are one set of types: items are OR'd, and
                 // so are an item's types.
@@ -256,15 +259,12 @@ impl Params {
     }
 }
 
-fn len_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
+fn owned(terms: Vec<&str>) -> Vec<String> {
+    terms.into_iter().map(str::to_owned).collect()
 }
 
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut out = v.to_vec();
-    out.sort_unstable();
-    out.dedup();
-    out
+fn len_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 #[cfg(test)]
