@@ -47,6 +47,9 @@ SELECT pg_temp.typed('{101}', (SELECT array_agg(0::bigint) FROM generate_series(
 -- Long names together, each within the limit: taken (the quick check's sum
 -- is not a limit).
 SELECT pg_temp.typed('{1}', '{0}', '{1}', '{0}', '{}', '{2}', ARRAY[repeat('a', 200), repeat('b', 200)], repeat('c', 200));
+-- Data as SQL NULL (not the JSON null): refused, with what to send.
+SELECT outcome FROM dcbstore.append_batch_typed(ARRAY[gen_random_uuid()], ARRAY['T'], ARRAY[NULL::text], ARRAY['{}'], ARRAY[0], '{}',
+                                                ARRAY[1], ARRAY[0], '{}', '{}', '{}', '{}', '{}', '{}');
 -- In a batch, a request's message names it.
 SELECT request, outcome FROM dcbstore.append_batch_typed(
     ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY['T', 'T'], ARRAY['{}', '{}'], ARRAY['{}', '{}'], ARRAY[0, 0], '{}',

@@ -86,6 +86,7 @@ BEGIN
     SELECT u.k INTO k
       FROM unnest(p_types, p_data, p_metadata) WITH ORDINALITY AS u(type, data, metadata, k)
      WHERE u.type IS NULL OR u.type = '' OR octet_length(u.type) > lim.max_name_bytes
+        OR u.data IS NULL
         OR (u.metadata IS NOT NULL AND jsonb_typeof(u.metadata) <> 'object')
         OR p_tag_ends[u.k] IS NULL
         OR p_tag_ends[u.k] - coalesce(p_tag_ends[u.k - 1], 0) > lim.max_tags_per_event
@@ -105,6 +106,7 @@ BEGIN
         WHEN octet_length(p_types[k]) > lim.max_name_bytes THEN
             format('the event type "%s..." is %s bytes long; the limit is %s bytes (max_name_bytes in dcbstore.limits)',
                    left(p_types[k], 40), octet_length(p_types[k]), lim.max_name_bytes)
+        WHEN p_data[k] IS NULL THEN 'the event data is SQL NULL: send JSON (the JSON null, ''null'', for an event without data)'
         WHEN p_metadata[k] IS NOT NULL AND jsonb_typeof(p_metadata[k]) <> 'object' THEN
             format('metadata must be a JSON object, got %s', jsonb_typeof(p_metadata[k]))
         WHEN p_tag_ends[k] IS NULL THEN 'tag_ends must have one entry per event'
