@@ -302,21 +302,21 @@ BEGIN
     END IF;
     lean := n_requests = 1 AND NOT new_epoch;
     IF NOT lean THEN
-        conds := dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
-                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags);
         -- Before the lock, while another batch holds it: the requests whose guards
         -- already match the log up to the head seen now. Appends commit in position
         -- order, so the log up to that head is final and only the events committed
-        -- between here and the lock remain to be checked under it. latest_match
-        -- runs only for guards whose window reaches below that head (a decision
-        -- read at the head has none), so the usual statement stays small: the
-        -- cost of a statement here is mostly setting up its plan.
+        -- between here and the lock remain to be checked under it. Only guards
+        -- whose window reaches below that head are probed (a decision read at
+        -- the head has none, and then no statement runs).
         seen := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
-        SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO early
-          FROM unnest(conds) WITH ORDINALITY AS c(cond, r)
-          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-         WHERE coalesce((g.guard ->> 'after')::bigint, 0) < seen
-           AND dcbstore.latest_match(g.guard -> 'query', coalesce((g.guard ->> 'after')::bigint, 0), seen) IS NOT NULL;
+        IF coalesce(seen > ANY (p_guard_afters), n_guards > 0) THEN
+            SELECT coalesce(array_agg(DISTINCT m.r), '{}') INTO early
+              FROM dcbstore.guards_matching(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                            p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags,
+                                            0, seen) AS m;
+        ELSE
+            early := '{}';
+        END IF;
     END IF;
     -- The append lock. A stuck one (a transaction that appended and never
     -- ended) is an error after lock_timeout, not a hang: 10 s unless the
@@ -389,43 +389,11 @@ BEGIN
                 SELECT h.head, h.at,
                        -- Every id new (one probe of the ids' index), none repeated.
                        NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids)) AND ids_distinct AS fresh,
-                       -- A guard matching an event in (after, head]: per item, the
-                       -- first tag's range with the type on the row and the other
-                       -- tags probed, or the types' ranges.
-                       EXISTS (
-                           SELECT 1 FROM generate_series(1, n_guards) AS g
-                            CROSS JOIN LATERAL (SELECT coalesce(p_guard_afters[g], 0) AS after,
-                                                       coalesce(p_guard_item_ends[g - 1], 0) AS i0,
-                                                       p_guard_item_ends[g] AS i1) AS a
-                            WHERE a.after < h.head
-                              AND (a.i0 = a.i1  -- "all": the head is after it
-                                   OR EXISTS (
-                                       SELECT 1 FROM generate_series(a.i0 + 1, a.i1) AS i
-                                        CROSS JOIN LATERAL (
-                                            SELECT p_item_types[coalesce(p_item_type_ends[i - 1], 0) + 1 : p_item_type_ends[i]] AS types,
-                                                   p_item_tags[coalesce(p_item_tag_ends[i - 1], 0) + 1 : p_item_tag_ends[i]] AS tags) AS it
-                                        WHERE CASE WHEN cardinality(it.tags) > 0 THEN EXISTS (
-                                                  SELECT 1 FROM dcbstore.event_tags t0
-                                                   WHERE t0.tag = it.tags[1]
-                                                     AND t0.position > a.after AND t0.position <= h.head
-                                                     AND (cardinality(it.types) = 0 OR t0.type = ANY (it.types))
-                                                     AND NOT EXISTS (
-                                                         SELECT 1 FROM unnest(it.tags[2:]) AS other(tag)
-                                                          WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
-                                                                             WHERE t1.tag = other.tag AND t1.position = t0.position)))
-                                              -- (A probe of the (type, position) index per
-                                              -- type: the window as a range of that index
-                                              -- only, in its order, with LIMIT, where a plan
-                                              -- could read the window by position and filter
-                                              -- it by type, the whole log for "after 0".)
-                                              ELSE EXISTS (
-                                                  SELECT 1 FROM unnest(it.types) AS ty(t)
-                                                   CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev
-                                                                        WHERE ev.type = ty.t
-                                                                          AND (ev.type, ev.position) > (ty.t, a.after)
-                                                                          AND (ev.type, ev.position) <= (ty.t, h.head)
-                                                                        ORDER BY ev.type, ev.position LIMIT 1) AS hit)
-                                              END))) AS blocked
+                       -- A guard matching an event in (after, head] (an index
+                       -- probe per item: see guards_matching).
+                       EXISTS (SELECT 1 FROM dcbstore.guards_matching(
+                                   p_guard_ends, p_guard_afters, p_guard_item_ends, p_item_type_ends,
+                                   p_item_types, p_item_tag_ends, p_item_tags, 0, h.head)) AS blocked
                   FROM h
             ), inserted AS (
                 INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
@@ -476,32 +444,37 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM unnest(p_ids) AS x(id)
                     CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev WHERE ev.id = x.id LIMIT 1) AS hit)
        AND n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) x)
-       AND NOT EXISTS (SELECT 1 FROM unnest(conds) c, jsonb_array_elements(c) g
-                        WHERE (g ->> 'after')::bigint > head) THEN
-        IF cardinality(p_request_ends) = 1 THEN
+       AND NOT coalesce(head < ANY (p_guard_afters), false) THEN
+        IF n_requests = 1 THEN
             -- One request, decided here: append_set would cost a function
             -- call, as much as the decision. Its guards match the log up to
             -- seen (early), or among the events committed since.
             request := 1; error := NULL;
             IF cardinality(early) = 0 AND (head = seen OR NOT EXISTS (
-                   SELECT 1 FROM jsonb_array_elements(conds[1]) AS g(guard)
-                    WHERE dcbstore.latest_match(g.guard -> 'query',
-                              greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL)) THEN
+                   SELECT 1 FROM dcbstore.guards_matching(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                                          p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags,
+                                                          seen, head))) THEN
                 PERFORM dcbstore.insert_events(p_ids, p_types, data, metadata, p_tag_ends, p_tags,
                                                p_request_ends, ARRAY[1], head, recorded);
                 outcome := 'appended'; "position" := head + n_events; conflict := NULL;
             ELSE
                 outcome := 'conflict'; "position" := NULL;
-                conflict := dcbstore.condition_conflict(conds[1], head);
+                conflict := dcbstore.condition_conflict(
+                    (dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends, p_item_type_ends,
+                                          p_item_types, p_item_tag_ends, p_item_tags))[1], head);
             END IF;
             RETURN NEXT;
             RETURN;
         END IF;
         RETURN QUERY SELECT * FROM dcbstore.append_set(p_ids, p_types, data, metadata,
-                                                      p_tag_ends, p_tags, p_request_ends, conds,
+                                                      p_tag_ends, p_tags, p_request_ends,
+                                                      p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags,
                                                       head, seen, early, recorded);
     ELSE
         -- (It reports its conflicts last: rows go out in request order.)
+        conds := dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags);
         RETURN QUERY SELECT * FROM dcbstore.append_sequential(p_ids, p_types, data, metadata,
                                                              p_tag_ends, p_tags, p_request_ends, conds,
                                                              head, recorded) AS o ORDER BY o.request;

@@ -9,25 +9,30 @@
 -- found before the lock; only (seen, head] remains to be checked here.
 CREATE OR REPLACE FUNCTION dcbstore.append_set(
     p_ids uuid[], p_types text[], p_data jsonb[], p_metadata jsonb[], p_tag_ends int[],
-    p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
-    seen bigint, early int[], recorded timestamptz
+    p_tags text[], p_request_ends int[],
+    p_guard_ends int[], p_guard_afters bigint[], p_guard_item_ends int[],
+    p_item_type_ends int[], p_item_types text[], p_item_tag_ends int[], p_item_tags text[],
+    head bigint, seen bigint, early int[], recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Called by append_validated, under the entry points' settings (no JIT, whose
+-- Called by append_batch_typed, under the entry points' settings (no JIT, whose
 -- start would cost more than the queries): a SET clause here would cost its
--- save and restore per call.
+-- save and restore per call. The guards come typed (see guards.sql): their
+-- JSON form is built only for the conflicts reported.
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     n_requests int := cardinality(p_request_ends);
     log_conflicts int[];
+    -- Pairs (dep_r[j], dep_q[j]): request dep_q[j] < dep_r[j] writes an event
+    -- that a guard of dep_r[j] matches; dep_q[j] = 0: dep_r[j] has a guard
+    -- "all", which any accepted earlier request blocks.
     dep_r int[];
     dep_q int[];
     accepted boolean[] := array_fill(false, ARRAY[n_requests]);
     blocked_by_log boolean[] := array_fill(false, ARRAY[n_requests]);
-    needs_none_before boolean[] := array_fill(false, ARRAY[n_requests]);
-    all_guarded int[];
     accepted_list int[] := '{}';
     ends bigint[] := array_fill(0::bigint, ARRAY[n_requests]);
     next_position bigint := head;
+    conds jsonb[];
     r int;
     j int;
     blocked boolean;
@@ -43,14 +48,8 @@ BEGIN
         ), recent_tags AS MATERIALIZED (
             SELECT rc.position, rc.type, rc.tags, t AS tag FROM recent rc CROSS JOIN LATERAL unnest(rc.tags) AS t
         ), items AS MATERIALIZED (
-            SELECT c.r, coalesce((g.guard ->> 'after')::bigint, 0) AS after,
-                   jsonb_typeof(g.guard -> 'query') = 'string' AS match_all,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'types', '[]'))) AS types,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'tags', '[]'))) AS tags
-              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-              CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-              LEFT JOIN LATERAL jsonb_array_elements(
-                  CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
+            SELECT * FROM dcbstore.guard_items(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                               p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags)
         )
         SELECT log_conflicts || coalesce(array_agg(DISTINCT m.r), '{}') INTO log_conflicts
           FROM (SELECT it.r FROM items it JOIN recent_tags rt ON rt.tag = it.tags[1]
@@ -63,17 +62,16 @@ BEGIN
                 SELECT it.r FROM items it
                  WHERE it.match_all AND EXISTS (SELECT 1 FROM recent rc WHERE rc.position > it.after)) AS m;
     ELSIF head > seen THEN
-        SELECT log_conflicts || coalesce(array_agg(DISTINCT c.r), '{}') INTO log_conflicts
-          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-         WHERE dcbstore.latest_match(g.guard -> 'query',
-                                     greatest(coalesce((g.guard ->> 'after')::bigint, 0), seen), head) IS NOT NULL;
+        -- More: an index probe per item.
+        SELECT log_conflicts || coalesce(array_agg(DISTINCT m.r), '{}') INTO log_conflicts
+          FROM dcbstore.guards_matching(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                        p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags,
+                                        seen, head) AS m;
     END IF;
 
     -- One request has no earlier requests to depend on.
     IF n_requests > 1 THEN
-        -- Pairs (r, q), q < r, where an event of request q matches a guard of r:
-        -- hash joins on an item's first tag or on its types, then the full check.
+        -- Hash joins on an item's first tag or on its types, then the full check.
         WITH be AS MATERIALIZED (
             SELECT re.r AS q, k, p_types[k] AS type,
                    p_tags[coalesce(p_tag_ends[k - 1], 0) + 1 : p_tag_ends[k]] AS tags
@@ -82,14 +80,9 @@ BEGIN
         ), bt AS MATERIALIZED (
             SELECT be.q, be.type, be.tags, t AS tag FROM be CROSS JOIN LATERAL unnest(be.tags) AS t
         ), items AS MATERIALIZED (
-            SELECT c.r, jsonb_typeof(g.guard -> 'query') = 'string' AS match_all,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'types', '[]'))) AS types,
-                   ARRAY(SELECT jsonb_array_elements_text(coalesce(i.item -> 'tags', '[]'))) AS tags
-              FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-              CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-              LEFT JOIN LATERAL jsonb_array_elements(
-                  CASE WHEN jsonb_typeof(g.guard -> 'query') = 'array' THEN g.guard -> 'query' END) AS i(item) ON true
-             WHERE c.r > 1
+            SELECT * FROM dcbstore.guard_items(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                               p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags) AS gi
+             WHERE gi.r > 1
         ), pairs AS (
             SELECT it.r, bt.q FROM items it JOIN bt ON bt.tag = it.tags[1]
              WHERE bt.q < it.r AND bt.tags @> it.tags
@@ -97,36 +90,33 @@ BEGIN
             UNION
             SELECT it.r, be.q FROM items it CROSS JOIN LATERAL unnest(it.types) AS ty JOIN be ON be.type = ty
              WHERE cardinality(it.tags) = 0 AND NOT it.match_all AND be.q < it.r
+            UNION
+            SELECT it.r, 0 FROM items it WHERE it.match_all
         )
         SELECT coalesce(array_agg(p.r ORDER BY p.r, p.q), '{}'), coalesce(array_agg(p.q ORDER BY p.r, p.q), '{}')
           INTO dep_r, dep_q
           FROM pairs p;
-        -- Requests with an "all" guard are blocked by any accepted earlier request.
-        SELECT coalesce(array_agg(DISTINCT c.r), '{}') INTO all_guarded
-          FROM unnest(p_conditions) WITH ORDINALITY AS c(cond, r)
-          CROSS JOIN LATERAL jsonb_array_elements(c.cond) AS g(guard)
-         WHERE jsonb_typeof(g.guard -> 'query') = 'string';
     ELSE
         dep_r := '{}'; dep_q := '{}';
-        all_guarded := '{}';
     END IF;
     FOREACH j IN ARRAY log_conflicts LOOP
         blocked_by_log[j] := true;
-    END LOOP;
-    FOREACH j IN ARRAY all_guarded LOOP
-        needs_none_before[j] := true;
     END LOOP;
 
     -- Decide in order: a request is blocked by the log or by an accepted
     -- earlier one. dep_r is sorted, so one cursor walks the pairs once.
     j := 1;
     FOR r IN 1..n_requests LOOP
-        blocked := blocked_by_log[r] OR (needs_none_before[r] AND cardinality(accepted_list) > 0);
+        blocked := blocked_by_log[r];
         WHILE j <= cardinality(dep_r) AND dep_r[j] < r LOOP
             j := j + 1;
         END LOOP;
         WHILE j <= cardinality(dep_r) AND dep_r[j] = r LOOP
-            blocked := blocked OR accepted[dep_q[j]];
+            IF dep_q[j] = 0 THEN
+                blocked := blocked OR cardinality(accepted_list) > 0;
+            ELSE
+                blocked := blocked OR accepted[dep_q[j]];
+            END IF;
             j := j + 1;
         END LOOP;
         IF NOT blocked THEN
@@ -146,6 +136,10 @@ BEGIN
     -- head: next_position), later requests' events included: a caller that
     -- retries after it then starts from what is committed, not from a state
     -- the batch already moved past.
+    IF cardinality(accepted_list) < n_requests THEN
+        conds := dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                      p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags);
+    END IF;
     FOR r IN 1..n_requests LOOP
         request := r;
         error := NULL;
@@ -153,7 +147,7 @@ BEGIN
             outcome := 'appended'; "position" := ends[r]; conflict := NULL;
         ELSE
             outcome := 'conflict'; "position" := NULL;
-            conflict := dcbstore.condition_conflict(p_conditions[r], next_position);
+            conflict := dcbstore.condition_conflict(conds[r], next_position);
         END IF;
         RETURN NEXT;
     END LOOP;
@@ -167,7 +161,7 @@ CREATE OR REPLACE FUNCTION dcbstore.append_sequential(
     p_tags text[], p_request_ends int[], p_conditions jsonb[], head bigint,
     recorded timestamptz
 ) RETURNS TABLE (request int, outcome text, "position" bigint, conflict jsonb, error text)
--- Called by append_validated, under the entry points' settings (generic plans:
+-- Called by append_batch_typed, under the entry points' settings (generic plans:
 -- plans over function scans are the same for any input; no JIT).
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -287,7 +281,8 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION dcbstore.append_set(uuid[], text[], jsonb[], jsonb[], int[], text[], int[], jsonb[],
+REVOKE ALL ON FUNCTION dcbstore.append_set(uuid[], text[], jsonb[], jsonb[], int[], text[], int[],
+                                           int[], bigint[], int[], int[], text[], int[], text[],
                                            bigint, bigint, int[], timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.append_sequential(uuid[], text[], jsonb[], jsonb[], int[], text[], int[],
                                                   jsonb[], bigint, timestamptz) FROM PUBLIC;

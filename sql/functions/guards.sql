@@ -125,6 +125,63 @@ BEGIN
 END
 $$;
 
+-- Typed guards as rows, one per query item (one for a guard without items,
+-- "all": match_all, no types or tags): the request it guards, its "after"
+-- (NULL as 0), its types (any of them; none: any type) and its tags (all of
+-- them). SQL, STABLE, not STRICT and called without ORDINALITY so that the
+-- planner inlines it into the statement that calls it: no function call, and
+-- that statement's plan sees the arrays.
+CREATE OR REPLACE FUNCTION dcbstore.guard_items(
+    p_guard_ends int[], p_guard_afters bigint[], p_guard_item_ends int[],
+    p_item_type_ends int[], p_item_types text[], p_item_tag_ends int[], p_item_tags text[]
+) RETURNS TABLE (r int, after bigint, match_all boolean, types text[], tags text[])
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT re.r, coalesce(p_guard_afters[g.g], 0), it.i IS NULL,
+           coalesce(p_item_types[coalesce(p_item_type_ends[it.i - 1], 0) + 1 : p_item_type_ends[it.i]], '{}'),
+           coalesce(p_item_tags[coalesce(p_item_tag_ends[it.i - 1], 0) + 1 : p_item_tag_ends[it.i]], '{}')
+      FROM generate_series(1, coalesce(cardinality(p_guard_ends), 0)) AS re(r)
+     CROSS JOIN LATERAL generate_series(coalesce(p_guard_ends[re.r - 1], 0) + 1, p_guard_ends[re.r]) AS g(g)
+      LEFT JOIN LATERAL generate_series(coalesce(p_guard_item_ends[g.g - 1], 0) + 1, p_guard_item_ends[g.g]) AS it(i) ON true
+$$;
+
+-- The requests (with repeats) whose typed guards match an event in
+-- (greatest(after, lower), upto]: per item, an index probe that stops at the
+-- first match (the first tag's range with the type on the row and the other
+-- tags probed, or a range of the (type, position) index per type), never a
+-- scan of the window, whatever the statistics said when the calling plan was
+-- made. Inlined like guard_items (SQL, STABLE).
+CREATE OR REPLACE FUNCTION dcbstore.guards_matching(
+    p_guard_ends int[], p_guard_afters bigint[], p_guard_item_ends int[],
+    p_item_type_ends int[], p_item_types text[], p_item_tag_ends int[], p_item_tags text[],
+    lower bigint, upto bigint
+) RETURNS TABLE (r int)
+LANGUAGE sql STABLE AS $$
+    SELECT it.r
+      FROM dcbstore.guard_items(p_guard_ends, p_guard_afters, p_guard_item_ends,
+                                p_item_type_ends, p_item_types, p_item_tag_ends, p_item_tags) AS it
+     CROSS JOIN LATERAL (SELECT greatest(it.after, lower) AS after) AS a
+     WHERE a.after < upto
+       AND CASE WHEN it.match_all THEN EXISTS (
+                    SELECT 1 FROM dcbstore.events ev WHERE ev.position > a.after AND ev.position <= upto)
+                WHEN cardinality(it.tags) > 0 THEN EXISTS (
+                    SELECT 1 FROM dcbstore.event_tags t0
+                     WHERE t0.tag = it.tags[1]
+                       AND t0.position > a.after AND t0.position <= upto
+                       AND (cardinality(it.types) = 0 OR t0.type = ANY (it.types))
+                       AND NOT EXISTS (
+                           SELECT 1 FROM unnest(it.tags[2:]) AS other(tag)
+                            WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
+                                               WHERE t1.tag = other.tag AND t1.position = t0.position)))
+                ELSE EXISTS (
+                    SELECT 1 FROM unnest(it.types) AS ty(t)
+                     CROSS JOIN LATERAL (SELECT 1 FROM dcbstore.events ev
+                                          WHERE ev.type = ty.t
+                                            AND (ev.type, ev.position) > (ty.t, a.after)
+                                            AND (ev.type, ev.position) <= (ty.t, upto)
+                                          ORDER BY ev.type, ev.position LIMIT 1) AS hit)
+           END
+$$;
+
 -- The typed form of JSON conditions (one per request, NULL or an array of
 -- guards), which dcbstore.condition_error has found well formed.
 CREATE OR REPLACE FUNCTION dcbstore.guards_arrays(
@@ -163,3 +220,5 @@ $$;
 REVOKE ALL ON FUNCTION dcbstore.guards_error(int, int[], bigint[], int[], int[], text[], int[], text[], dcbstore.limits) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.guards_json(int[], bigint[], int[], int[], text[], int[], text[]) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.guards_arrays(jsonb[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.guard_items(int[], bigint[], int[], int[], text[], int[], text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.guards_matching(int[], bigint[], int[], int[], text[], int[], text[], bigint, bigint) FROM PUBLIC;
