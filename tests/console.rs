@@ -22,6 +22,42 @@ fn driver() -> &'static ChromeDriver {
     DRIVER.get_or_init(|| ChromeDriver::start().expect("start chromedriver"))
 }
 
+/// Run in a child process by `a_test_run_leaves_no_chromedriver_behind`:
+/// starts the driver as the tests do (in the static, never dropped), writes
+/// its URL, and ends the process.
+#[test]
+#[ignore = "a helper: a_test_run_leaves_no_chromedriver_behind runs it in a process of its own"]
+fn helper_start_the_driver_and_exit() {
+    let Some(path) = std::env::var_os("DCBSTORE_DRIVER_URL_FILE") else {
+        return;
+    };
+    std::fs::write(path, driver().url()).expect("write the driver's URL");
+    std::process::exit(0);
+}
+
+#[test]
+fn a_test_run_leaves_no_chromedriver_behind() {
+    let file = std::env::temp_dir().join(format!("dcbstore-driver-url-{}", std::process::id()));
+    let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--ignored", "--exact", "helper_start_the_driver_and_exit"])
+        .env("DCBSTORE_DRIVER_URL_FILE", &file)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run the helper");
+    assert!(status.success(), "{status}");
+    let url = std::fs::read_to_string(&file).expect("the helper wrote its driver's URL");
+    let _ = std::fs::remove_file(&file);
+    let addr = url.trim_start_matches("http://").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a chromedriver still listens at {addr} after the test process that started it ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 async fn browser() -> Client {
     // Several rustls providers are compiled into this binary: pick one.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -3,7 +3,7 @@
 //! (the console's tests drive it with fantoccini).
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -43,15 +43,30 @@ pub fn chromedriver_exe() -> Option<PathBuf> {
     find("CHROMEDRIVER", &["chromedriver"])
 }
 
-/// A `chromedriver` on 127.0.0.1 and a free port, killed on drop. Each
-/// WebDriver session it opens is its own browser (own profile, own
-/// cookies), so tests in parallel share one driver.
+/// A `chromedriver` on 127.0.0.1 and a free port, stopped when dropped or
+/// when the process that started it exits, whichever comes first: a test
+/// binary keeps one in a `static`, which is never dropped, and must leave
+/// no driver behind. Each WebDriver session it opens is its own browser
+/// (own profile, own cookies), so tests in parallel share one driver.
 #[derive(Debug)]
 pub struct ChromeDriver {
     child: Child,
+    // The write end of the watcher's stdin: closed by the drop, or by the
+    // kernel when this process ends, however it ends.
+    lifeline: Option<ChildStdin>,
     port: u16,
     browser: PathBuf,
 }
+
+// Runs the driver ("$0" with "$1") under a watcher that stops it when the
+// shell's stdin reaches end of file (this process closed it, or ended); the
+// shell itself exits with the driver, so an early exit is seen. (Fd 3: the
+// stdin of a background job of a non-interactive shell is /dev/null.)
+const WATCHED: &str = r#"exec 3<&0
+"$0" "$1" & d=$!
+(cat <&3 >/dev/null; kill "$d" 2>/dev/null) &
+exec 3<&-
+wait "$d""#;
 
 impl ChromeDriver {
     /// Starts the driver and waits until it accepts connections.
@@ -60,15 +75,20 @@ impl ChromeDriver {
             chromedriver_exe().ok_or_else(|| err(format!("no chromedriver found: {HINT}")))?;
         let browser = chromium_exe().ok_or_else(|| err(format!("no chromium found: {HINT}")))?;
         let port = free_port()?;
-        let child = Command::new(&exe)
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(WATCHED)
+            .arg(&exe)
             .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| err(format!("cannot start {}: {e}", exe.display())))?;
+        let lifeline = child.stdin.take();
         let mut driver = ChromeDriver {
             child,
+            lifeline,
             port,
             browser,
         };
@@ -116,7 +136,9 @@ impl ChromeDriver {
 
 impl Drop for ChromeDriver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // End of file for the watcher: it stops the driver, and the shell
+        // exits with it.
+        drop(self.lifeline.take());
         let _ = self.child.wait();
     }
 }

@@ -1,13 +1,17 @@
 //! The error type of every dcbstore operation.
 //!
 //! Errors keep what caused them: [`std::error::Error::source`] returns the
-//! driver's, the pool's or the I/O error underneath, and [`Error::code`] /
-//! [`Error::as_db_error`] reach PostgreSQL's own report. The `Display` of each
-//! variant is one sentence that says what to do next (the CLI prints it).
+//! driver's, the pool's or the I/O error underneath. A store's driver errors
+//! are kept opaque ([`DriverError`]): this crate knows no driver, so it keeps
+//! what every caller needs (the message, the SQLSTATE, whether trying again
+//! may help) and the driver's own error as the source; the `dcbstore` crate's
+//! `PgErrorExt` reaches tokio-postgres's report (`as_db_error`). The `Display`
+//! of each variant is one sentence that says what to do next (the CLI prints
+//! it).
 
+use std::fmt;
 use std::sync::Arc;
 
-use tokio_postgres::error::{DbError, SqlState};
 use uuid::Uuid;
 
 use crate::conflict::Conflict;
@@ -99,7 +103,7 @@ pub enum Error {
     },
 
     /// The server's PostgreSQL is older than dcbstore supports
-    /// ([`migrate::MIN_SERVER_VERSION`](crate::migrate::MIN_SERVER_VERSION)).
+    /// (`dcbstore::migrate::MIN_SERVER_VERSION`).
     #[error("the server runs PostgreSQL {version}, older than dcbstore supports (PostgreSQL {minimum} or newer): upgrade the server")]
     UnsupportedServer {
         /// The server's `server_version`.
@@ -117,7 +121,7 @@ pub enum Error {
         reason: String,
         /// The driver's error.
         #[source]
-        source: Arc<tokio_postgres::Error>,
+        source: DriverError,
     },
 
     /// The connection string or configuration is invalid.
@@ -125,8 +129,8 @@ pub enum Error {
     Config(String),
 
     /// A database error during an operation.
-    #[error("database error: {}", display_db(.0))]
-    Database(#[source] Arc<tokio_postgres::Error>),
+    #[error("database error: {0}")]
+    Database(#[source] DriverError),
 
     /// The connection was lost while an append was in flight (server crash,
     /// terminated backend, network failure, no answer in time): it may or may
@@ -140,7 +144,7 @@ pub enum Error {
         /// The driver's error, when the connection failed (none when the
         /// client-side timeout expired).
         #[source]
-        source: Option<Arc<tokio_postgres::Error>>,
+        source: Option<DriverError>,
     },
     /// An append was not written: the database refused it, or it could not
     /// be sent (no connection). Nothing of it is stored: it can be sent again
@@ -163,11 +167,11 @@ pub enum Error {
         /// The server's error, for a server-side limit (`statement_timeout`,
         /// `lock_timeout`).
         #[source]
-        source: Option<Arc<tokio_postgres::Error>>,
+        source: Option<DriverError>,
     },
     /// No connection could be had from the pool (timeout or closed pool).
-    #[error("connection pool: {}", display_pool(.0))]
-    Pool(#[source] Arc<deadpool_postgres::PoolError>),
+    #[error("connection pool: {0}")]
+    Pool(#[source] DriverError),
 
     /// A durable projection's handler failed; its batch was rolled back.
     #[error("projection {name} failed at position {position}: {message}")]
@@ -220,22 +224,6 @@ pub enum Error {
     Closed,
 }
 
-fn display_db(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => db.message().to_string(),
-        None => e.to_string(),
-    }
-}
-
-fn display_pool(e: &deadpool_postgres::PoolError) -> String {
-    use deadpool_postgres::{PoolError, TimeoutType};
-    match e {
-        PoolError::Timeout(TimeoutType::Wait) => "no free connection within the pool's wait timeout: every pooled connection is busy (raise the pool size or shorten transactions)".into(),
-        PoolError::Timeout(_) => "opening or checking a connection timed out (connect_timeout): the server does not answer; check that it is up and reachable".into(),
-        other => other.to_string(),
-    }
-}
-
 impl Error {
     /// The position of the event this error is about, when it is about one
     /// stored event ([`Error::Undecodable`]).
@@ -268,61 +256,41 @@ impl Error {
     /// shutting down or out of connections, or a timeout expired. Not for a
     /// missing privilege, invalid input, a conflict or an unknown append
     /// outcome (see [`is_outcome_unknown`](Self::is_outcome_unknown)).
-    /// [`Subscription`](crate::subscribe::Subscription)s retry these.
+    /// Subscriptions retry these.
     #[must_use]
     pub fn is_transient(&self) -> bool {
-        use deadpool_postgres::PoolError;
         match self {
             Error::NotWritten(e) => e.is_transient(),
             Error::Connect { .. } | Error::Timeout { .. } => true,
-            Error::Pool(e) => matches!(**e, PoolError::Timeout(_)),
-            Error::Database(e) => match e.code() {
-                None => e.as_db_error().is_none(),
-                Some(code) => {
-                    code.code().starts_with("08")
-                        || [
-                            SqlState::ADMIN_SHUTDOWN,
-                            SqlState::CRASH_SHUTDOWN,
-                            SqlState::CANNOT_CONNECT_NOW,
-                            SqlState::TOO_MANY_CONNECTIONS,
-                        ]
-                        .contains(code)
-                }
-            },
+            Error::Pool(e) | Error::Database(e) => e.is_transient(),
             _ => false,
         }
     }
 
     /// The driver's error behind this one, if any.
     #[must_use]
-    pub fn as_driver_error(&self) -> Option<&tokio_postgres::Error> {
+    pub fn driver_error(&self) -> Option<&DriverError> {
         match self {
-            Error::NotWritten(e) => e.as_driver_error(),
-            Error::Database(e) | Error::Connect { source: e, .. } => Some(e),
-            Error::OutcomeUnknown { source, .. } | Error::Timeout { source, .. } => {
-                source.as_deref()
-            }
+            Error::NotWritten(e) => e.driver_error(),
+            Error::Database(e) | Error::Pool(e) | Error::Connect { source: e, .. } => Some(e),
+            Error::OutcomeUnknown { source, .. } | Error::Timeout { source, .. } => source.as_ref(),
             _ => None,
         }
     }
 
-    /// PostgreSQL's report, when the server raised this error.
+    /// The SQLSTATE of the server's report (five characters, such as
+    /// `"42501"`), if the server raised this error.
     #[must_use]
-    pub fn as_db_error(&self) -> Option<&DbError> {
-        self.as_driver_error()?.as_db_error()
-    }
-
-    /// The SQLSTATE of the server's report, if the server raised this error.
-    #[must_use]
-    pub fn code(&self) -> Option<&SqlState> {
-        self.as_driver_error()?.code()
+    pub fn code(&self) -> Option<&str> {
+        self.driver_error()?.code()
     }
 
     /// An error of an append as its caller must read it: one that says the
     /// append was not written when it was not (the database refused it, or
     /// there was no connection to send it on); the others already say what
     /// happened (a conflict, invalid input, a timeout, an unknown outcome).
-    pub(crate) fn for_append(self) -> Self {
+    #[doc(hidden)]
+    pub fn for_append(self) -> Self {
         match self {
             e @ (Error::Database(_) | Error::Pool(_) | Error::Connect { .. }) => {
                 Error::NotWritten(Box::new(e))
@@ -331,18 +299,21 @@ impl Error {
         }
     }
 
-    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+    /// Input rejected before it reached a store ([`Error::Invalid`]).
+    pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }
 
-    pub(crate) fn decode(message: impl Into<String>) -> Self {
+    /// A value that could not be decoded ([`Error::Decode`]).
+    pub fn decode(message: impl Into<String>) -> Self {
         Error::Decode {
             message: message.into(),
             source: None,
         }
     }
 
-    pub(crate) fn decode_from(
+    /// A value that could not be decoded, with the decoder's error.
+    pub fn decode_from(
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
@@ -370,20 +341,85 @@ impl Error {
     }
 }
 
-impl From<tokio_postgres::Error> for Error {
-    fn from(e: tokio_postgres::Error) -> Self {
-        Error::Database(Arc::new(e))
+/// An error reported by a store's database driver or its connection pool,
+/// kept opaque: its message, its SQLSTATE when the server raised it, whether
+/// the same call may succeed later, and the driver's own error as its
+/// [`source`](std::error::Error::source) (reach it with
+/// [`downcast_ref`](Self::downcast_ref), or `dcbstore::PgErrorExt`). Made by
+/// the store that met it, which knows its driver.
+#[derive(Clone)]
+pub struct DriverError(Arc<DriverErrorInner>);
+
+// Behind one pointer: an `Error` stays small (it is the error of every
+// result of the crate).
+struct DriverErrorInner {
+    message: String,
+    code: Option<String>,
+    transient: bool,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl DriverError {
+    /// Keeps `source` with what the store read from it: `message` (the
+    /// server's report, or the driver's text), the SQLSTATE `code` when the
+    /// server raised it, and whether trying again may help.
+    pub fn new(
+        source: impl std::error::Error + Send + Sync + 'static,
+        message: impl Into<String>,
+        code: Option<String>,
+        transient: bool,
+    ) -> Self {
+        DriverError(Arc::new(DriverErrorInner {
+            message: message.into(),
+            code,
+            transient,
+            source: Box::new(source),
+        }))
+    }
+
+    /// The server's report, or the driver's description.
+    #[must_use]
+    pub fn message(&self) -> &str {
+        &self.0.message
+    }
+
+    /// The SQLSTATE, when the server raised the error.
+    #[must_use]
+    pub fn code(&self) -> Option<&str> {
+        self.0.code.as_deref()
+    }
+
+    /// Whether the same call may succeed if tried again later.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        self.0.transient
+    }
+
+    /// The driver's error, if it is a `T`.
+    #[must_use]
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.source.downcast_ref::<T>()
     }
 }
 
-impl From<deadpool_postgres::PoolError> for Error {
-    fn from(e: deadpool_postgres::PoolError) -> Self {
-        match e {
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
-            other => Error::Pool(Arc::new(other)),
-        }
+impl fmt::Display for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0.message)
     }
 }
 
-/// Shorthand for `Result<T, dcbstore::Error>`.
+impl fmt::Debug for DriverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The driver's Debug: what a log of the error showed before.
+        fmt::Debug::fmt(&self.0.source, f)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0.source)
+    }
+}
+
+/// Shorthand for `Result<T, dcbstore_core::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,7 @@
 //! Projections: folding events into state, decision models, and the DCB
-//! command pattern (read, decide, append with the model's condition); and
-//! [`durable`] projections, whose state is a read model in PostgreSQL.
+//! command pattern (read, decide, append with the model's condition). (The
+//! `dcbstore` crate adds durable projections, whose state is a read model in
+//! PostgreSQL.)
 //!
 //! A [`Projection`] names the events it needs (a [`Query`]), an initial state,
 //! and how one event changes the state. Projections compose: a tuple of
@@ -8,8 +9,8 @@
 //! state is the tuple of their states, so one read builds them all.
 //!
 //! ```
-//! use dcbstore::projection::{Fold, Projection};
-//! use dcbstore::{Event, Query, QueryItem, SequencePosition, SequencedEvent};
+//! use dcbstore_core::projection::{Fold, Projection};
+//! use dcbstore_core::{Event, Query, QueryItem, SequencePosition, SequencedEvent};
 //! use serde_json::json;
 //!
 //! let capacity = Fold::new(
@@ -35,7 +36,6 @@
 use std::fmt;
 
 mod decision;
-pub mod durable;
 mod replay;
 mod retry;
 

@@ -13,8 +13,8 @@
 //! | types or tags per query item | [`MAX_ITEM_TERMS`] | 10,000 | client |
 //! | guards per append condition | [`MAX_GUARDS`] | 10,000 | client |
 //!
-//! A [`Store`](crate::Store) enforces its [`Limits`]
-//! ([`StoreBuilder::limits`](crate::StoreBuilder::limits); the CLI reads them
+//! A store enforces its [`Limits`]
+//! (`dcbstore::StoreBuilder::limits`; the CLI reads them
 //! from `DCBSTORE_MAX_*`). The most a store accepts is bound by PostgreSQL:
 //! a value of at most 255 MiB, a message of at most 1 GiB, JSON decoders that
 //! stop at 128 levels, and the schema's constraints on tags and names. Within
@@ -62,7 +62,7 @@ pub const MAX_JSON_DEPTH: usize = 100;
 /// need:
 ///
 /// ```
-/// use dcbstore::limits::Limits;
+/// use dcbstore_core::limits::Limits;
 ///
 /// let limits = Limits { max_event_bytes: 8 << 20, ..Limits::default() };
 /// assert!(limits.validate().is_ok());
@@ -155,29 +155,6 @@ impl Limits {
         Ok(())
     }
 
-    /// The limits the database enforces at every entry point
-    /// (`dcbstore.limits`, which the schema's owner may change with
-    /// `UPDATE dcbstore.limits SET ...`).
-    pub async fn of_database<C: tokio_postgres::GenericClient>(client: &C) -> Result<Limits> {
-        let row = client
-            .query_opt(
-                "SELECT max_events_per_append, max_event_bytes, max_append_bytes, max_tags_per_event,
-                        max_name_bytes, max_json_depth, max_query_items, max_item_terms, max_guards
-                   FROM dcbstore.limits",
-                &[],
-            )
-            .await?
-            .ok_or_else(|| {
-                Error::Config("dcbstore.limits has no row: restore the defaults as the schema's owner with INSERT INTO dcbstore.limits DEFAULT VALUES".into())
-            })?;
-        let mut limits = Limits::DEFAULT;
-        for (i, limit) in Limit::ALL.into_iter().enumerate() {
-            let v: i32 = row.try_get(i)?;
-            limits.set(limit, usize::try_from(v).unwrap_or(0));
-        }
-        Ok(limits)
-    }
-
     /// Checks that no limit is above the database's (`database`): the
     /// database would refuse what it let through.
     pub fn within(&self, database: &Limits) -> Result<()> {
@@ -226,7 +203,8 @@ impl Limits {
 
     /// The error for `actual` over this limit, with `message` (which says
     /// what, where, and what to do).
-    pub(crate) fn exceeded(&self, limit: Limit, actual: usize, message: String) -> Error {
+    #[doc(hidden)]
+    pub fn exceeded(&self, limit: Limit, actual: usize, message: String) -> Error {
         Error::LimitExceeded {
             limit,
             max: self.get(limit),
@@ -238,7 +216,8 @@ impl Limits {
 
 /// Counts the bytes of a JSON serialization without keeping it.
 #[derive(Default)]
-pub(crate) struct ByteCount(pub(crate) usize);
+#[doc(hidden)]
+pub struct ByteCount(pub usize);
 
 impl std::io::Write for ByteCount {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -251,7 +230,8 @@ impl std::io::Write for ByteCount {
 }
 
 /// Serialized JSON size of `v`.
-pub(crate) fn json_bytes(v: &impl serde::Serialize) -> usize {
+#[doc(hidden)]
+pub fn json_bytes(v: &impl serde::Serialize) -> usize {
     let mut c = ByteCount::default();
     // Writing to a counter cannot fail; a value that cannot serialize fails later.
     let _ = serde_json::to_writer(&mut c, v);

@@ -1,6 +1,6 @@
 //! [`SchemaRegistry`]: an application's event definitions, compiled.
 //! (Durable projections have their own registry,
-//! [`ProjectionRegistry`](crate::projection::durable::ProjectionRegistry).)
+//! `dcbstore::projection::durable::ProjectionRegistry`.)
 
 use super::compile::{compile, CompiledEvent};
 use super::error::SchemaError;

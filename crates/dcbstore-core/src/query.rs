@@ -106,7 +106,7 @@ impl QueryItem {
 /// In JSON (CLI, SQL) a query is `"all"` or `[{"types": [...], "tags": [...]}, ...]`.
 ///
 /// ```
-/// use dcbstore::{Query, QueryItem};
+/// use dcbstore_core::{Query, QueryItem};
 ///
 /// let q = Query::item(QueryItem::tags(["course:c1"]).and_types(["CourseDefined"]))
 ///     .or(QueryItem::types(["CourseCapacityChanged"]));
@@ -227,7 +227,8 @@ impl Query {
 }
 
 /// An item's types or tags as the SQL functions take them: sorted, each once.
-pub(crate) fn sorted_terms(v: &[String]) -> Vec<&str> {
+#[doc(hidden)]
+pub fn sorted_terms(v: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = v.iter().map(String::as_str).collect();
     out.sort_unstable();
     out.dedup();

@@ -103,7 +103,8 @@ fn json_kind(value: &Value) -> &'static str {
 }
 
 /// Splits `s` at `sep` outside `<...>`.
-pub(crate) fn split_top(s: &str, sep: char) -> impl Iterator<Item = &str> {
+#[doc(hidden)]
+pub fn split_top(s: &str, sep: char) -> impl Iterator<Item = &str> {
     let mut parts = Vec::new();
     let mut depth = 0usize;
     let mut start = 0;

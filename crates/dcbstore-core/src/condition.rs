@@ -26,7 +26,7 @@ pub struct AppendGuard {
 /// the append write nothing and return [`Error::Conflict`].
 ///
 /// ```
-/// use dcbstore::{AppendCondition, Query, QueryItem, SequencePosition};
+/// use dcbstore_core::{AppendCondition, Query, QueryItem, SequencePosition};
 ///
 /// // The DCB specification's single condition:
 /// let c = AppendCondition::new(Query::item(QueryItem::tags(["course:c1"])), Some(SequencePosition::new(42)));
@@ -116,6 +116,6 @@ pub struct Appended {
     /// must see this append
     /// ([`ReadOptions::consistent_with`](crate::ReadOptions::consistent_with)).
     /// `None` for an append in the caller's transaction
-    /// ([`append_in`](crate::append::append_in)), which has not committed.
+    /// (`dcbstore::append::append_in`), which has not committed.
     pub commit_token: Option<crate::commit::CommitToken>,
 }

@@ -11,7 +11,7 @@ use crate::event::SequencePosition;
 /// [`limit`](Self::limit) counts returned events.
 ///
 /// ```
-/// use dcbstore::{ReadOptions, SequencePosition};
+/// use dcbstore_core::{ReadOptions, SequencePosition};
 ///
 /// let last_ten_before_100 = ReadOptions::new()
 ///     .to(SequencePosition::new(99))
@@ -92,30 +92,30 @@ impl ReadOptions {
     }
 
     /// The commit token the read must see, if any.
-    pub(crate) fn token(&self) -> Option<CommitToken> {
+    pub fn token(&self) -> Option<CommitToken> {
         self.consistent_with
     }
 
     /// The same window, its upper bound lowered to `position` if above it.
     #[must_use]
-    pub(crate) fn at_most(mut self, position: SequencePosition) -> Self {
+    pub fn at_most(mut self, position: SequencePosition) -> Self {
         let p = position.get();
         self.to = Some(self.to.map_or(p, |to| to.min(p)));
         self
     }
 
     /// The exclusive lower bound (0: from the start).
-    pub(crate) fn lower(&self) -> u64 {
+    pub fn lower(&self) -> u64 {
         self.after
     }
 
     /// The inclusive upper bound, if any.
-    pub(crate) fn upper(&self) -> Option<u64> {
+    pub fn upper(&self) -> Option<u64> {
         self.to
     }
 
     /// The limit, if any.
-    pub(crate) fn max_events(&self) -> Option<u64> {
+    pub fn max_events(&self) -> Option<u64> {
         self.limit
     }
 

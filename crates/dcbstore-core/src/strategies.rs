@@ -1,9 +1,7 @@
-//! Proptest strategies shared by the parser property tests (the binary's
-//! `proptests`, `transfer::proptests`): arbitrary JSON trees, inputs shaped almost like
-//! events, queries and conditions, and valid values to round-trip.
-// Shared by the library's property tests and the binary's (which includes
-// this file by path): each uses part of it.
-#![allow(dead_code)]
+//! Proptest strategies (feature `proptest`) for property tests of code that
+//! parses or stores the model: arbitrary JSON trees, inputs shaped almost
+//! like events, queries and conditions, and valid values to round-trip.
+//! dcbstore's own parser properties (the CLI's, `transfer`'s) use them.
 
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -13,7 +11,7 @@ use uuid::Uuid;
 use crate::{AppendCondition, AppendGuard, Event, Query, QueryItem, SequencePosition};
 
 /// The config of every parser property: few enough cases for CI.
-pub(crate) fn config() -> ProptestConfig {
+pub fn config() -> ProptestConfig {
     ProptestConfig {
         // No regression files in the source tree: failures are reported in
         // the test output and fixed cases become named unit tests.
@@ -23,7 +21,7 @@ pub(crate) fn config() -> ProptestConfig {
 }
 
 /// Strings that sit on the edges the parsers and validators care about.
-pub(crate) fn tricky_string() -> impl Strategy<Value = String> {
+pub fn tricky_string() -> impl Strategy<Value = String> {
     prop_oneof![
         Just(String::new()),
         Just("all".to_string()),
@@ -40,12 +38,12 @@ pub(crate) fn tricky_string() -> impl Strategy<Value = String> {
 }
 
 /// Any string, often tricky.
-pub(crate) fn any_string() -> impl Strategy<Value = String> {
+pub fn any_string() -> impl Strategy<Value = String> {
     prop_oneof![3 => any::<String>(), 1 => tricky_string()]
 }
 
 /// A finite JSON number of any kind (integer, negative, float).
-pub(crate) fn any_number() -> impl Strategy<Value = Value> {
+pub fn any_number() -> impl Strategy<Value = Value> {
     prop_oneof![
         any::<i64>().prop_map(Value::from),
         any::<u64>().prop_map(Value::from),
@@ -54,7 +52,7 @@ pub(crate) fn any_number() -> impl Strategy<Value = Value> {
 }
 
 /// Any JSON scalar, strings possibly with NUL bytes.
-pub(crate) fn json_leaf() -> impl Strategy<Value = Value> {
+pub fn json_leaf() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -64,7 +62,7 @@ pub(crate) fn json_leaf() -> impl Strategy<Value = Value> {
 }
 
 /// Any JSON value tree (a few levels deep).
-pub(crate) fn json_value() -> impl Strategy<Value = Value> {
+pub fn json_value() -> impl Strategy<Value = Value> {
     json_leaf().prop_recursive(4, 48, 6, |inner| {
         prop_oneof![
             vec(inner.clone(), 0..6).prop_map(Value::Array),
@@ -75,12 +73,12 @@ pub(crate) fn json_value() -> impl Strategy<Value = Value> {
 }
 
 /// A string PostgreSQL can store (no NUL).
-pub(crate) fn storable_string() -> impl Strategy<Value = String> {
+pub fn storable_string() -> impl Strategy<Value = String> {
     any::<String>().prop_map(|s| s.replace('\0', ""))
 }
 
 /// JSON any event may carry as data: no NUL in strings or keys, shallow.
-pub(crate) fn storable_json() -> impl Strategy<Value = Value> {
+pub fn storable_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -97,12 +95,12 @@ pub(crate) fn storable_json() -> impl Strategy<Value = Value> {
 }
 
 /// A JSON object of storable values (event metadata).
-pub(crate) fn storable_object() -> impl Strategy<Value = Map<String, Value>> {
+pub fn storable_object() -> impl Strategy<Value = Map<String, Value>> {
     btree_map(storable_string(), storable_json(), 0..5).prop_map(|m| m.into_iter().collect())
 }
 
 /// A valid type or tag: 1 to 256 bytes, no NUL.
-pub(crate) fn name() -> impl Strategy<Value = String> {
+pub fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => "[^\u{0}]{1,64}",
         1 => "[a-z:0-9_-]{1,12}",
@@ -113,7 +111,7 @@ pub(crate) fn name() -> impl Strategy<Value = String> {
 }
 
 /// A valid event, as an append accepts it.
-pub(crate) fn valid_event() -> impl Strategy<Value = Event> {
+pub fn valid_event() -> impl Strategy<Value = Event> {
     (
         any::<u128>(),
         name(),
@@ -131,7 +129,7 @@ pub(crate) fn valid_event() -> impl Strategy<Value = Event> {
 }
 
 /// A valid query item: at least one type or tag.
-pub(crate) fn valid_item() -> impl Strategy<Value = QueryItem> {
+pub fn valid_item() -> impl Strategy<Value = QueryItem> {
     (vec(name(), 0..4), vec(name(), 0..4))
         .prop_filter("a type or a tag", |(ty, tg)| {
             !ty.is_empty() || !tg.is_empty()
@@ -140,7 +138,7 @@ pub(crate) fn valid_item() -> impl Strategy<Value = QueryItem> {
 }
 
 /// A valid query.
-pub(crate) fn valid_query() -> impl Strategy<Value = Query> {
+pub fn valid_query() -> impl Strategy<Value = Query> {
     prop_oneof![
         1 => Just(Query::All),
         4 => vec(valid_item(), 1..5).prop_map(Query::Items),
@@ -148,7 +146,7 @@ pub(crate) fn valid_query() -> impl Strategy<Value = Query> {
 }
 
 /// A valid append condition: 1 to 5 guards, positions a database can hold.
-pub(crate) fn valid_condition() -> impl Strategy<Value = AppendCondition> {
+pub fn valid_condition() -> impl Strategy<Value = AppendCondition> {
     vec(
         (valid_query(), proptest::option::of(0..=i64::MAX as u64)),
         1..5,
@@ -208,7 +206,7 @@ fn names_or_junk() -> BoxedStrategy<Value> {
 
 /// Objects shaped almost like an event line (of `append` or of `import`):
 /// the right keys with values of the right or a wrong type, stray keys.
-pub(crate) fn almost_event() -> impl Strategy<Value = Value> {
+pub fn almost_event() -> impl Strategy<Value = Value> {
     const FIELDS: &[&str] = &[
         "type",
         "data",
@@ -242,7 +240,7 @@ fn almost_item() -> impl Strategy<Value = Value> {
 
 /// JSON shaped almost like a query: `"all"`, other strings, lists of almost
 /// items, other values.
-pub(crate) fn almost_query() -> impl Strategy<Value = Value> {
+pub fn almost_query() -> impl Strategy<Value = Value> {
     prop_oneof![
         1 => Just(Value::String("all".into())),
         1 => json_value(),
@@ -251,7 +249,7 @@ pub(crate) fn almost_query() -> impl Strategy<Value = Value> {
 }
 
 /// JSON shaped almost like a condition's guards.
-pub(crate) fn almost_condition() -> impl Strategy<Value = Value> {
+pub fn almost_condition() -> impl Strategy<Value = Value> {
     let guard = almost_object(&["query", "after"], |f| match f {
         "query" => almost_query().boxed(),
         _ => any_number().boxed(),
@@ -264,7 +262,7 @@ pub(crate) fn almost_condition() -> impl Strategy<Value = Value> {
 
 /// Text derived from `valid`: cut short, with a character inserted or
 /// removed, or as is.
-pub(crate) fn mutated(valid: String) -> impl Strategy<Value = String> {
+pub fn mutated(valid: String) -> impl Strategy<Value = String> {
     let len = valid.len();
     (0..=len, any::<char>(), 0..4u8).prop_map(move |(at, c, how)| {
         let mut at = at;
@@ -285,16 +283,16 @@ pub(crate) fn mutated(valid: String) -> impl Strategy<Value = String> {
 }
 
 /// `depth` nested arrays around `1`.
-pub(crate) fn nested_arrays(depth: usize) -> String {
+pub fn nested_arrays(depth: usize) -> String {
     format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
 }
 
 /// `depth` nested arrays, the innermost empty.
-pub(crate) fn nested_empty_arrays(depth: usize) -> String {
+pub fn nested_empty_arrays(depth: usize) -> String {
     format!("{}{}", "[".repeat(depth), "]".repeat(depth))
 }
 
 /// `depth` nested objects `{"a": ...}` around `1`.
-pub(crate) fn nested_objects(depth: usize) -> String {
+pub fn nested_objects(depth: usize) -> String {
     format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth))
 }

@@ -27,7 +27,8 @@ impl SequencePosition {
         self.0
     }
 
-    pub(crate) fn from_sql(p: i64) -> Self {
+    #[doc(hidden)]
+    pub fn from_sql(p: i64) -> Self {
         SequencePosition(u64::try_from(p).unwrap_or(0))
     }
 }
@@ -53,7 +54,7 @@ impl fmt::Display for SequencePosition {
 /// An event to append: a type, JSON data, a set of tags, metadata and an id.
 ///
 /// ```
-/// use dcbstore::Event;
+/// use dcbstore_core::Event;
 /// use serde_json::json;
 ///
 /// let e = Event::new("CourseDefined", json!({"courseId": "c1", "capacity": 10}))
@@ -166,4 +167,48 @@ pub struct RawEvent {
     pub metadata: Box<RawValue>,
     /// When the store recorded it.
     pub recorded_at: DateTime<Utc>,
+}
+
+impl RawEvent {
+    /// The event with its data and metadata as `serde_json` values, as
+    /// [`read`](crate::EventStore::read) returns it: an
+    /// [`Error::Undecodable`](crate::Error::Undecodable) naming its position when no `Value` holds them
+    /// (a number no double holds, nesting past serde_json's limit), as that
+    /// read would yield in its place.
+    ///
+    /// ```
+    /// use dcbstore_core::{RawEvent, SequencePosition};
+    /// use serde_json::value::RawValue;
+    ///
+    /// let raw = |data: &str| RawEvent {
+    ///     position: SequencePosition::new(7),
+    ///     id: uuid::Uuid::nil(),
+    ///     event_type: "Measured".into(),
+    ///     data: RawValue::from_string(data.into()).unwrap(),
+    ///     tags: vec![],
+    ///     metadata: RawValue::from_string("{}".into()).unwrap(),
+    ///     recorded_at: chrono::Utc::now(),
+    /// };
+    /// assert_eq!(raw(r#"{"n": 1.5}"#).to_event().unwrap().event.data["n"], 1.5);
+    /// let err = raw(r#"{"n": 1e400}"#).to_event().unwrap_err();
+    /// assert_eq!(err.position(), Some(SequencePosition::new(7)));
+    /// ```
+    pub fn to_event(&self) -> crate::Result<SequencedEvent> {
+        let field = |what: &str, e: &dyn fmt::Display| crate::Error::Undecodable {
+            position: self.position,
+            message: format!("{what}: {e}"),
+        };
+        Ok(SequencedEvent {
+            position: self.position,
+            event: Event {
+                id: self.id,
+                event_type: self.event_type.clone(),
+                data: serde_json::from_str(self.data.get()).map_err(|e| field("its data", &e))?,
+                tags: self.tags.clone(),
+                metadata: serde_json::from_str(self.metadata.get())
+                    .map_err(|e| field("its metadata", &e))?,
+            },
+            recorded_at: self.recorded_at,
+        })
+    }
 }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::retry::Retry;
 use super::Projection;
-use crate::append::{AppendCondition, Appended};
+use crate::condition::{AppendCondition, Appended};
 use crate::conflict::Conflict;
 use crate::error::Error;
 use crate::event::{Event, SequencePosition};
@@ -177,11 +177,11 @@ pub enum Executed {
 /// that must read again or resend. See [`execute_with`].
 ///
 /// ```no_run
-/// use dcbstore::projection::{execute, Fold};
-/// use dcbstore::{Event, Query, QueryItem, Store};
+/// use dcbstore_core::projection::{execute, Fold};
+/// use dcbstore_core::{Event, EventStore, Query, QueryItem};
 /// use serde_json::json;
 ///
-/// # async fn f(store: Store) -> Result<(), Box<dyn std::error::Error>> {
+/// # async fn f(store: impl EventStore + Sync) -> Result<(), Box<dyn std::error::Error>> {
 /// let exists = Fold::new(
 ///     Query::item(QueryItem::types(["CourseDefined"]).and_tags(["course:c1"])),
 ///     false,

@@ -16,7 +16,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 /// conflict too large to carry every event (a hot boundary, where the wait
 /// spreads the readers out). After a complete
 /// conflict it decides again at once: the conflict brought the boundary up
-/// to date, and within one [`Store`](crate::Store) the batch breaks the tie
+/// to date, and within one `dcbstore::Store` the batch breaks the tie
 /// (oldest decision first, see
 /// [`EventStore::append_since`](crate::EventStore::append_since)); a
 /// retry that waited would be absent from the next batch, where newer
@@ -26,7 +26,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 ///
 /// ```
 /// use std::time::Duration;
-/// use dcbstore::projection::Retry;
+/// use dcbstore_core::projection::Retry;
 ///
 /// let patient = Retry::attempts(20).delays(Duration::from_millis(5), Duration::from_secs(1));
 /// assert_eq!(patient.max_attempts(), 20);

@@ -8,7 +8,7 @@
 //! runtime loads.
 //!
 //! ```
-//! use dcbstore::schema::{self, EventDefinition, Level, SchemaRegistry};
+//! use dcbstore_core::schema::{self, EventDefinition, Level, SchemaRegistry};
 //! use schemars::JsonSchema;
 //! use serde::{Deserialize, Serialize};
 //!
@@ -43,7 +43,7 @@
 //! schema::verify(&registry, &path)?;
 //! schema::assert_up_to_date(&registry, &path);
 //! # std::fs::remove_file(&path).unwrap();
-//! # Ok::<(), dcbstore::schema::SchemaError>(())
+//! # Ok::<(), dcbstore_core::schema::SchemaError>(())
 //! ```
 //!
 //! # The schema file
@@ -163,7 +163,7 @@ pub enum Kind {
 /// An event an application emits: implemented on its serde payload type.
 ///
 /// ```
-/// use dcbstore::schema::{EventDefinition, Kind, Level};
+/// use dcbstore_core::schema::{EventDefinition, Kind, Level};
 /// use schemars::JsonSchema;
 /// use serde::{Deserialize, Serialize};
 ///

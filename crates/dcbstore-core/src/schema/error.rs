@@ -97,7 +97,8 @@ pub enum SchemaError {
 }
 
 impl SchemaError {
-    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> SchemaError {
+    #[doc(hidden)]
+    pub fn io(path: &std::path::Path, source: std::io::Error) -> SchemaError {
         SchemaError::Io {
             path: path.to_path_buf(),
             source: Arc::new(source),

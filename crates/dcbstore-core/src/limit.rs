@@ -66,7 +66,8 @@ impl Limit {
         format!("DCBSTORE_{}", self.name().to_ascii_uppercase())
     }
 
-    pub(crate) fn ceiling_reason(self) -> &'static str {
+    #[doc(hidden)]
+    pub fn ceiling_reason(self) -> &'static str {
         match self {
             Limit::TagsPerEvent | Limit::NameBytes => " (the schema's constraint)",
             Limit::JsonDepth => " (JSON decoders stop at 128 levels)",

@@ -60,11 +60,11 @@ pub fn verify(registry: &SchemaRegistry, path: impl AsRef<Path>) -> Result<(), S
 /// with `registry`: one line in an application's `cargo test`.
 ///
 /// ```no_run
-/// # use dcbstore::schema::SchemaRegistry;
+/// # use dcbstore_core::schema::SchemaRegistry;
 /// # fn registry() -> SchemaRegistry { SchemaRegistry::new() }
 /// #[test]
 /// fn schema_file_is_up_to_date() {
-///     dcbstore::schema::assert_up_to_date(&registry(), "events.schema.json");
+///     dcbstore_core::schema::assert_up_to_date(&registry(), "events.schema.json");
 /// }
 /// ```
 #[track_caller]

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use postgres_types::PgLsn;
-
 use crate::error::Error;
 
 /// A WAL position at or after an append's commit on the primary
@@ -14,7 +12,7 @@ use crate::error::Error;
 /// append. Shown and parsed as PostgreSQL shows an LSN (`0/16B3748`).
 ///
 /// ```
-/// use dcbstore::CommitToken;
+/// use dcbstore_core::CommitToken;
 ///
 /// let t: CommitToken = "0/16B3748".parse().unwrap();
 /// assert_eq!(t.to_string(), "0/16B3748");
@@ -34,18 +32,6 @@ impl CommitToken {
     #[must_use]
     pub fn lsn(self) -> u64 {
         self.0
-    }
-}
-
-impl From<PgLsn> for CommitToken {
-    fn from(lsn: PgLsn) -> Self {
-        CommitToken(u64::from(lsn))
-    }
-}
-
-impl From<CommitToken> for PgLsn {
-    fn from(t: CommitToken) -> Self {
-        PgLsn::from(t.0)
     }
 }
 
