@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dcbstore::delivery::nats::NatsTransport;
-use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, Subscription};
+use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore::dispatch::Envelope;
 use dcbstore::testing::{NatsServer, TestDatabase};
 use dcbstore::{Event, EventStore, HandlerError, Store};
@@ -136,7 +136,7 @@ async fn main() {
     let append_rate = fill(&store, n).await;
     let noop = NoOp::default();
     let started = Instant::now();
-    let runner = Subscription::new(noop.clone(), config()).start(&store);
+    let runner = SubscriberConfig::new(noop.clone(), config()).start(&store);
     let secs = until(n, started, || noop.delivered.load(Ordering::Relaxed)).await;
     let b10_rate = n as f64 / secs;
     let arrivals = noop.arrivals.clone();

@@ -24,7 +24,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use dcbstore::delivery::job::{JobConfig, Jobs};
 use dcbstore::delivery::webhook::{self, WebhookTransport, ID_HEADER};
-use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, Subscription};
+use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
 use dcbstore::testing::Scratch;
@@ -209,7 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         poll_interval: Duration::from_millis(200),
         ..DeliveryConfig::default()
     };
-    let indexer = Subscription::new(index.clone(), fast).start(&store);
+    let indexer = SubscriberConfig::new(index.clone(), fast).start(&store);
     let schema_file = schema::SchemaFile::load(&path)?;
     let hook = WebhookTransport::new(url, receiver.secret.clone())?;
     let relay = Relay::new(hook, &schema_file, fast);

@@ -30,18 +30,14 @@
 #![warn(missing_docs)]
 
 pub mod append;
-mod commit;
-mod conflict;
 pub mod connection;
 #[cfg(feature = "console")]
 pub mod console;
 pub mod delivery;
 pub mod dispatch;
 mod error;
-pub mod event;
 #[cfg(feature = "cli")]
 pub mod kit;
-mod limit;
 pub mod limits;
 mod listener;
 pub mod locks;
@@ -49,30 +45,31 @@ pub mod metrics;
 pub mod migrate;
 mod pooled;
 pub mod projection;
-pub mod query;
 pub mod read;
 pub mod replica;
 pub mod roles;
-pub mod schema;
 pub mod store;
 pub mod subscribe;
-#[cfg(test)]
-mod test_strategies;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
 pub mod transfer;
 
-pub use append::{AppendCondition, AppendGuard, Appended};
-pub use commit::CommitToken;
-pub use conflict::Conflict;
-pub use error::{Error, HandlerError, Result, Source};
-pub use event::{Event, RawEvent, SequencePosition, SequencedEvent};
+// The model without I/O (dcbstore-core): its modules and items, re-exported.
+pub use dcbstore_core::{event, query, schema};
+
+pub use dcbstore_core::{
+    AppendCondition, AppendGuard, Appended, CommitToken, Conflict, Event, EventStore, Query,
+    QueryItem, RawEvent, SequencePosition, SequencedEvent,
+};
+pub use error::{
+    pg_driver_error, pg_error, pool_error, DriverError, Error, HandlerError, PgErrorExt,
+    PgResultExt, Result, Source,
+};
 pub use migrate::{migrate, status, SchemaState, SchemaStatus};
-pub use query::{Query, QueryItem};
 pub use read::{Boundary, ReadOptions};
 pub use replica::ReplicaOptions;
-pub use store::{EventStore, Store, StoreBuilder};
+pub use store::{Store, StoreBuilder};
 pub use subscribe::{SubscribeOptions, Subscription};
 
 // The README's Rust example is compiled as a doctest.

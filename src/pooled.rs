@@ -1,6 +1,7 @@
 //! Calls on pooled connections, below both reads and appends: the client-side
 //! timeout, the cancellation of what is abandoned, and the head.
 
+use crate::error::PgResultExt;
 use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object, Pool};
@@ -107,7 +108,7 @@ impl Pooled {
         &self,
         call: impl for<'a> FnOnce(&'a ClientWrapper) -> BoxFuture<'a, Result<T>>,
     ) -> Result<std::result::Result<Result<T>, Expired>> {
-        let client = self.pool.get().await?;
+        let client = self.pool.get().await.db()?;
         let in_flight = InFlight {
             client: Some(client),
             tls: self.tls.clone(),
@@ -182,8 +183,8 @@ impl Pooled {
         let head: Option<i64> = self
             .read("reading the head", |c| {
                 Box::pin(async move {
-                    let stmt = c.prepare_cached("SELECT dcbstore.head()").await?;
-                    Ok(c.query_one(&stmt, &[]).await?.try_get(0)?)
+                    let stmt = c.prepare_cached("SELECT dcbstore.head()").await.db()?;
+                    c.query_one(&stmt, &[]).await.db()?.try_get(0).db()
                 })
             })
             .await?;
@@ -194,8 +195,10 @@ impl Pooled {
 /// Whether an error says the connection itself is gone: closed, or its
 /// backend terminated (by an administrator, or a server crash), as the
 /// first statement on such a pooled connection finds.
-fn connection_gone(e: &tokio_postgres::Error) -> bool {
-    e.is_closed()
-        || e.code()
-            .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN)
+fn connection_gone(e: &crate::error::DriverError) -> bool {
+    e.downcast_ref::<tokio_postgres::Error>().is_some_and(|e| {
+        e.is_closed()
+            || e.code()
+                .is_some_and(|c| *c == SqlState::ADMIN_SHUTDOWN || *c == SqlState::CRASH_SHUTDOWN)
+    })
 }

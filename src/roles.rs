@@ -28,6 +28,7 @@
 //! `dcbstore grant app` and, for a console, `dcbstore grant console --read-only`
 //! (after `CREATE ROLE console LOGIN PASSWORD '...'`).
 
+use crate::error::PgResultExt;
 use postgres_protocol::escape::escape_identifier;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
@@ -181,7 +182,8 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)",
             &[&role],
         )
-        .await?
+        .await
+        .db()?
         .get(0);
     if !exists {
         return Err(Error::invalid(format!(
@@ -196,8 +198,9 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
                FROM pg_catalog.pg_namespace n WHERE n.nspname = 'dcbstore'",
             &[],
         )
-        .await?
-        .map(|row| Ok::<_, Error>((row.try_get(0)?, row.try_get(1)?)))
+        .await
+        .db()?
+        .map(|row| Ok::<_, Error>((row.try_get(0).db()?, row.try_get(1).db()?)))
         .transpose()?;
     match owner {
         None => {
@@ -225,10 +228,12 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
               ORDER BY 1",
             &[&grants.read_only],
         )
-        .await?
+        .await
+        .db()?
         .iter()
         .map(|row| row.try_get(0))
-        .collect::<std::result::Result<_, _>>()?;
+        .collect::<std::result::Result<_, _>>()
+        .db()?;
     // One simple-query batch: one implicit transaction, so that the role
     // never runs with a half-changed set of rights.
     let mut sql = format!(
@@ -274,7 +279,7 @@ pub async fn grant_app<C: GenericClient>(client: &C, role: &str, grants: Grants)
             "GRANT EXECUTE ON FUNCTION dcbstore.redact(bigint, jsonb, text, jsonb) TO {r};"
         ));
     }
-    client.batch_execute(&sql).await?;
+    client.batch_execute(&sql).await.db()?;
     Ok(())
 }
 
@@ -301,6 +306,7 @@ pub async fn redact<C: GenericClient>(
             "SELECT dcbstore.redact($1, $2, $3, $4)",
             &[&position, data, &reason, &metadata],
         )
-        .await?;
+        .await
+        .db()?;
     Ok(row.get(0))
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::store;
 use dcbstore::delivery::{
-    self, DeliveryConfig, DurableSubscriber, OnFailure, Permanent, Selection, Subscription,
+    self, DeliveryConfig, DurableSubscriber, OnFailure, Permanent, Selection, SubscriberConfig,
 };
 use dcbstore::dispatch::Envelope;
 use dcbstore::{Event, EventStore, HandlerError, Store};
@@ -112,7 +112,7 @@ async fn a_durable_subscriber_gets_its_events_in_order_and_resumes_from_its_chec
     let (store, _db) = store().await;
     tickets(&store, 0..25).await;
     let r = Recorder::new("search-index");
-    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter));
     let runner = sub.start(&store);
     until("the history is delivered", || r.ns().len() == 25).await;
     tickets(&store, 25..30).await;
@@ -154,7 +154,7 @@ async fn a_subscriber_delivers_up_to_an_undecodable_event_and_goes_on_once_it_is
         .unwrap();
     tickets(&store, 5..8).await;
     let r = Recorder::new("undecodable");
-    let runner = Subscription::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
+    let runner = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
     until("the events before it are delivered", || r.ns().len() == 3).await;
     let mut error = String::new();
     for _ in 0..400 {
@@ -195,7 +195,7 @@ async fn a_subscriber_aborted_mid_batch_loses_nothing_and_resends_with_the_same_
     tickets(&store, 0..60).await;
     let mut r = Recorder::new("mailer");
     r.delay = Duration::from_millis(5);
-    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter));
     for _ in 0..4 {
         let runner = sub.start(&store);
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -227,7 +227,7 @@ async fn a_failing_event_is_retried_then_dead_lettered_and_the_ones_behind_it_go
     tickets(&store, 0..10).await;
     let r = Recorder::new("sync");
     r.failing.lock().unwrap().insert(3);
-    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter));
     let runner = sub.start(&store);
     until("the rest is delivered", || r.ns().len() == 9).await;
     runner.stop().await;
@@ -266,7 +266,7 @@ async fn a_permanent_error_is_dead_lettered_without_retries_and_can_be_discarded
     let mut r = Recorder::new("strict");
     r.permanent = true;
     r.failing.lock().unwrap().insert(1);
-    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter));
     let runner = sub.start(&store);
     until("the rest is delivered", || r.ns().len() == 2).await;
     runner.stop().await;
@@ -287,7 +287,7 @@ async fn under_the_block_policy_a_poison_event_holds_back_the_ones_behind_it() {
     tickets(&store, 0..6).await;
     let r = Recorder::new("ordered");
     r.failing.lock().unwrap().insert(2);
-    let sub = Subscription::new(r.clone(), fast(OnFailure::Block));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::Block));
     let runner = sub.start(&store);
     until("the ones before it are delivered", || r.ns().len() == 2).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -311,7 +311,7 @@ async fn two_runners_of_one_subscriber_deliver_each_event_once() {
     let (store, db) = store().await;
     let other = Store::connect(db.url()).await.unwrap();
     let r = Recorder::new("once");
-    let sub = Subscription::new(r.clone(), fast(OnFailure::DeadLetter));
+    let sub = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter));
     let a = sub.start(&store);
     let b = sub.start(&other);
     for i in 0..10 {
@@ -417,7 +417,7 @@ mod routes {
             SourcedHandler::new(store.clone()),
         );
         let r = Recorder::new("index");
-        let runner = Subscription::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
+        let runner = SubscriberConfig::new(r.clone(), fast(OnFailure::DeadLetter)).start(&store);
         let sent = dispatcher
             .emit_with(
                 &Ticket { n: 7 },
@@ -588,8 +588,14 @@ async fn the_dead_letters_kit_lists_retries_and_discards() {
         r.failing.lock().unwrap().extend([1, 4]);
     }
     let deliveries = Deliveries::new()
-        .subscription(Subscription::new(a.clone(), fast(OnFailure::DeadLetter)))
-        .subscription(Subscription::new(b.clone(), fast(OnFailure::DeadLetter)));
+        .subscription(SubscriberConfig::new(
+            a.clone(),
+            fast(OnFailure::DeadLetter),
+        ))
+        .subscription(SubscriberConfig::new(
+            b.clone(),
+            fast(OnFailure::DeadLetter),
+        ));
     let runners = deliveries.start_all(&store);
     until("both delivered the rest", || {
         a.ns().len() == 4 && b.ns().len() == 4
@@ -718,7 +724,7 @@ async fn two_concurrent_dead_letter_retries_beside_the_live_runner_deliver_once(
     tickets(&store, 0..1).await;
     let held = Held::default();
     held.refusing.store(true, Ordering::SeqCst);
-    let subscription = Subscription::new(held.clone(), fast(OnFailure::DeadLetter));
+    let subscription = SubscriberConfig::new(held.clone(), fast(OnFailure::DeadLetter));
     let runner = subscription.start(&store);
     let mut letters = Vec::new();
     for _ in 0..400 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{ev, store};
 use dcbstore::append::append_in;
-use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Subscription};
+use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, SubscriberConfig};
 use dcbstore::dispatch::Envelope;
 use dcbstore::metrics::*;
 use dcbstore::projection::durable::{DurableProjection, Runner, RunnerConfig};
@@ -65,7 +65,7 @@ async fn delivered_and_dead_lettered_events_are_counted() {
         poll_interval: Duration::from_millis(20),
         ..DeliveryConfig::default()
     };
-    let runner = Subscription::new(FailsOnOdd(done.clone()), config).start(&store);
+    let runner = SubscriberConfig::new(FailsOnOdd(done.clone()), config).start(&store);
     for _ in 0..400 {
         if *done.lock().unwrap() == 3
             && dcbstore::delivery::list(&store, None).await.unwrap().len() == 3
@@ -299,7 +299,7 @@ async fn subscriber_lag_falls_to_zero_once_everything_is_delivered() {
         poll_interval: Duration::from_millis(20),
         ..DeliveryConfig::default()
     };
-    let runner = Subscription::new(Trailing(handled.clone()), config).start(&store);
+    let runner = SubscriberConfig::new(Trailing(handled.clone()), config).start(&store);
     let label = ("subscriber", "trailing");
     until_zero(&recording, SUBSCRIBER_LAG_EVENTS, label).await;
     runner.stop().await;

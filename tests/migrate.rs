@@ -348,7 +348,7 @@ async fn the_lock_names_of_rust_and_sql_agree_and_appends_take_that_lock() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err}");
-    assert_eq!(err.code(), Some(&SqlState::LOCK_NOT_AVAILABLE));
+    assert_eq!(err.code(), Some(SqlState::LOCK_NOT_AVAILABLE.code()));
     assert!(std::error::Error::source(&err).is_some(), "{err:?}");
     client.batch_execute("ROLLBACK").await.unwrap();
     let _ = store

@@ -734,7 +734,6 @@ fn library_sqlstate<T: std::fmt::Debug>(result: dcbstore::Result<T>) -> String {
         Err(e) => e
             .code()
             .unwrap_or_else(|| panic!("not a database error: {e}"))
-            .code()
             .to_string(),
     }
 }

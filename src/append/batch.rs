@@ -1,6 +1,7 @@
 //! One batch's SQL call: the arguments of `dcbstore.append_batch_typed`,
 //! what its errors say about the outcome, and the decoding of its answer.
 
+use crate::error::PgResultExt;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -41,8 +42,8 @@ pub(super) async fn execute_batch(
     pooled
         .call(move |c| {
             Box::pin(async move {
-                let stmt = c.prepare_cached(APPEND_BATCH_SQL).await?;
-                let wake = c.prepare_cached(WAKE_SQL).await?;
+                let stmt = c.prepare_cached(APPEND_BATCH_SQL).await.db()?;
+                let wake = c.prepare_cached(WAKE_SQL).await.db()?;
                 // Polled in this order, the batch is sent first: pipelined,
                 // the wake-up runs after the batch's commit.
                 let (results, woken) = futures::join!(
@@ -53,7 +54,7 @@ pub(super) async fn execute_batch(
                     Ok(row) => row
                         .try_get::<_, postgres_types::PgLsn>(2)
                         .ok()
-                        .map(crate::commit::CommitToken::from),
+                        .map(|lsn| crate::CommitToken::from_lsn(u64::from(lsn))),
                     Err(e) => {
                         // Followers poll as well: a lost wake-up delays them,
                         // never loses an event. Without a token, a read that
@@ -90,7 +91,7 @@ pub(super) async fn execute_one<C: GenericClient + Sync>(
     client: &C,
     prepared: PreparedAppend,
 ) -> Result<Appended> {
-    let stmt = client.prepare(APPEND_BATCH_SQL).await?;
+    let stmt = client.prepare(APPEND_BATCH_SQL).await.db()?;
     let mut results = run_append_batch(client, &stmt, std::slice::from_ref(&prepared)).await?;
     results
         .pop()
@@ -192,13 +193,13 @@ fn append_error(e: tokio_postgres::Error) -> Error {
         // No answer from the server at all: the commit may have happened.
         return Error::OutcomeUnknown {
             reason: format!("connection lost: {e}"),
-            source: Some(Arc::new(e)),
+            source: Some(crate::error::pg_driver_error(e)),
         };
     };
     if CONNECTION_LOST.contains(&code) {
         return Error::OutcomeUnknown {
             reason: format!("connection lost: {}", display_db_message(&e)),
-            source: Some(Arc::new(e)),
+            source: Some(crate::error::pg_driver_error(e)),
         };
     }
     if code == SqlState::LOCK_NOT_AVAILABLE {
@@ -206,7 +207,7 @@ fn append_error(e: tokio_postgres::Error) -> Error {
             operation: "waiting for the append lock".into(),
             after: None,
             hint: "lock_timeout was reached while another transaction held the append lock (a long transaction that called dcbstore.append?); nothing was written, retry".into(),
-            source: Some(Arc::new(e)),
+            source: Some(crate::error::pg_driver_error(e)),
         };
     }
     if code == SqlState::QUERY_CANCELED {
@@ -214,10 +215,10 @@ fn append_error(e: tokio_postgres::Error) -> Error {
             operation: "the append".into(),
             after: None,
             hint: "statement_timeout was reached (waiting for the append lock, or a very large append); nothing was written, retry".into(),
-            source: Some(Arc::new(e)),
+            source: Some(crate::error::pg_driver_error(e)),
         };
     }
-    e.into()
+    crate::error::pg_error(e)
 }
 
 fn display_db_message(e: &tokio_postgres::Error) -> String {

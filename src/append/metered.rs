@@ -6,12 +6,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::condition::Appended;
 use crate::error::{Error, Result};
 use crate::metrics::{
     APPENDED_EVENTS_TOTAL, APPENDS_TOTAL, APPEND_BATCH_SIZE, APPEND_DURATION_SECONDS,
     CONFLICTS_TOTAL, HEAD_POSITION,
 };
+use crate::Appended;
 
 /// One append call being metered: started before its input is checked, so
 /// that refused input counts as an `error` call too.

@@ -40,15 +40,13 @@
 //! (`batch`).
 
 mod batch;
-mod condition;
 mod guards;
 mod metered;
 mod prepare;
 mod request;
 mod writer;
 
-pub use crate::conflict::{Conflict, CONFLICT_EVENTS_CAP};
-pub use condition::{AppendCondition, AppendGuard, Appended};
+pub use dcbstore_core::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
 pub(crate) use metered::{AppendMeter, HeadGauge};
 pub(crate) use prepare::PreparedAppend;
 pub use prepare::{check, check_with};

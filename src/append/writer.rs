@@ -7,11 +7,11 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::batch::execute_batch;
-use super::condition::Appended;
 use super::prepare::PreparedAppend;
 use super::request::Request;
 use crate::error::{Error, Result};
 use crate::pooled::Pooled;
+use crate::Appended;
 
 /// At most this many requests share one transaction: it bounds the work done
 /// under the append lock when many requests guard one hot boundary.
@@ -179,11 +179,11 @@ async fn run_batch(pooled: &Pooled, appends: Vec<PreparedAppend>) -> Vec<Result<
 /// (program limit) and P0 (raised by a function or trigger). Anything else
 /// (permissions, a read-only server, a missing function) fails every request
 /// alike: sending them one by one would only repeat it.
-fn refused_for_its_content(e: &tokio_postgres::Error) -> bool {
+fn refused_for_its_content(e: &crate::error::DriverError) -> bool {
     e.code().is_some_and(|c| {
         ["22", "23", "54", "P0"]
             .iter()
-            .any(|class| c.code().starts_with(class))
+            .any(|class| c.starts_with(class))
     })
 }
 

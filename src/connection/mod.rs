@@ -270,7 +270,7 @@ pub(crate) async fn open(
     config.connect(connector).await.map_err(|e| Error::Connect {
         target: describe(&config),
         reason: connect_reason(&config, tls, &e),
-        source: std::sync::Arc::new(e),
+        source: crate::error::pg_driver_error(e),
     })
 }
 

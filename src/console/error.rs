@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use tokio_postgres::error::SqlState;
 
 use super::page;
-use crate::error::Error;
+use crate::error::{Error, PgErrorExt};
 
 /// A page's failure.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +27,13 @@ pub(crate) enum PageError {
 
 impl From<tokio_postgres::Error> for PageError {
     fn from(e: tokio_postgres::Error) -> Self {
-        PageError::Store(Error::from(e))
+        PageError::Store(crate::error::pg_error(e))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for PageError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        PageError::Store(Error::from(e))
+        PageError::Store(crate::error::pool_error(e))
     }
 }
 
@@ -46,7 +46,7 @@ impl PageError {
             PageError::Store(Error::Invalid(_) | Error::LimitExceeded { .. }) => {
                 StatusCode::BAD_REQUEST
             }
-            PageError::Store(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            PageError::Store(e) if e.sql_state() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
                 StatusCode::FORBIDDEN
             }
             PageError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -55,7 +55,7 @@ impl PageError {
 
     fn message(&self) -> String {
         match self {
-            PageError::Store(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => format!(
+            PageError::Store(e) if e.sql_state() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => format!(
                 "{e}. The console's role lacks a privilege: a read-only console needs `dcbstore grant ROLE --read-only`; actions need the application's grant (`dcbstore grant ROLE`), run as the schema's owner"
             ),
             other => other.to_string(),

@@ -10,6 +10,7 @@
 //! goes to 0 (a Prometheus alert on it clears) instead of keeping its last
 //! value.
 
+use crate::error::PgResultExt;
 use std::collections::{HashMap, HashSet};
 
 use super::state::Shared;
@@ -33,11 +34,13 @@ pub(crate) struct Gauges {
 impl Gauges {
     /// Sets the gauges from the database.
     pub(crate) async fn sample(&mut self, store: &Store) -> Result<()> {
-        let client = store.pool().get().await?;
+        let client = store.pool().get().await.db()?;
         let head: i64 = client
             .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
-            .await?
-            .try_get(0)?;
+            .await
+            .db()?
+            .try_get(0)
+            .db()?;
         ::metrics::gauge!(names::HEAD_POSITION).set(head as f64);
         let mut events = (Vec::new(), Vec::new());
         let mut seconds = (Vec::new(), Vec::new());
@@ -66,11 +69,12 @@ impl Gauges {
                   WHERE NOT EXISTS (SELECT 1 FROM known k WHERE k.name = d.subscriber)",
                 &[&MAX_LABELS, &OTHER],
             )
-            .await?;
+            .await
+            .db()?;
         let mut letters = Vec::with_capacity(rows.len());
         for row in rows {
-            let name: String = row.try_get(0)?;
-            let n: i64 = row.try_get(1)?;
+            let name: String = row.try_get(0).db()?;
+            let n: i64 = row.try_get(1).db()?;
             letters.push((name, n as f64));
         }
         self.publish(names::DEAD_LETTERS, "subscriber", letters);

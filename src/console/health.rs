@@ -6,6 +6,7 @@
 //! the console's log. Neither takes a read permit: they answer while pages
 //! wait for one.
 
+use crate::error::PgResultExt;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -28,7 +29,7 @@ pub(crate) async fn healthz() -> &'static str {
 /// which of those failed otherwise.
 pub(crate) async fn readyz(State(console): State<Shared>) -> Response {
     let ready = tokio::time::timeout(READY_WAIT, async {
-        let client = console.store.pool().get().await?;
+        let client = console.store.pool().get().await.db()?;
         migrate::status(&**client).await?.require_up_to_date()
     })
     .await;

@@ -5,6 +5,7 @@
 //! shows (head, lags, dead letters) from the database, so they describe the
 //! store, whichever process wrote it.
 
+use crate::error::PgResultExt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,13 +21,15 @@ const BATCH: i64 = 200_000;
 /// Folds every event up to the head into the statistics, a batch at a
 /// time. Returns the statistics cursor.
 pub async fn refresh(store: &Store) -> Result<u64> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let mut cursor = 0;
     loop {
         let next: i64 = client
             .query_one("SELECT dcbstore.refresh_stats($1)", &[&BATCH])
-            .await?
-            .try_get(0)?;
+            .await
+            .db()?
+            .try_get(0)
+            .db()?;
         let next = u64::try_from(next).unwrap_or(0);
         if next == cursor {
             return Ok(next);
@@ -59,14 +62,14 @@ pub(crate) async fn lags<C: tokio_postgres::GenericClient>(client: &C) -> Result
               ORDER BY p.name",
             &[],
         )
-        .await?;
+        .await.db()?;
     rows.iter()
         .map(|r| {
             Ok(Lag {
-                name: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                events: u64::try_from(r.try_get::<_, i64>(2)?).unwrap_or(0),
-                seconds: r.try_get::<_, f64>(3)?.max(0.0),
+                name: r.try_get(0).db()?,
+                kind: r.try_get(1).db()?,
+                events: u64::try_from(r.try_get::<_, i64>(2).db()?).unwrap_or(0),
+                seconds: r.try_get::<_, f64>(3).db()?.max(0.0),
             })
         })
         .collect()
@@ -105,19 +108,22 @@ pub(crate) async fn overview<C: tokio_postgres::GenericClient>(
             "SELECT \"position\", refreshed_at FROM dcbstore.stats_cursor",
             &[],
         )
-        .await?;
+        .await
+        .db()?;
     let types = client
         .query(
             "SELECT type, events FROM dcbstore.stats_types ORDER BY events DESC, type LIMIT 200",
             &[],
         )
-        .await?;
+        .await
+        .db()?;
     let tags = client
         .query(
             "SELECT tag, events FROM dcbstore.stats_tags ORDER BY events DESC, tag LIMIT $1",
             &[&top],
         )
-        .await?;
+        .await
+        .db()?;
     // 61 buckets ending with the current minute, zeros included.
     let minutes = client
         .query(
@@ -130,28 +136,28 @@ pub(crate) async fn overview<C: tokio_postgres::GenericClient>(
               ORDER BY b.minute",
             &[],
         )
-        .await?;
+        .await.db()?;
     let pairs = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<(String, u64)>> {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0)?,
-                    u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
+                    r.try_get(0).db()?,
+                    u64::try_from(r.try_get::<_, i64>(1).db()?).unwrap_or(0),
                 ))
             })
             .collect()
     };
     Ok(Overview {
-        cursor: u64::try_from(cursor.try_get::<_, i64>(0)?).unwrap_or(0),
-        refreshed_at: cursor.try_get(1)?,
+        cursor: u64::try_from(cursor.try_get::<_, i64>(0).db()?).unwrap_or(0),
+        refreshed_at: cursor.try_get(1).db()?,
         types: pairs(types)?,
         tags: pairs(tags)?,
         minutes: minutes
             .iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0)?,
-                    u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
+                    r.try_get(0).db()?,
+                    u64::try_from(r.try_get::<_, i64>(1).db()?).unwrap_or(0),
                 ))
             })
             .collect::<Result<_>>()?,

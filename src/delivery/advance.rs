@@ -33,8 +33,8 @@ pub(super) async fn move_checkpoint(
     to: u64,
     letter: Option<dead_letters::Letter<'_>>,
 ) -> std::result::Result<(), Halt> {
-    let mut client = store.pool().get().await.map_err(Error::from)?;
-    let tx = client.transaction().await.map_err(Error::from)?;
+    let mut client = store.pool().get().await.map_err(crate::error::pool_error)?;
+    let tx = client.transaction().await.map_err(crate::error::pg_error)?;
     if !lease.fence(&tx).await? {
         tracing::warn!(
             consumer = name,
@@ -56,6 +56,6 @@ pub(super) async fn move_checkpoint(
         dead_letters::record(&tx, &letter).await?;
     }
     checkpoint::advance(&tx, name, to, to).await?;
-    tx.commit().await.map_err(Error::from)?;
+    tx.commit().await.map_err(crate::error::pg_error)?;
     Ok(())
 }

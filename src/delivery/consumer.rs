@@ -9,6 +9,7 @@
 //! lease never moves another's checkpoint; and the sink asks the lease
 //! ([`Fence`]) before each send, so such a consumer stops at its next send.
 
+use crate::error::PgResultExt;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -163,14 +164,15 @@ async fn next_batch(store: &Store, c: &Consumer) -> Result<(u64, Vec<SequencedEv
 }
 
 async fn current(store: &Store, name: &str) -> Result<u64> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let row = client
         .query_one(
             "SELECT checkpoint FROM dcbstore.projections WHERE name = $1",
             &[&name],
         )
-        .await?;
-    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        .await
+        .db()?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0).db()?).unwrap_or(0))
 }
 
 /// Delivers `events` (read after checkpoint `at`), moving the checkpoint as

@@ -1,6 +1,7 @@
 //! `dcbstore.dead_letters`: events a consumer gave up on, and the tools to
 //! list, retry and discard them.
 
+use crate::error::PgResultExt;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use futures::TryStreamExt;
@@ -84,13 +85,14 @@ pub(crate) async fn record(tx: &Transaction<'_>, l: &Letter<'_>) -> Result<()> {
             &l.last_failed_at,
         ],
     )
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 
 /// The dead letters, of one consumer or all, by consumer and position.
 pub async fn list(store: &Store, subscriber: Option<&str>) -> Result<Vec<DeadLetter>> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let rows = client
         .query(
             "SELECT subscriber, \"position\", attempts, last_error, first_failed_at, last_failed_at \
@@ -98,16 +100,16 @@ pub async fn list(store: &Store, subscriber: Option<&str>) -> Result<Vec<DeadLet
               ORDER BY subscriber, \"position\"",
             &[&subscriber],
         )
-        .await?;
+        .await.db()?;
     rows.iter()
         .map(|r| {
             Ok(DeadLetter {
-                subscriber: r.try_get(0)?,
-                position: u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0),
-                attempts: r.try_get(2)?,
-                last_error: r.try_get(3)?,
-                first_failed_at: r.try_get(4)?,
-                last_failed_at: r.try_get(5)?,
+                subscriber: r.try_get(0).db()?,
+                position: u64::try_from(r.try_get::<_, i64>(1).db()?).unwrap_or(0),
+                attempts: r.try_get(2).db()?,
+                last_error: r.try_get(3).db()?,
+                first_failed_at: r.try_get(4).db()?,
+                last_failed_at: r.try_get(5).db()?,
             })
         })
         .collect()
@@ -115,18 +117,19 @@ pub async fn list(store: &Store, subscriber: Option<&str>) -> Result<Vec<DeadLet
 
 /// Removes dead letters without delivering them; returns how many.
 pub async fn discard(store: &Store, subscriber: &str, which: Selection) -> Result<u64> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let position = match which {
         Selection::All => None,
         Selection::Position(p) => Some(to_i64(p)),
     };
-    Ok(client
+    client
         .execute(
             "DELETE FROM dcbstore.dead_letters WHERE subscriber = $1 \
                AND ($2::bigint IS NULL OR \"position\" = $2)",
             &[&subscriber, &position],
         )
-        .await?)
+        .await
+        .db()
 }
 
 /// Delivers the selected dead letters of `consumer` again, one by one, in
@@ -165,15 +168,16 @@ pub(crate) async fn retry(
                 letter.position
             )));
         };
-        let mut client = store.pool().get().await?;
-        let tx = client.transaction().await?;
+        let mut client = store.pool().get().await.db()?;
+        let tx = client.transaction().await.db()?;
         let mine = tx
             .query_opt(
                 "SELECT 1 FROM dcbstore.dead_letters WHERE subscriber = $1 AND \"position\" = $2 \
                  FOR UPDATE SKIP LOCKED",
                 &[&consumer.name, &to_i64(letter.position)],
             )
-            .await?;
+            .await
+            .db()?;
         if mine.is_none() {
             // Another caller holds it (and delivers it), or deleted it.
             report.skipped += 1;
@@ -192,8 +196,9 @@ pub(crate) async fn retry(
                     "DELETE FROM dcbstore.dead_letters WHERE subscriber = $1 AND \"position\" = $2",
                     &[&consumer.name, &to_i64(letter.position)],
                 )
-                .await?;
-                tx.commit().await?;
+                .await
+                .db()?;
+                tx.commit().await.db()?;
                 tracing::info!(consumer = %consumer.name, position = letter.position, "dead letter delivered on retry");
                 report.delivered += 1;
             }
@@ -207,8 +212,9 @@ pub(crate) async fn retry(
                         &e.error.to_string(),
                     ],
                 )
-                .await?;
-                tx.commit().await?;
+                .await
+                .db()?;
+                tx.commit().await.db()?;
                 report.failed += 1;
             }
         }

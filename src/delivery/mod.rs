@@ -8,7 +8,7 @@
 //! [`append_envelopes_in`](crate::dispatch::append_envelopes_in). Delivery
 //! then reads it back from the log:
 //!
-//! - **Level 3**: each [`DurableSubscriber`] ([`Subscription`]) has its own
+//! - **Level 3**: each [`DurableSubscriber`] ([`SubscriberConfig`]) has its own
 //!   checkpoint (a row of `dcbstore.projections`) and lease, catches up from
 //!   it and follows live on the store's listening connection, like a durable
 //!   projection.
@@ -66,7 +66,7 @@ pub use dead_letters::{discard, list, DeadLetter, RetryReport, Selection};
 pub use fence::Fence;
 pub use registry::Deliveries;
 pub use relay::{broker_events, Relay};
-pub use subscriber::{DurableSubscriber, Permanent, Subscription};
+pub use subscriber::{DurableSubscriber, Permanent, SubscriberConfig};
 pub use transport::{FailureKind, PublishError, Transport};
 
 #[cfg(feature = "nats")]

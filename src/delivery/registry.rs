@@ -5,14 +5,14 @@ use super::consumer::DeliveryRunner;
 use super::dead_letters::{self, RetryReport, Selection};
 use super::relay::Relay;
 use super::sink::Consumer;
-use super::subscriber::Subscription;
+use super::subscriber::SubscriberConfig;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
 /// The durable subscribers and relays of an application.
 #[derive(Debug, Clone, Default)]
 pub struct Deliveries {
-    subscriptions: Vec<Subscription>,
+    subscriptions: Vec<SubscriberConfig>,
     relays: Vec<Relay>,
 }
 
@@ -25,7 +25,7 @@ impl Deliveries {
 
     /// Adds a level-3 subscriber.
     #[must_use]
-    pub fn subscription(mut self, s: Subscription) -> Self {
+    pub fn subscription(mut self, s: SubscriberConfig) -> Self {
         self.subscriptions.push(s);
         self
     }
@@ -83,7 +83,7 @@ impl Deliveries {
     fn consumers(&self) -> impl Iterator<Item = &Consumer> {
         self.subscriptions
             .iter()
-            .map(Subscription::consumer)
+            .map(SubscriberConfig::consumer)
             .chain(self.relays.iter().map(Relay::consumer))
     }
 }

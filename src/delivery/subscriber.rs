@@ -95,23 +95,23 @@ impl<S: DurableSubscriber> Sink for SubscriberSink<S> {
 /// A [`DurableSubscriber`] with its delivery settings: start it, or retry
 /// its dead letters.
 #[derive(Clone)]
-pub struct Subscription {
+pub struct SubscriberConfig {
     consumer: Consumer,
 }
 
-impl std::fmt::Debug for Subscription {
+impl std::fmt::Debug for SubscriberConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subscription")
+        f.debug_struct("SubscriberConfig")
             .field("name", &self.consumer.name)
             .finish_non_exhaustive()
     }
 }
 
-impl Subscription {
+impl SubscriberConfig {
     /// `subscriber` with `config`.
     pub fn new<S: DurableSubscriber>(subscriber: S, config: DeliveryConfig) -> Self {
         let query = Query::item(QueryItem::types(subscriber.events()));
-        Subscription {
+        SubscriberConfig {
             consumer: Consumer {
                 name: subscriber.name().to_string(),
                 query,

@@ -1,13 +1,16 @@
 //! What the database's catalog says, for the runner and the status.
 
+use crate::error::PgResultExt;
 use tokio_postgres::GenericClient;
 
 use crate::error::Result;
 
 /// Whether the table `relation` (`schema.name`) exists.
 pub(super) async fn exists<C: GenericClient>(client: &C, relation: &str) -> Result<bool> {
-    Ok(client
+    client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[&relation])
-        .await?
-        .try_get(0)?)
+        .await
+        .db()?
+        .try_get(0)
+        .db()
 }

@@ -6,6 +6,7 @@
 //! functions it defined (found from the catalog: the functions whose catalog
 //! row the file's statements wrote) and the build that applied it.
 
+use crate::error::PgResultExt;
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::GenericClient;
@@ -51,7 +52,9 @@ pub const FUNCTIONS: &[FunctionFile] = function_files![
     "guards.sql",
     "read.sql",
     "pages.sql",
-    "batch.sql",
+    "insert_events.sql",
+    "append_set.sql",
+    "append_sequential.sql",
     "append.sql",
     "import.sql",
     "append_only.sql",
@@ -79,13 +82,14 @@ pub(super) async fn applied<C: GenericClient>(client: &C) -> Result<Vec<Applied>
             "SELECT file, checksum, applied_by FROM dcbstore.schema_functions ORDER BY file",
             &[],
         )
-        .await?
+        .await
+        .db()?
         .iter()
         .map(|r| {
             Ok(Applied {
-                file: r.try_get(0)?,
-                checksum: r.try_get(1)?,
-                applied_by: r.try_get(2)?,
+                file: r.try_get(0).db()?,
+                checksum: r.try_get(1).db()?,
+                applied_by: r.try_get(2).db()?,
             })
         })
         .collect()
@@ -129,9 +133,10 @@ const FUNCTIONS_SQL: &str = "SELECT format('%I.%I(%s)', n.nspname, p.proname, \
 async fn functions<C: GenericClient>(client: &C) -> Result<BTreeMap<String, String>> {
     client
         .query(FUNCTIONS_SQL, &[])
-        .await?
+        .await
+        .db()?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .map(|r| Ok((r.try_get(0).db()?, r.try_get(1).db()?)))
         .collect()
 }
 
@@ -139,7 +144,7 @@ async fn functions<C: GenericClient>(client: &C) -> Result<BTreeMap<String, Stri
 /// the functions it (re)defined.
 pub(super) async fn apply<C: GenericClient>(tx: &C, file: &FunctionFile) -> Result<()> {
     let before = functions(tx).await?;
-    tx.batch_execute(file.sql).await?;
+    tx.batch_execute(file.sql).await.db()?;
     // What the file's statements wrote: the functions it defines.
     let defined: Vec<String> = functions(tx)
         .await?
@@ -165,7 +170,8 @@ pub(super) async fn apply<C: GenericClient>(tx: &C, file: &FunctionFile) -> Resu
             &env!("CARGO_PKG_VERSION"),
         ],
     )
-    .await?;
+    .await
+    .db()?;
     tracing::info!(
         file = file.name,
         functions = defined.len(),
@@ -183,21 +189,25 @@ pub(super) async fn sweep<C: GenericClient>(tx: &C) -> Result<Vec<String>> {
         "DELETE FROM dcbstore.schema_functions WHERE NOT (file = ANY ($1))",
         &[&files],
     )
-    .await?;
+    .await
+    .db()?;
     let defined: BTreeSet<String> = tx
         .query(
             "SELECT DISTINCT unnest(functions) FROM dcbstore.schema_functions",
             &[],
         )
-        .await?
+        .await
+        .db()?
         .iter()
         .map(|r| r.try_get(0))
-        .collect::<std::result::Result<_, _>>()?;
+        .collect::<std::result::Result<_, _>>()
+        .db()?;
     let mut dropped = Vec::new();
     for function in functions(tx).await?.into_keys() {
         if !defined.contains(&function) {
             tx.batch_execute(&format!("DROP FUNCTION {function}"))
-                .await?;
+                .await
+                .db()?;
             tracing::info!(function, "dropped a function no file defines");
             dropped.push(function);
         }

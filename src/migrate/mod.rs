@@ -27,6 +27,7 @@ mod migrations;
 mod run;
 mod status;
 
+use crate::error::PgResultExt;
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
@@ -192,9 +193,10 @@ async fn check_server_version(client: &Client) -> Result<()> {
             "SELECT current_setting('server_version_num')::int, current_setting('server_version')",
             &[],
         )
-        .await?;
-    let num: i32 = row.try_get(0)?;
-    let version: String = row.try_get(1)?;
+        .await
+        .db()?;
+    let num: i32 = row.try_get(0).db()?;
+    let version: String = row.try_get(1).db()?;
     supported(num, &version)
 }
 
@@ -217,13 +219,14 @@ pub async fn migrate(client: &mut Client) -> Result<MigrateReport> {
     check_server_version(client).await?;
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK])
-        .await?;
+        .await
+        .db()?;
     let result = run::migrate_locked(client).await;
     let unlock = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK])
         .await;
     let report = result?;
-    unlock?;
+    unlock.db()?;
     Ok(report)
 }
 

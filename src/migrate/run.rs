@@ -2,6 +2,7 @@
 //! migrations (each after the function files it needs), then every function
 //! file whose checksum changed, then drops the functions no file defines.
 
+use crate::error::PgResultExt;
 use tokio_postgres::Client;
 
 use super::functions::{self, FUNCTIONS};
@@ -10,7 +11,7 @@ use super::{status, MigrateReport, SchemaState};
 use crate::error::Result;
 
 pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport> {
-    let tx = client.transaction().await?;
+    let tx = client.transaction().await.db()?;
     // Every name in the SQL is qualified: a fixed search_path keeps the
     // catalog's names of functions (recorded, compared, dropped) the same in
     // every run, whatever the migrating role's path.
@@ -26,7 +27,8 @@ pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport>
          {};",
         functions::CREATE_TABLE
     ))
-    .await?;
+    .await
+    .db()?;
     let before = status::read(&tx).await?;
     if before.state == SchemaState::Ahead {
         before.require_up_to_date()?;
@@ -45,12 +47,13 @@ pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport>
                 applied_files.push(file.name.to_string());
             }
         }
-        tx.batch_execute(m.sql).await?;
+        tx.batch_execute(m.sql).await.db()?;
         tx.execute(
             "INSERT INTO dcbstore.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
             &[&m.version, &m.name, &m.checksum()],
         )
-        .await?;
+        .await
+        .db()?;
         tracing::info!(version = m.version, name = m.name, "applied migration");
         applied.push(p.clone());
     }
@@ -60,7 +63,7 @@ pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport>
         applied_files.push(file.name.to_string());
     }
     let dropped = functions::sweep(&tx).await?;
-    tx.commit().await?;
+    tx.commit().await.db()?;
     let status = status::read(client).await?;
     Ok(MigrateReport {
         applied,

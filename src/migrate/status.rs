@@ -1,6 +1,7 @@
 //! Where a database stands relative to this build: applied migrations (their
 //! checksums checked), pending ones, out-of-date function files, the store id.
 
+use crate::error::PgResultExt;
 use tokio_postgres::GenericClient;
 
 use super::catalog::exists;
@@ -34,9 +35,9 @@ pub(super) async fn report<C: GenericClient>(client: &C) -> Result<SchemaStatus>
                 "SELECT version, name, checksum FROM dcbstore.schema_migrations ORDER BY version",
                 &[],
             )
-            .await?
+            .await.db()?
             .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| Ok((r.try_get(0).db()?, r.try_get(1).db()?, r.try_get(2).db()?)))
             .collect::<Result<_>>()?
         } else {
             Vec::new()
@@ -84,9 +85,11 @@ pub(super) async fn report<C: GenericClient>(client: &C) -> Result<SchemaStatus>
     let store_id = if exists(client, "dcbstore.store").await? {
         client
             .query_opt("SELECT store_id FROM dcbstore.store", &[])
-            .await?
+            .await
+            .db()?
             .map(|r| r.try_get(0))
-            .transpose()?
+            .transpose()
+            .db()?
     } else {
         None
     };

@@ -71,47 +71,6 @@ impl Decode for RawEvent {
     }
 }
 
-impl RawEvent {
-    /// The event with its data and metadata as `serde_json` values, as
-    /// [`read`](crate::EventStore::read) returns it: an
-    /// [`Error::Undecodable`] naming its position when no `Value` holds them
-    /// (a number no double holds, nesting past serde_json's limit), as that
-    /// read would yield in its place.
-    ///
-    /// ```
-    /// use dcbstore::{RawEvent, SequencePosition};
-    /// use serde_json::value::RawValue;
-    ///
-    /// let raw = |data: &str| RawEvent {
-    ///     position: SequencePosition::new(7),
-    ///     id: uuid::Uuid::nil(),
-    ///     event_type: "Measured".into(),
-    ///     data: RawValue::from_string(data.into()).unwrap(),
-    ///     tags: vec![],
-    ///     metadata: RawValue::from_string("{}".into()).unwrap(),
-    ///     recorded_at: chrono::Utc::now(),
-    /// };
-    /// assert_eq!(raw(r#"{"n": 1.5}"#).to_event().unwrap().event.data["n"], 1.5);
-    /// let err = raw(r#"{"n": 1e400}"#).to_event().unwrap_err();
-    /// assert_eq!(err.position(), Some(SequencePosition::new(7)));
-    /// ```
-    pub fn to_event(&self) -> Result<SequencedEvent> {
-        let field = |what: &str, e: &dyn std::fmt::Display| undecodable(self.position, what, e);
-        Ok(SequencedEvent {
-            position: self.position,
-            event: Event {
-                id: self.id,
-                event_type: self.event_type.clone(),
-                data: serde_json::from_str(self.data.get()).map_err(|e| field("its data", &e))?,
-                tags: self.tags.clone(),
-                metadata: serde_json::from_str(self.metadata.get())
-                    .map_err(|e| field("its metadata", &e))?,
-            },
-            recorded_at: self.recorded_at,
-        })
-    }
-}
-
 impl sealed::FromRow for RawEvent {
     fn decode(row: &Row) -> Result<Self> {
         let position = position(row)?;

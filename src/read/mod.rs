@@ -8,16 +8,14 @@
 
 mod boundary;
 mod decode;
-mod options;
 mod prefix;
 mod sql;
 mod stream;
 mod together;
 
-pub use boundary::Boundary;
-pub use options::ReadOptions;
+pub use dcbstore_core::read::{seen_through, Boundary, ReadOptions};
 
-pub(crate) use boundary::{read_boundary, seen_through};
+pub(crate) use boundary::read_boundary;
 pub(crate) use decode::compact;
 pub use decode::Decode;
 pub(crate) use prefix::read_decodable_prefix;

@@ -10,6 +10,7 @@
 //! `(NULL, position, id, ...)`, each with its request's number last. Several
 //! requests (decisions read together) share the statement and the snapshot.
 
+use crate::error::PgResultExt;
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
@@ -195,7 +196,8 @@ impl PageCall {
             } => {
                 let stmt = c
                     .prepare_typed_cached(READ_TAGGED_SQL, &READ_TAGGED_TYPES)
-                    .await?;
+                    .await
+                    .db()?;
                 Ok(c.query(
                     &stmt,
                     &[
@@ -208,13 +210,15 @@ impl PageCall {
                         backwards,
                     ],
                 )
-                .await?)
+                .await
+                .db()?)
             }
             PageCall::Pages(params) => {
                 let stmt = c
                     .prepare_typed_cached(READ_PAGES_SQL, &READ_PAGES_TYPES)
-                    .await?;
-                Ok(c.query(&stmt, &params.as_sql()).await?)
+                    .await
+                    .db()?;
+                Ok(c.query(&stmt, &params.as_sql()).await.db()?)
             }
         }
     }

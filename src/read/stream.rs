@@ -1,6 +1,7 @@
 //! The paging cursor behind [`EventStore::read`](crate::EventStore::read)
 //! and [`read_boundary`](crate::EventStore::read_boundary).
 
+use crate::error::PgResultExt;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -73,16 +74,16 @@ impl<T: Decode> Cursor<T> {
         query.validate_with(limits)?;
         Ok(Cursor {
             pooled,
-            sql: Arc::new(ReadSql::new(query, options.backwards)),
+            sql: Arc::new(ReadSql::new(query, options.is_backwards())),
             page_size: page_size.max(1),
-            lo: options.after,
+            lo: options.lower(),
             hi: None,
-            to: options.to,
-            backwards: options.backwards,
-            remaining: options.limit,
+            to: options.upper(),
+            backwards: options.is_backwards(),
+            remaining: options.max_events(),
             buffer: VecDeque::new(),
             exhausted: false,
-            start: options.after,
+            start: options.lower(),
             top: None,
             next: None,
         })
@@ -256,7 +257,7 @@ pub(super) fn split_head(rows: Vec<Row>) -> Result<Page> {
     let mut head = None;
     let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
     for row in rows {
-        match row.try_get::<_, Option<i64>>(0)? {
+        match row.try_get::<_, Option<i64>>(0).db()? {
             Some(h) if head.is_none() => head = Some(h),
             Some(_) => return Err(Error::decode("a read page carried two heads")),
             None => events.push(row),
@@ -274,7 +275,7 @@ pub(super) fn split_head(rows: Vec<Row>) -> Result<Page> {
 fn in_order(rows: &[Row], backwards: bool) -> Result<bool> {
     let mut prev: Option<i64> = None;
     for row in rows {
-        let p: i64 = row.try_get(1)?;
+        let p: i64 = row.try_get(1).db()?;
         if let Some(q) = prev {
             if (backwards && p >= q) || (!backwards && p <= q) {
                 return Ok(false);
@@ -288,7 +289,7 @@ fn in_order(rows: &[Row], backwards: bool) -> Result<bool> {
 fn sort_rows(rows: &mut Vec<Row>, backwards: bool) -> Result<()> {
     let mut keyed = std::mem::take(rows)
         .into_iter()
-        .map(|r| Ok((r.try_get::<_, i64>(1)?, r)))
+        .map(|r| Ok((r.try_get::<_, i64>(1).db()?, r)))
         .collect::<Result<Vec<_>>>()?;
     keyed.sort_by_key(|(p, _)| if backwards { -*p } else { *p });
     *rows = keyed.into_iter().map(|(_, r)| r).collect();
@@ -296,7 +297,7 @@ fn sort_rows(rows: &mut Vec<Row>, backwards: bool) -> Result<()> {
 }
 
 fn position_of(row: &Row) -> Result<u64> {
-    Ok(SequencePosition::from_sql(row.try_get(1)?).get())
+    Ok(SequencePosition::from_sql(row.try_get(1).db()?).get())
 }
 
 fn to_i64(n: u64) -> i64 {

@@ -6,6 +6,7 @@
 //! one snapshot of the statement: the first page of its events up to the
 //! shared head, then (rarely) further pages of its own, bounded by that head.
 
+use crate::error::PgResultExt;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -140,9 +141,9 @@ async fn read_together(
                 let mut head = None;
                 let mut split: Vec<Vec<tokio_postgres::Row>> = (0..n).map(|_| Vec::new()).collect();
                 for row in rows {
-                    let request: i32 = row.try_get(8)?;
+                    let request: i32 = row.try_get(8).db()?;
                     match usize::try_from(request).ok().and_then(|r| r.checked_sub(1)) {
-                        None => head = row.try_get::<_, Option<i64>>(0)?,
+                        None => head = row.try_get::<_, Option<i64>>(0).db()?,
                         Some(r) => match split.get_mut(r) {
                             Some(rows) => rows.push(row),
                             None => {

@@ -2,6 +2,7 @@
 //! and within the lag limits. Checked at most once per
 //! [`ReplicaOptions::recheck`](super::ReplicaOptions::recheck).
 
+use crate::error::PgResultExt;
 use std::time::{Duration, Instant};
 
 use postgres_types::PgLsn;
@@ -54,8 +55,8 @@ async fn probe(
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<tokio_postgres::Row> {
     let run = async {
-        let client = pooled.pool.get().await?;
-        Ok::<_, Error>(client.query_one(sql, params).await?)
+        let client = pooled.pool.get().await.db()?;
+        client.query_one(sql, params).await.db()
     };
     tokio::time::timeout(PROBE_TIMEOUT, run)
         .await
@@ -111,16 +112,21 @@ pub(super) async fn check(
 ) -> std::result::Result<u64, String> {
     let probed = async {
         let row = probe(replica, REPLICA_SQL, &[]).await?;
-        let in_recovery: bool = row.try_get(0)?;
-        let replay: Option<PgLsn> = row.try_get(1)?;
-        let age: f64 = row.try_get(2)?;
-        let epoch: Option<i32> = row.try_get(6)?;
+        let in_recovery: bool = row.try_get(0).db()?;
+        let replay: Option<PgLsn> = row.try_get(1).db()?;
+        let age: f64 = row.try_get(2).db()?;
+        let epoch: Option<i32> = row.try_get(6).db()?;
         let identity = Identity {
-            system_identifier: row.try_get(3)?,
-            store_id: row.try_get(4)?,
-            head: row.try_get(5)?,
+            system_identifier: row.try_get(3).db()?,
+            store_id: row.try_get(4).db()?,
+            head: row.try_get(5).db()?,
             epoch: match epoch {
-                Some(e) => Some((e, row.try_get(7)?, row.try_get(8)?, row.try_get(9)?)),
+                Some(e) => Some((
+                    e,
+                    row.try_get(7).db()?,
+                    row.try_get(8).db()?,
+                    row.try_get(9).db()?,
+                )),
                 None => None,
             },
             wal: replay.map_or(0, u64::from),
@@ -138,18 +144,18 @@ pub(super) async fn check(
     let epoch = replica_id.epoch.map_or(0, |(e, ..)| e);
     let primary_id = async {
         let row = probe(primary, PRIMARY_SQL, &[&epoch]).await?;
-        let current: PgLsn = row.try_get(0)?;
-        let mine: Option<i32> = row.try_get(4)?;
+        let current: PgLsn = row.try_get(0).db()?;
+        let mine: Option<i32> = row.try_get(4).db()?;
         let epoch_row = match mine {
-            Some(timeline) => Some((epoch, timeline, row.try_get(5)?, row.try_get(6)?)),
+            Some(timeline) => Some((epoch, timeline, row.try_get(5).db()?, row.try_get(6).db()?)),
             None => None,
         };
-        let resumed: Option<i64> = row.try_get(7)?;
+        let resumed: Option<i64> = row.try_get(7).db()?;
         Ok::<_, Error>((
             Identity {
-                system_identifier: row.try_get(1)?,
-                store_id: row.try_get(2)?,
-                head: row.try_get(3)?,
+                system_identifier: row.try_get(1).db()?,
+                store_id: row.try_get(2).db()?,
+                head: row.try_get(3).db()?,
                 epoch: epoch_row,
                 wal: u64::from(current),
             },
@@ -231,11 +237,14 @@ fn same_history(
 /// The replica's replayed WAL position now (for a consistency wait).
 pub(super) async fn replayed(replica: &Pooled) -> Result<u64> {
     let row = probe(replica, "SELECT pg_last_wal_replay_lsn()", &[]).await?;
-    Ok(row.try_get::<_, Option<PgLsn>>(0)?.map_or(0, u64::from))
+    Ok(row
+        .try_get::<_, Option<PgLsn>>(0)
+        .db()?
+        .map_or(0, u64::from))
 }
 
 /// The replica's head: every position up to it is on the replica.
 pub(super) async fn head(replica: &Pooled) -> Result<u64> {
     let row = probe(replica, "SELECT coalesce(dcbstore.head(), 0)", &[]).await?;
-    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+    Ok(u64::try_from(row.try_get::<_, i64>(0).db()?).unwrap_or(0))
 }

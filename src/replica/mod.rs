@@ -33,7 +33,7 @@ mod route;
 
 use std::time::Duration;
 
-pub use crate::commit::CommitToken;
+pub use crate::CommitToken;
 
 pub(crate) use read::routed_read;
 pub(crate) use route::Replicas;

@@ -208,13 +208,13 @@ impl StoreBuilder {
             deadpool_postgres::PoolError::Backend(e) => Error::Connect {
                 target,
                 reason: connect_reason(&config, &self.tls, &e),
-                source: Arc::new(e),
+                source: crate::error::pg_driver_error(e),
             },
-            other => Error::from(other),
+            other => crate::error::pool_error(other),
         })?;
         let status = migrate::status(&**client).await?;
         status.require_up_to_date()?;
-        let database = Limits::of_database(&**client).await?;
+        let database = crate::limits::of_database(&**client).await?;
         let limits = match self.limits {
             None => database,
             Some(limits) => {

@@ -76,7 +76,7 @@ impl SubscribeOptions {
     /// includes that append (see
     /// [`ReadOptions::consistent_with`](crate::ReadOptions::consistent_with)).
     #[must_use]
-    pub fn consistent_with(self, token: crate::commit::CommitToken) -> Self {
+    pub fn consistent_with(self, token: crate::CommitToken) -> Self {
         let window = self.window.consistent_with(token);
         self.window(window)
     }

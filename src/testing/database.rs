@@ -1,5 +1,6 @@
 //! [`TestDatabase`]: a fresh, empty database per test, dropped with it.
 
+use crate::error::PgResultExt;
 use std::time::Duration;
 
 use tokio_postgres::Config;
@@ -41,7 +42,8 @@ impl TestDatabase {
         let client = connect(&admin).await?;
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await?;
+            .await
+            .db()?;
         let mut config = admin.config.clone();
         config.dbname(&name);
         let url = [to_key_value(&config), admin.tls.to_key_value()].join(" ");

@@ -5,6 +5,7 @@ use super::cluster::TestCluster;
 use super::database::TestDatabase;
 use super::err;
 use crate::connection::{connect, ConnectOptions};
+use crate::error::PgResultExt;
 use crate::error::Result;
 
 /// A migrated database for examples and benchmarks, and what keeps it alive.
@@ -72,10 +73,11 @@ pub async fn server_settings(client: &tokio_postgres::Client) -> Result<String> 
              ORDER BY name",
             &[],
         )
-        .await?;
+        .await.db()?;
     Ok(rows
         .iter()
         .map(|r| r.try_get::<_, String>(0))
-        .collect::<std::result::Result<Vec<_>, _>>()?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .db()?
         .join(", "))
 }

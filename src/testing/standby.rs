@@ -3,6 +3,7 @@
 
 use super::cluster::{fresh_dir, TestCluster};
 use super::err;
+use crate::error::PgResultExt;
 use crate::error::Result;
 
 impl TestCluster {
@@ -105,8 +106,10 @@ pub async fn wait_for_replay(
 ) -> Result<()> {
     let target: String = primary
         .query_one("SELECT pg_current_wal_lsn()::text", &[])
-        .await?
-        .try_get(0)?;
+        .await
+        .db()?
+        .try_get(0)
+        .db()?;
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let done: bool = standby
@@ -114,8 +117,10 @@ pub async fn wait_for_replay(
                 "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false)",
                 &[&target],
             )
-            .await?
-            .try_get(0)?;
+            .await
+            .db()?
+            .try_get(0)
+            .db()?;
         if done {
             return Ok(());
         }

@@ -1,6 +1,7 @@
 //! Import: JSON lines appended in batches, keeping their ids, each batch
 //! checked against what is stored.
 
+use crate::error::{PgErrorExt, PgResultExt};
 use std::collections::HashMap;
 use std::io::{BufRead, Read};
 
@@ -294,7 +295,9 @@ async fn store_batch(store: &Store, batch: Batch) -> Result<(u64, u64)> {
         match import_batch(store, &new).await {
             Ok(()) => return Ok((count, present)),
             // Stored meanwhile (a concurrent import): look again.
-            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => continue,
+            Err(e) if e.sql_state() == Some(&SqlState::UNIQUE_VIOLATION) && attempts < 3 => {
+                continue
+            }
             Err(e) => return Err(on_line(e, &numbers)),
         }
     }
@@ -359,8 +362,8 @@ async fn import_batch(store: &Store, lines: &[&Line]) -> Result<()> {
             let params = params.clone();
             Box::pin(async move {
                 let (ids, types, data, metadata, tag_ends, tags, recorded) = &*params;
-                let stmt = c.prepare_cached(IMPORT_SQL).await?;
-                let wake = c.prepare_cached(WAKE_SQL).await?;
+                let stmt = c.prepare_cached(IMPORT_SQL).await.db()?;
+                let wake = c.prepare_cached(WAKE_SQL).await.db()?;
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
                     [ids, types, data, metadata, tag_ends, tags, recorded];
                 // Polled in this order, the batch is sent first: pipelined,
@@ -374,9 +377,9 @@ async fn import_batch(store: &Store, lines: &[&Line]) -> Result<()> {
                     Ok(_) => Ok(()),
                     Err(e) if e.code().is_none() => Err(Error::OutcomeUnknown {
                         reason: format!("connection lost during an import batch: {e}"),
-                        source: Some(std::sync::Arc::new(e)),
+                        source: Some(crate::error::pg_driver_error(e)),
                     }),
-                    Err(e) => Err(e.into()),
+                    Err(e) => Err(crate::error::pg_error(e)),
                 }
             })
         })
@@ -432,24 +435,25 @@ async fn lookup(store: &Store, lines: &[(u64, Line)]) -> Result<HashMap<Uuid, St
     let ids: Vec<Uuid> = lines.iter().map(|(_, l)| l.event.id).collect();
     let data: Vec<&str> = lines.iter().map(|(_, l)| l.data.as_str()).collect();
     let metadata: Vec<&str> = lines.iter().map(|(_, l)| l.metadata.as_str()).collect();
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let stmt = client
         .prepare_cached(
             "SELECT e.id, e.type, e.tags, e.data = u.data::jsonb, e.metadata = u.metadata::jsonb
                FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(id, data, metadata)
                JOIN dcbstore.events e ON e.id = u.id",
         )
-        .await?;
-    let rows = client.query(&stmt, &[&ids, &data, &metadata]).await?;
+        .await
+        .db()?;
+    let rows = client.query(&stmt, &[&ids, &data, &metadata]).await.db()?;
     let mut stored = HashMap::with_capacity(rows.len());
     for row in rows {
         stored.insert(
-            row.try_get(0)?,
+            row.try_get(0).db()?,
             Stored {
-                event_type: row.try_get(1)?,
-                tags: row.try_get(2)?,
-                same_data: row.try_get(3)?,
-                same_metadata: row.try_get(4)?,
+                event_type: row.try_get(1).db()?,
+                tags: row.try_get(2).db()?,
+                same_data: row.try_get(3).db()?,
+                same_metadata: row.try_get(4).db()?,
             },
         );
     }

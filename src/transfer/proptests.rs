@@ -16,7 +16,7 @@ use crate::append::PreparedAppend;
 use crate::error::Error;
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::{MAX_EVENT_BYTES, MAX_TAGS_PER_EVENT};
-use crate::test_strategies::{
+use dcbstore_core::strategies::{
     almost_event, any_string, config, json_value, mutated, nested_arrays, nested_empty_arrays,
     nested_objects, valid_event,
 };

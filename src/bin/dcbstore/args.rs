@@ -369,7 +369,7 @@ read-only role: `dcbstore grant ROLE --read-only`."
     /// Durable projections (their runners live in applications).
     Projections {
         #[command(subcommand)]
-        command: ProjectionsCommand,
+        command: ProjectionsAction,
     },
     /// Print matching events as JSON lines (with --follow: then each new one as it commits).
     #[command(
@@ -451,7 +451,7 @@ input and run it again: it resumes where it stopped."
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ProjectionsCommand {
+pub(crate) enum ProjectionsAction {
     /// Each projection: checkpoint, head, lag, state, last error, last update.
     Status {
         /// Print JSON lines.

@@ -6,9 +6,6 @@ mod args;
 mod commands;
 mod input;
 mod logging;
-#[cfg(test)]
-#[path = "../../test_strategies.rs"]
-mod test_strategies;
 
 use std::process::ExitCode;
 
@@ -16,10 +13,6 @@ use clap::{CommandFactory, Parser};
 
 use args::{Cli, LogFormat, EXIT_CONFLICT};
 use commands::{Failure, Outcome};
-
-// What the shared property-test strategies name through `crate::`.
-#[cfg(test)]
-use dcbstore::{limits, AppendCondition, AppendGuard, Event, Query, QueryItem, SequencePosition};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -14,12 +14,12 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::{parse_condition, parse_json, parse_json_object, parse_query, read_events};
-use crate::test_strategies::{
+use dcbstore::{append, AppendCondition, Error, Event, Query};
+use dcbstore_core::strategies::{
     almost_condition, almost_event, almost_query, any_string, config, json_value, mutated,
     nested_arrays, nested_empty_arrays, nested_objects, storable_json, storable_object,
     valid_condition, valid_event, valid_query,
 };
-use dcbstore::{append, AppendCondition, Error, Event, Query};
 
 /// `read_events`' result is events or an input error with a message.
 fn check_read_events(input: &[u8]) -> Option<Vec<Event>> {

@@ -111,13 +111,13 @@ impl From<Error> for Stop {
 
 impl From<tokio_postgres::Error> for Stop {
     fn from(e: tokio_postgres::Error) -> Self {
-        Stop::Store(e.into())
+        Stop::Store(crate::error::pg_error(e))
     }
 }
 
 impl From<deadpool_postgres::PoolError> for Stop {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        Stop::Store(e.into())
+        Stop::Store(crate::error::pool_error(e))
     }
 }
 

@@ -1,19 +1,21 @@
 //! The SQL of a projection's row in `dcbstore.projections`: its checkpoint,
 //! state and last error.
 
+use crate::error::PgResultExt;
 use deadpool_postgres::Transaction;
 
 use crate::store::Store;
 
 /// Creates the projection's row (checkpoint 0) if it has none.
 pub(crate) async fn ensure_row(store: &Store, name: &str) -> crate::error::Result<()> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     client
         .execute(
             "INSERT INTO dcbstore.projections (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
             &[&name],
         )
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -25,7 +27,7 @@ pub(crate) async fn ensure_row_of_kind(
     name: &str,
     kind: &str,
 ) -> crate::error::Result<()> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     client
         .execute(
             "INSERT INTO dcbstore.projections (name, kind) VALUES ($1, $2) \
@@ -33,7 +35,8 @@ pub(crate) async fn ensure_row_of_kind(
              WHERE dcbstore.projections.kind IS DISTINCT FROM EXCLUDED.kind",
             &[&name, &kind],
         )
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -43,14 +46,14 @@ pub(crate) async fn set_state(
     state: &str,
     owner: Option<&str>,
 ) -> crate::error::Result<()> {
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     client
         .execute(
             "UPDATE dcbstore.projections SET state = $2, owner = coalesce($3, owner), updated_at = now() \
              WHERE name = $1",
             &[&name, &state, &owner],
         )
-        .await?;
+        .await.db()?;
     Ok(())
 }
 
@@ -67,15 +70,15 @@ pub(crate) async fn record_failure(
         error,
         "projection handler failed; retrying with backoff"
     );
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let row = client
         .query_one(
             "UPDATE dcbstore.projections SET state = 'failed', last_error = $2, error_position = $3, \
              failures = failures + 1, updated_at = now() WHERE name = $1 RETURNING failures",
             &[&name, &error, &to_i64(position)],
         )
-        .await?;
-    Ok(row.try_get(0)?)
+        .await.db()?;
+    row.try_get(0).db()
 }
 
 /// Records an error that is not a handler's (database unreachable, setup
@@ -86,13 +89,14 @@ pub(crate) async fn record_error(
     error: &str,
 ) -> crate::error::Result<()> {
     tracing::warn!(projection = name, error, "projection runner error");
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     client
         .execute(
             "UPDATE dcbstore.projections SET last_error = $2, updated_at = now() WHERE name = $1",
             &[&name, &error],
         )
-        .await?;
+        .await
+        .db()?;
     Ok(())
 }
 
@@ -104,8 +108,9 @@ pub(crate) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Resu
             "SELECT checkpoint FROM dcbstore.projections WHERE name = $1 FOR UPDATE",
             &[&name],
         )
-        .await?;
-    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        .await
+        .db()?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0).db()?).unwrap_or(0))
 }
 
 /// Whether `checkpoint` is a position of a server history whose tail the log
@@ -117,16 +122,17 @@ pub(crate) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error:
             "SELECT EXISTS (SELECT 1 FROM dcbstore.epochs e WHERE e.resumed_after < $1 AND $1 <= e.base)",
             &[&to_i64(checkpoint)],
         )
-        .await?;
-    Ok(row.try_get(0)?)
+        .await.db()?;
+    row.try_get(0).db()
 }
 
 /// The head, as `tx` sees it now.
 pub(crate) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
     let row = tx
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
-        .await?;
-    Ok(u64::try_from(row.try_get::<_, i64>(0)?).unwrap_or(0))
+        .await
+        .db()?;
+    Ok(u64::try_from(row.try_get::<_, i64>(0).db()?).unwrap_or(0))
 }
 
 /// Moves the checkpoint to `reached` in `tx` (with the batch's read-model
@@ -145,7 +151,7 @@ pub(crate) async fn advance(
          WHERE name = $1",
         &[&name, &to_i64(reached), &to_i64(head)],
     )
-    .await?;
+    .await.db()?;
     Ok(())
 }
 
@@ -157,7 +163,8 @@ pub(crate) async fn clear(tx: &Transaction<'_>, name: &str) -> crate::error::Res
          error_position = NULL, failures = 0, updated_at = now() WHERE name = $1",
         &[&name],
     )
-    .await?;
+    .await
+    .db()?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@
 //! still theirs ([`Lease::confirm`]). (Wake-ups on appends come from the
 //! store's shared listening connection, as for subscriptions.)
 
+use crate::error::PgResultExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -67,8 +68,10 @@ impl Lease {
         let generation = loop {
             let taken: Option<i64> = client
                 .query_one("SELECT dcbstore.take_lease($1, $2)", &[&name, &owner])
-                .await?
-                .try_get(0)?;
+                .await
+                .db()?
+                .try_get(0)
+                .db()?;
             if let Some(g) = taken {
                 break g;
             }
@@ -82,7 +85,10 @@ impl Lease {
             let delay = delays.next().unwrap_or(Duration::from_millis(500));
             tokio::time::sleep(delay.min(deadline - now)).await;
         };
-        let held = client.prepare("SELECT dcbstore.lease_held($1, $2)").await?;
+        let held = client
+            .prepare("SELECT dcbstore.lease_held($1, $2)")
+            .await
+            .db()?;
         Ok(Some(Lease {
             client,
             lost,
@@ -138,8 +144,10 @@ impl Lease {
                 "SELECT dcbstore.lease_current($1, $2)",
                 &[&self.name, &self.generation],
             )
-            .await?
-            .try_get(0)?;
+            .await
+            .db()?
+            .try_get(0)
+            .db()?;
         if !current {
             self.gone.store(true, Ordering::SeqCst);
         }

@@ -1,6 +1,7 @@
 //! Where each projection stands: its row of `dcbstore.projections` and the
 //! log's head.
 
+use crate::error::PgResultExt;
 use serde::Serialize;
 
 use crate::event::SequencePosition;
@@ -40,31 +41,33 @@ pub async fn status(store: &Store) -> crate::error::Result<Vec<ProjectionStatus>
         .pooled()
         .read("reading the projections' status", |c| {
             Box::pin(async move {
-                Ok(c.query(
+                c.query(
                     "SELECT name, checkpoint, state, last_error, error_position, failures, owner, updated_at \
                      FROM dcbstore.projections ORDER BY name",
                     &[],
                 )
-                .await?)
+                .await
+                .db()
             })
         })
         .await?;
     rows.iter()
         .map(|r| {
-            let checkpoint = u64::try_from(r.try_get::<_, i64>(1)?).unwrap_or(0);
+            let checkpoint = u64::try_from(r.try_get::<_, i64>(1).db()?).unwrap_or(0);
             Ok(ProjectionStatus {
-                name: r.try_get(0)?,
+                name: r.try_get(0).db()?,
                 checkpoint,
                 head,
                 lag: head.saturating_sub(checkpoint),
-                state: r.try_get(2)?,
-                last_error: r.try_get(3)?,
+                state: r.try_get(2).db()?,
+                last_error: r.try_get(3).db()?,
                 error_position: r
-                    .try_get::<_, Option<i64>>(4)?
+                    .try_get::<_, Option<i64>>(4)
+                    .db()?
                     .and_then(|p| u64::try_from(p).ok()),
-                failures: r.try_get(5)?,
-                owner: r.try_get(6)?,
-                updated_at: r.try_get(7)?,
+                failures: r.try_get(5).db()?,
+                owner: r.try_get(6).db()?,
+                updated_at: r.try_get(7).db()?,
             })
         })
         .collect()

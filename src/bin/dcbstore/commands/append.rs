@@ -2,6 +2,8 @@
 
 use std::io::Write;
 
+use dcbstore::PgResultExt;
+
 use dcbstore::{
     AppendCondition, Appended, Conflict, Error, EventStore, Query, SequencePosition, Store,
 };
@@ -81,14 +83,16 @@ async fn first_position(store: &Store, ids: &[Uuid], a: Appended) -> u64 {
         return consecutive;
     }
     let looked_up = async {
-        let client = store.pool().get().await?;
+        let client = store.pool().get().await.db()?;
         let first: Option<i64> = client
             .query_one(
                 "SELECT min(\"position\") FROM dcbstore.events WHERE id = ANY($1)",
                 &[&ids],
             )
-            .await?
-            .try_get(0)?;
+            .await
+            .db()?
+            .try_get(0)
+            .db()?;
         Ok::<_, Error>(first.and_then(|p| u64::try_from(p).ok()))
     };
     match looked_up.await {

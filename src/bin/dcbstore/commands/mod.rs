@@ -15,9 +15,9 @@ use std::io::{BufWriter, Write};
 
 use dcbstore::connection::{ConnectOptions, LIBPQ_VARIABLES};
 use dcbstore::limits::Limits;
-use dcbstore::{Error, Store, StoreBuilder};
+use dcbstore::{Error, PgErrorExt, Store, StoreBuilder};
 
-use crate::args::{Cli, Command, ProjectionsCommand};
+use crate::args::{Cli, Command, ProjectionsAction};
 use crate::input::cli_wording;
 
 /// How a command ended, for the exit status.
@@ -206,7 +206,7 @@ pub(crate) async fn run(cli: Cli, options: ConnectOptions) -> Result<Outcome, Fa
         } => import::import(ctx, input, batch_size, json, out).await?,
         Command::Projections {
             command:
-                ProjectionsCommand::Status {
+                ProjectionsAction::Status {
                     json,
                     check,
                     max_lag,
@@ -258,7 +258,7 @@ pub(crate) fn write_json(out: &mut dyn Write, value: &impl serde::Serialize) -> 
 /// missing privilege and the command that gives it.
 pub(crate) fn explain(e: &Error, user: Option<&str>) -> String {
     let message = cli_wording(&e.to_string());
-    if e.code() != Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+    if e.sql_state() != Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
         return message;
     }
     let Some(db) = e.as_db_error() else {

@@ -1,6 +1,7 @@
 //! `dcbstore redactions`, and the redaction marks `read` adds to the lines
 //! of redacted events.
 
+use dcbstore::PgResultExt;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -59,7 +60,7 @@ pub(crate) async fn redactions_in(
         i64::try_from(low).unwrap_or(i64::MAX),
         i64::try_from(high).unwrap_or(i64::MAX),
     );
-    let client = store.pool().get().await?;
+    let client = store.pool().get().await.db()?;
     let rows = client
         .query(
             "SELECT DISTINCT ON (\"position\") \"position\", redacted_at, reason, redacted_by
@@ -67,16 +68,17 @@ pub(crate) async fn redactions_in(
               ORDER BY \"position\", redaction DESC",
             &[&low, &high],
         )
-        .await?;
+        .await
+        .db()?;
     rows.iter()
         .map(|r| {
-            let position: i64 = r.try_get(0)?;
+            let position: i64 = r.try_get(0).db()?;
             Ok((
                 u64::try_from(position).unwrap_or(0),
                 Redaction {
-                    at: r.try_get(1)?,
-                    reason: r.try_get(2)?,
-                    by: r.try_get(3)?,
+                    at: r.try_get(1).db()?,
+                    reason: r.try_get(2).db()?,
+                    by: r.try_get(3).db()?,
                 },
             ))
         })
@@ -100,7 +102,7 @@ pub(crate) async fn redactions(
               ORDER BY redaction",
             &[&position],
         )
-        .await?;
+        .await.db()?;
     for r in &rows {
         #[derive(serde::Serialize)]
         struct Row {
@@ -113,13 +115,13 @@ pub(crate) async fn redactions(
             replacement_sha256: Option<String>,
         }
         let row = Row {
-            redaction: r.try_get(0)?,
-            position: r.try_get(1)?,
-            redacted_at: r.try_get(2)?,
-            redacted_by: r.try_get(3)?,
-            reason: r.try_get(4)?,
-            erased_sha256: r.try_get(5)?,
-            replacement_sha256: r.try_get(6)?,
+            redaction: r.try_get(0).db()?,
+            position: r.try_get(1).db()?,
+            redacted_at: r.try_get(2).db()?,
+            redacted_by: r.try_get(3).db()?,
+            reason: r.try_get(4).db()?,
+            erased_sha256: r.try_get(5).db()?,
+            replacement_sha256: r.try_get(6).db()?,
         };
         write_json(out, &row)?;
     }

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::{json, Map, Value};
 
 use dcbstore::roles::{self, Grants};
-use dcbstore::{Error, SequencePosition};
+use dcbstore::{Error, PgErrorExt, SequencePosition};
 
 use tokio_postgres::error::SqlState;
 
@@ -67,7 +67,7 @@ pub(crate) async fn redact(
         // The function's own check (raised before anything is written):
         // the argument names an event that is not there.
         Err(e)
-            if e.code() == Some(&SqlState::INVALID_PARAMETER_VALUE)
+            if e.sql_state() == Some(&SqlState::INVALID_PARAMETER_VALUE)
                 && e.as_db_error()
                     .is_some_and(|db| db.message().starts_with("no event at position")) =>
         {
