@@ -149,7 +149,7 @@ pub enum Error {
     /// An append was not written: the database refused it, or it could not
     /// be sent (no connection). Nothing of it is stored: it can be sent again
     /// as it is, or changed. [`code`](Error::code),
-    /// [`as_db_error`](Error::as_db_error) and
+    /// `as_db_error` (`dcbstore::PgErrorExt`) and
     /// [`is_transient`](Error::is_transient) answer for the error behind it.
     #[error("the append was not written ({0}); nothing of it is stored: fix the cause and send it again")]
     NotWritten(Box<Error>),

@@ -19,7 +19,7 @@ use crate::read::{seen_through, Boundary, ReadOptions};
 pub trait EventStore {
     /// Appends `events` atomically, with consecutive positions in the given
     /// order, unless `condition` fails: then nothing is written and the result
-    /// is [`Error::Conflict`] carrying the conflicting events.
+    /// is [`Error::Conflict`](crate::Error::Conflict) carrying the conflicting events.
     ///
     /// If the call is cancelled (its future dropped) after the append was
     /// handed to the writer, or fails with a connection error, the append may
