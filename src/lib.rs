@@ -72,7 +72,34 @@ pub use replica::ReplicaOptions;
 pub use store::{Store, StoreBuilder};
 pub use subscribe::{SubscribeOptions, Subscription};
 
-// The README's Rust example is compiled as a doctest.
+// The Rust code blocks of the README and of the guide (docs/guide) are
+// compiled, and run unless marked no_run, as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../docs/guide/projections.md")]
+    struct Projections;
+    #[doc = include_str!("../docs/guide/subscriptions.md")]
+    struct Subscriptions;
+    #[doc = include_str!("../docs/guide/schema-and-dispatch.md")]
+    struct SchemaAndDispatch;
+    #[doc = include_str!("../docs/guide/delivery.md")]
+    struct Delivery;
+    #[doc = include_str!("../docs/guide/console.md")]
+    struct Console;
+    #[doc = include_str!("../docs/guide/replicas.md")]
+    struct Replicas;
+    #[doc = include_str!("../docs/guide/cli.md")]
+    struct Cli;
+    #[doc = include_str!("../docs/guide/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../docs/guide/correctness.md")]
+    struct Correctness;
+    #[doc = include_str!("../docs/guide/layout.md")]
+    struct Layout;
+    #[doc = include_str!("../docs/guide/development.md")]
+    struct Development;
+}

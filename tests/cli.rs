@@ -2409,6 +2409,56 @@ async fn positions_are_1_to_i64_max_and_after_also_0_in_every_command() {
     assert_eq!(r.code, 3, "after 0: every event conflicts: {r:#?}");
 }
 
+/// The README is the front door (at most 250 lines); the manual is the guide
+/// in docs/guide, whose every chapter is in its SUMMARY and compiled as
+/// doctests; no relative link of either points at a file that is not there.
+#[test]
+fn the_readme_is_short_and_every_link_of_it_and_the_guide_resolves() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.lines().count() <= 250,
+        "README.md has {} lines",
+        readme.lines().count()
+    );
+    let guide = root.join("docs/guide");
+    let summary = std::fs::read_to_string(guide.join("SUMMARY.md")).unwrap();
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let mut pages = vec![(root.join("README.md"), readme)];
+    for entry in std::fs::read_dir(&guide).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name != "SUMMARY.md" {
+            assert!(
+                summary.contains(&format!("({name})")),
+                "{name} is not in SUMMARY.md"
+            );
+            if name != "introduction.md" {
+                assert!(
+                    lib.contains(&format!("include_str!(\"../docs/guide/{name}\")")),
+                    "{name}'s code blocks are not compiled (src/lib.rs)"
+                );
+            }
+        }
+        pages.push((path.clone(), std::fs::read_to_string(&path).unwrap()));
+    }
+    for (page, text) in &pages {
+        let dir = page.parent().unwrap();
+        for link in text.split("](").skip(1) {
+            let target = &link[..link.find(')').unwrap()];
+            let file = target.split('#').next().unwrap();
+            if file.is_empty() || file.contains("://") {
+                continue;
+            }
+            assert!(
+                dir.join(file).exists(),
+                "{}: the link ({target}) points at no file",
+                page.display()
+            );
+        }
+    }
+}
+
 /// The README's quickstart, run as written against an empty database (its
 /// `export` and `createdb` lines stand for the test database; `read --follow`
 /// runs until it has printed the history, then gets Ctrl-C), and Cargo's
