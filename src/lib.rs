@@ -33,6 +33,7 @@ pub mod append;
 pub mod connection;
 #[cfg(feature = "console")]
 pub mod console;
+mod consumer;
 pub mod delivery;
 pub mod dispatch;
 mod error;

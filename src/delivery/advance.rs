@@ -3,9 +3,9 @@
 //! event, in one transaction.
 
 use super::dead_letters;
+use crate::consumer::checkpoint;
+use crate::consumer::Lease;
 use crate::error::Error;
-use crate::projection::durable::checkpoint;
-use crate::projection::durable::lease::Lease;
 use crate::store::Store;
 
 /// Why a batch stopped early.

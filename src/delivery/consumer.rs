@@ -10,10 +10,11 @@
 //! ([`Fence`]) before each send, so such a consumer stops at its next send.
 
 use crate::error::PgResultExt;
+use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -24,11 +25,10 @@ use super::fence::Fence;
 use super::meter;
 use super::sink::Consumer;
 use super::transport::FailureKind;
+use crate::consumer::{checkpoint, follow, wait_or_stop, Follower, Lease, Turn};
 use crate::dispatch::{from_store_event, Envelope};
 use crate::error::Result;
 use crate::event::{SequencePosition, SequencedEvent};
-use crate::projection::durable::checkpoint;
-use crate::projection::durable::lease::Lease;
 use crate::read::{read_decodable_prefix, ReadOptions};
 use crate::store::Store;
 
@@ -39,15 +39,24 @@ use crate::store::Store;
 pub struct DeliveryRunner {
     name: String,
     stop: watch::Sender<bool>,
+    // Delivery takes no commands; the channel stays open while the runner
+    // is kept (the loop ends when its commands' sender is dropped).
+    _commands: mpsc::Sender<Infallible>,
     task: JoinHandle<()>,
 }
 
 impl DeliveryRunner {
     pub(crate) fn start(store: Store, consumer: Consumer) -> DeliveryRunner {
         let (stop, stopped) = watch::channel(false);
+        let (commands, inbox) = mpsc::channel(1);
         let name = consumer.name.clone();
-        let task = tokio::spawn(run(store, consumer, stopped));
-        DeliveryRunner { name, stop, task }
+        let task = tokio::spawn(follow(store, Follow(consumer), stopped, inbox));
+        DeliveryRunner {
+            name,
+            stop,
+            _commands: commands,
+            task,
+        }
     }
 
     /// The consumer's name (its checkpoint in `dcbstore.projections`).
@@ -69,77 +78,64 @@ impl DeliveryRunner {
     }
 }
 
-async fn run(store: Store, c: Consumer, mut stopped: watch::Receiver<bool>) {
-    let mut wakeups = store.wakeups();
-    let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-    'lease: while !*stopped.borrow() {
-        let taken = Lease::acquire(&store, &c.name, &owner, None).await;
-        if let Err(e) = &taken {
-            tracing::warn!(consumer = %c.name, error = %e, "cannot take the lease; retrying");
-        }
-        // Someone else delivers, or the database is away (or refuses the
-        // lease functions: run `dcbstore grant`): try later.
-        let Ok(Some(mut lease)) = taken else {
-            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
-                return;
-            }
-            continue 'lease;
-        };
-        tracing::info!(consumer = %c.name, kind = c.sink.kind(), owner = %owner, "delivery lease taken");
-        let started = async {
-            checkpoint::ensure_row_of_kind(&store, &c.name, c.sink.kind()).await?;
-            checkpoint::set_state(&store, &c.name, "running", Some(&owner)).await
-        }
-        .await;
-        if let Err(e) = started {
-            tracing::warn!(consumer = %c.name, error = %e, "cannot start delivering");
-            drop(lease);
-            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
-                return;
-            }
-            continue 'lease;
-        }
-        loop {
-            if *stopped.borrow() {
-                let _ = checkpoint::set_state(&store, &c.name, "idle", None).await;
-                return;
-            }
-            if !lease.is_alive() {
-                continue 'lease;
-            }
-            // Before the read: an append during it ends the wait below at once.
-            wakeups.mark();
-            match next_batch(&store, &c).await {
-                Ok((at, events)) if !events.is_empty() => {
-                    match deliver(&store, &c, at, &events, &mut stopped, &lease).await {
-                        Ok(()) => {
-                            meter::after_batch(&store, &c, &events).await;
-                            continue;
-                        }
-                        Err(Halt::Stopped) => continue,
-                        Err(Halt::Store(e)) => {
-                            let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
-                            if wait_or_stop(&mut stopped, c.config.poll_interval).await {
-                                return;
-                            }
-                            continue;
-                        }
+/// A subscriber or relay as a durable consumer: its turn is a batch.
+struct Follow(Consumer);
+
+impl Follower for Follow {
+    type Command = Infallible;
+
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn kind(&self) -> &'static str {
+        self.0.sink.kind()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.0.config.poll_interval
+    }
+
+    async fn start(&mut self, _store: &Store, _lease: &Lease) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    async fn turn(
+        &mut self,
+        store: &Store,
+        lease: &Lease,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> Turn {
+        let c = &self.0;
+        match next_batch(store, c).await {
+            Ok((at, events)) if !events.is_empty() => {
+                match deliver(store, c, at, &events, stopped, lease).await {
+                    Ok(()) => {
+                        meter::after_batch(store, c, &events).await;
+                        Turn::Again
+                    }
+                    // Told to stop, or the lease is gone: the loop sees which.
+                    Err(Halt::Stopped) => Turn::Again,
+                    Err(Halt::Store(e)) => {
+                        let _ = checkpoint::record_error(store, &c.name, &e.to_string()).await;
+                        Turn::Backoff(c.config.poll_interval)
                     }
                 }
-                // Nothing after the checkpoint that this consumer takes.
-                Ok(_) => meter::lag(&c, 0, None),
-                Err(e) => {
-                    let _ = checkpoint::record_error(&store, &c.name, &e.to_string()).await;
-                }
             }
-            tokio::select! {
-                () = wakeups.wait(c.config.poll_interval) => {}
-                () = lease.lost() => continue 'lease,
-                changed = stopped.changed() => if changed.is_err() {
-                    return;
-                },
+            // Nothing after the checkpoint that this consumer takes.
+            Ok(_) => {
+                meter::lag(c, 0, None);
+                Turn::Idle
+            }
+            Err(e) => {
+                let _ = checkpoint::record_error(store, &c.name, &e.to_string()).await;
+                Turn::Idle
             }
         }
+    }
+
+    async fn command(&mut self, command: Infallible, _store: &Store, _lease: &Lease) {
+        match command {}
     }
 }
 
@@ -303,15 +299,4 @@ fn backoff(config: &DeliveryConfig) -> impl Iterator<Item = Duration> {
         .with_jitter()
         .without_max_times()
         .build()
-}
-
-/// Sleeps for `d` unless told to stop first; true when told to stop.
-async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    if *stopped.borrow() {
-        return true;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stopped.borrow(),
-        _ = stopped.changed() => true,
-    }
 }

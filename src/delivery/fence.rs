@@ -1,7 +1,7 @@
 //! [`Fence`]: what a sink or a transport asks before each send, so that a
 //! consumer that lost its lease stops at its next send.
 
-use crate::projection::durable::lease::Lease;
+use crate::consumer::Lease;
 
 /// Whether the consumer that hands a batch over still holds its lease.
 ///

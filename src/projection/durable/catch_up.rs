@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
 use super::definition::Erased;
-use super::lease::Lease;
+use crate::consumer::checkpoint;
+use crate::consumer::Lease;
 use crate::error::{Error, HandlerError};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::metrics::{age_seconds, PROJECTION_LAG_EVENTS, PROJECTION_LAG_SECONDS};

@@ -26,15 +26,14 @@
 //!   backoff; other projections keep running.
 //!
 //! The parts: the trait and the [`ProjectionRegistry`] (`definition`), the
-//! settings (`config`), the checkpoint rows (`checkpoint`, [`status`]), the
-//! catch-up that applies batches (`catch_up`), the lease (`lease`), the
-//! [`Runner`] and [`rebuild`].
+//! settings (`config`), the catch-up that applies batches (`catch_up`), the
+//! [`Runner`] (a [`consumer`](crate::consumer), as delivery's subscribers and
+//! relays are: lease, checkpoint row, the one follow loop), [`status`] and
+//! [`rebuild`].
 
 mod catch_up;
-pub(crate) mod checkpoint;
 mod config;
 mod definition;
-pub(crate) mod lease;
 mod rebuild;
 mod runner;
 mod status;

@@ -3,12 +3,12 @@
 use std::time::Duration;
 
 use super::catch_up::{catch_up, reset, setup, Stop};
-use super::checkpoint;
 use super::config::{Progress, RunnerConfig};
 use super::definition::{DurableProjection, Erased};
-use super::lease::Lease;
 #[cfg(doc)]
 use super::runner::Runner;
+use crate::consumer::checkpoint;
+use crate::consumer::Lease;
 use crate::error::Error;
 use crate::store::Store;
 

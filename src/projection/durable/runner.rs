@@ -8,10 +8,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::catch_up::{catch_up, reset, setup, Stop};
-use super::checkpoint;
 use super::config::RunnerConfig;
 use super::definition::{DurableProjection, Erased, ProjectionRegistry};
-use super::lease::Lease;
+use crate::consumer::{checkpoint, follow, Follower, Lease, Turn};
 use crate::error::Error;
 use crate::store::Store;
 
@@ -58,7 +57,12 @@ impl Runner {
         let (stop, stopped) = watch::channel(false);
         let (commands, inbox) = mpsc::channel(4);
         let name = p.name().to_string();
-        let task = tokio::spawn(run(store, p, config, stopped, inbox));
+        let follower = Follow {
+            projection: p,
+            config,
+            failures: 0,
+        };
+        let task = tokio::spawn(follow(store, follower, stopped, inbox));
         Runner {
             stop,
             commands,
@@ -98,141 +102,94 @@ impl Runner {
     }
 }
 
-async fn run(
-    store: Store,
-    p: Arc<dyn Erased>,
+/// A projection as a durable consumer: its turn is a catch-up.
+struct Follow {
+    projection: Arc<dyn Erased>,
     config: RunnerConfig,
-    mut stopped: watch::Receiver<bool>,
-    mut inbox: mpsc::Receiver<Command>,
-) {
-    let owner = format!("{}:{}", std::process::id(), uuid::Uuid::new_v4().simple());
-    // The store's one listening connection, shared with its subscriptions.
-    let mut wakeups = store.wakeups();
-    let name = p.name().to_string();
-    let mut failures: u32 = 0;
-    'lease: while !*stopped.borrow() {
-        let taken = Lease::acquire(&store, &name, &owner, None).await;
-        if let Err(e) = &taken {
-            tracing::warn!(projection = %name, error = %e, "cannot take the lease; retrying");
-        }
-        // Someone else runs it, or the database is away (or refuses the
-        // lease functions: run `dcbstore grant`): try later.
-        let Ok(Some(mut lease)) = taken else {
-            if wait_or_stop(&mut stopped, config.poll_interval).await {
-                return;
-            }
-            continue 'lease;
-        };
-        tracing::info!(projection = %name, owner = %owner, "projection lease taken");
-        let started = async {
-            checkpoint::ensure_row(&store, &name).await?;
-            checkpoint::set_state(&store, &name, "running", Some(&owner)).await?;
-            Ok::<(), Error>(())
-        }
-        .await;
-        let set = match started {
-            Ok(()) => setup(&store, p.as_ref()).await,
-            Err(e) => Err(Stop::Store(e)),
-        };
-        if let Err(stop) = set {
-            let _ = checkpoint::record_error(&store, &name, &stop.message()).await;
-            drop(lease);
-            if wait_or_stop(&mut stopped, config.poll_interval).await {
-                return;
-            }
-            continue 'lease;
-        }
-        let mut pending: Option<Command> = None;
-        loop {
-            if *stopped.borrow() {
-                let _ = checkpoint::set_state(&store, &name, "idle", None).await;
-                return;
-            }
-            if let Some(Command::Rebuild(reply)) = pending.take().or_else(|| inbox.try_recv().ok())
-            {
-                let r = async {
-                    reset(&store, p.as_ref(), &lease).await?;
-                    catch_up(&store, p.as_ref(), &config, &mut |_| {}, &lease).await
-                }
-                .await
-                .map_err(|s| s.into_error(&name));
-                let _ = reply.send(r);
-            }
-            // Before the catch-up: an append during it ends the wait below at once.
-            wakeups.mark();
-            match catch_up(&store, p.as_ref(), &config, &mut |_| {}, &lease).await {
-                Ok(_) => failures = 0,
-                // Another runner has the projection now: take the lease
-                // again (or wait for it) before anything else.
-                Err(Stop::Lost { .. }) => continue 'lease,
-                Err(stop @ Stop::Handler { .. }) => {
-                    failures = failures.saturating_add(1);
-                    let (position, message) = (stop.position(), stop.message());
-                    let _ = checkpoint::record_failure(&store, &name, position, &message).await;
-                    let delay = config
-                        .retry_base
-                        .saturating_mul(1 << failures.min(16))
-                        .min(config.retry_max);
-                    if wait_or_stop(&mut stopped, delay).await {
-                        return;
-                    }
-                    continue;
-                }
-                Err(stale @ Stop::Stale { .. }) => {
-                    // Nothing to retry: the read model holds effects of events
-                    // the log lost. Failed until it is rebuilt (or stopped).
-                    let (position, message) = (stale.position(), stale.message());
-                    let _ = checkpoint::record_failure(&store, &name, position, &message).await;
-                    tokio::select! {
-                        c = inbox.recv() => match c {
-                            Some(c) => pending = Some(c),
-                            None => return,
-                        },
-                        changed = stopped.changed() => if changed.is_err() {
-                            return;
-                        },
-                    }
-                    if !lease.is_alive() {
-                        continue 'lease;
-                    }
-                    continue;
-                }
-                Err(Stop::Store(e)) => {
-                    // Visible in status; the position is unknown (not a handler error).
-                    let _ = checkpoint::record_error(&store, &name, &e.to_string()).await;
-                    if wait_or_stop(&mut stopped, config.poll_interval).await {
-                        return;
-                    }
-                }
-            }
-            if !lease.is_alive() {
-                continue 'lease;
-            }
-            // Live: sleep until an append is notified, a command arrives, the
-            // poll interval passes, or we are told to stop.
-            tokio::select! {
-                () = wakeups.wait(config.poll_interval) => {}
-                () = lease.lost() => continue 'lease,
-                c = inbox.recv() => match c {
-                    Some(c) => pending = Some(c),
-                    // The Runner is gone: nobody can stop or command this task.
-                    None => return,
-                },
-                changed = stopped.changed() => if changed.is_err() {
-                    return;
-                },
-            }
-        }
-    }
+    /// Consecutive handler failures: the backoff's exponent.
+    failures: u32,
 }
 
-/// Sleeps for `d` unless told to stop first; true when told to stop.
-async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
-    if *stopped.borrow() {
-        return true;
+impl Follower for Follow {
+    type Command = Command;
+
+    fn name(&self) -> &str {
+        self.projection.name()
     }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => *stopped.borrow(),
-        _ = stopped.changed() => true,
+
+    fn kind(&self) -> &'static str {
+        "projection"
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+
+    async fn start(&mut self, store: &Store, _lease: &Lease) -> Result<(), String> {
+        setup(store, self.projection.as_ref())
+            .await
+            .map_err(|stop| stop.message())
+    }
+
+    async fn turn(
+        &mut self,
+        store: &Store,
+        lease: &Lease,
+        _stopped: &mut watch::Receiver<bool>,
+    ) -> Turn {
+        let name = self.projection.name();
+        match catch_up(
+            store,
+            self.projection.as_ref(),
+            &self.config,
+            &mut |_| {},
+            lease,
+        )
+        .await
+        {
+            Ok(_) => {
+                self.failures = 0;
+                Turn::Idle
+            }
+            Err(Stop::Lost { .. }) => Turn::LeaseLost,
+            Err(stop @ Stop::Handler { .. }) => {
+                self.failures = self.failures.saturating_add(1);
+                let (position, message) = (stop.position(), stop.message());
+                let _ = checkpoint::record_failure(store, name, position, &message).await;
+                Turn::Backoff(
+                    self.config
+                        .retry_base
+                        .saturating_mul(1 << self.failures.min(16))
+                        .min(self.config.retry_max),
+                )
+            }
+            // Nothing to retry: the read model holds effects of events the
+            // log lost. Failed until it is rebuilt (or stopped).
+            Err(stale @ Stop::Stale { .. }) => {
+                let (position, message) = (stale.position(), stale.message());
+                let _ = checkpoint::record_failure(store, name, position, &message).await;
+                Turn::Park
+            }
+            // Visible in status; the position is unknown (not a handler error).
+            Err(Stop::Store(e)) => {
+                let _ = checkpoint::record_error(store, name, &e.to_string()).await;
+                Turn::Backoff(self.config.poll_interval)
+            }
+        }
+    }
+
+    async fn command(&mut self, command: Command, store: &Store, lease: &Lease) {
+        match command {
+            Command::Rebuild(reply) => {
+                let p = self.projection.as_ref();
+                let r = async {
+                    reset(store, p, lease).await?;
+                    catch_up(store, p, &self.config, &mut |_| {}, lease).await
+                }
+                .await
+                .map_err(|s| s.into_error(p.name()));
+                let _ = reply.send(r);
+            }
+        }
     }
 }
