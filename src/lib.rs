@@ -13,6 +13,8 @@
 //!   [`subscribe`](Store::subscribe) (catch-up then live, see [`subscribe`]).
 //! - [`projection`]: folds, decision models, the DCB command pattern, and
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.
+//! - [`consumer`]: what follows the log durably under a lease (durable
+//!   projections, delivery's subscribers and relays, or an application's own).
 //! - [`schema`] and [`dispatch`]: event definitions, the committed schema
 //!   file, and routing emitted events by level (the store is level 5).
 //! - [`migrate()`] and [`status`]: the schema.
@@ -33,7 +35,7 @@ pub mod append;
 pub mod connection;
 #[cfg(feature = "console")]
 pub mod console;
-mod consumer;
+pub mod consumer;
 pub mod delivery;
 pub mod dispatch;
 mod error;

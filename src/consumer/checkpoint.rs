@@ -1,5 +1,8 @@
-//! The SQL of a projection's row in `dcbstore.projections`: its checkpoint,
-//! state and last error.
+//! A consumer's row in `dcbstore.projections`: its checkpoint, state and
+//! last error. A turn that does work moves the checkpoint in the
+//! transaction of that work: [`lock`] the row (a second runner waits, then
+//! sees the first's checkpoint), check the [`Lease::fence`](super::Lease::fence),
+//! do the work, [`advance`], commit.
 
 use crate::error::PgResultExt;
 use deadpool_postgres::Transaction;
@@ -57,18 +60,19 @@ pub(crate) async fn set_state(
     Ok(())
 }
 
-/// Records a handler failure at `position`; returns the consecutive failures.
-pub(crate) async fn record_failure(
+/// Records a handler failure at `position` (state `failed`, visible in the
+/// status and the console); returns the consecutive failures.
+pub async fn record_failure(
     store: &Store,
     name: &str,
     position: u64,
     error: &str,
 ) -> crate::error::Result<i32> {
     tracing::error!(
-        projection = name,
+        consumer = name,
         position,
         error,
-        "projection handler failed; retrying with backoff"
+        "handler failed; retrying with backoff"
     );
     let client = store.pool().get().await.db()?;
     let row = client
@@ -83,12 +87,8 @@ pub(crate) async fn record_failure(
 
 /// Records an error that is not a handler's (database unreachable, setup
 /// failed): visible in status, state unchanged.
-pub(crate) async fn record_error(
-    store: &Store,
-    name: &str,
-    error: &str,
-) -> crate::error::Result<()> {
-    tracing::warn!(projection = name, error, "projection runner error");
+pub async fn record_error(store: &Store, name: &str, error: &str) -> crate::error::Result<()> {
+    tracing::warn!(consumer = name, error, "consumer error");
     let client = store.pool().get().await.db()?;
     client
         .execute(
@@ -102,7 +102,7 @@ pub(crate) async fn record_error(
 
 /// Locks the projection's row for the rest of `tx` and returns its
 /// checkpoint: a second runner waits here, then sees the first's checkpoint.
-pub(crate) async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Result<u64> {
+pub async fn lock(tx: &Transaction<'_>, name: &str) -> crate::error::Result<u64> {
     let row = tx
         .query_one(
             "SELECT checkpoint FROM dcbstore.projections WHERE name = $1 FOR UPDATE",
@@ -127,7 +127,7 @@ pub(crate) async fn lost(tx: &Transaction<'_>, checkpoint: u64) -> crate::error:
 }
 
 /// The head, as `tx` sees it now.
-pub(crate) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
+pub async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
     let row = tx
         .query_one("SELECT coalesce(dcbstore.head(), 0)", &[])
         .await
@@ -138,7 +138,7 @@ pub(crate) async fn head(tx: &Transaction<'_>) -> crate::error::Result<u64> {
 /// Moves the checkpoint to `reached` in `tx` (with the batch's read-model
 /// writes) and clears the last error; a rebuild stays `rebuilding` until it
 /// reaches `head`.
-pub(crate) async fn advance(
+pub async fn advance(
     tx: &Transaction<'_>,
     name: &str,
     reached: u64,

@@ -11,7 +11,8 @@ use super::{checkpoint, Lease};
 use crate::store::Store;
 
 /// What a turn of work did, and so what the loop does next.
-pub(crate) enum Turn {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
     /// Caught up: wait for an append (or the poll interval).
     Idle,
     /// More to do: take another turn at once.
@@ -28,7 +29,7 @@ pub(crate) enum Turn {
 
 /// A consumer the loop runs: its name (its lease and its checkpoint row),
 /// its kind, and one turn of work.
-pub(crate) trait Follower: Send + 'static {
+pub trait Follower: Send + 'static {
     /// What a caller may ask of the running consumer (a projection's rebuild).
     type Command: Send + 'static;
 
@@ -68,9 +69,43 @@ pub(crate) trait Follower: Send + 'static {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// Runs `consumer` until `stopped` turns true (or its sender is dropped),
-/// taking commands from `commands` between turns.
-pub(crate) async fn follow<F: Follower>(
+/// Runs `consumer` until `stopped` turns true (or its sender is dropped, or
+/// the sender of `commands` is), taking commands from `commands` between
+/// turns: spawn it, and keep both senders.
+///
+/// ```no_run
+/// use dcbstore::consumer::{follow, Follower, Lease, Turn};
+/// use dcbstore::Store;
+/// use std::time::Duration;
+/// use tokio::sync::{mpsc, watch};
+///
+/// /// Counts its turns (a real one reads after its checkpoint and moves it).
+/// struct Counter(u64);
+///
+/// impl Follower for Counter {
+///     type Command = ();
+///     fn name(&self) -> &str { "counter" }
+///     fn kind(&self) -> &'static str { "subscriber" }
+///     fn poll_interval(&self) -> Duration { Duration::from_secs(1) }
+///     async fn start(&mut self, _: &Store, _: &Lease) -> Result<(), String> { Ok(()) }
+///     async fn turn(&mut self, _: &Store, _: &Lease, _: &mut watch::Receiver<bool>) -> Turn {
+///         self.0 += 1;
+///         Turn::Idle
+///     }
+///     async fn command(&mut self, _: (), _: &Store, _: &Lease) {}
+/// }
+///
+/// # async fn f(store: Store) {
+/// let (stop, stopped) = watch::channel(false);
+/// let (commands, inbox) = mpsc::channel(1);
+/// let running = tokio::spawn(follow(store, Counter(0), stopped, inbox));
+/// // ...
+/// let _ = stop.send(true);
+/// let _ = running.await;
+/// drop(commands);
+/// # }
+/// ```
+pub async fn follow<F: Follower>(
     store: Store,
     mut consumer: F,
     mut stopped: watch::Receiver<bool>,

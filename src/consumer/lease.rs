@@ -23,8 +23,9 @@ use tokio::sync::oneshot;
 
 use crate::store::Store;
 
-/// A lease held by a dedicated connection.
-pub(crate) struct Lease {
+/// A consumer's lease, held by a dedicated connection: [`follow`](super::follow)
+/// takes it and hands it to each turn.
+pub struct Lease {
     client: tokio_postgres::Client,
     /// Completes (with an error) when the connection, and the lock, is gone.
     lost: oneshot::Receiver<()>,
@@ -38,6 +39,16 @@ pub(crate) struct Lease {
     /// The store's limit on a database call: a confirmation that takes
     /// longer counts as a lost lease (the database may have ended it).
     timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lease")
+            .field("name", &self.name)
+            .field("generation", &self.generation)
+            .field("alive", &self.is_alive())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Lease {
@@ -101,13 +112,14 @@ impl Lease {
     }
 
     /// Completes when the lease's connection is gone (the lock with it).
-    pub(crate) async fn lost(&mut self) {
+    pub async fn lost(&mut self) {
         let _ = (&mut self.lost).await;
     }
 
     /// Whether the lease may still be held, without asking the database:
     /// false once its connection closed or a check found it gone.
-    pub(crate) fn is_alive(&self) -> bool {
+    #[must_use]
+    pub fn is_alive(&self) -> bool {
         !self.gone.load(Ordering::SeqCst) && !self.client.is_closed()
     }
 
@@ -115,7 +127,7 @@ impl Lease {
     /// runner still holds the lease: one round trip. False (for good) when
     /// the connection is gone, the answer does not come within the store's
     /// timeout, or the lease is another's.
-    pub(crate) async fn confirm(&self) -> bool {
+    pub async fn confirm(&self) -> bool {
         if !self.is_alive() {
             return false;
         }
@@ -138,7 +150,7 @@ impl Lease {
     /// and says whether the lease is still at this runner's generation. A
     /// runner whose lease another took over gets false and must move
     /// nothing.
-    pub(crate) async fn fence(&self, tx: &Transaction<'_>) -> crate::error::Result<bool> {
+    pub async fn fence(&self, tx: &Transaction<'_>) -> crate::error::Result<bool> {
         let current: bool = tx
             .query_one(
                 "SELECT dcbstore.lease_current($1, $2)",

@@ -1,19 +1,23 @@
 //! Durable consumers: what follows the log under a lease, from a checkpoint
 //! kept in `dcbstore.projections`, catch-up then live. Durable projections
 //! ([`projection::durable`](crate::projection::durable)) and delivery's
-//! subscribers and relays ([`delivery`](crate::delivery)) are the three
-//! kinds; each supplies one turn of work, and this module runs the rest:
+//! subscribers and relays ([`delivery`](crate::delivery)) are consumers; an
+//! application can write its own ([`Follower`]): each supplies one turn of
+//! work, and [`follow`] runs the rest.
 //!
-//! - [`lease`]: one runner per name at a time, in any process, ended by its
-//!   connection; a generation that checkpoint moves compare;
-//! - [`checkpoint`]: the consumer's row (checkpoint, state, last error);
-//! - `follow`: the one loop: take the lease, start, take turns, back off
+//! - [`Lease`]: one runner per name at a time, in any process, ended by its
+//!   connection; a generation that checkpoint moves compare
+//!   ([`Lease::fence`]) and senders confirm ([`Lease::confirm`]);
+//! - [`checkpoint`]: the consumer's row (checkpoint, state, last error), moved
+//!   in the transaction of the work it records;
+//! - [`follow`]: the one loop: take the lease, start, take turns, back off
 //!   after failures, wait for a wake-up (an append) or the poll interval,
 //!   take the lease again when it is lost, stop when asked.
 
-pub(crate) mod checkpoint;
+pub mod checkpoint;
 mod follow;
-pub(crate) mod lease;
+mod lease;
 
-pub(crate) use follow::{follow, wait_or_stop, Follower, Turn};
-pub(crate) use lease::Lease;
+pub(crate) use follow::wait_or_stop;
+pub use follow::{follow, Follower, Turn};
+pub use lease::Lease;
