@@ -17,8 +17,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[path = "common/cli.rs"]
-mod runner;
+mod common;
+use common::cli as runner;
 use runner::{run_cmd, Run, BIN};
 
 /// The keys of a `read` line, in the order the contract prints them.

@@ -839,7 +839,7 @@ async fn metrics_health_and_readiness_answer_in_their_formats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigterm() {
-    let bin = env!("CARGO_BIN_EXE_dcbstore");
+    let bin = common::cli::BIN;
     let (store, db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     // A login role with a password, so the URL carries a secret.
@@ -1795,7 +1795,7 @@ async fn readyz_tells_strangers_the_state_not_the_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it() {
-    let bin = env!("CARGO_BIN_EXE_dcbstore");
+    let bin = common::cli::BIN;
     let (store, db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     let token = format!("file-token-{}", uuid::Uuid::new_v4().simple());

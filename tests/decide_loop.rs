@@ -3,9 +3,7 @@
 //! conflicts carry the head, and `execute` retries from a conflict.
 
 mod common;
-#[path = "common/recording.rs"]
-#[allow(dead_code)]
-mod recording;
+use common::recording;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -3,8 +3,7 @@
 //! exhausted pool, a lock held too long, long transactions elsewhere.
 
 mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use common::proxy;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

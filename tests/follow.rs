@@ -3,8 +3,7 @@
 //! memory that stays bounded while its reader stalls.
 
 mod common;
-#[path = "common/cli.rs"]
-mod runner;
+use common::cli as runner;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};

@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use common::store;
 use dcbstore::limits::MAX_JSON_DEPTH;
@@ -451,7 +451,7 @@ async fn sql_append(
 
 /// Runs `dcbstore ARGS` against `url` with `stdin`; (exit code, stdout, stderr).
 fn cli(url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    let mut child = common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .stdin(Stdio::piped())
@@ -560,7 +560,7 @@ async fn cli_append_over_a_limit_exits_1_naming_it() {
 
 /// [`cli`] with extra environment variables.
 fn cli_env(url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    let mut child = common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .envs(env.iter().copied())
@@ -938,7 +938,7 @@ fn cli_endless(
     chunk: Vec<u8>,
     max: u64,
 ) -> (i32, String, u64) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    let mut child = common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .envs(env.iter().copied())

@@ -6,8 +6,7 @@
 //! that tests running in parallel never count each other's appends.
 
 mod common;
-#[path = "common/recording.rs"]
-mod recording;
+use common::recording;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

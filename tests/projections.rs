@@ -590,7 +590,7 @@ async fn failing_handler_is_visible_isolated_and_recovers() {
     );
 
     // The CLI shows it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    let out = common::cli::dcbstore()
         .args([
             "projections",
             "status",

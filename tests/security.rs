@@ -314,7 +314,7 @@ async fn least_privilege_app_role_can_only_append_and_read() {
 }
 
 fn cli(url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .output()
@@ -418,7 +418,7 @@ async fn logs_go_to_stderr_and_never_show_the_password() {
     let (ok, failed) = tokio::task::spawn_blocking(move || {
         let run = |url: &str, format: &str| {
             use std::io::Write;
-            let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+            let mut child = common::cli::dcbstore()
                 .args(["append", "--log-format", format])
                 .env("DATABASE_URL", url)
                 .env("DCBSTORE_LOG", "trace")
@@ -1359,7 +1359,7 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
     let line = format!("{}\n", json!({"id": id, "type": "Once", "tags": ["t"]}));
     let run = || {
         use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+        let mut child = common::cli::dcbstore()
             .args(["append"])
             .env("DATABASE_URL", &roles.app_url)
             .stdin(std::process::Stdio::piped())

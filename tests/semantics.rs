@@ -846,7 +846,7 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
         .unwrap_err();
     assert_eq!(err.position(), Some(SequencePosition::new(2)));
     // The CLI prints every event (as stored), and redacting fixes the read.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dcbstore"))
+    let out = common::cli::dcbstore()
         .args(["--database-url", db.url(), "read"])
         .env_remove("DATABASE_URL")
         .output()

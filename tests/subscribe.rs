@@ -3,8 +3,7 @@
 //! a server that stops answering, and the one shared listening connection.
 
 mod common;
-#[path = "common/proxy.rs"]
-mod proxy;
+use common::proxy;
 
 use std::time::Duration;
 

@@ -7,6 +7,8 @@
 //! The cluster accepts TCP connections only over TLS (`hostssl` lines in
 //! `pg_hba.conf`, password authentication), so plaintext is refused too.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -24,7 +26,7 @@ use rcgen::{
 };
 use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dcbstore");
+const BIN: &str = common::cli::BIN;
 
 /// The TLS-only cluster and the client-side files.
 struct Tls {

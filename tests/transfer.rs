@@ -14,8 +14,8 @@ use dcbstore::{Event, EventStore, Query, ReadOptions, SequencePosition, Store};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-#[path = "common/cli.rs"]
-mod runner;
+mod common;
+use common::cli as runner;
 use runner::{run_cmd, Run, BIN};
 
 /// `dcbstore --database-url URL ARGS...`, with `stdin` piped (closed when `None`).

@@ -9,6 +9,11 @@ use serde_json::Value;
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_dcbstore");
 
+/// A command that runs the binary under test (every test spawns it here).
+pub fn dcbstore() -> Command {
+    Command::new(BIN)
+}
+
 #[derive(Debug)]
 pub struct Run {
     pub code: i32,

@@ -1,6 +1,10 @@
 //! Shared test setup: a fresh, migrated database per test.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod proxy;
+pub mod recording;
+
 use dcbstore::testing::TestDatabase;
 use dcbstore::{Event, Store};
 use serde_json::json;
