@@ -1006,7 +1006,7 @@ impl Lines {
     }
 }
 
-// ---- Issue 22: DNS rebinding, bounded resources, the smaller holes ----
+// ---- Hostile hosts (DNS rebinding), bounded resources, the smaller holes ----
 
 /// A browser whose resolver points `names` at 127.0.0.1, as a rebinding
 /// attacker's DNS would.

@@ -391,7 +391,7 @@ async fn cli_grant_and_redact() {
     .await
     .unwrap();
     let (missing, bad_json, no_role) = failures;
-    // A missing event is a usage error (issue 13: exit 2, it was 1).
+    // A missing event is a usage error (exit 2; it was 1).
     assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no event at position 9"));
     assert_eq!(bad_json.status.code(), Some(2), "{bad_json:?}");
