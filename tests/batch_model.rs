@@ -206,6 +206,38 @@ fn query_matches(q: &Query, e: &Stored) -> bool {
     }
 }
 
+/// The library's matcher, `dcbstore::Query::matches` (what projections and
+/// subscriptions filter with), decides every event of the log as the model
+/// does: one of the places that implement the query rule (docs/semantics.md,
+/// "The query rule, in one place per layer").
+fn rust_matcher_agrees(q: &Query, model: &Model, context: &str) {
+    let query = match q {
+        Query::All => dcbstore::Query::all(),
+        Query::Items(items) => {
+            let mut items = items.iter().map(|it| {
+                if it.types.is_empty() {
+                    dcbstore::QueryItem::tags(it.tags.iter().cloned())
+                } else {
+                    dcbstore::QueryItem::types(it.types.iter().cloned())
+                        .and_tags(it.tags.iter().cloned())
+                }
+            });
+            let first = items.next().expect("a query has an item");
+            items.fold(dcbstore::Query::item(first), |q, it| q.or(it))
+        }
+    };
+    for (i, e) in model.log.iter().enumerate() {
+        let event =
+            dcbstore::Event::new(e.ty.clone(), e.data.clone()).with_tags(e.tags.iter().cloned());
+        assert_eq!(
+            query.matches(&event),
+            query_matches(q, e),
+            "{context}: Query::matches disagrees with the model on the event at {} for {q:?}",
+            i + 1
+        );
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Expected {
     Appended(i64),
@@ -835,6 +867,7 @@ async fn check_read_pages(
         (vec![], Vec::<String>::new(), vec![], vec![]);
     for k in 1..=n {
         let query = random_query(rng);
+        rust_matcher_agrees(&query, model, context);
         let lo = rng.gen_range(0..=head);
         let hi = rng.gen_range(lo..=head + 3);
         let lim = if rng.gen_bool(0.5) {
