@@ -21,16 +21,16 @@ in
     components = [ "rustc" "cargo" "clippy" "rustfmt" "rust-analyzer" ];
   };
 
-  # initdb, pg_ctl, postgres and psql on PATH: dcbstore::testing
+  # initdb, pg_ctl, postgres and psql on PATH: dcbstore_testing
   # (postgres_bindir) finds them there. No PostgreSQL service is needed: the
   # tests, examples and benchmarks start and remove their own clusters.
-  # nats-server on PATH: dcbstore::testing::NatsServer starts it (-js) for
+  # nats-server on PATH: dcbstore_testing::NatsServer starts it (-js) for
   # the NATS transport's tests. chromium and chromedriver on PATH:
-  # dcbstore::testing::ChromeDriver drives the console's browser tests.
+  # dcbstore_testing::ChromeDriver drives the console's browser tests.
   packages = [ postgresql pkgs.nats-server pkgs.chromium pkgs.chromedriver ];
 
   # Nix keeps pg_regress in the -dev output (lib/pgxs), not beside the
-  # binaries; dcbstore::testing::find_pg_regress takes it from here.
+  # binaries; dcbstore_testing::find_pg_regress takes it from here.
   env.PG_REGRESS = "${lib.getDev postgresql}/lib/pgxs/src/test/regress/pg_regress";
 
   scripts = {

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use dcbstore::delivery::nats::NatsTransport;
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore::dispatch::Envelope;
-use dcbstore::testing::{NatsServer, TestDatabase};
 use dcbstore::{Event, EventStore, HandlerError, Store};
+use dcbstore_testing::{NatsServer, TestDatabase};
 use futures::StreamExt;
 use serde_json::json;
 

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
 use dcbstore::projection::{replay, Fold};
-use dcbstore::testing::Scratch;
 use dcbstore::HandlerError;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
+use dcbstore_testing::Scratch;
 use deadpool_postgres::Transaction;
 use futures::StreamExt;
 use serde_json::json;
@@ -219,7 +219,7 @@ async fn main() {
     .unwrap();
     let d2 = start.elapsed();
 
-    let settings = dcbstore::testing::server_settings(&client).await.unwrap();
+    let settings = dcbstore_testing::server_settings(&client).await.unwrap();
     let base = rate(events, r3);
     let mut table = String::from(
         "| id | workload | events | seconds | events/s | baseline | baseline events/s | ratio |\n|---|---|---|---|---|---|---|---|\n",

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::replica::ReplicaOptions;
-use dcbstore::testing::TestCluster;
 use dcbstore::{Event, EventStore, Query, QueryItem, ReadOptions, Store};
+use dcbstore_testing::TestCluster;
 use harness::{percentiles, Figures, ServerCpu};
 use serde_json::json;
 
@@ -69,7 +69,7 @@ async fn main() {
     let p = connect(&parse_config(&url).unwrap()).await.unwrap();
     let s = connect(&parse_config(&standby_url).unwrap()).await.unwrap();
     let started = Instant::now();
-    dcbstore::testing::wait_for_replay(&p, &s, Duration::from_secs(600))
+    dcbstore_testing::wait_for_replay(&p, &s, Duration::from_secs(600))
         .await
         .unwrap();
     eprintln!(

@@ -18,9 +18,9 @@ use dcbstore::kit::projections;
 use dcbstore::projection::durable::{
     self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
 };
-use dcbstore::testing::Scratch;
 use dcbstore::HandlerError;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
+use dcbstore_testing::Scratch;
 use deadpool_postgres::Transaction;
 use serde_json::json;
 

@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use dcbstore::testing::Scratch;
 use dcbstore::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     Store,
 };
+use dcbstore_testing::Scratch;
 use serde_json::json;
 use tokio::sync::Barrier;
 

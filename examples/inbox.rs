@@ -27,8 +27,8 @@ use dcbstore::delivery::webhook::{self, WebhookTransport, ID_HEADER};
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
-use dcbstore::testing::Scratch;
 use dcbstore::{HandlerError, Store};
+use dcbstore_testing::Scratch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

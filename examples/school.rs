@@ -18,8 +18,8 @@ use std::sync::Arc;
 use dcbstore::dispatch::{Dispatcher, EmitOptions, SourcedHandler};
 use dcbstore::projection::{replay, DecisionModel, Fold, Projection};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
-use dcbstore::testing::Scratch;
 use dcbstore::{Query, QueryItem, SequencedEvent, Store};
+use dcbstore_testing::Scratch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

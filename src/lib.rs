@@ -23,9 +23,9 @@
 //!   `metrics` facade (recorded once the application installs a recorder).
 //!
 //! Features: `cli` (default) builds the `dcbstore` binary and the
-//! application kits in `kit`; `testing` gives `testing`, throwaway
-//! PostgreSQL for tests; `testcontainers` lets `testing` fall back to a
-//! Docker container.
+//! application kits in `kit`; `console` the operations console; `nats` and
+//! `webhook` the delivery transports. Throwaway PostgreSQL for tests is the
+//! `dcbstore-testing` crate.
 //!
 //! The rules are those of `docs/semantics.md`; the concurrency design is in
 //! the [`append`] module.
@@ -53,8 +53,6 @@ pub mod replica;
 pub mod roles;
 pub mod store;
 pub mod subscribe;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod tls;
 pub mod transfer;
 

@@ -1,7 +1,6 @@
 //! Calls on pooled connections, below both reads and appends: the client-side
 //! timeout, the cancellation of what is abandoned, and the head.
 
-use crate::error::PgResultExt;
 use std::time::Duration;
 
 use deadpool_postgres::{ClientWrapper, Object, Pool};
@@ -9,7 +8,7 @@ use futures::future::BoxFuture;
 use tokio_postgres::error::SqlState;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
 
 /// How long a cancel request may take before it is given up (the server may

@@ -28,12 +28,11 @@
 //! `dcbstore grant app` and, for a console, `dcbstore grant console --read-only`
 //! (after `CREATE ROLE console LOGIN PASSWORD '...'`).
 
-use crate::error::PgResultExt;
 use postgres_protocol::escape::escape_identifier;
 use serde_json::Value;
 use tokio_postgres::GenericClient;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
 
 /// What [`grant_app`] gives a role: an application's rights

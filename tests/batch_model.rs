@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use dcbstore::connection::connect;
-use dcbstore::testing::TestDatabase;
+use dcbstore_testing::TestDatabase;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};

@@ -11,7 +11,7 @@ use std::fmt;
 use std::process::{Command, Stdio};
 
 use dcbstore::migrate::{expected_version, MIGRATIONS};
-use dcbstore::testing::TestDatabase;
+use dcbstore_testing::TestDatabase;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -246,7 +246,7 @@ async fn login_role(admin: &tokio_postgres::Client, prefix: &str) -> (String, St
 fn url_as(db: &TestDatabase, user: &str, password: &str) -> String {
     let mut config = db.config().unwrap();
     config.user(user).password(password);
-    dcbstore::testing::to_key_value(&config)
+    dcbstore_testing::to_key_value(&config)
 }
 
 /// The host and port of `db` (TCP).

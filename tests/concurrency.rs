@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{ev, store};
-use dcbstore::testing::TestDatabase;
 use dcbstore::{
     AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
 };
+use dcbstore_testing::TestDatabase;
 use futures::future::join_all;
 use rand::{Rng, SeedableRng};
 use tokio::sync::Barrier;

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::store;
 use dcbstore::console::{refresh_until, Console, ConsoleOptions};
-use dcbstore::testing::ChromeDriver;
 use dcbstore::{Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
+use dcbstore_testing::ChromeDriver;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
@@ -225,7 +225,7 @@ fn recorder() -> metrics_exporter_prometheus::PrometheusHandle {
 }
 
 /// A connection as the database's owner (the test role).
-async fn owner(db: &dcbstore::testing::TestDatabase) -> tokio_postgres::Client {
+async fn owner(db: &dcbstore_testing::TestDatabase) -> tokio_postgres::Client {
     dcbstore::connection::connect(&db.options().unwrap())
         .await
         .unwrap()
@@ -858,7 +858,7 @@ async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigt
     assert!(granted.status.success(), "{granted:?}");
     let mut config = db.config().unwrap();
     config.user(&role).password("hunter2-secret");
-    let url = dcbstore::testing::to_key_value(&config);
+    let url = dcbstore_testing::to_key_value(&config);
 
     let refused = std::process::Command::new(bin)
         .args(["serve", "--listen", "0.0.0.0:0"])
@@ -1031,7 +1031,7 @@ async fn browser_resolving(names: &[&str]) -> Client {
         .expect("a headless Chromium session")
 }
 
-async fn dead_letters(db: &dcbstore::testing::TestDatabase, subscriber: &str, positions: &[i64]) {
+async fn dead_letters(db: &dcbstore_testing::TestDatabase, subscriber: &str, positions: &[i64]) {
     let owner = owner(db).await;
     for p in positions {
         owner
@@ -1758,7 +1758,7 @@ async fn readyz_tells_strangers_the_state_not_the_error() {
         .unwrap();
     let mut config = db.config().unwrap();
     config.user(&role).password("first-pw");
-    let store = Store::connect(&dcbstore::testing::to_key_value(&config))
+    let store = Store::connect(&dcbstore_testing::to_key_value(&config))
         .await
         .unwrap();
     let console = serve(&store, ConsoleOptions::new()).await;

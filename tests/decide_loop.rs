@@ -587,7 +587,7 @@ async fn settled(admin: &tokio_postgres::Client, sql: &str) -> i64 {
 /// plan made while the log was small scans it once it has grown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_decide_loop_never_scans_the_log_from_the_first_event() {
-    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
+    let db = dcbstore_testing::TestDatabase::create().await.unwrap();
     db.migrate().await.unwrap();
     let admin = dcbstore::connection::connect(db.options().unwrap())
         .await
@@ -727,7 +727,7 @@ async fn concurrent_boundary_reads_share_a_statement_and_each_gets_its_own_bound
 /// log holds thousands of events of other types.
 #[tokio::test]
 async fn a_types_only_guard_probes_its_types_never_the_window() {
-    let db = dcbstore::testing::TestDatabase::create().await.unwrap();
+    let db = dcbstore_testing::TestDatabase::create().await.unwrap();
     db.migrate().await.unwrap();
     let admin = dcbstore::connection::connect(db.options().unwrap())
         .await

@@ -1,5 +1,5 @@
 //! Level 4 against real brokers: relays publishing to a real `nats-server
-//! -js` (started by `dcbstore::testing::NatsServer`) and to an HTTP webhook
+//! -js` (started by `dcbstore_testing::NatsServer`) and to an HTTP webhook
 //! served inside the test, from a real PostgreSQL log. Each test has its own
 //! database (and its own nats-server when it needs one).
 
@@ -26,8 +26,8 @@ use dcbstore::delivery::{
 };
 use dcbstore::dispatch::{to_store_event, Envelope};
 use dcbstore::schema::{Kind, Level};
-use dcbstore::testing::NatsServer;
 use dcbstore::{EventStore, Store};
+use dcbstore_testing::NatsServer;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -1157,7 +1157,7 @@ struct AuthNats {
 
 impl AuthNats {
     async fn start(user: &str, password: &str) -> AuthNats {
-        let exe = dcbstore::testing::nats_server_exe().expect("nats-server");
+        let exe = dcbstore_testing::nats_server_exe().expect("nats-server");
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use dcbstore::connection::{connect, ConnectOptions};
 use dcbstore::projection::durable::{self, DurableProjection, Runner, RunnerConfig};
-use dcbstore::testing::TestCluster;
 use dcbstore::{
     AppendCondition, Event, EventStore, HandlerError, Query, QueryItem, ReadOptions,
     SequencedEvent, Store, SubscribeOptions,
 };
+use dcbstore_testing::TestCluster;
 use deadpool_postgres::Transaction;
 use futures::StreamExt;
 use serde_json::json;
 
 async fn wait_until_caught_up(primary: &tokio_postgres::Client, standby: &tokio_postgres::Client) {
-    dcbstore::testing::wait_for_replay(primary, standby, Duration::from_secs(10))
+    dcbstore_testing::wait_for_replay(primary, standby, Duration::from_secs(10))
         .await
         .expect("the standby replays the primary's WAL");
 }

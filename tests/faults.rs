@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use common::ev;
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::testing::{TestCluster, TestDatabase};
 use dcbstore::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     Store,
 };
+use dcbstore_testing::{TestCluster, TestDatabase};
 use proxy::{Mode, Proxy};
 use serde_json::json;
 

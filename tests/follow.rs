@@ -11,8 +11,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::ev;
-use dcbstore::testing::TestDatabase;
 use dcbstore::{Event, EventStore, Store};
+use dcbstore_testing::TestDatabase;
 use runner::BIN;
 use serde_json::{json, Value};
 

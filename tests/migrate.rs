@@ -3,8 +3,8 @@
 
 use dcbstore::connection::connect;
 use dcbstore::migrate::{expected_version, FUNCTIONS, MIGRATIONS};
-use dcbstore::testing::TestDatabase;
 use dcbstore::{migrate, status, Error, Event, EventStore, SchemaState, Store};
+use dcbstore_testing::TestDatabase;
 use futures::future::join_all;
 use serde_json::json;
 
@@ -160,7 +160,7 @@ async fn connection_errors_are_clear_and_never_show_the_password() {
     db.migrate().await.unwrap();
     let mut config = db.config().unwrap();
     config.password(secret);
-    let url = dcbstore::testing::to_key_value(&config);
+    let url = dcbstore_testing::to_key_value(&config);
     let err = Store::connect(&url).await.unwrap_err();
     let msg = err.to_string();
     if std::env::var("DATABASE_URL").is_err() {

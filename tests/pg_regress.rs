@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::process::Command;
 
-use dcbstore::testing::{find_pg_regress, postgres_bindir, TestDatabase};
+use dcbstore_testing::{find_pg_regress, postgres_bindir, TestDatabase};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pg_regress_suite() {
-    if cfg!(feature = "testcontainers") && postgres_bindir().is_none() {
+    if dcbstore_testing::CONTAINER_FALLBACK && postgres_bindir().is_none() {
         // The container fallback gives a server, not pg_regress and psql.
         eprintln!(
             "pg_regress_suite skipped: no local PostgreSQL binaries (testcontainers fallback)"

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, ConnectOptions};
 use dcbstore::replica::ReplicaOptions;
-use dcbstore::testing::TestCluster;
 use dcbstore::{Event, EventStore, Query, ReadOptions, SequencePosition, Store, SubscribeOptions};
+use dcbstore_testing::TestCluster;
 use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
@@ -67,7 +67,7 @@ impl Pair {
         let s = connect(&ConnectOptions::parse(&self.standby_url).unwrap())
             .await
             .unwrap();
-        dcbstore::testing::wait_for_replay(&p, &s, Duration::from_secs(10))
+        dcbstore_testing::wait_for_replay(&p, &s, Duration::from_secs(10))
             .await
             .expect("the standby catches up");
     }
@@ -426,7 +426,7 @@ async fn a_replica_of_another_history_is_never_read() {
         .unwrap();
     for url in [&p.standby_url, &second_url] {
         let s = connect(&ConnectOptions::parse(url).unwrap()).await.unwrap();
-        dcbstore::testing::wait_for_replay(&primary_client, &s, Duration::from_secs(20))
+        dcbstore_testing::wait_for_replay(&primary_client, &s, Duration::from_secs(20))
             .await
             .unwrap();
     }
@@ -440,7 +440,7 @@ async fn a_replica_of_another_history_is_never_read() {
     let s2 = connect(&ConnectOptions::parse(&second_url).unwrap())
         .await
         .unwrap();
-    dcbstore::testing::wait_for_replay(&primary_client, &s2, Duration::from_secs(20))
+    dcbstore_testing::wait_for_replay(&primary_client, &s2, Duration::from_secs(20))
         .await
         .unwrap();
     drop((old, primary_client));
@@ -498,7 +498,7 @@ async fn a_replica_of_another_history_is_never_read() {
     let s = connect(&ConnectOptions::parse(&other_standby.url("postgres")).unwrap())
         .await
         .unwrap();
-    dcbstore::testing::wait_for_replay(&admin, &s, Duration::from_secs(20))
+    dcbstore_testing::wait_for_replay(&admin, &s, Duration::from_secs(20))
         .await
         .unwrap();
     let mixed = Store::builder(&p.standby_url)

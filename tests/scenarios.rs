@@ -12,8 +12,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use dcbstore::projection::{execute, CommandError, DecisionModel, Executed, Fold, Projection};
-use dcbstore::testing::TestDatabase;
 use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, Store};
+use dcbstore_testing::TestDatabase;
 use serde_json::{json, Value};
 use tokio::sync::Barrier;
 

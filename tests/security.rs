@@ -6,11 +6,11 @@ mod common;
 use common::{ev, store};
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::roles::{grant_app, redact, Grants, CONSOLE_FUNCTIONS, READ_ONLY_FUNCTIONS};
-use dcbstore::testing::{to_key_value, TestDatabase};
 use dcbstore::{
     Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
     SubscribeOptions,
 };
+use dcbstore_testing::{to_key_value, TestDatabase};
 use futures::StreamExt;
 use serde_json::json;
 use tokio_postgres::Client;

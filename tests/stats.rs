@@ -11,7 +11,7 @@ use dcbstore::console::refresh_until;
 use dcbstore::{Event, EventStore};
 use serde_json::json;
 
-async fn owner(db: &dcbstore::testing::TestDatabase) -> tokio_postgres::Client {
+async fn owner(db: &dcbstore_testing::TestDatabase) -> tokio_postgres::Client {
     dcbstore::connection::connect(&db.options().unwrap())
         .await
         .unwrap()

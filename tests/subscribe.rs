@@ -8,11 +8,11 @@ use common::proxy;
 use std::time::Duration;
 
 use common::{ev, store, store_with};
-use dcbstore::testing::TestDatabase;
 use dcbstore::{
     AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     SequencedEvent, Store, SubscribeOptions, Subscription,
 };
+use dcbstore_testing::TestDatabase;
 use futures::{StreamExt, TryStreamExt};
 use proxy::{Mode, Proxy};
 use serde_json::json;

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, parse_config, ConnectOptions};
 use dcbstore::projection::durable::{self, DurableProjection, RunnerConfig};
-use dcbstore::testing::{shared_cluster, TestCluster};
 use dcbstore::HandlerError;
 use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, Store};
+use dcbstore_testing::{shared_cluster, TestCluster};
 use deadpool_postgres::Transaction;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,

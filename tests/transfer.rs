@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dcbstore::testing::TestDatabase;
 use dcbstore::transfer::{self, ExportOptions, ImportOptions, ImportSummary};
 use dcbstore::{Event, EventStore, Query, ReadOptions, SequencePosition, Store};
+use dcbstore_testing::TestDatabase;
 use serde_json::{json, Value};
 use uuid::Uuid;
 

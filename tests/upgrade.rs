@@ -8,11 +8,11 @@ use std::path::Path;
 
 use dcbstore::connection::connect;
 use dcbstore::migrate::{FUNCTIONS, MIGRATIONS};
-use dcbstore::testing::TestDatabase;
 use dcbstore::{
     migrate, status, AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions,
     SchemaState, Store,
 };
+use dcbstore_testing::TestDatabase;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
@@ -313,7 +313,7 @@ async fn an_upgrade_takes_back_what_a_prerelease_grant_gave_beyond_the_api() {
     let _ = migrate(&mut client).await.unwrap();
     let mut config = db.config().unwrap();
     config.user(&role).password("pw");
-    let url = dcbstore::testing::to_key_value(&config);
+    let url = dcbstore_testing::to_key_value(&config);
     let app = connect(&dcbstore::connection::ConnectOptions::parse(&url).unwrap())
         .await
         .unwrap();

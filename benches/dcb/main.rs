@@ -233,7 +233,7 @@ async fn main() {
         });
     }
 
-    let settings = dcbstore::testing::server_settings(&admin_client)
+    let settings = dcbstore_testing::server_settings(&admin_client)
         .await
         .unwrap();
     let report = report(&all, big, generated, &server.note, &settings, cpu.known());

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::testing::{to_key_value, TestCluster};
+use dcbstore_testing::{to_key_value, TestCluster};
 
 /// The bench's server: `DATABASE_URL` when set, else the persistent cluster
 /// under `target/dcbstore-bench-pg` (kept between runs, so the large logs

@@ -1,7 +1,6 @@
 //! One batch's SQL call: the arguments of `dcbstore.append_batch_typed`,
 //! what its errors say about the outcome, and the decoding of its answer.
 
-use crate::error::PgResultExt;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -9,10 +8,10 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::GenericClient;
 use uuid::Uuid;
 
-use super::guards::GuardArrays;
+use super::guards::{to_i32, GuardArrays};
 use super::prepare::PreparedAppend;
 use super::{Appended, Conflict};
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
 use crate::pooled::{Expired, Pooled};
 
@@ -268,11 +267,4 @@ fn decode_outcome(row: &tokio_postgres::Row) -> Result<Appended> {
 /// The compact JSON text of a value, as the limits measure it.
 fn json_text(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::invalid(format!("cannot encode JSON: {e}")))
-}
-
-/// A count or an end index of a batch's arrays, as PostgreSQL's `int`.
-pub(super) fn to_i32(n: usize) -> Result<i32> {
-    i32::try_from(n).map_err(|_| {
-        Error::invalid("too many events, tags, guards or query terms in one append batch")
-    })
 }

@@ -3,7 +3,6 @@
 //! well formed by comparing a few cardinalities, where the JSON form needs a
 //! JSON path per request on the hot path.
 
-use super::batch::to_i32;
 use super::AppendCondition;
 use crate::error::{Error, Result};
 use crate::event::SequencePosition;
@@ -54,6 +53,13 @@ fn position(p: SequencePosition) -> Result<i64> {
             "a guard's after position must be at most {}",
             i64::MAX
         ))
+    })
+}
+
+/// A count or an end index of a batch's arrays, as PostgreSQL's `int`.
+pub(super) fn to_i32(n: usize) -> Result<i32> {
+    i32::try_from(n).map_err(|_| {
+        Error::invalid("too many events, tags, guards or query terms in one append batch")
     })
 }
 

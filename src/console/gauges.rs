@@ -10,12 +10,11 @@
 //! goes to 0 (a Prometheus alert on it clears) instead of keeping its last
 //! value.
 
-use crate::error::PgResultExt;
 use std::collections::{HashMap, HashSet};
 
 use super::state::Shared;
 use super::stats::{lags, refresh};
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 use crate::metrics as names;
 use crate::store::Store;
 

@@ -6,7 +6,6 @@
 //! the console's log. Neither takes a read permit: they answer while pages
 //! wait for one.
 
-use crate::error::PgResultExt;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -14,7 +13,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::state::Shared;
-use crate::error::Error;
+use crate::error::{Error, PgResultExt};
 use crate::migrate;
 
 /// How long `/readyz` waits for the database.

@@ -5,12 +5,11 @@
 //! shows (head, lags, dead letters) from the database, so they describe the
 //! store, whichever process wrote it.
 
-use crate::error::PgResultExt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 use crate::store::Store;
 
 /// Events folded per call: a call stays well under a second on a busy log,

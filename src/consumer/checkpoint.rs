@@ -4,9 +4,9 @@
 //! sees the first's checkpoint), check the [`Lease::fence`](super::Lease::fence),
 //! do the work, [`advance`], commit.
 
-use crate::error::PgResultExt;
 use deadpool_postgres::Transaction;
 
+use crate::error::PgResultExt;
 use crate::store::Store;
 
 /// Creates the projection's row (checkpoint 0) if it has none.

@@ -13,7 +13,6 @@
 //! still theirs ([`Lease::confirm`]). (Wake-ups on appends come from the
 //! store's shared listening connection, as for subscriptions.)
 
-use crate::error::PgResultExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use deadpool_postgres::Transaction;
 use tokio::sync::oneshot;
 
+use crate::error::PgResultExt;
 use crate::store::Store;
 
 /// A consumer's lease, held by a dedicated connection: [`follow`](super::follow)

@@ -9,7 +9,6 @@
 //! lease never moves another's checkpoint; and the sink asks the lease
 //! ([`Fence`]) before each send, so such a consumer stops at its next send.
 
-use crate::error::PgResultExt;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
@@ -27,7 +26,7 @@ use super::sink::Consumer;
 use super::transport::FailureKind;
 use crate::consumer::{checkpoint, follow, wait_or_stop, Follower, Lease, Turn};
 use crate::dispatch::{from_store_event, Envelope};
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::read::{read_decodable_prefix, ReadOptions};
 use crate::store::Store;

@@ -1,7 +1,6 @@
 //! `dcbstore.dead_letters`: events a consumer gave up on, and the tools to
 //! list, retry and discard them.
 
-use crate::error::PgResultExt;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
 use futures::TryStreamExt;
@@ -10,7 +9,7 @@ use serde::Serialize;
 use super::fence::Fence;
 use super::sink::Consumer;
 use crate::dispatch::from_store_event;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::{SequencePosition, SequencedEvent};
 use crate::query::Query;
 use crate::read::ReadOptions;

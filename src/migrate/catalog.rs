@@ -1,9 +1,8 @@
 //! What the database's catalog says, for the runner and the status.
 
-use crate::error::PgResultExt;
 use tokio_postgres::GenericClient;
 
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 
 /// Whether the table `relation` (`schema.name`) exists.
 pub(super) async fn exists<C: GenericClient>(client: &C, relation: &str) -> Result<bool> {

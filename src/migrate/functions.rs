@@ -6,13 +6,12 @@
 //! functions it defined (found from the catalog: the functions whose catalog
 //! row the file's statements wrote) and the build that applied it.
 
-use crate::error::PgResultExt;
 use std::collections::{BTreeMap, BTreeSet};
 
 use tokio_postgres::GenericClient;
 
 use super::migrations::sha256_hex;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 
 /// A file of `sql/functions/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,6 @@ mod migrations;
 mod run;
 mod status;
 
-use crate::error::PgResultExt;
 use serde::Serialize;
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
@@ -35,7 +34,7 @@ use uuid::Uuid;
 pub use functions::{FunctionFile, FUNCTIONS};
 pub use migrations::{expected_version, Migration, MIGRATIONS};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::locks::MIGRATE_LOCK;
 
 /// Where a database stands relative to this build.

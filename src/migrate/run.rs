@@ -2,13 +2,12 @@
 //! migrations (each after the function files it needs), then every function
 //! file whose checksum changed, then drops the functions no file defines.
 
-use crate::error::PgResultExt;
 use tokio_postgres::Client;
 
 use super::functions::{self, FUNCTIONS};
 use super::migrations::MIGRATIONS;
 use super::{status, MigrateReport, SchemaState};
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 
 pub(super) async fn migrate_locked(client: &mut Client) -> Result<MigrateReport> {
     let tx = client.transaction().await.db()?;

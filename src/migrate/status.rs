@@ -1,14 +1,13 @@
 //! Where a database stands relative to this build: applied migrations (their
 //! checksums checked), pending ones, out-of-date function files, the store id.
 
-use crate::error::PgResultExt;
 use tokio_postgres::GenericClient;
 
 use super::catalog::exists;
 use super::functions::{self, Applied};
 use super::migrations::{accepts, expected_version, MIGRATIONS};
 use super::{ChecksumMismatch, MigrationRef, SchemaState, SchemaStatus};
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 
 /// Reads the status; errors with [`Error::ChecksumMismatch`] when an applied
 /// migration differs from this build's copy.

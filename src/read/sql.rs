@@ -10,12 +10,11 @@
 //! `(NULL, position, id, ...)`, each with its request's number last. Several
 //! requests (decisions read together) share the statement and the snapshot.
 
-use crate::error::PgResultExt;
 use deadpool_postgres::ClientWrapper;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Row;
 
-use crate::error::Result;
+use crate::error::{PgResultExt, Result};
 use crate::query::{sorted_terms, Query};
 
 /// The statement of every read page.

@@ -1,7 +1,6 @@
 //! The paging cursor behind [`EventStore::read`](crate::EventStore::read)
 //! and [`read_boundary`](crate::EventStore::read_boundary).
 
-use crate::error::PgResultExt;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use tokio_postgres::Row;
 use super::decode::Decode;
 use super::sql::ReadSql;
 use super::ReadOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
 use crate::limits::Limits;
 use crate::pooled::Pooled;

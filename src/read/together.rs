@@ -6,14 +6,13 @@
 //! one snapshot of the statement: the first page of its events up to the
 //! shared head, then (rarely) further pages of its own, bounded by that head.
 
-use crate::error::PgResultExt;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::sql::ReadSql;
 use super::stream::Page;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::metrics::BOUNDARY_READS_TOGETHER;
 use crate::pooled::Pooled;
 

@@ -2,13 +2,12 @@
 //! and within the lag limits. Checked at most once per
 //! [`ReplicaOptions::recheck`](super::ReplicaOptions::recheck).
 
-use crate::error::PgResultExt;
 use std::time::{Duration, Instant};
 
 use postgres_types::PgLsn;
 
 use super::ReplicaOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::pooled::Pooled;
 
 /// What the last check found.

@@ -5,8 +5,8 @@ pub mod cli;
 pub mod proxy;
 pub mod recording;
 
-use dcbstore::testing::TestDatabase;
 use dcbstore::{Event, Store};
+use dcbstore_testing::TestDatabase;
 use serde_json::json;
 
 /// A migrated database and a store connected to it. Keep the database alive

@@ -469,7 +469,7 @@ async fn generated_events_parse_append_and_read_back_identical() {
         .events;
     assert_eq!(parsed, events);
 
-    let db = dcbstore::testing::TestDatabase::create()
+    let db = dcbstore_testing::TestDatabase::create()
         .await
         .expect("database");
     db.migrate().await.expect("migrate");

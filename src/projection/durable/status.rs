@@ -1,9 +1,9 @@
 //! Where each projection stands: its row of `dcbstore.projections` and the
 //! log's head.
 
-use crate::error::PgResultExt;
 use serde::Serialize;
 
+use crate::error::PgResultExt;
 use crate::event::SequencePosition;
 use crate::store::{EventStore, Store};
 

@@ -2,10 +2,9 @@
 
 use std::io::Write;
 
-use dcbstore::PgResultExt;
-
 use dcbstore::{
-    AppendCondition, Appended, Conflict, Error, EventStore, Query, SequencePosition, Store,
+    AppendCondition, Appended, Conflict, Error, EventStore, PgResultExt, Query, SequencePosition,
+    Store,
 };
 use uuid::Uuid;
 

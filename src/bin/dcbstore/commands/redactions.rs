@@ -1,13 +1,12 @@
 //! `dcbstore redactions`, and the redaction marks `read` adds to the lines
 //! of redacted events.
 
-use dcbstore::PgResultExt;
 use std::collections::HashMap;
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
-use dcbstore::{Error, RawEvent, Store};
+use dcbstore::{Error, PgResultExt, RawEvent, Store};
 
 use super::{write_json, Ctx, Outcome};
 

@@ -1,10 +1,10 @@
 //! Streaming replication between test clusters: a standby from a base
 //! backup, promotion, and a clean stop, for failover tests.
 
-use super::cluster::{fresh_dir, TestCluster};
-use super::err;
-use crate::error::PgResultExt;
-use crate::error::Result;
+use crate::cluster::{fresh_dir, TestCluster};
+use crate::err;
+use dcbstore::PgResultExt;
+use dcbstore::Result;
 
 impl TestCluster {
     /// A primary and its hot standby (see

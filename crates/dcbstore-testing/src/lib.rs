@@ -1,4 +1,7 @@
-//! Throwaway PostgreSQL for tests and examples.
+//! # dcbstore-testing
+//!
+//! Throwaway PostgreSQL for the tests and examples of applications built on
+//! dcbstore.
 //!
 //! [`TestDatabase::create`] gives a fresh, empty database: in the server named
 //! by `DATABASE_URL` when set, else in a [`TestCluster`] started once per
@@ -22,6 +25,8 @@
 //! `ChromeDriver` runs a `chromedriver` for browser tests (headless
 //! Chromium over WebDriver).
 
+#![warn(missing_docs)]
+
 mod binaries;
 mod cluster;
 #[cfg(feature = "testcontainers")]
@@ -43,14 +48,19 @@ pub use webdriver::{chromedriver_exe, chromium_exe, ChromeDriver};
 #[cfg(feature = "nats")]
 pub use nats::{nats_server_exe, NatsServer};
 
-use crate::error::Error;
+use dcbstore::Error;
+
+/// Whether this build falls back to a PostgreSQL container when no local
+/// binaries are found (the `testcontainers` feature): a test that needs the
+/// binaries themselves (pg_regress, psql) can skip instead of failing.
+pub const CONTAINER_FALLBACK: bool = cfg!(feature = "testcontainers");
 
 fn err(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> crate::error::Result<u16> {
+fn free_port() -> dcbstore::Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| err(format!("no free port: {e}")))?;
     Ok(l.local_addr().map_err(|e| err(e.to_string()))?.port())

@@ -1,14 +1,14 @@
 //! [`TestDatabase`]: a fresh, empty database per test, dropped with it.
 
-use crate::error::PgResultExt;
+use dcbstore::PgResultExt;
 use std::time::Duration;
 
 use tokio_postgres::Config;
 
-use super::cluster::shared_cluster;
-use super::err;
-use crate::connection::{connect, parse_config, ConnectOptions};
-use crate::error::Result;
+use crate::cluster::shared_cluster;
+use crate::err;
+use dcbstore::connection::{connect, parse_config, ConnectOptions};
+use dcbstore::Result;
 
 /// A fresh empty database, dropped (best effort) when this value is dropped.
 pub struct TestDatabase {
@@ -78,10 +78,10 @@ impl TestDatabase {
         ConnectOptions::parse(&self.url)
     }
 
-    /// Creates the store schema in the database (runs [`crate::migrate()`]).
+    /// Creates the store schema in the database (runs [`dcbstore::migrate()`]).
     pub async fn migrate(&self) -> Result<()> {
         let mut client = connect(&self.options()?).await?;
-        crate::migrate::migrate(&mut client).await.map(|_| ())
+        dcbstore::migrate(&mut client).await.map(|_| ())
     }
 }
 

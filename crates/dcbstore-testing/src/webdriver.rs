@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use super::{err, free_port};
-use crate::error::Result;
+use crate::{err, free_port};
+use dcbstore::Result;
 
 const HINT: &str =
     "install Chromium and its driver (Debian: apt-get install chromium chromium-driver), \

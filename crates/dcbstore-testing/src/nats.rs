@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{err, free_port};
-use crate::error::Result;
+use crate::{err, free_port};
+use dcbstore::Result;
 
 /// What to do when no `nats-server` is found.
 const NO_NATS_HINT: &str =

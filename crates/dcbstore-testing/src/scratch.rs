@@ -1,12 +1,12 @@
 //! [`Scratch`]: a migrated database for examples and benchmarks, and the
 //! server settings that decide benchmark figures.
 
-use super::cluster::TestCluster;
-use super::database::TestDatabase;
-use super::err;
-use crate::connection::{connect, ConnectOptions};
-use crate::error::PgResultExt;
-use crate::error::Result;
+use crate::cluster::TestCluster;
+use crate::database::TestDatabase;
+use crate::err;
+use dcbstore::connection::{connect, ConnectOptions};
+use dcbstore::PgResultExt;
+use dcbstore::Result;
 
 /// A migrated database for examples and benchmarks, and what keeps it alive.
 pub struct Scratch {
@@ -24,7 +24,7 @@ impl std::fmt::Debug for Scratch {
 impl Scratch {
     /// The database of `DATABASE_URL` when set (or, with `fresh`, a new
     /// database in that server), else a throwaway cluster that is removed
-    /// when this value is dropped. Runs [`crate::migrate()`] on it.
+    /// when this value is dropped. Runs [`dcbstore::migrate()`] on it.
     pub async fn start(fresh: bool) -> Result<Scratch> {
         let scratch = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() && fresh => {
@@ -52,7 +52,7 @@ impl Scratch {
             }
         };
         let mut client = connect(&ConnectOptions::parse(&scratch.url)?).await?;
-        let _ = crate::migrate::migrate(&mut client).await?;
+        let _ = dcbstore::migrate(&mut client).await?;
         Ok(scratch)
     }
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::binaries::postgres_bindir;
+use crate::binaries::postgres_bindir;
 #[cfg(feature = "testcontainers")]
-use super::container;
-use super::{err, free_port};
-use crate::error::Result;
+use crate::container;
+use crate::{err, free_port};
+use dcbstore::Result;
 
 /// A PostgreSQL cluster in a temporary directory, removed on drop (or, with
 /// the `testcontainers` feature and no local binaries, a container).
