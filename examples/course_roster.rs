@@ -14,12 +14,12 @@
 
 use std::time::Duration;
 
-use dcbstore::kit::projections;
 use dcbstore::projection::durable::{
     self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
 };
 use dcbstore::HandlerError;
 use dcbstore::{Event, EventStore, Query, QueryItem, SequencedEvent, Store};
+use dcbstore_cli::kit::projections;
 use dcbstore_testing::Scratch;
 use deadpool_postgres::Transaction;
 use serde_json::json;

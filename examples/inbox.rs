@@ -161,7 +161,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/inbox.schema.json");
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("schema") {
-        std::process::exit(dcbstore::kit::schema::run(
+        std::process::exit(dcbstore_cli::kit::schema::run(
             &registry(),
             &path,
             args.into_iter().skip(1),

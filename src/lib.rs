@@ -22,10 +22,10 @@
 //! - [`metrics`]: the metrics the crate emits through the
 //!   `metrics` facade (recorded once the application installs a recorder).
 //!
-//! Features: `cli` (default) builds the `dcbstore` binary and the
-//! application kits in `kit`; `console` the operations console; `nats` and
-//! `webhook` the delivery transports. Throwaway PostgreSQL for tests is the
-//! `dcbstore-testing` crate.
+//! Features (none by default): `console`, the operations console; `nats`
+//! and `webhook`, the delivery transports. The `dcbstore` binary and the
+//! application kits are the `dcbstore-cli` crate; throwaway PostgreSQL for
+//! tests is the `dcbstore-testing` crate.
 //!
 //! The rules are those of `docs/semantics.md`; the concurrency design is in
 //! the [`append`] module.
@@ -39,8 +39,6 @@ pub mod consumer;
 pub mod delivery;
 pub mod dispatch;
 mod error;
-#[cfg(feature = "cli")]
-pub mod kit;
 pub mod limits;
 mod listener;
 pub mod locks;

@@ -578,7 +578,7 @@ mod jobs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dead_letters_kit_lists_retries_and_discards() {
     use dcbstore::delivery::Deliveries;
-    use dcbstore::kit::dead_letters::run;
+    use dcbstore_cli::kit::dead_letters::run;
 
     let (store, _db) = store().await;
     tickets(&store, 0..6).await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::ev;
 use dcbstore::{Event, EventStore, Store};
 use dcbstore_testing::TestDatabase;
-use runner::BIN;
+use runner::bin;
 use serde_json::{json, Value};
 
 async fn migrated() -> (TestDatabase, Store) {
@@ -25,7 +25,7 @@ async fn migrated() -> (TestDatabase, Store) {
 
 /// `dcbstore --database-url URL read --follow ARGS...`, stdout piped.
 fn follow(url: &str, args: &[&str]) -> Child {
-    Command::new(BIN)
+    Command::new(bin())
         .env_remove("DATABASE_URL")
         .args(["--database-url", url, "read", "--follow"])
         .args(args)
@@ -187,7 +187,7 @@ async fn follow_ends_at_to_or_limit_and_waits_past_the_head() {
 
 #[test]
 fn follow_refuses_backwards() {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .env_remove("DATABASE_URL")
         .args([
             "--database-url",

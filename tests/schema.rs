@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use dcbstore::kit::schema as cli;
 use dcbstore::schema::{
     self, compile, BreakingChange, CatalogFormat, EventDefinition, Kind, Level, SchemaError,
     SchemaFile, SchemaRegistry,
 };
+use dcbstore_cli::kit::schema as cli;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -26,8 +26,6 @@ use rcgen::{
 };
 use serde_json::json;
 
-const BIN: &str = common::cli::BIN;
-
 /// The TLS-only cluster and the client-side files.
 struct Tls {
     cluster: TestCluster,
@@ -239,7 +237,7 @@ async fn refused(url: &str) -> Error {
 }
 
 fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN)
+    let out = Command::new(common::cli::bin())
         .args(args)
         .env("DATABASE_URL", database_url)
         .output()

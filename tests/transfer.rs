@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 mod common;
 use common::cli as runner;
-use runner::{run_cmd, Run, BIN};
+use runner::{bin, run_cmd, Run};
 
 /// `dcbstore --database-url URL ARGS...`, with `stdin` piped (closed when `None`).
 fn cli(url: &str, args: &[&str], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.env_remove("DATABASE_URL")
         .arg("--database-url")
         .arg(url)

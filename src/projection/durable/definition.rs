@@ -140,7 +140,7 @@ impl<P: DurableProjection> Erased for P {
 }
 
 /// A set of durable projections, by name: what an application hands to its
-/// projection commands (`dcbstore::kit::projections`, feature `cli`) or
+/// projection commands (`dcbstore_cli::kit::projections`) or
 /// starts [`Runner`](super::Runner)s from. (Event definitions have their own
 /// registry: [`SchemaRegistry`](crate::schema::SchemaRegistry).)
 #[derive(Clone, Default)]
@@ -173,8 +173,7 @@ impl ProjectionRegistry {
         self.projections.iter().map(|p| p.name())
     }
 
-    #[cfg(feature = "cli")]
-    pub(crate) fn get(&self, name: &str) -> Option<Arc<dyn Erased>> {
+    pub(super) fn get(&self, name: &str) -> Option<Arc<dyn Erased>> {
         self.projections.iter().find(|p| p.name() == name).cloned()
     }
 

@@ -41,7 +41,5 @@ mod status;
 pub use config::{Progress, RunnerConfig};
 pub use definition::{DurableProjection, ProjectionRegistry};
 pub use rebuild::rebuild;
-#[cfg(feature = "cli")]
-pub(crate) use rebuild::rebuild_erased;
 pub use runner::Runner;
 pub use status::{status, ProjectionStatus};

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::catch_up::{catch_up, reset, setup, Stop};
 use super::config::{Progress, RunnerConfig};
-use super::definition::{DurableProjection, Erased};
+use super::definition::{DurableProjection, Erased, ProjectionRegistry};
 #[cfg(doc)]
 use super::runner::Runner;
 use crate::consumer::checkpoint;
@@ -56,4 +56,20 @@ pub(crate) async fn rebuild_erased(
     .await;
     drop(lease);
     result.map_err(|s| s.into_error(p.name()))
+}
+
+impl ProjectionRegistry {
+    /// [`rebuild`] of the registered projection `name` (what an
+    /// application's command line offers); `None` when none has that name.
+    pub async fn rebuild_by_name(
+        &self,
+        name: &str,
+        store: &Store,
+        config: &RunnerConfig,
+        wait: Duration,
+        mut progress: impl FnMut(Progress) + Send,
+    ) -> Option<crate::error::Result<u64>> {
+        let p = self.get(name)?;
+        Some(rebuild_erased(store, p.as_ref(), config, wait, &mut progress).await)
+    }
 }

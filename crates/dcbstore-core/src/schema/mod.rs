@@ -77,7 +77,7 @@
 //! shape; versions are never deleted. A level change updates the latest
 //! version in place. [`verify`] fails when `dump` would change the file;
 //! [`compat`] lists [`BreakingChange`]s; [`catalog`] lists latest versions.
-//! The `schema` kit (`dcbstore::kit::SchemaCommand`, feature `cli`) gives an
+//! The `schema` kit (`dcbstore_cli::kit::SchemaCommand`) gives an
 //! application's command line `schema dump|verify|compat|catalog`.
 //!
 //! # Field types

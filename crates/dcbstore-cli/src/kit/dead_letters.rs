@@ -7,7 +7,7 @@
 //! # use dcbstore::delivery::Deliveries;
 //! # async fn f(store: dcbstore::Store, deliveries: Deliveries) {
 //! // myapp dead-letters list [--subscriber S] [--json] | retry (--all | POSITION) | discard (--all | POSITION)
-//! let code = dcbstore::kit::dead_letters::run(
+//! let code = dcbstore_cli::kit::dead_letters::run(
 //!     &store,
 //!     &deliveries,
 //!     std::env::args().skip(2),
@@ -22,9 +22,9 @@ use std::io::Write;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use crate::delivery::{self, DeadLetter, Deliveries, RetryReport, Selection};
-use crate::error::{Error, Result};
-use crate::store::Store;
+use dcbstore::delivery::{self, DeadLetter, Deliveries, RetryReport, Selection};
+use dcbstore::Store;
+use dcbstore::{Error, Result};
 
 /// Which dead letters: all of them, or those at one position.
 #[derive(Debug, Clone, PartialEq, Eq, ClapArgs)]

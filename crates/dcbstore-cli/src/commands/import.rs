@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use dcbstore::kit::progress;
 use dcbstore::transfer::{self, ImportOptions, ImportSummary};
 use dcbstore::Error;
+use dcbstore_cli::kit::progress;
 
 use super::{write_json, Ctx, Outcome};
 

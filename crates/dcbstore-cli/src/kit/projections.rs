@@ -9,7 +9,7 @@
 //! # use dcbstore::projection::durable::ProjectionRegistry;
 //! # async fn f(store: dcbstore::Store, registry: ProjectionRegistry) {
 //! // myapp projections status | rebuild <name> | run
-//! let code = dcbstore::kit::projections::run(&store, &registry, std::env::args().skip(2)).await;
+//! let code = dcbstore_cli::kit::projections::run(&store, &registry, std::env::args().skip(2)).await;
 //! std::process::exit(code);
 //! # }
 //! ```
@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::error::Error;
-use crate::projection::durable::{
-    rebuild_erased, status, Progress, ProjectionRegistry, ProjectionStatus, Runner, RunnerConfig,
+use dcbstore::projection::durable::{
+    status, Progress, ProjectionRegistry, ProjectionStatus, Runner, RunnerConfig,
 };
-use crate::store::Store;
+use dcbstore::Error;
+use dcbstore::Store;
 
 /// The projection commands, as a clap subcommand.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -52,11 +52,7 @@ struct Args {
 
 impl ProjectionsCommand {
     /// Runs the command against `store` and the projections of `registry`.
-    pub async fn run(
-        &self,
-        store: &Store,
-        registry: &ProjectionRegistry,
-    ) -> crate::error::Result<()> {
+    pub async fn run(&self, store: &Store, registry: &ProjectionRegistry) -> dcbstore::Result<()> {
         match self {
             ProjectionsCommand::Status { json } => print_status(store, *json).await,
             ProjectionsCommand::Rebuild { name } => rebuild_with_bar(store, registry, name).await,
@@ -97,7 +93,7 @@ pub async fn run(
 }
 
 /// Prints [`status`] as a table or as JSON lines.
-pub async fn print_status(store: &Store, json: bool) -> crate::error::Result<()> {
+pub async fn print_status(store: &Store, json: bool) -> dcbstore::Result<()> {
     let rows = status(store).await?;
     let mut out = std::io::stdout().lock();
     write_status(&rows, json, &mut out)
@@ -110,7 +106,7 @@ pub fn write_status(
     rows: &[ProjectionStatus],
     json: bool,
     out: &mut dyn std::io::Write,
-) -> crate::error::Result<()> {
+) -> dcbstore::Result<()> {
     let io = |e| Error::io("cannot write the projections' status", e);
     if json {
         for r in rows {
@@ -189,13 +185,13 @@ async fn rebuild_with_bar(
     store: &Store,
     registry: &ProjectionRegistry,
     name: &str,
-) -> crate::error::Result<()> {
-    let p = registry.get(name).ok_or_else(|| {
-        Error::Invalid(format!(
+) -> dcbstore::Result<()> {
+    if !registry.names().any(|n| n == name) {
+        return Err(Error::Invalid(format!(
             "no projection named {name:?}; registered: {}",
             registry.names().collect::<Vec<_>>().join(", ")
-        ))
-    })?;
+        )));
+    }
     let bar = super::progress::bar(
         Some(0),
         "{msg} [{bar:40}] {pos}/{len} positions, {per_sec}, eta {eta}",
@@ -205,24 +201,26 @@ async fn rebuild_with_bar(
         bar.set_length(p.head);
         bar.set_position(p.checkpoint);
     };
-    let applied = rebuild_erased(
-        store,
-        p.as_ref(),
-        &RunnerConfig {
-            batch_size: 5000,
-            ..RunnerConfig::default()
-        },
-        Duration::from_secs(10),
-        &mut report,
-    )
-    .await;
+    let applied = registry
+        .rebuild_by_name(
+            name,
+            store,
+            &RunnerConfig {
+                batch_size: 5000,
+                ..RunnerConfig::default()
+            },
+            Duration::from_secs(10),
+            &mut report,
+        )
+        .await
+        .unwrap_or(Ok(0));
     bar.finish_and_clear();
     let applied = applied?;
     eprintln!("rebuilt {name}: {applied} events applied");
     Ok(())
 }
 
-async fn run_all(store: &Store, registry: &ProjectionRegistry) -> crate::error::Result<()> {
+async fn run_all(store: &Store, registry: &ProjectionRegistry) -> dcbstore::Result<()> {
     let runners = Runner::start_all(store, registry, RunnerConfig::default());
     eprintln!("running {} projection(s); Ctrl-C stops", runners.len());
     let _ = tokio::signal::ctrl_c().await;

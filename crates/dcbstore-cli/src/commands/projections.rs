@@ -1,11 +1,11 @@
 //! `dcbstore projections status`: where each durable projection stands (their
-//! runners live in applications, through `dcbstore::kit::projections`).
+//! runners live in applications, through `dcbstore_cli::kit::projections`).
 
 use std::io::Write;
 
-use dcbstore::kit::projections::write_status;
 use dcbstore::projection::durable::status as read_status;
 use dcbstore::Error;
+use dcbstore_cli::kit::projections::write_status;
 
 use super::{Ctx, Outcome};
 

@@ -17,9 +17,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-mod common;
-use common::cli as runner;
-use runner::{run_cmd, Run, BIN};
+use dcbstore_test_support::{run_cmd, Run};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_dcbstore");
 
 /// The keys of a `read` line, in the order the contract prints them.
 const READ_KEYS: [&str; 7] = [

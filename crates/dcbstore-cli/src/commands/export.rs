@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use dcbstore::kit::progress;
 use dcbstore::transfer::{self, ExportOptions, ExportSummary};
 use dcbstore::{Error, SequencePosition, Store};
+use dcbstore_cli::kit::progress;
 
 use super::{Ctx, Failure, Outcome};
 

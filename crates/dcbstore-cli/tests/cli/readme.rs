@@ -8,7 +8,8 @@ use crate::*;
 /// doctests; no relative link of either points at a file that is not there.
 #[test]
 fn the_readme_is_short_and_every_link_of_it_and_the_guide_resolves() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root (this crate is crates/dcbstore-cli).
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     assert!(
         readme.lines().count() <= 250,
@@ -60,7 +61,7 @@ fn the_readme_is_short_and_every_link_of_it_and_the_guide_resolves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn readme_quickstart_runs_as_written_from_an_empty_database() {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
     let start = readme
         .find("From an empty PostgreSQL")
         .expect("the quickstart");
@@ -80,7 +81,8 @@ async fn readme_quickstart_runs_as_written_from_an_empty_database() {
     }
     let install = &readme[readme.find("## Install").unwrap()..start];
     assert!(
-        install.contains("cargo install --path .") && install.contains("cargo install dcbstore")
+        install.contains("cargo install --path crates/dcbstore-cli")
+            && install.contains("cargo install dcbstore-cli")
     );
     assert!(install.contains("PostgreSQL 14 or newer"), "{install}");
 
@@ -134,7 +136,7 @@ async fn readme_quickstart_runs_as_written_from_an_empty_database() {
     );
 
     let cargo =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml")).unwrap();
     for placeholder in [
         "example.com",
         "example.org",

@@ -1,4 +1,4 @@
-//! Application kits (feature `cli`): the commands an application mounts in
+//! Application kits: the commands an application mounts in
 //! its own command line, for what only it can load (its event definitions,
 //! its projections).
 //!
@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! use clap::{Parser, Subcommand};
-//! use dcbstore::kit::{ProjectionsCommand, SchemaCommand};
+//! use dcbstore_cli::kit::{ProjectionsCommand, SchemaCommand};
 //! use dcbstore::projection::durable::ProjectionRegistry;
 //! use dcbstore::schema::SchemaRegistry;
 //!

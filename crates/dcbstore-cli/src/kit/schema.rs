@@ -11,7 +11,7 @@
 //! fn main() {
 //!     let registry = SchemaRegistry::new(); // .register::<YourEvent>() ...
 //!     // `myapp schema verify`: pass the arguments after the program name.
-//!     let code = dcbstore::kit::schema::run(
+//!     let code = dcbstore_cli::kit::schema::run(
 //!         &registry,
 //!         Path::new("events.schema.json"),
 //!         std::env::args().skip(1),
@@ -25,7 +25,7 @@ use std::path::Path;
 
 use clap::{Parser, Subcommand};
 
-use crate::schema::{
+use dcbstore::schema::{
     catalog, compat, dump, verify, CatalogFormat, SchemaError, SchemaFile, SchemaRegistry,
 };
 
