@@ -61,9 +61,9 @@ in
 
     pg-regress.exec = ''
       cd "$DEVENV_ROOT"
-      exec cargo test --test pg_regress "$@"
+      exec cargo test --test it pg_regress:: "$@"
     '';
-    pg-regress.description = "the SQL-level suite in pg_regress/ (cargo test --test pg_regress)";
+    pg-regress.description = "the SQL-level suite in pg_regress/ (cargo test --test it pg_regress::)";
 
     lint.exec = ''
       set -euo pipefail

@@ -21,7 +21,8 @@ use dcbstore::delivery::nats::NatsTransport;
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore::dispatch::Envelope;
 use dcbstore::{Event, EventStore, HandlerError, Store};
-use dcbstore_testing::{NatsServer, TestDatabase};
+use dcbstore_test_support::NatsServer;
+use dcbstore_testing::TestDatabase;
 use futures::StreamExt;
 use serde_json::json;
 

@@ -20,10 +20,7 @@
 //! The parts: the binaries (`postgres_bindir`, `find_pg_regress`), the
 //! [`TestCluster`], the [`TestDatabase`], [`Scratch`] for examples and
 //! benchmarks, standbys for failover tests, and the container of the
-//! `testcontainers` feature. With the `nats` feature, `NatsServer` is a
-//! throwaway `nats-server -js` for the NATS transport's tests.
-//! `ChromeDriver` runs a `chromedriver` for browser tests (headless
-//! Chromium over WebDriver).
+//! `testcontainers` feature.
 
 #![warn(missing_docs)]
 
@@ -32,21 +29,14 @@ mod cluster;
 #[cfg(feature = "testcontainers")]
 mod container;
 mod database;
-#[cfg(feature = "nats")]
-mod nats;
 mod scratch;
 mod standby;
-mod webdriver;
 
 pub use binaries::{find_pg_regress, postgres_bindir};
 pub use cluster::{shared_cluster, TestCluster};
 pub use database::{to_key_value, TestDatabase};
 pub use scratch::{server_settings, Scratch};
 pub use standby::wait_for_replay;
-pub use webdriver::{chromedriver_exe, chromium_exe, ChromeDriver};
-
-#[cfg(feature = "nats")]
-pub use nats::{nats_server_exe, NatsServer};
 
 use dcbstore::Error;
 

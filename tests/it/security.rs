@@ -1,9 +1,7 @@
 //! Append-only log, audited redaction and least-privilege roles, against a
 //! real server.
 
-mod common;
-
-use common::{ev, store};
+use crate::common::{ev, store};
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::roles::{grant_app, redact, Grants, CONSOLE_FUNCTIONS, READ_ONLY_FUNCTIONS};
 use dcbstore::{
@@ -314,7 +312,7 @@ async fn least_privilege_app_role_can_only_append_and_read() {
 }
 
 fn cli(url: &str, args: &[&str]) -> std::process::Output {
-    common::cli::dcbstore()
+    crate::common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .output()
@@ -418,7 +416,7 @@ async fn logs_go_to_stderr_and_never_show_the_password() {
     let (ok, failed) = tokio::task::spawn_blocking(move || {
         let run = |url: &str, format: &str| {
             use std::io::Write;
-            let mut child = common::cli::dcbstore()
+            let mut child = crate::common::cli::dcbstore()
                 .args(["append", "--log-format", format])
                 .env("DATABASE_URL", url)
                 .env("DCBSTORE_LOG", "trace")
@@ -1359,7 +1357,7 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
     let line = format!("{}\n", json!({"id": id, "type": "Once", "tags": ["t"]}));
     let run = || {
         use std::io::Write;
-        let mut child = common::cli::dcbstore()
+        let mut child = crate::common::cli::dcbstore()
             .args(["append"])
             .env("DATABASE_URL", &roles.app_url)
             .stdin(std::process::Stdio::piped())

@@ -5,12 +5,10 @@
 //! database's own constraints refuse what the SQL API is given over the
 //! limits, and the CLI reports an over-limit event with exit status 1.
 
-mod common;
-
 use std::io::Write;
 use std::process::Stdio;
 
-use common::store;
+use crate::common::store;
 use dcbstore::limits::MAX_JSON_DEPTH;
 use dcbstore::limits::{
     MAX_APPEND_BYTES, MAX_EVENTS_PER_APPEND, MAX_EVENT_BYTES, MAX_GUARDS, MAX_ITEM_TERMS,
@@ -451,7 +449,7 @@ async fn sql_append(
 
 /// Runs `dcbstore ARGS` against `url` with `stdin`; (exit code, stdout, stderr).
 fn cli(url: &str, args: &[&str], stdin: &str) -> (i32, String, String) {
-    let mut child = common::cli::dcbstore()
+    let mut child = crate::common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .stdin(Stdio::piped())
@@ -560,7 +558,7 @@ async fn cli_append_over_a_limit_exits_1_naming_it() {
 
 /// [`cli`] with extra environment variables.
 fn cli_env(url: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> (i32, String, String) {
-    let mut child = common::cli::dcbstore()
+    let mut child = crate::common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .envs(env.iter().copied())
@@ -938,7 +936,7 @@ fn cli_endless(
     chunk: Vec<u8>,
     max: u64,
 ) -> (i32, String, u64) {
-    let mut child = common::cli::dcbstore()
+    let mut child = crate::common::cli::dcbstore()
         .args(args)
         .env("DATABASE_URL", url)
         .envs(env.iter().copied())

@@ -1,11 +1,9 @@
 //! Concurrency and visibility, proven by racing real connections.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{ev, store};
+use crate::common::{ev, store};
 use dcbstore::{
     AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
 };

@@ -14,8 +14,7 @@ use dcbstore_testing::TestDatabase;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-mod common;
-use common::cli as runner;
+use crate::common::cli as runner;
 use runner::{bin, run_cmd, Run};
 
 /// `dcbstore --database-url URL ARGS...`, with `stdin` piped (closed when `None`).

@@ -2,12 +2,11 @@
 //! writers, a writer that holds its transaction open, terminated backends,
 //! a server that stops answering, and the one shared listening connection.
 
-mod common;
-use common::proxy;
+use crate::common::proxy;
 
 use std::time::Duration;
 
-use common::{ev, store, store_with};
+use crate::common::{ev, store, store_with};
 use dcbstore::{
     AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     SequencedEvent, Store, SubscribeOptions, Subscription,

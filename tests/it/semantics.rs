@@ -1,8 +1,6 @@
 //! Every rule of dcb-semantics.md, against a real PostgreSQL.
 
-mod common;
-
-use common::{ev, store};
+use crate::common::{ev, store};
 use dcbstore::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
     Store,
@@ -287,7 +285,7 @@ async fn read_windows_directions_and_limits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reads_page_through_large_results_in_order() {
-    let (store, _db) = common::store_with(|b| b.page_size(7)).await;
+    let (store, _db) = crate::common::store_with(|b| b.page_size(7)).await;
     let events: Vec<Event> = (0..100)
         .map(|i| {
             let tag = if i % 3 == 0 { "three" } else { "other" };
@@ -332,7 +330,7 @@ async fn reads_page_through_large_results_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_is_a_snapshot_as_of_its_start() {
-    let (store, _db) = common::store_with(|b| b.page_size(2)).await;
+    let (store, _db) = crate::common::store_with(|b| b.page_size(2)).await;
     for (tag, backwards) in [("fwd", false), ("back", true)] {
         let old = store
             .append((0..5).map(|_| ev("Old", &[tag])).collect(), None)
@@ -373,7 +371,7 @@ async fn store_id_is_persistent() {
     db.migrate().await.unwrap();
     let again = Store::connect(db.url()).await.unwrap();
     assert_eq!(again.store_id(), id, "the same store keeps its id");
-    let (other, _db2) = common::store().await;
+    let (other, _db2) = crate::common::store().await;
     assert_ne!(other.store_id(), id, "stores can be told apart");
 }
 
@@ -846,7 +844,7 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
         .unwrap_err();
     assert_eq!(err.position(), Some(SequencePosition::new(2)));
     // The CLI prints every event (as stored), and redacting fixes the read.
-    let out = common::cli::dcbstore()
+    let out = crate::common::cli::dcbstore()
         .args(["--database-url", db.url(), "read"])
         .env_remove("DATABASE_URL")
         .output()

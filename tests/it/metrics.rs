@@ -1,17 +1,17 @@
 //! The crate's instrumentation reaches a `metrics` recorder: what an
 //! operator's exporter (or the operations console) would show.
 //!
-//! One test installs a global `DebuggingRecorder`; the others each record
-//! into their own thread-local [`Recording`] on a current-thread runtime, so
-//! that tests running in parallel never count each other's appends.
+//! Each test records into its own thread-local [`Recording`] (or
+//! `DebuggingRecorder`) on a current-thread runtime, so that tests running in
+//! parallel never count each other's appends, and the console's tests may
+//! install the binary's one global recorder.
 
-mod common;
-use common::recording;
+use crate::common::recording;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{ev, store};
+use crate::common::{ev, store};
 use dcbstore::append::append_in;
 use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, SubscriberConfig};
 use dcbstore::dispatch::Envelope;
@@ -21,7 +21,7 @@ use dcbstore::{
     AppendCondition, Error, Event, EventStore, HandlerError, Query, QueryItem, SequencedEvent,
 };
 use deadpool_postgres::Transaction;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+use metrics_util::debugging::DebuggingRecorder;
 use recording::Recording;
 use serde_json::json;
 
@@ -43,13 +43,10 @@ impl DurableSubscriber for FailsOnOdd {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn delivered_and_dead_lettered_events_are_counted() {
-    let recorder = DebuggingRecorder::new();
-    let snapshotter = recorder.snapshotter();
-    recorder
-        .install()
-        .expect("the only recorder of this test binary");
+    let recording = Recording::default();
+    let _local = metrics::set_default_local_recorder(&recording);
 
     let (store, _db) = store().await;
     let events = (0..6)
@@ -75,17 +72,7 @@ async fn delivered_and_dead_lettered_events_are_counted() {
     }
     runner.stop().await;
 
-    let snapshot = snapshotter.snapshot().into_vec();
-    let counter = |name: &str| -> u64 {
-        snapshot
-            .iter()
-            .filter(|(key, _, _, _)| key.key().name() == name)
-            .map(|(_, _, _, v)| match v {
-                DebugValue::Counter(c) => *c,
-                _ => 0,
-            })
-            .sum()
-    };
+    let counter = |name: &str| recording.count(name, None);
     assert_eq!(counter("dcbstore_delivered_total"), 3);
     assert_eq!(counter("dcbstore_dead_letters_total"), 3);
     assert_eq!(
@@ -93,10 +80,11 @@ async fn delivered_and_dead_lettered_events_are_counted() {
         6,
         "two attempts each"
     );
-    let histograms: Vec<String> = snapshot
+    let histograms: Vec<String> = recording
+        .emits()
         .into_iter()
-        .filter(|(_, _, _, v)| matches!(v, DebugValue::Histogram(_)))
-        .map(|(key, _, _, _)| key.key().name().to_string())
+        .filter(|e| matches!(e.op, recording::Op::Record(_)))
+        .map(|e| e.name)
         .collect();
     assert!(
         histograms

@@ -7,8 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::{err, free_port};
-use dcbstore::Result;
+use crate::{free_port, Error, Result};
 
 /// What to do when no `nats-server` is found.
 const NO_NATS_HINT: &str =
@@ -63,14 +62,14 @@ impl NatsServer {
     /// Starts `nats-server -js` on a free port and waits until it is ready.
     pub fn start() -> Result<NatsServer> {
         let exe = nats_server_exe()
-            .ok_or_else(|| err(format!("no nats-server found: {NO_NATS_HINT}")))?;
+            .ok_or_else(|| Error::new(format!("no nats-server found: {NO_NATS_HINT}")))?;
         let dir = std::env::temp_dir().join(format!(
             "dcbstore-nats-{}-{}",
             std::process::id(),
             uuid::Uuid::new_v4().simple()
         ));
         std::fs::create_dir_all(&dir)
-            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| Error::new(format!("cannot create {}: {e}", dir.display())))?;
         let mut server = NatsServer {
             exe,
             dir,
@@ -86,7 +85,7 @@ impl NatsServer {
                 Err(e) => last = e.to_string(),
             }
         }
-        Err(err(format!("nats-server did not start: {last}")))
+        Err(Error::new(format!("nats-server did not start: {last}")))
     }
 
     /// `nats://127.0.0.1:<port>`.
@@ -163,7 +162,7 @@ impl NatsServer {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| err(format!("cannot run {}: {e}", self.exe.display())))?;
+            .map_err(|e| Error::new(format!("cannot run {}: {e}", self.exe.display())))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -175,7 +174,7 @@ impl NatsServer {
                 if let Some(mut s) = child.stderr.take() {
                     let _ = s.read_to_string(&mut stderr);
                 }
-                return Err(err(format!(
+                return Err(Error::new(format!(
                     "nats-server exited ({status}): {}{}",
                     stderr.trim(),
                     last_lines(&text)
@@ -184,7 +183,7 @@ impl NatsServer {
             if Instant::now() >= deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(err(format!(
+                return Err(Error::new(format!(
                     "nats-server was not ready within 30 s{}",
                     last_lines(&text)
                 )));

@@ -2,13 +2,11 @@
 //! log, at least once, resuming from their checkpoint, retried with
 //! backoff, dead-lettered or blocked; one runner at a time.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::store;
+use crate::common::store;
 use dcbstore::delivery::{
     self, DeliveryConfig, DurableSubscriber, OnFailure, Permanent, Selection, SubscriberConfig,
 };

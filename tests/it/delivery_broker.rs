@@ -1,9 +1,7 @@
 //! Level 4 against real brokers: relays publishing to a real `nats-server
-//! -js` (started by `dcbstore_testing::NatsServer`) and to an HTTP webhook
+//! -js` (started by `dcbstore_test_support::NatsServer`) and to an HTTP webhook
 //! served inside the test, from a real PostgreSQL log. Each test has its own
 //! database (and its own nats-server when it needs one).
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,7 +25,7 @@ use dcbstore::delivery::{
 use dcbstore::dispatch::{to_store_event, Envelope};
 use dcbstore::schema::{Kind, Level};
 use dcbstore::{EventStore, Store};
-use dcbstore_testing::NatsServer;
+use dcbstore_test_support::NatsServer;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -228,7 +226,7 @@ async fn checkpoint(store: &Store, name: &str) -> i64 {
 async fn crash_mid_batch(js_window: Duration) -> (Vec<Received>, Vec<String>, u64) {
     let nats = NatsServer::start().expect("nats-server");
     let js = create_stream(&nats.url(), js_window).await;
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let keys = append_orders(&store, 0, 20).await;
     let config = fast(DeliveryConfig {
         batch_size: 5,
@@ -343,7 +341,7 @@ async fn last_error(store: &Store, name: &str) -> Option<String> {
 async fn nats_stopped_then_restarted_the_relay_backs_off_and_resumes_in_order() {
     let nats = NatsServer::start().expect("nats-server");
     let js = create_stream(&nats.url(), Duration::from_secs(120)).await;
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let transport = NatsTransport::builder(nats.url())
         .ack_timeout(Duration::from_millis(500))
         .reconnect_max(Duration::from_millis(200))
@@ -389,7 +387,7 @@ async fn nats_stopped_then_restarted_the_relay_backs_off_and_resumes_in_order() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_without_a_stream_is_retried_then_dead_lettered() {
     let nats = NatsServer::start().expect("nats-server");
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     // No stream at all.
     let transport = NatsTransport::builder(nats.url())
         .subject_prefix("nowhere.")
@@ -568,7 +566,7 @@ async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify
     let secret = format!("whsec_{}", BASE64.encode(key));
     let receiver = Receiver::default();
     let url = serve(receiver.clone()).await;
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     append_hooks(
         &store,
         &[("key-a", json!({"n": 1})), ("key-b", json!({"n": 2}))],
@@ -677,7 +675,7 @@ async fn the_webhook_signs_id_timestamp_and_body_as_standard_webhooks_and_verify
 async fn a_webhook_answering_500_is_retried_then_dead_lettered_and_does_not_block_the_rest() {
     let receiver = Receiver::default();
     let url = serve(receiver.clone()).await;
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let positions = append_hooks(
         &store,
         &[
@@ -733,7 +731,7 @@ async fn a_webhook_answering_500_is_retried_then_dead_lettered_and_does_not_bloc
 async fn under_the_block_policy_a_poison_event_blocks_the_events_behind_it() {
     let receiver = Receiver::default();
     let url = serve(receiver.clone()).await;
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     append_hooks(
         &store,
         &[
@@ -780,7 +778,7 @@ async fn under_the_block_policy_a_poison_event_blocks_the_events_behind_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webhook_that_refuses_connections_is_waited_out_without_using_attempts() {
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -885,7 +883,7 @@ impl Transport for Recording {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn of_two_relays_for_one_transport_only_one_publishes() {
-    let (store_a, db) = common::store().await;
+    let (store_a, db) = crate::common::store().await;
     let store_b = Store::builder(db.url()).unwrap().build().await.unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let config = fast(DeliveryConfig {
@@ -977,7 +975,7 @@ async fn the_nats_stream_never_holds_an_event_before_an_earlier_one_when_an_ack_
     js.create_stream(config(&["dcbstore.OrderPlaced"]))
         .await
         .unwrap();
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let mut keys = append_orders(&store, 0, 2).await;
     let special = envelope("Special", "special-2", json!({}));
     let _ = store
@@ -1068,7 +1066,7 @@ async fn serve_gate(gate: Gate) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_lost_its_lease_mid_batch_sends_nothing_more() {
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let items: Vec<(String, serde_json::Value)> = (0..10)
         .map(|i| (format!("h{i}"), json!({ "i": i })))
         .collect();
@@ -1157,7 +1155,7 @@ struct AuthNats {
 
 impl AuthNats {
     async fn start(user: &str, password: &str) -> AuthNats {
-        let exe = dcbstore_testing::nats_server_exe().expect("nats-server");
+        let exe = dcbstore_test_support::nats_server_exe().expect("nats-server");
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
@@ -1191,24 +1189,22 @@ impl Drop for AuthNats {
     }
 }
 
-/// Everything logged through `tracing` in this test binary: dcbstore's
-/// logs at every level, other crates' at debug and above. (At trace level
-/// the NATS client dumps every protocol line it writes, the CONNECT line
-/// with its credentials among them: a wire trace, not a log to keep.)
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("debug,dcbstore=trace"))
-            .with_ansi(false)
-            .with_writer(move || Capture(sink.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        logs
-    })
-    .clone()
+/// Everything logged through `tracing` on this thread while the guard
+/// lives: dcbstore's logs at every level, other crates' at debug and above.
+/// (At trace level the NATS client dumps every protocol line it writes, the
+/// CONNECT line with its credentials among them: a wire trace, not a log to
+/// keep.) Scoped to the thread, not global, so that the other tests of this
+/// binary neither log into it nor pay for it: the test runs on a
+/// current-thread runtime, where every task it spawns runs on its thread.
+fn captured_logs() -> (Arc<Mutex<Vec<u8>>>, tracing::subscriber::DefaultGuard) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let sink = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("debug,dcbstore=trace"))
+        .with_ansi(false)
+        .with_writer(move || Capture(sink.clone()))
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
 }
 
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -1224,9 +1220,9 @@ impl std::io::Write for Capture {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn nats_credentials_in_the_url_authenticate_and_never_appear_in_errors_debug_or_logs() {
-    let logs = captured_logs();
+    let (logs, _guard) = captured_logs();
     let password = "hunter2-nats-secret";
     let nats = AuthNats::start("relay", password).await;
     let url = format!("nats://relay:{password}@127.0.0.1:{}", nats.port);

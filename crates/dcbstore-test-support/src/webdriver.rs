@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::{err, free_port};
-use dcbstore::Result;
+use crate::{free_port, Error, Result};
 
 const HINT: &str =
     "install Chromium and its driver (Debian: apt-get install chromium chromium-driver), \
@@ -71,9 +70,10 @@ wait "$d""#;
 impl ChromeDriver {
     /// Starts the driver and waits until it accepts connections.
     pub fn start() -> Result<ChromeDriver> {
-        let exe =
-            chromedriver_exe().ok_or_else(|| err(format!("no chromedriver found: {HINT}")))?;
-        let browser = chromium_exe().ok_or_else(|| err(format!("no chromium found: {HINT}")))?;
+        let exe = chromedriver_exe()
+            .ok_or_else(|| Error::new(format!("no chromedriver found: {HINT}")))?;
+        let browser =
+            chromium_exe().ok_or_else(|| Error::new(format!("no chromium found: {HINT}")))?;
         let port = free_port()?;
         let mut child = Command::new("sh")
             .arg("-c")
@@ -84,7 +84,7 @@ impl ChromeDriver {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| err(format!("cannot start {}: {e}", exe.display())))?;
+            .map_err(|e| Error::new(format!("cannot start {}: {e}", exe.display())))?;
         let lifeline = child.stdin.take();
         let mut driver = ChromeDriver {
             child,
@@ -95,10 +95,12 @@ impl ChromeDriver {
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = driver.child.try_wait() {
-                return Err(err(format!("chromedriver exited at start: {status}")));
+                return Err(Error::new(format!(
+                    "chromedriver exited at start: {status}"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(err("chromedriver did not listen within 20 s"));
+                return Err(Error::new("chromedriver did not listen within 20 s"));
             }
             std::thread::sleep(Duration::from_millis(50));
         }

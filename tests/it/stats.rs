@@ -1,12 +1,10 @@
 //! The console's statistics (`dcbstore.refresh_stats`, migration 8): every
 //! event counted exactly once, whatever races it.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::store;
+use crate::common::store;
 use dcbstore::console::refresh_until;
 use dcbstore::{Event, EventStore};
 use serde_json::json;

@@ -6,8 +6,6 @@
 //! In the concurrent variants every client decides from the same state before
 //! any appends, then retries with `execute`.
 
-mod common;
-
 use std::future::Future;
 use std::sync::Arc;
 
@@ -95,7 +93,7 @@ fn rejection(outcome: &Outcome) -> Option<&str> {
 /// a domain error), and the log must afterwards hold exactly `history` plus the
 /// event decided.
 async fn check<P: Projection>(history: Vec<Event>, cmd: Command<P>, then: Result<Event, &str>) {
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     given(&store, history.clone()).await;
     // One attempt: nothing else writes.
     let outcome = execute(&store, &cmd.projection, 1, |state| (cmd.decide)(state)).await;
@@ -338,7 +336,7 @@ scenarios! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_subscriptions_to_last_seat() {
-    let (store, db) = common::store().await;
+    let (store, db) = crate::common::store().await;
     given(&store, vec![course_defined("c1", 1)]).await;
     let results = race(&store, &db, 10, |i, store, barrier| async move {
         let cmd = subscribe(&format!("s{}", i + 1), "c1");
@@ -435,7 +433,7 @@ scenarios! {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_registrations_of_same_username() {
-    let (store, db) = common::store().await;
+    let (store, db) = crate::common::store().await;
     // Another name is registered first: it must not get in the way.
     given(&store, vec![account_registered("other")]).await;
     let results = race(&store, &db, 20, |_, store, barrier| async move {
@@ -506,7 +504,7 @@ async fn check_invoice(history: Vec<Event>, number: u64) {
     check(history.clone(), create_invoice(data.clone()), then).await;
     // The optimisation decides the same.
 
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     given(&store, history.clone()).await;
     let model = next_invoice_number_from_last(&store).await;
     let decided = (create_invoice(data).decide)(&model.state).unwrap();
@@ -545,7 +543,7 @@ async fn stale_invoice_decisions_conflict() {
     // Both forms decide on the same log, another invoice is created, then they
     // try to append: both must conflict (the backwards read's `after` is safe).
     for from_last in [false, true] {
-        let (store, _db) = common::store().await;
+        let (store, _db) = crate::common::store().await;
         given(&store, vec![invoice_created(1, &json!({}))]).await;
         let cmd = create_invoice(json!({}));
         let model = if from_last {
@@ -569,7 +567,7 @@ async fn stale_invoice_decisions_conflict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_invoice_numbers_are_gapless() {
-    let (store, db) = common::store().await;
+    let (store, db) = crate::common::store().await;
     let results = race(&store, &db, 8, |i, store, barrier| async move {
         let cmd = create_invoice(json!({"client": i}));
         let model = if i % 4 < 2 {
@@ -615,7 +613,7 @@ fn course_aggregate(course: &str) -> impl Projection<State = Vec<Event>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn aggregate_saves_from_same_version() {
-    let (store, _db) = common::store().await;
+    let (store, _db) = crate::common::store().await;
     let c1 = course_defined("c1", 10);
     given(&store, vec![c1.clone(), course_defined("c2", 10)]).await;
 

@@ -2,15 +2,13 @@
 //! with fantoccini), against a real PostgreSQL: what an operator sees is
 //! what the log holds.
 
-mod common;
-
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::store;
+use crate::common::store;
 use dcbstore::console::{refresh_until, Console, ConsoleOptions};
 use dcbstore::{Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store};
-use dcbstore_testing::ChromeDriver;
+use dcbstore_test_support::ChromeDriver;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
@@ -38,8 +36,14 @@ fn helper_start_the_driver_and_exit() {
 #[test]
 fn a_test_run_leaves_no_chromedriver_behind() {
     let file = std::env::temp_dir().join(format!("dcbstore-driver-url-{}", std::process::id()));
+    // The helper's name as the harness knows it: its module path without
+    // the crate's name.
+    let helper = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::helper_start_the_driver_and_exit"),
+        None => "helper_start_the_driver_and_exit".to_string(),
+    };
     let status = std::process::Command::new(std::env::current_exe().expect("this test binary"))
-        .args(["--ignored", "--exact", "helper_start_the_driver_and_exit"])
+        .args(["--ignored", "--exact", &helper])
         .env("DCBSTORE_DRIVER_URL_FILE", &file)
         .stdout(std::process::Stdio::null())
         .status()
@@ -839,7 +843,7 @@ async fn metrics_health_and_readiness_answer_in_their_formats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcbstore_serve_refuses_an_open_bind_keeps_secrets_out_and_stops_on_sigterm() {
-    let bin = common::cli::bin();
+    let bin = crate::common::cli::bin();
     let (store, db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     // A login role with a password, so the URL carries a secret.
@@ -1804,7 +1808,7 @@ async fn readyz_tells_strangers_the_state_not_the_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dcbstore_serve_reads_its_token_from_a_file_and_says_the_flag_shows_it() {
-    let bin = common::cli::bin();
+    let bin = crate::common::cli::bin();
     let (store, db) = store().await;
     let _ = store.append(vec![numbered(1, &[])], None).await.unwrap();
     let token = format!("file-token-{}", uuid::Uuid::new_v4().simple());

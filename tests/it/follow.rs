@@ -2,15 +2,14 @@
 //! flushed one by one; exit 0 on SIGINT, SIGTERM and a closed stdout; and
 //! memory that stays bounded while its reader stalls.
 
-mod common;
-use common::cli as runner;
+use crate::common::cli as runner;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::ev;
+use crate::common::ev;
 use dcbstore::{Event, EventStore, Store};
 use dcbstore_testing::TestDatabase;
 use runner::bin;

@@ -2,8 +2,6 @@
 //! binaries): routed there when it holds what the read must see, on the
 //! primary otherwise, never older than a commit token.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use dcbstore::connection::{connect, ConnectOptions};
@@ -380,7 +378,7 @@ async fn the_cli_reads_on_the_replicas_it_is_given() {
     p.on_standby("SELECT pg_wal_replay_pause()").await;
     let _ = store.append(vec![ev(2)], None).await.unwrap();
     let read = |args: &[&str], env: Option<&str>| {
-        let mut c = common::cli::dcbstore();
+        let mut c = crate::common::cli::dcbstore();
         c.args(args).env("DATABASE_URL", &p.url);
         c.env_remove("DCBSTORE_REPLICA_URLS");
         if let Some(urls) = env {

@@ -1,13 +1,11 @@
 //! Projections: folds, decision models, replay, and durable projections with
 //! checkpoints, against a real PostgreSQL.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{ev, store};
+use crate::common::{ev, store};
 use dcbstore::projection::durable::{
     self, DurableProjection, ProjectionRegistry, Runner, RunnerConfig,
 };
@@ -590,7 +588,7 @@ async fn failing_handler_is_visible_isolated_and_recovers() {
     );
 
     // The CLI shows it.
-    let out = common::cli::dcbstore()
+    let out = crate::common::cli::dcbstore()
         .args([
             "projections",
             "status",

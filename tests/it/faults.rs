@@ -2,15 +2,14 @@
 //! acknowledgements, terminated backends, a server that stops answering, an
 //! exhausted pool, a lock held too long, long transactions elsewhere.
 
-mod common;
-use common::proxy;
+use crate::common::proxy;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ev;
+use crate::common::ev;
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::{
     AppendCondition, Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition,
@@ -838,7 +837,7 @@ async fn an_append_waiting_for_a_standby_does_not_hold_up_another_database() {
 async fn reads_survive_pooled_connections_whose_backends_were_terminated() {
     // The pool hands a connection out when the client has not yet noticed
     // that its backend is gone: a read goes again on another connection.
-    let (store, _db) = common::store_with(|b| b.pool_size(2)).await;
+    let (store, _db) = crate::common::store_with(|b| b.pool_size(2)).await;
     let _ = store.append(vec![ev("E", &["x"])], None).await.unwrap();
     let config = parse_config(_db.url()).unwrap();
     let admin = connect(&config).await.unwrap();

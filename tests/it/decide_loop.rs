@@ -2,13 +2,12 @@
 //! with `dcbstore.read`, a boundary's `after` is exactly what its read saw,
 //! conflicts carry the head, and `execute` retries from a conflict.
 
-mod common;
-use common::recording;
+use crate::common::recording;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{ev, store, store_with};
+use crate::common::{ev, store, store_with};
 use dcbstore::projection::{execute_with, DecisionModel, Executed, Fold, Retry};
 use dcbstore::{
     AppendCondition, Appended, Boundary, Error, Event, EventStore, Query, QueryItem, ReadOptions,

@@ -1,11 +1,9 @@
 //! Emit and dispatch: validation against the schema file, routing by level,
 //! typed subscribers, and the store as the level-5 handler (PostgreSQL).
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
-use common::store;
+use crate::common::store;
 use dcbstore::dispatch::{
     append_envelopes_in, DispatchError, Dispatcher, EmitContext, EmitOptions, Envelope, Handler,
     Levels, SourcedHandler,

@@ -7,8 +7,6 @@
 //! The cluster accepts TCP connections only over TLS (`hostssl` lines in
 //! `pg_hba.conf`, password authentication), so plaintext is refused too.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -237,7 +235,7 @@ async fn refused(url: &str) -> Error {
 }
 
 fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(common::cli::bin())
+    let out = Command::new(crate::common::cli::bin())
         .args(args)
         .env("DATABASE_URL", database_url)
         .output()
