@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use dcbstore::connection::{connect, parse_config};
-use dcbstore::console::{refresh, Console, ConsoleOptions};
 use dcbstore::Store;
+use dcbstore_console::{refresh, Console, ConsoleOptions};
 use tower::ServiceExt;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {

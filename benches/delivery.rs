@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dcbstore::delivery::nats::NatsTransport;
-use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
-use dcbstore::dispatch::Envelope;
 use dcbstore::{Event, EventStore, HandlerError, Store};
+use dcbstore_delivery::dispatch::Envelope;
+use dcbstore_delivery::nats::NatsTransport;
+use dcbstore_delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore_test_support::NatsServer;
 use dcbstore_testing::TestDatabase;
 use futures::StreamExt;

@@ -22,12 +22,12 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dcbstore::delivery::job::{JobConfig, Jobs};
-use dcbstore::delivery::webhook::{self, WebhookTransport, ID_HEADER};
-use dcbstore::delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
-use dcbstore::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
 use dcbstore::{HandlerError, Store};
+use dcbstore_delivery::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
+use dcbstore_delivery::job::{JobConfig, Jobs};
+use dcbstore_delivery::webhook::{self, WebhookTransport, ID_HEADER};
+use dcbstore_delivery::{DeliveryConfig, DurableSubscriber, Relay, SubscriberConfig};
 use dcbstore_testing::Scratch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -296,11 +296,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Level 1: appends a line to the activity feed for every event.
 struct FeedHandler(Arc<Mutex<Vec<String>>>);
 
-impl dcbstore::dispatch::Handler for FeedHandler {
+impl dcbstore_delivery::dispatch::Handler for FeedHandler {
     async fn handle(
         &self,
         envelope: &Envelope,
-        _context: &dcbstore::dispatch::EmitContext,
+        _context: &dcbstore_delivery::dispatch::EmitContext,
     ) -> Result<(), HandlerError> {
         let line = format!("{} on issue {}", envelope.name, envelope.payload["issue"]);
         println!("  (level 1) activity feed: {line}");

@@ -15,10 +15,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use dcbstore::dispatch::{Dispatcher, EmitOptions, SourcedHandler};
 use dcbstore::projection::{replay, DecisionModel, Fold, Projection};
 use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
 use dcbstore::{Query, QueryItem, SequencedEvent, Store};
+use dcbstore_delivery::dispatch::{Dispatcher, EmitOptions, SourcedHandler};
 use dcbstore_testing::Scratch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -15,17 +15,18 @@
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.
 //! - [`consumer`]: what follows the log durably under a lease (durable
 //!   projections, delivery's subscribers and relays, or an application's own).
-//! - [`schema`] and [`dispatch`]: event definitions, the committed schema
-//!   file, and routing emitted events by level (the store is level 5).
+//! - [`schema`]: event definitions and the committed schema file.
 //! - [`migrate()`] and [`status`]: the schema.
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
 //! - [`metrics`]: the metrics the crate emits through the
 //!   `metrics` facade (recorded once the application installs a recorder).
 //!
-//! Features (none by default): `console`, the operations console; `nats`
-//! and `webhook`, the delivery transports. The `dcbstore` binary and the
-//! application kits are the `dcbstore-cli` crate; throwaway PostgreSQL for
-//! tests is the `dcbstore-testing` crate.
+//! No features, and no web server or CLI crate among the dependencies. The
+//! family's other crates build on this one: `dcbstore-delivery` (routing
+//! emitted events by level, and delivering levels 2 to 4 from the log:
+//! durable subscribers, relays to NATS or webhooks), `dcbstore-console` (the
+//! operations console), `dcbstore-cli` (the `dcbstore` binary and the
+//! application kits) and `dcbstore-testing` (throwaway PostgreSQL for tests).
 //!
 //! The rules are those of `docs/semantics.md`; the concurrency design is in
 //! the [`append`] module.
@@ -33,11 +34,7 @@
 
 pub mod append;
 pub mod connection;
-#[cfg(feature = "console")]
-pub mod console;
 pub mod consumer;
-pub mod delivery;
-pub mod dispatch;
 mod error;
 pub mod limits;
 mod listener;
@@ -55,7 +52,7 @@ pub mod tls;
 pub mod transfer;
 
 // The model without I/O (dcbstore-core): its modules and items, re-exported.
-pub use dcbstore_core::{event, query, schema};
+pub use dcbstore_core::{event, memory, query, schema};
 
 pub use dcbstore_core::{
     AppendCondition, AppendGuard, Appended, CommitToken, Conflict, Event, EventStore, Query,

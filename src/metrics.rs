@@ -278,7 +278,7 @@ pub fn describe() {
 
 /// Seconds since `at`, for the lag gauges; 0 for a time ahead of this clock
 /// (the database server's clock may run ahead of the process's).
-pub(crate) fn age_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
+pub fn age_seconds(at: chrono::DateTime<chrono::Utc>) -> f64 {
     (chrono::Utc::now() - at)
         .to_std()
         .map_or(0.0, |d| d.as_secs_f64())

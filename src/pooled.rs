@@ -84,18 +84,24 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        let token = client.cancel_token();
-        let tls = self.tls.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await;
-            });
+        if let Some(client) = self.client.take() {
+            abandon(&self.tls, client);
         }
-        drop(Object::take(client));
     }
+}
+
+/// Cancels what `client` may still be running (in the background, through
+/// `tls`, when a runtime is there to send the request) and closes it
+/// instead of returning it to the pool.
+pub(crate) fn abandon(tls: &MakeRustlsConnect, client: Object) {
+    let token = client.cancel_token();
+    let tls = tls.clone();
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let _ = tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await;
+        });
+    }
+    drop(Object::take(client));
 }
 
 impl Pooled {

@@ -46,10 +46,10 @@ mod prepare;
 mod request;
 mod writer;
 
+pub use dcbstore_core::limits::{check, check_with};
 pub use dcbstore_core::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
 pub(crate) use metered::{AppendMeter, HeadGauge};
 pub(crate) use prepare::PreparedAppend;
-pub use prepare::{check, check_with};
 pub(crate) use writer::{BatchLimits, Writer};
 
 use crate::error::Result;

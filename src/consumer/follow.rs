@@ -208,8 +208,10 @@ pub async fn follow<F: Follower>(
     }
 }
 
-/// Sleeps for `d` unless told to stop first; true when told to stop.
-pub(crate) async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
+/// Sleeps for `d` unless told to stop first (`stopped` turns true, or its
+/// sender is gone); true when told to stop. A consumer's backoff between
+/// attempts waits with it, so that stopping never waits a backoff out.
+pub async fn wait_or_stop(stopped: &mut watch::Receiver<bool>, d: Duration) -> bool {
     if *stopped.borrow() {
         return true;
     }

@@ -18,6 +18,6 @@ pub mod checkpoint;
 mod follow;
 mod lease;
 
-pub(crate) use follow::wait_or_stop;
+pub use follow::wait_or_stop;
 pub use follow::{follow, Follower, Turn};
 pub use lease::Lease;

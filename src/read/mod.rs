@@ -18,6 +18,6 @@ pub use dcbstore_core::read::{seen_through, Boundary, ReadOptions};
 pub(crate) use boundary::read_boundary;
 pub(crate) use decode::compact;
 pub use decode::Decode;
-pub(crate) use prefix::read_decodable_prefix;
+pub use prefix::read_decodable_prefix;
 pub(crate) use stream::read_stream;
 pub(crate) use together::Readers;

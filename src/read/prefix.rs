@@ -13,8 +13,10 @@ use crate::store::EventStore;
 
 /// Reads `query` within `options` into memory, up to the first event that
 /// cannot be decoded: the events before it, and its error (any other error
-/// fails the read).
-pub(crate) async fn read_decodable_prefix(
+/// fails the read). A consumer delivers the events before an undecodable
+/// one, then dead-letters or reports that one by its position, instead of
+/// failing its whole page.
+pub async fn read_decodable_prefix(
     store: &impl EventStore,
     query: &Query,
     options: ReadOptions,

@@ -126,6 +126,16 @@ impl Store {
         &self.inner.pooled.pool
     }
 
+    /// Gives up a connection of [`pool`](Self::pool) whose statement may
+    /// still run (its caller's deadline passed, or its future was dropped):
+    /// cancels the statement (a cancel request through the store's TLS
+    /// settings, sent in the background) and closes the connection instead
+    /// of returning it to the pool, where the next caller would read the
+    /// abandoned statement's answer or wait behind it.
+    pub fn abandon(&self, client: deadpool_postgres::Object) {
+        crate::pooled::abandon(&self.inner.pooled.tls, client);
+    }
+
     /// The pool with the store's timeout, for the crate's own reads.
     pub(crate) fn pooled(&self) -> &Pooled {
         &self.inner.pooled

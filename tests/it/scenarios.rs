@@ -4,11 +4,14 @@
 //! decides from their state (new events or a domain error); `execute` reads,
 //! decides and appends on the condition that nothing matching the read changed.
 //! In the concurrent variants every client decides from the same state before
-//! any appends, then retries with `execute`.
+//! any appends, then retries with `execute`. Each scenario runs on both
+//! stores (PostgreSQL and `MemoryStore`), the races on PostgreSQL (clients
+//! on several connections and batches).
 
 use std::future::Future;
 use std::sync::Arc;
 
+use dcbstore::memory::MemoryStore;
 use dcbstore::projection::{execute, CommandError, DecisionModel, Executed, Fold, Projection};
 use dcbstore::{Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencedEvent, Store};
 use dcbstore_testing::TestDatabase;
@@ -56,19 +59,29 @@ fn count(query: Query) -> impl Projection<State = u64> {
 // ---- Given / when / then ----
 
 /// Appends `events` unconditionally, in one append.
-async fn given(store: &Store, events: Vec<Event>) {
+async fn given<S: EventStore>(store: &S, events: Vec<Event>) {
     if !events.is_empty() {
         let n = events.len() as u64;
         assert!(store.append(events, None).await.unwrap().position.get() >= n);
     }
 }
 
-async fn log(store: &Store) -> Vec<SequencedEvent> {
-    let all = Query::all();
-    store.read_all(&all, ReadOptions::new()).await.unwrap()
+async fn log<S: EventStore>(store: &S) -> Vec<SequencedEvent> {
+    read_all(store, &Query::all(), ReadOptions::new()).await
 }
 
-async fn log_events(store: &Store) -> Vec<Event> {
+/// Every event matching `query` in `options`, read to the end.
+async fn read_all<S: EventStore>(
+    store: &S,
+    query: &Query,
+    options: ReadOptions,
+) -> Vec<SequencedEvent> {
+    futures::TryStreamExt::try_collect(store.read(query, options))
+        .await
+        .unwrap()
+}
+
+async fn log_events<S: EventStore>(store: &S) -> Vec<Event> {
     log(store).await.into_iter().map(|e| e.event).collect()
 }
 
@@ -92,11 +105,15 @@ fn rejection(outcome: &Outcome) -> Option<&str> {
 /// Given `history` in a fresh store, `command` must decide `then` (one event or
 /// a domain error), and the log must afterwards hold exactly `history` plus the
 /// event decided.
-async fn check<P: Projection>(history: Vec<Event>, cmd: Command<P>, then: Result<Event, &str>) {
-    let (store, _db) = crate::common::store().await;
-    given(&store, history.clone()).await;
+async fn check<S: EventStore + Sync, P: Projection>(
+    store: &S,
+    history: Vec<Event>,
+    cmd: Command<P>,
+    then: Result<Event, &str>,
+) {
+    given(store, history.clone()).await;
     // One attempt: nothing else writes.
-    let outcome = execute(&store, &cmd.projection, 1, |state| (cmd.decide)(state)).await;
+    let outcome = execute(store, &cmd.projection, 1, |state| (cmd.decide)(state)).await;
     let mut expected_log: Vec<Event> = history.into_iter().map(stored).collect();
     match then {
         Ok(expected) => {
@@ -115,16 +132,27 @@ async fn check<P: Projection>(history: Vec<Event>, cmd: Command<P>, then: Result
         }
         Err(message) => assert_eq!(rejection(&outcome), Some(message), "{outcome:?}"),
     }
-    assert_eq!(log_events(&store).await, expected_log);
+    assert_eq!(log_events(store).await, expected_log);
 }
 
-/// One test per scenario: given the events of `given` in a fresh store, the
-/// command `when` must decide `then` (see [`check`]).
+/// One module per scenario, its test on both stores (`pg`, `memory`): given
+/// the events of `given` in a fresh store, the command `when` must decide
+/// `then` (see [`check`]).
 macro_rules! scenarios {
     ($($name:ident: given $given:expr, when $when:expr, then $then:expr;)*) => {$(
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $name() {
-            check($given.into_iter().collect(), $when, $then).await;
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn pg() {
+                let (store, _db) = crate::common::store().await;
+                check(&store, $given.into_iter().collect(), $when, $then).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn memory() {
+                check(&MemoryStore::new(), $given.into_iter().collect(), $when, $then).await;
+            }
         }
     )*};
 }
@@ -477,7 +505,7 @@ fn next_invoice_number() -> impl Projection<State = u64> {
 
 /// The optimisation: the next number from the last invoice only (read
 /// backwards, limit 1), whose position becomes `after`.
-async fn next_invoice_number_from_last(store: &Store) -> DecisionModel<u64> {
+async fn next_invoice_number_from_last<S: EventStore + Sync>(store: &S) -> DecisionModel<u64> {
     let backwards = ReadOptions::new().backwards().limit(1);
     let last = store.read_boundary(&invoices(), backwards).await.unwrap();
     let number = |e: &SequencedEvent| e.event.data["invoiceNumber"].as_u64().unwrap();
@@ -497,16 +525,15 @@ fn create_invoice(data: Value) -> Command<impl Projection<State = u64>> {
 
 /// Both forms create invoice `number` given `history`: `execute`, and one
 /// decision from the last invoice only.
-async fn check_invoice(history: Vec<Event>, number: u64) {
+async fn check_invoice<S: EventStore + Sync>(stores: [&S; 2], history: Vec<Event>, number: u64) {
+    let [store, other] = stores;
     let data = json!({"amount": 10});
     let expected = invoice_created(number, &data);
     let then = Ok(expected.clone());
-    check(history.clone(), create_invoice(data.clone()), then).await;
+    check(other, history.clone(), create_invoice(data.clone()), then).await;
     // The optimisation decides the same.
-
-    let (store, _db) = crate::common::store().await;
-    given(&store, history.clone()).await;
-    let model = next_invoice_number_from_last(&store).await;
+    given(store, history.clone()).await;
+    let model = next_invoice_number_from_last(store).await;
     let decided = (create_invoice(data).decide)(&model.state).unwrap();
     assert_eq!(
         decided.iter().map(content).collect::<Vec<_>>(),
@@ -516,52 +543,47 @@ async fn check_invoice(history: Vec<Event>, number: u64) {
     let appended = store.append(decided.clone(), condition).await.unwrap();
     assert!(!appended.already_stored);
     let expected_log: Vec<Event> = history.into_iter().chain(decided).map(stored).collect();
-    assert_eq!(log_events(&store).await, expected_log);
+    assert_eq!(log_events(store).await, expected_log);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_first_invoice() {
-    check_invoice(vec![], 1).await;
+async fn create_first_invoice<S: EventStore + Sync>(stores: [&S; 2]) {
+    check_invoice(stores, vec![], 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_second_invoice() {
-    check_invoice(vec![invoice_created(1, &json!({"amount": 5}))], 2).await;
+async fn create_second_invoice<S: EventStore + Sync>(stores: [&S; 2]) {
+    check_invoice(stores, vec![invoice_created(1, &json!({"amount": 5}))], 2).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn create_invoice_among_other_events() {
+async fn create_invoice_among_other_events<S: EventStore + Sync>(stores: [&S; 2]) {
     // Unrelated events before and after the invoices change nothing.
     let mut given = vec![account_registered("u1")];
     given.extend((1..=3).map(|n| invoice_created(n, &json!({}))));
     given.push(course_defined("c1", 10));
-    check_invoice(given, 4).await;
+    check_invoice(stores, given, 4).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn stale_invoice_decisions_conflict() {
+async fn stale_invoice_decisions_conflict<S: EventStore + Sync>(stores: [&S; 2]) {
     // Both forms decide on the same log, another invoice is created, then they
     // try to append: both must conflict (the backwards read's `after` is safe).
-    for from_last in [false, true] {
-        let (store, _db) = crate::common::store().await;
-        given(&store, vec![invoice_created(1, &json!({}))]).await;
+    for (from_last, store) in [false, true].into_iter().zip(stores) {
+        given(store, vec![invoice_created(1, &json!({}))]).await;
         let cmd = create_invoice(json!({}));
         let model = if from_last {
-            next_invoice_number_from_last(&store).await
+            next_invoice_number_from_last(store).await
         } else {
-            DecisionModel::build(&store, &cmd.projection).await.unwrap()
+            DecisionModel::build(store, &cmd.projection).await.unwrap()
         };
         let decided = (cmd.decide)(&model.state).unwrap();
         assert_eq!(decided[0].data["invoiceNumber"], 2);
-        let other = execute(&store, &cmd.projection, 1, &cmd.decide).await;
+        let other = execute(store, &cmd.projection, 1, &cmd.decide).await;
         assert!(matches!(other, Ok(Executed::Appended { .. })), "{other:?}");
-        let before = log(&store).await;
+        let before = log(store).await;
         assert_eq!(before.len(), 2);
         let condition = Some(model.append_condition());
         let err = store.append(decided, condition).await.unwrap_err();
         let conflict = err.conflict().expect("a conflict");
         assert_eq!(conflict.events, before[1..]);
-        assert_eq!(log(&store).await, before);
+        assert_eq!(log(store).await, before);
     }
 }
 
@@ -611,20 +633,19 @@ fn course_aggregate(course: &str) -> impl Projection<State = Vec<Event>> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn aggregate_saves_from_same_version() {
-    let (store, _db) = crate::common::store().await;
+async fn aggregate_saves_from_same_version<S: EventStore + Sync>(stores: [&S; 2]) {
+    let store = stores[0];
     let c1 = course_defined("c1", 10);
-    given(&store, vec![c1.clone(), course_defined("c2", 10)]).await;
+    given(store, vec![c1.clone(), course_defined("c2", 10)]).await;
 
     // Load: the version is the last position read.
-    let loaded = DecisionModel::build(&store, &course_aggregate("c1")).await;
+    let loaded = DecisionModel::build(store, &course_aggregate("c1")).await;
     let loaded = loaded.unwrap();
     assert_eq!(loaded.state, [stored(c1)]);
     let version = loaded.last_position.unwrap();
 
     // Another aggregate changes meanwhile: no conflict for c1.
-    given(&store, vec![course_capacity_changed("c2", 20)]).await;
+    given(store, vec![course_capacity_changed("c2", 20)]).await;
 
     // First save from the loaded version.
     let first = vec![
@@ -634,7 +655,7 @@ async fn aggregate_saves_from_same_version() {
     let condition = Some(loaded.append_condition());
     let saved = store.append(first.clone(), condition).await.unwrap();
     let after_load = ReadOptions::new().after(version);
-    let first_stored = store.read_all(&loaded.query, after_load).await.unwrap();
+    let first_stored = read_all(store, &loaded.query, after_load).await;
     let events: Vec<Event> = first_stored.iter().map(|e| e.event.clone()).collect();
     let first: Vec<Event> = first.into_iter().map(stored).collect();
     assert_eq!(events, first);
@@ -651,7 +672,41 @@ async fn aggregate_saves_from_same_version() {
     assert_eq!(conflict.events, first_stored);
 
     // Nothing of the second save was written.
-    let log = log_events(&store).await;
+    let log = log_events(store).await;
     assert_eq!(log.len(), 5, "{log:?}");
     assert!(!log.iter().any(|e| e.data["newCapacity"] == 30), "{log:?}");
+}
+
+/// Tests that use two fresh stores of one kind, on both kinds: two
+/// PostgreSQL databases (`pg`), two in-memory stores (`memory`).
+macro_rules! on_two_fresh_stores {
+    ($($name:ident),* $(,)?) => {
+        mod pg {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (a, _da) = crate::common::store().await;
+                    let (b, _db) = crate::common::store().await;
+                    super::$name([&a, &b]).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let (a, b) = (super::MemoryStore::new(), super::MemoryStore::new());
+                    super::$name([&a, &b]).await;
+                }
+            )*
+        }
+    };
+}
+
+on_two_fresh_stores! {
+    create_first_invoice,
+    create_second_invoice,
+    create_invoice_among_other_events,
+    stale_invoice_decisions_conflict,
+    aggregate_saves_from_same_version,
 }

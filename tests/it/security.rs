@@ -1396,15 +1396,15 @@ async fn an_idempotent_retry_that_finds_its_events_stored_never_exits_as_failed(
 /// A relay transport that records the keys it publishes.
 struct Probe(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
-impl dcbstore::delivery::Transport for Probe {
+impl dcbstore_delivery::Transport for Probe {
     fn name(&self) -> &str {
         "probe"
     }
 
     async fn publish(
         &self,
-        batch: &[dcbstore::dispatch::Envelope],
-    ) -> Result<(), dcbstore::delivery::PublishError> {
+        batch: &[dcbstore_delivery::dispatch::Envelope],
+    ) -> Result<(), dcbstore_delivery::PublishError> {
         let mut log = self.0.lock().unwrap();
         log.extend(batch.iter().map(|e| e.idempotency_key.clone()));
         Ok(())
@@ -1440,10 +1440,10 @@ async fn both_caught_up(admin: &Client, store: &Store, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
-    use dcbstore::delivery::{DeliveryConfig, Relay};
-    use dcbstore::dispatch::to_store_event;
     use dcbstore::projection::durable::{DurableProjection, Runner, RunnerConfig};
     use dcbstore::{HandlerError, SequencedEvent};
+    use dcbstore_delivery::dispatch::to_store_event;
+    use dcbstore_delivery::{DeliveryConfig, Relay};
     use deadpool_postgres::Transaction;
     use std::time::Duration;
 
@@ -1474,7 +1474,7 @@ async fn a_read_only_role_cannot_stop_a_projection_or_a_relay() {
         ..DeliveryConfig::default()
     };
     let envelope = |n: u32| {
-        to_store_event(&dcbstore::dispatch::Envelope {
+        to_store_event(&dcbstore_delivery::dispatch::Envelope {
             id: uuid::Uuid::now_v7(),
             name: "Shipped".into(),
             kind: dcbstore::schema::Kind::Integration,

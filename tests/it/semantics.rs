@@ -1,4 +1,8 @@
-//! Every rule of dcb-semantics.md, against a real PostgreSQL.
+//! Every rule of docs/semantics.md: each rule of the store API on both
+//! stores, PostgreSQL (`semantics::pg::`) and the in-memory store
+//! (`semantics::memory::`), so that neither can drift; the rules only a
+//! database has (its store id, server histories, values stored before the
+//! database refused them) against a real PostgreSQL.
 
 use crate::common::{ev, store};
 use dcbstore::{
@@ -17,9 +21,8 @@ fn tags(q: &[&str]) -> Query {
     Query::item(QueryItem::tags(q.iter().copied()))
 }
 
-async fn positions(store: &Store, q: &Query, o: ReadOptions) -> Vec<u64> {
-    store
-        .read_all(q, o)
+async fn positions<S: EventStore>(store: &S, q: &Query, o: ReadOptions) -> Vec<u64> {
+    read_all(store, q, o)
         .await
         .expect("read")
         .iter()
@@ -27,7 +30,16 @@ async fn positions(store: &Store, q: &Query, o: ReadOptions) -> Vec<u64> {
         .collect()
 }
 
-async fn seed(store: &Store) {
+/// Every event matching `q` in `o`, read to the end.
+async fn read_all<S: EventStore>(
+    store: &S,
+    q: &Query,
+    o: ReadOptions,
+) -> dcbstore::Result<Vec<dcbstore::SequencedEvent>> {
+    futures::TryStreamExt::try_collect(store.read(q, o)).await
+}
+
+async fn seed<S: EventStore>(store: &S) {
     // 1: A[x]  2: B[x,y]  3: C[y]  4: A[x,y,z]  5: B[]  6: C[z]
     for (t, tg) in [
         ("A", &["x"][..]),
@@ -43,9 +55,7 @@ async fn seed(store: &Store) {
 
 // ---- Events ----
 
-#[tokio::test(flavor = "multi_thread")]
-async fn event_fields_round_trip_and_tags_are_a_set() {
-    let (store, _db) = store().await;
+async fn event_fields_round_trip_and_tags_are_a_set<S: EventStore + Sync>(store: &S) {
     let id = Uuid::now_v7();
     let mut meta = serde_json::Map::new();
     meta.insert(
@@ -67,8 +77,7 @@ async fn event_fields_round_trip_and_tags_are_a_set() {
     let appended = store.append(events, None).await.expect("append");
     assert_eq!(appended.position, p(6));
     assert!(!appended.already_stored);
-    let read = store
-        .read_all(&Query::all(), ReadOptions::new())
+    let read = read_all(store, &Query::all(), ReadOptions::new())
         .await
         .unwrap();
     assert_eq!(read.len(), 6);
@@ -92,13 +101,10 @@ async fn event_fields_round_trip_and_tags_are_a_set() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn generated_ids_are_v7_and_unique() {
-    let (store, _db) = store().await;
+async fn generated_ids_are_v7_and_unique<S: EventStore + Sync>(store: &S) {
     let events: Vec<Event> = (0..50).map(|_| ev("E", &[])).collect();
     let _ = store.append(events, None).await.unwrap();
-    let read = store
-        .read_all(&Query::all(), ReadOptions::new())
+    let read = read_all(store, &Query::all(), ReadOptions::new())
         .await
         .unwrap();
     let ids: std::collections::HashSet<Uuid> = read.iter().map(|e| e.event.id).collect();
@@ -106,9 +112,9 @@ async fn generated_ids_are_v7_and_unique() {
     assert!(read.iter().all(|e| e.event.id.get_version_num() == 7));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn positions_start_at_one_are_consecutive_in_a_batch_and_increase() {
-    let (store, _db) = store().await;
+async fn positions_start_at_one_are_consecutive_in_a_batch_and_increase<S: EventStore + Sync>(
+    store: &S,
+) {
     assert_eq!(store.head().await.unwrap(), None, "empty store has no head");
     let a = store
         .append(
@@ -120,8 +126,7 @@ async fn positions_start_at_one_are_consecutive_in_a_batch_and_increase() {
     assert_eq!(a.position, p(3), "returns the position of the last event");
     let b = store.append(vec![ev("Fourth", &[])], None).await.unwrap();
     assert_eq!(b.position, p(4));
-    let read = store
-        .read_all(&Query::all(), ReadOptions::new())
+    let read = read_all(store, &Query::all(), ReadOptions::new())
         .await
         .unwrap();
     let got: Vec<(u64, &str)> = read
@@ -137,37 +142,35 @@ async fn positions_start_at_one_are_consecutive_in_a_batch_and_increase() {
 
 // ---- Queries ----
 
-#[tokio::test(flavor = "multi_thread")]
-async fn query_matching_rules() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn query_matching_rules<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let all = ReadOptions::new();
     assert_eq!(
-        positions(&store, &Query::all(), all).await,
+        positions(store, &Query::all(), all).await,
         [1, 2, 3, 4, 5, 6]
     );
     // Types OR'd.
     let q = Query::item(QueryItem::types(["A", "C"]));
-    assert_eq!(positions(&store, &q, all).await, [1, 3, 4, 6]);
+    assert_eq!(positions(store, &q, all).await, [1, 3, 4, 6]);
     // Tags AND'd.
-    assert_eq!(positions(&store, &tags(&["x", "y"]), all).await, [2, 4]);
-    assert_eq!(positions(&store, &tags(&["x", "y", "z"]), all).await, [4]);
+    assert_eq!(positions(store, &tags(&["x", "y"]), all).await, [2, 4]);
+    assert_eq!(positions(store, &tags(&["x", "y", "z"]), all).await, [4]);
     // Types and tags in one item: both must hold.
     let q = Query::item(QueryItem::types(["A", "B"]).and_tags(["y"]));
-    assert_eq!(positions(&store, &q, all).await, [2, 4]);
+    assert_eq!(positions(store, &q, all).await, [2, 4]);
     // Items OR'd, an event matching two items is returned once.
     let q = tags(&["z"]).or(QueryItem::types(["A"]));
-    assert_eq!(positions(&store, &q, all).await, [1, 4, 6]);
+    assert_eq!(positions(store, &q, all).await, [1, 4, 6]);
     // Duplicates inside an item are harmless.
     let q = Query::item(QueryItem::types(["C", "C"]).and_tags(["z", "z"]));
-    assert_eq!(positions(&store, &q, all).await, [6]);
+    assert_eq!(positions(store, &q, all).await, [6]);
     // No match.
-    assert!(positions(&store, &tags(&["nope"]), all).await.is_empty());
-    assert!(positions(&store, &tags(&["x", "nope"]), all)
+    assert!(positions(store, &tags(&["nope"]), all).await.is_empty());
+    assert!(positions(store, &tags(&["x", "nope"]), all)
         .await
         .is_empty());
     // The in-memory matcher agrees with the database.
-    let read = store.read_all(&Query::all(), all).await.unwrap();
+    let read = read_all(store, &Query::all(), all).await.unwrap();
     for q in [
         tags(&["x", "y"]),
         Query::item(QueryItem::types(["A", "B"]).and_tags(["y"])),
@@ -178,14 +181,12 @@ async fn query_matching_rules() {
             .filter(|e| q.matches(&e.event))
             .map(|e| e.position.get())
             .collect();
-        assert_eq!(mem, positions(&store, &q, all).await);
+        assert_eq!(mem, positions(store, &q, all).await);
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn malformed_queries_are_errors_not_match_all_or_nothing() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn malformed_queries_are_errors_not_match_all_or_nothing<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     for q in [
         Query::items([]),
         Query::item(QueryItem::default()),
@@ -220,72 +221,68 @@ async fn malformed_queries_are_errors_not_match_all_or_nothing() {
 
 // ---- Read ----
 
-#[tokio::test(flavor = "multi_thread")]
-async fn read_windows_directions_and_limits() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn read_windows_directions_and_limits<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let all = Query::all();
     let o = ReadOptions::new;
     assert_eq!(
-        positions(&store, &all, o().after(p(2))).await,
+        positions(store, &all, o().after(p(2))).await,
         [3, 4, 5, 6],
         "after is exclusive"
     );
     assert_eq!(
-        positions(&store, &all, o().from(p(2))).await,
+        positions(store, &all, o().from(p(2))).await,
         [2, 3, 4, 5, 6],
         "from is inclusive"
     );
     assert_eq!(
-        positions(&store, &all, o().to(p(4))).await,
+        positions(store, &all, o().to(p(4))).await,
         [1, 2, 3, 4],
         "to is inclusive"
     );
     assert_eq!(
-        positions(&store, &all, o().after(p(1)).to(p(3))).await,
+        positions(store, &all, o().after(p(1)).to(p(3))).await,
         [2, 3]
     );
     assert_eq!(
-        positions(&store, &all, o().backwards()).await,
+        positions(store, &all, o().backwards()).await,
         [6, 5, 4, 3, 2, 1]
     );
     // The window bounds positions the same way backwards.
     assert_eq!(
-        positions(&store, &all, o().after(p(2)).backwards()).await,
+        positions(store, &all, o().after(p(2)).backwards()).await,
         [6, 5, 4, 3]
     );
     assert_eq!(
-        positions(&store, &all, o().from(p(2)).to(p(4)).backwards()).await,
+        positions(store, &all, o().from(p(2)).to(p(4)).backwards()).await,
         [4, 3, 2]
     );
     // limit counts returned events.
-    assert_eq!(positions(&store, &all, o().limit(2)).await, [1, 2]);
+    assert_eq!(positions(store, &all, o().limit(2)).await, [1, 2]);
     assert_eq!(
-        positions(&store, &all, o().backwards().limit(2)).await,
+        positions(store, &all, o().backwards().limit(2)).await,
         [6, 5]
     );
     assert_eq!(
-        positions(&store, &tags(&["x"]), o().backwards().limit(2)).await,
+        positions(store, &tags(&["x"]), o().backwards().limit(2)).await,
         [4, 2]
     );
     assert_eq!(
-        positions(&store, &tags(&["x"]), o().after(p(1)).limit(1)).await,
+        positions(store, &tags(&["x"]), o().after(p(1)).limit(1)).await,
         [2]
     );
     assert!(
-        positions(&store, &all, o().limit(0)).await.is_empty(),
+        positions(store, &all, o().limit(0)).await.is_empty(),
         "limit 0 returns nothing"
     );
-    assert!(positions(&store, &all, o().after(p(6))).await.is_empty());
-    assert!(positions(&store, &all, o().from(p(5)).to(p(4)))
+    assert!(positions(store, &all, o().after(p(6))).await.is_empty());
+    assert!(positions(store, &all, o().from(p(5)).to(p(4)))
         .await
         .is_empty());
-    assert_eq!(positions(&store, &all, o().to(p(100))).await.len(), 6);
+    assert_eq!(positions(store, &all, o().to(p(100))).await.len(), 6);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn reads_page_through_large_results_in_order() {
-    let (store, _db) = crate::common::store_with(|b| b.page_size(7)).await;
+async fn reads_page_through_large_results_in_order<S: EventStore + Sync>(store: &S) {
     let events: Vec<Event> = (0..100)
         .map(|i| {
             let tag = if i % 3 == 0 { "three" } else { "other" };
@@ -293,11 +290,11 @@ async fn reads_page_through_large_results_in_order() {
         })
         .collect();
     let _ = store.append(events, None).await.unwrap();
-    let fwd = positions(&store, &Query::all(), ReadOptions::new()).await;
+    let fwd = positions(store, &Query::all(), ReadOptions::new()).await;
     assert_eq!(fwd, (1..=100).collect::<Vec<_>>());
-    let back = positions(&store, &Query::all(), ReadOptions::new().backwards()).await;
+    let back = positions(store, &Query::all(), ReadOptions::new().backwards()).await;
     assert_eq!(back, (1..=100).rev().collect::<Vec<_>>());
-    let threes = positions(&store, &tags(&["three"]), ReadOptions::new()).await;
+    let threes = positions(store, &tags(&["three"]), ReadOptions::new()).await;
     assert_eq!(
         threes,
         (1..=100).filter(|i| (i - 1) % 3 == 0).collect::<Vec<_>>()
@@ -306,19 +303,19 @@ async fn reads_page_through_large_results_in_order() {
     let expect: Vec<u64> = (1..=100u64)
         .filter(|i| (i - 1) % 3 == 0 || (i - 1) % 2 == 0)
         .collect();
-    assert_eq!(positions(&store, &q, ReadOptions::new()).await, expect);
+    assert_eq!(positions(store, &q, ReadOptions::new()).await, expect);
     let mut rev = expect.clone();
     rev.reverse();
     assert_eq!(
-        positions(&store, &q, ReadOptions::new().backwards()).await,
+        positions(store, &q, ReadOptions::new().backwards()).await,
         rev
     );
     assert_eq!(
-        positions(&store, &q, ReadOptions::new().backwards().limit(20)).await,
+        positions(store, &q, ReadOptions::new().backwards().limit(20)).await,
         rev[..20]
     );
     assert_eq!(
-        positions(&store, &q, ReadOptions::new().after(p(50)).limit(15)).await,
+        positions(store, &q, ReadOptions::new().after(p(50)).limit(15)).await,
         expect
             .iter()
             .copied()
@@ -328,9 +325,7 @@ async fn reads_page_through_large_results_in_order() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_read_is_a_snapshot_as_of_its_start() {
-    let (store, _db) = crate::common::store_with(|b| b.page_size(2)).await;
+async fn a_read_is_a_snapshot_as_of_its_start<S: EventStore + Sync>(store: &S) {
     for (tag, backwards) in [("fwd", false), ("back", true)] {
         let old = store
             .append((0..5).map(|_| ev("Old", &[tag])).collect(), None)
@@ -358,7 +353,7 @@ async fn a_read_is_a_snapshot_as_of_its_start() {
         }
         assert_eq!(got, expect);
         // A new read sees them.
-        let now = positions(&store, &tags(&[tag]), ReadOptions::new()).await;
+        let now = positions(store, &tags(&[tag]), ReadOptions::new()).await;
         assert_eq!(now.len(), 10);
     }
 }
@@ -377,10 +372,8 @@ async fn store_id_is_persistent() {
 
 // ---- Append ----
 
-#[tokio::test(flavor = "multi_thread")]
-async fn empty_append_is_an_error_before_the_condition_is_checked() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn empty_append_is_an_error_before_the_condition_is_checked<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     // The condition would fail (events match), and is even malformed: the
     // empty batch is reported first.
     for cond in [
@@ -396,10 +389,8 @@ async fn empty_append_is_an_error_before_the_condition_is_checked() {
     assert_eq!(store.head().await.unwrap(), Some(p(6)));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn condition_fails_only_for_matches_after_the_position() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn condition_fails_only_for_matches_after_the_position<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let x = tags(&["x"]); // x at 1, 2, 4
                           // Matches at 4 > 3: fails, writes nothing, reports the conflict.
     let err = store
@@ -484,9 +475,9 @@ async fn condition_fails_only_for_matches_after_the_position() {
         .is_ok());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn conflict_reports_earliest_events_capped_and_the_latest_position() {
-    let (store, _db) = store().await;
+async fn conflict_reports_earliest_events_capped_and_the_latest_position<S: EventStore + Sync>(
+    store: &S,
+) {
     let _ = store
         .append((0..150).map(|_| ev("E", &["hot"])).collect(), None)
         .await
@@ -510,10 +501,8 @@ async fn conflict_reports_earliest_events_capped_and_the_latest_position() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn several_guards_fail_when_any_fails() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn several_guards_fail_when_any_fails<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     // Cart decided on three products read at three positions.
     let cond = |a, b, c| {
         AppendCondition::new(tags(&["x"]), Some(p(a)))
@@ -551,10 +540,8 @@ async fn several_guards_fail_when_any_fails() {
     assert_eq!(ok.position, p(7));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_batch_is_never_checked_against_its_own_events() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn a_batch_is_never_checked_against_its_own_events<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let ok = store
         .append(
             vec![ev("A", &["x"]), ev("A", &["x"])],
@@ -565,10 +552,8 @@ async fn a_batch_is_never_checked_against_its_own_events() {
     assert_eq!(ok.position, p(8));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn idempotent_retry_by_id() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn idempotent_retry_by_id<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let batch = vec![ev("Paid", &["order:1"]), ev("Shipped", &["order:1"])];
     let cond = AppendCondition::new(tags(&["order:1"]), None);
     let first = store
@@ -620,10 +605,8 @@ async fn idempotent_retry_by_id() {
     assert_eq!(store.head().await.unwrap(), Some(p(9)));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn invalid_events_are_rejected_and_nothing_is_written() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn invalid_events_are_rejected_and_nothing_is_written<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     let good = ev("Good", &["t"]);
     let cases: Vec<(Event, &str)> = vec![
         (ev("", &[]), "type must not be empty"),
@@ -656,10 +639,8 @@ async fn invalid_events_are_rejected_and_nothing_is_written() {
     assert_eq!(store.head().await.unwrap(), Some(p(6)), "nothing written");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn values_that_could_not_be_read_back_are_rejected_up_front() {
-    let (store, _db) = store().await;
-    seed(&store).await;
+async fn values_that_could_not_be_read_back_are_rejected_up_front<S: EventStore + Sync>(store: &S) {
+    seed(store).await;
     // Nesting beyond what JSON decoders read back.
     let mut deep = json!(1);
     for _ in 0..(dcbstore::limits::MAX_JSON_DEPTH + 1) {
@@ -688,8 +669,7 @@ async fn values_that_could_not_be_read_back_are_rejected_up_front() {
         .unwrap_err();
     assert!(matches!(err, Error::Invalid(_)), "{err}");
     assert_eq!(store.head().await.unwrap(), Some(p(7)));
-    let all = store
-        .read_all(&Query::all(), ReadOptions::new())
+    let all = read_all(store, &Query::all(), ReadOptions::new())
         .await
         .unwrap();
     assert_eq!(all.len(), 7, "everything stored reads back");
@@ -698,9 +678,7 @@ async fn values_that_could_not_be_read_back_are_rejected_up_front() {
 /// A guard whose `after` is beyond the head is valid, not an error: nothing
 /// exists after it, so it admits the append (the DCB conformance suites
 /// require this).
-#[tokio::test(flavor = "multi_thread")]
-async fn a_guard_after_the_head_admits_the_append() {
-    let (store, _db) = store().await;
+async fn a_guard_after_the_head_admits_the_append<S: EventStore + Sync>(store: &S) {
     let a = store.append(vec![ev("A", &["t"])], None).await.unwrap();
     let beyond = SequencePosition::new(a.position.get() + 1000);
     let guard = AppendCondition::new(Query::item(QueryItem::tags(["t"])), Some(beyond));
@@ -874,4 +852,24 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
             .len(),
         4
     );
+}
+
+crate::common::on_both_stores! {
+    event_fields_round_trip_and_tags_are_a_set,
+    generated_ids_are_v7_and_unique,
+    positions_start_at_one_are_consecutive_in_a_batch_and_increase,
+    query_matching_rules,
+    malformed_queries_are_errors_not_match_all_or_nothing,
+    read_windows_directions_and_limits,
+    reads_page_through_large_results_in_order with page_size 7,
+    a_read_is_a_snapshot_as_of_its_start with page_size 2,
+    empty_append_is_an_error_before_the_condition_is_checked,
+    condition_fails_only_for_matches_after_the_position,
+    conflict_reports_earliest_events_capped_and_the_latest_position,
+    several_guards_fail_when_any_fails,
+    a_batch_is_never_checked_against_its_own_events,
+    idempotent_retry_by_id,
+    invalid_events_are_rejected_and_nothing_is_written,
+    values_that_could_not_be_read_back_are_rejected_up_front,
+    a_guard_after_the_head_admits_the_append,
 }

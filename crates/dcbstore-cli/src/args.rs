@@ -315,7 +315,7 @@ read-only role: `dcbstore grant ROLE --read-only`."
     )]
     Serve {
         /// Address to listen on (host:port).
-        #[arg(long, value_name = "ADDR", default_value = dcbstore::console::DEFAULT_LISTEN)]
+        #[arg(long, value_name = "ADDR", default_value = dcbstore_console::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// Bearer token every page and /metrics require (browsers log in with it once). On the
         /// command line it shows in the process list: prefer --token-file or DCBSTORE_CONSOLE_TOKEN.

@@ -10,7 +10,9 @@
 //! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more
 //!   guards; [`Conflict`]: what a failed one reports.
 //! - [`EventStore`]: the store API ([`ReadOptions`], [`Boundary`]), which
-//!   the `dcbstore` crate implements on PostgreSQL.
+//!   the `dcbstore` crate implements on PostgreSQL, and [`memory`]'s
+//!   [`MemoryStore`](memory::MemoryStore) in memory, with the same
+//!   semantics, for unit tests.
 //! - [`projection`]: folds, decision models and the DCB command pattern.
 //! - [`schema`]: event definitions and the committed schema file.
 //! - [`limits`]: what a store accepts; [`Error`]: what can go wrong, with
@@ -26,6 +28,7 @@ pub mod error;
 pub mod event;
 mod limit;
 pub mod limits;
+pub mod memory;
 pub mod projection;
 pub mod query;
 pub mod read;
@@ -33,6 +36,7 @@ pub mod schema;
 mod store;
 #[cfg(any(test, feature = "proptest"))]
 pub mod strategies;
+pub mod typed;
 
 pub use commit::CommitToken;
 pub use condition::{AppendCondition, AppendGuard, Appended};

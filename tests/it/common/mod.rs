@@ -1,34 +1,37 @@
-//! Shared test setup: a fresh, migrated database per test.
-#![allow(dead_code)]
+//! Shared test setup: the workspace's test support (a fresh, migrated
+//! database per test, the metrics recording, the CLI runner) and this
+//! binary's own TCP proxy.
 
 pub mod cli;
 pub mod proxy;
-pub mod recording;
 
-use dcbstore::{Event, Store};
-use dcbstore_testing::TestDatabase;
-use serde_json::json;
+pub use dcbstore_test_support::{ev, five_aged_events, recording, store, store_with};
 
-/// A migrated database and a store connected to it. Keep the database alive
-/// for the test's duration (it is dropped with it).
-pub async fn store() -> (Store, TestDatabase) {
-    store_with(|b| b).await
+/// Test functions generic over the store (`async fn name<S: EventStore +
+/// Sync>(store: &S)`), each run on both stores: `pg::name` on a fresh
+/// PostgreSQL database (with `with page_size N`, a store reading pages of
+/// N), `memory::name` on a fresh `MemoryStore`. One suite for both, so
+/// that neither store can drift from the rules.
+macro_rules! on_both_stores {
+    ($($name:ident $(with page_size $page:literal)?),* $(,)?) => {
+        mod pg {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    let (store, _db) =
+                        crate::common::store_with(|b| b $(.page_size($page))?).await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    super::$name(&dcbstore::memory::MemoryStore::new()).await;
+                }
+            )*
+        }
+    };
 }
-
-/// Like [`store`], with `configure` applied to the builder (pool size 32).
-pub async fn store_with(
-    configure: impl FnOnce(dcbstore::StoreBuilder) -> dcbstore::StoreBuilder,
-) -> (Store, TestDatabase) {
-    let db = TestDatabase::create().await.expect("create test database");
-    db.migrate().await.expect("migrate");
-    let store = configure(Store::builder(db.url()).expect("url").pool_size(32))
-        .build()
-        .await
-        .expect("connect");
-    (store, db)
-}
-
-/// An event of `event_type` with `tags` and small data.
-pub fn ev(event_type: &str, tags: &[&str]) -> Event {
-    Event::new(event_type, json!({"t": event_type})).with_tags(tags.iter().copied())
-}
+pub(crate) use on_both_stores;

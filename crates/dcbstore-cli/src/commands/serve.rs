@@ -9,10 +9,11 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use tokio::signal::unix::{signal, SignalKind};
 
-use dcbstore::console::{install_prometheus, Console, ConsoleOptions};
 use dcbstore::schema::SchemaFile;
 use dcbstore::Error;
+use dcbstore_console::{install_prometheus, Console, ConsoleOptions};
 
 use super::{Ctx, Failure, Outcome};
 
@@ -59,14 +60,19 @@ pub(crate) async fn serve(ctx: &Ctx, o: Options) -> Result<Outcome, Failure> {
     let metrics = install_prometheus()?;
     let console = Console::new(store, options)?.with_metrics(metrics);
     let bound = console.bind().await?;
+    // The handlers go in before the address is printed: a supervisor that
+    // stops the console the moment it announces itself gets a clean stop,
+    // not the default action of an unhandled signal.
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| Error::io("cannot handle SIGTERM", e))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("cannot handle SIGINT", e))?;
     // Once, on stderr, for the operator: with the generated token when
     // there is one. The logs get the address only.
     eprintln!("dcbstore console on {}", bound.url());
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::io("cannot handle SIGTERM", e))?;
     let shutdown = async move {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
+            _ = interrupt.recv() => {},
             _ = terminate.recv() => {},
         }
     };

@@ -4,7 +4,7 @@
 //! application's command line).
 //!
 //! ```no_run
-//! # use dcbstore::delivery::Deliveries;
+//! # use dcbstore_delivery::Deliveries;
 //! # async fn f(store: dcbstore::Store, deliveries: Deliveries) {
 //! // myapp dead-letters list [--subscriber S] [--json] | retry (--all | POSITION) | discard (--all | POSITION)
 //! let code = dcbstore_cli::kit::dead_letters::run(
@@ -22,9 +22,9 @@ use std::io::Write;
 
 use clap::{Args as ClapArgs, Parser, Subcommand};
 
-use dcbstore::delivery::{self, DeadLetter, Deliveries, RetryReport, Selection};
 use dcbstore::Store;
 use dcbstore::{Error, Result};
+use dcbstore_delivery::{self as delivery, DeadLetter, Deliveries, RetryReport, Selection};
 
 /// Which dead letters: all of them, or those at one position.
 #[derive(Debug, Clone, PartialEq, Eq, ClapArgs)]

@@ -28,9 +28,11 @@
 //! [`Error::LimitExceeded`]: which [`Limit`],
 //! its maximum and the value found.
 
+mod append;
 mod checks;
 
 pub use crate::limit::Limit;
+pub use append::{check, check_with, checked_bytes};
 
 use serde::Serialize;
 

@@ -36,10 +36,13 @@
 use std::fmt;
 
 mod decision;
+mod execute;
 mod replay;
 mod retry;
 
-pub use decision::{execute, execute_with, CommandError, DecisionModel, Executed};
+pub use decision::DecisionModel;
+pub(crate) use execute::run;
+pub use execute::{execute, execute_with, CommandError, Executed};
 pub use replay::{replay, ReplayProgress};
 pub use retry::Retry;
 

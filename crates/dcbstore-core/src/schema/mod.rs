@@ -191,9 +191,26 @@ pub trait EventDefinition:
     const KIND: Kind = Kind::Domain;
     /// Where it is routed.
     const LEVEL: Level;
+    /// The version of its shape: 1, plus one for each change of shape. A
+    /// store keeps each event's version ([`typed`](crate::typed)); reading
+    /// an older one goes through [`upcast`](Self::upcast).
+    const VERSION: u32 = 1;
 
     /// The tags of this event, derived from its payload (default: none).
     fn tags(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// One step of upcasting: the data of version `from` (below
+    /// [`VERSION`](Self::VERSION)) as version `from + 1` would hold it, or
+    /// why it cannot be; `None` when there is no upcaster from `from`
+    /// (default), which makes such events undecodable, and which `schema
+    /// compat` refuses for a changed shape. `#[derive(Event)]` writes it
+    /// from `#[event(upcast(from = N, with = path))]` (a JSON transform) or
+    /// `#[event(upcast(from = N, typed = OldShape))]` (`OldShape:
+    /// Deserialize`, and the next shape `From<OldShape>`).
+    fn upcast(from: u32, data: serde_json::Value) -> Option<Result<serde_json::Value, String>> {
+        let _ = (from, data);
+        None
     }
 }
