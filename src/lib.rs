@@ -5,12 +5,16 @@
 //! tags, read through query scopes, written with conditional appends that are
 //! atomic against every concurrent writer.
 //!
-//! - [`Event`], [`SequencedEvent`], [`SequencePosition`]: what is stored.
+//! - [`Event`](struct@Event), [`SequencedEvent`], [`SequencePosition`]: what is stored.
 //! - [`Query`], [`QueryItem`]: which events a read or a condition covers
 //!   (items OR'd; within an item, types OR'd and tags AND'd).
 //! - [`AppendCondition`]: `fail_if_events_match` + `after`, one or more guards.
 //! - [`Store`] (behind the [`EventStore`] trait): append, read, head, and
 //!   [`subscribe`](Store::subscribe) (catch-up then live, see [`subscribe`]).
+//! - [`typed`]: events as Rust types (`#[derive(Event)]`, `#[derive(Events)]`),
+//!   typed state ([`typed::StateQuery`]), decisions ([`typed::Decision`],
+//!   [`EventStore::decide`]), upcasting, and `given / when / then` tests on
+//!   the in-memory store ([`memory::MemoryStore`]).
 //! - [`projection`]: folds, decision models, the DCB command pattern, and
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.
 //! - [`consumer`]: what follows the log durably under a lease (durable
@@ -52,7 +56,11 @@ pub mod tls;
 pub mod transfer;
 
 // The model without I/O (dcbstore-core): its modules and items, re-exported.
-pub use dcbstore_core::{event, memory, query, schema};
+pub use dcbstore_core::{__private, event, memory, query, schema, typed};
+// `#[derive(Event)]` (an `EventDefinition`) and `#[derive(Events)]` (a
+// typed set of event types; the trait beside it, as serde does).
+pub use dcbstore_core::typed::Events;
+pub use dcbstore_derive::{Event, Events};
 
 pub use dcbstore_core::{
     AppendCondition, AppendGuard, Appended, CommitToken, Conflict, Event, EventStore, Query,
@@ -76,6 +84,8 @@ struct ReadmeDoctests;
 
 #[cfg(doctest)]
 mod guide {
+    #[doc = include_str!("../docs/guide/typed-decisions.md")]
+    struct TypedDecisions;
     #[doc = include_str!("../docs/guide/projections.md")]
     struct Projections;
     #[doc = include_str!("../docs/guide/subscriptions.md")]

@@ -1,7 +1,7 @@
 //! Durable consumers: what follows the log under a lease, from a checkpoint
 //! kept in `dcbstore.projections`, catch-up then live. Durable projections
 //! ([`projection::durable`](crate::projection::durable)) and delivery's
-//! subscribers and relays ([`delivery`](crate::delivery)) are consumers; an
+//! subscribers and relays (the `dcbstore-delivery` crate) are consumers; an
 //! application can write its own ([`Follower`]): each supplies one turn of
 //! work, and [`follow`] runs the rest.
 //!

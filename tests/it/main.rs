@@ -24,4 +24,5 @@ mod semantics;
 mod subscribe;
 mod tls;
 mod transfer;
+mod typed;
 mod upgrade;

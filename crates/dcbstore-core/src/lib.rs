@@ -46,3 +46,9 @@ pub use event::{Event, RawEvent, SequencePosition, SequencedEvent};
 pub use query::{Query, QueryItem};
 pub use read::{Boundary, ReadOptions};
 pub use store::EventStore;
+
+/// What the code of `#[derive(Event)]` names; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde_json;
+}

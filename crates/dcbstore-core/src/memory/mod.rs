@@ -118,7 +118,7 @@ impl MemoryStore {
     /// The events matching `query` in `window` (forwards), then every
     /// matching event appended later, as it is appended: the stream ends at
     /// the window's `to` or `limit`, or when dropped. A backwards window is
-    /// [`Error::Invalid`].
+    /// [`Error::Invalid`](crate::Error::Invalid).
     pub fn subscribe(
         &self,
         query: &Query,

@@ -50,6 +50,10 @@ pub struct CompiledEvent {
     pub level: Level,
     /// The payload fields, sorted by name.
     pub fields: Vec<Field>,
+    /// The versions whose stored events this build upcasts
+    /// ([`EventDefinition::UPCASTS`]): a breaking change from one of them is
+    /// one that stored events survive.
+    pub upcasts: Vec<u32>,
 }
 
 impl CompiledEvent {
@@ -153,6 +157,7 @@ pub fn compile<T: EventDefinition>() -> Result<CompiledEvent, SchemaError> {
         kind: T::KIND,
         level: T::LEVEL,
         fields,
+        upcasts: T::UPCASTS.to_vec(),
     })
 }
 

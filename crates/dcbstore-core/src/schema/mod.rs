@@ -195,6 +195,11 @@ pub trait EventDefinition:
     /// store keeps each event's version ([`typed`](crate::typed)); reading
     /// an older one goes through [`upcast`](Self::upcast).
     const VERSION: u32 = 1;
+    /// The versions [`upcast`](Self::upcast) reads (default: none).
+    /// `schema compat` accepts a breaking change from the committed latest
+    /// version when it is among them: the stored events of that version
+    /// still read. `#[derive(Event)]` fills it from its upcasters.
+    const UPCASTS: &'static [u32] = &[];
 
     /// The tags of this event, derived from its payload (default: none).
     fn tags(&self) -> Vec<String> {

@@ -187,7 +187,8 @@ pub fn compat(
 /// The breaking changes between each event's latest committed version and
 /// its compiled definition, by event name then field name. Adding an
 /// optional field, removing an optional one, a new event and a level change
-/// are not breaking.
+/// are not breaking; nor is any change to an event whose definition has an
+/// upcaster from that version ([`EventDefinition::UPCASTS`](super::EventDefinition::UPCASTS)).
 #[must_use]
 pub fn compat_between(compiled: &[CompiledEvent], committed: &SchemaFile) -> Vec<BreakingChange> {
     let mut changes = Vec::new();
@@ -197,6 +198,11 @@ pub fn compat_between(compiled: &[CompiledEvent], committed: &SchemaFile) -> Vec
             changes.push(BreakingChange::EventRemoved { event, version });
             continue;
         };
+        // Stored events of that version are upcast on read: whatever the
+        // new shape, they still decode.
+        if now.upcasts.contains(&version) {
+            continue;
+        }
         let mut fields: Vec<_> = latest.fields.iter().collect();
         fields.sort_by(|a, b| a.name.cmp(&b.name));
         for old in fields {
