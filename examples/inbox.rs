@@ -22,8 +22,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
-use dcbstore::{HandlerError, Store};
+use dcbstore::schema::{self, EventDefinition, Level, SchemaRegistry};
+use dcbstore::{Event, HandlerError, Store};
 use dcbstore_delivery::dispatch::{Dispatcher, Envelope, Levels, SourcedHandler};
 use dcbstore_delivery::job::{JobConfig, Jobs};
 use dcbstore_delivery::webhook::{self, WebhookTransport, ID_HEADER};
@@ -33,49 +33,30 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A new issue: announced to the outside world (level 4, through the log).
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "issue_opened", level = "broker", kind = "integration")]
 struct IssueOpened {
+    #[tag]
     issue: u32,
     title: String,
 }
 
-impl EventDefinition for IssueOpened {
-    const NAME: &'static str = "issue_opened";
-    const KIND: Kind = Kind::Integration;
-    const LEVEL: Level = Level::Broker;
-    fn tags(&self) -> Vec<String> {
-        vec![format!("issue:{}", self.issue)]
-    }
-}
-
 /// An assignment: mails the assignee (level 2, not durable).
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "issue_assigned", level = "job", kind = "integration")]
 struct IssueAssigned {
     issue: u32,
     assignee: String,
 }
 
-impl EventDefinition for IssueAssigned {
-    const NAME: &'static str = "issue_assigned";
-    const KIND: Kind = Kind::Integration;
-    const LEVEL: Level = Level::Job;
-}
-
 /// A comment: indexed for search (level 3, the outbox).
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "comment_added", level = "outbox", kind = "integration")]
 struct CommentAdded {
+    #[tag]
     issue: u32,
     author: String,
     text: String,
-}
-
-impl EventDefinition for CommentAdded {
-    const NAME: &'static str = "comment_added";
-    const KIND: Kind = Kind::Integration;
-    const LEVEL: Level = Level::Outbox;
-    fn tags(&self) -> Vec<String> {
-        vec![format!("issue:{}", self.issue)]
-    }
 }
 
 fn registry() -> SchemaRegistry {

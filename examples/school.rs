@@ -16,56 +16,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use dcbstore::projection::{replay, DecisionModel, Fold, Projection};
-use dcbstore::schema::{self, EventDefinition, Kind, Level, SchemaRegistry};
-use dcbstore::{Query, QueryItem, SequencedEvent, Store};
+use dcbstore::schema::{self, Level, SchemaRegistry};
+use dcbstore::{Event, Query, QueryItem, SequencedEvent, Store};
 use dcbstore_delivery::dispatch::{Dispatcher, EmitOptions, SourcedHandler};
 use dcbstore_testing::Scratch;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "course_defined", level = "sourced")]
 struct CourseDefined {
+    #[tag(prefix = "course")]
     course_id: String,
     capacity: u32,
 }
 
-impl EventDefinition for CourseDefined {
-    const NAME: &'static str = "course_defined";
-    const LEVEL: Level = Level::Sourced;
-    fn tags(&self) -> Vec<String> {
-        vec![format!("course:{}", self.course_id)]
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "student_subscribed", level = "sourced")]
 struct StudentSubscribed {
+    #[tag(prefix = "course")]
     course_id: String,
+    #[tag(prefix = "student")]
     student_id: String,
 }
 
-impl EventDefinition for StudentSubscribed {
-    const NAME: &'static str = "student_subscribed";
-    const LEVEL: Level = Level::Sourced;
-    fn tags(&self) -> Vec<String> {
-        vec![
-            format!("course:{}", self.course_id),
-            format!("student:{}", self.student_id),
-        ]
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[derive(Event, Debug, Serialize, Deserialize, JsonSchema)]
+#[event(name = "welcome_requested", level = "sync", kind = "integration")]
 struct WelcomeRequested {
     student_id: String,
     course_id: String,
     /// Free text for the e-mail.
     note: Option<String>,
-}
-
-impl EventDefinition for WelcomeRequested {
-    const NAME: &'static str = "welcome_requested";
-    const KIND: Kind = Kind::Integration;
-    const LEVEL: Level = Level::Sync;
 }
 
 fn registry() -> SchemaRegistry {

@@ -71,6 +71,18 @@ impl Log {
         if found == 0 {
             return Ok(None);
         }
+        // As the PostgreSQL store answers: an id stored with other content
+        // first, else an id stored by another append when only some are.
+        let differs = events
+            .iter()
+            .zip(&stored)
+            .find(|(e, s)| s.is_some_and(|s| !same_content(e, &s.event)));
+        if let Some((e, _)) = differs {
+            return Err(Error::IdConflict {
+                id: e.id,
+                message: format!("event id {} is already stored with different content", e.id),
+            });
+        }
         if found < events.len() {
             let id = events
                 .iter()
@@ -80,16 +92,6 @@ impl Log {
             return Err(Error::IdConflict {
                 id,
                 message: format!("event id {id} is already stored by another append; an idempotent retry must resend exactly the same events"),
-            });
-        }
-        let differs = events
-            .iter()
-            .zip(&stored)
-            .find(|(e, s)| s.is_some_and(|s| !same_content(e, &s.event)));
-        if let Some((e, _)) = differs {
-            return Err(Error::IdConflict {
-                id: e.id,
-                message: format!("event id {} is already stored with different content", e.id),
             });
         }
         let last = stored.iter().flatten().map(|s| s.position).max();
