@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use dcbstore::memory::MemoryStore;
-use dcbstore::typed::{decode, to_event, Decision, StateQuery};
+use dcbstore::typed::{decode, to_event, Decide, Decision, StateQuery};
 use dcbstore::{Event, EventStore, Query, ReadOptions, Store};
 use dcbstore_testing::Scratch;
 use futures::StreamExt;

@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use dcbstore::projection::CommandError;
-use dcbstore::typed::{Decision, StateQuery};
+use dcbstore::typed::{Decide, Decision, StateQuery};
 use dcbstore::{Event, EventStore, Events, ReadOptions, Store};
 use dcbstore_testing::Scratch;
 use schemars::JsonSchema;

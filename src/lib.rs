@@ -13,7 +13,7 @@
 //!   [`subscribe`](Store::subscribe) (catch-up then live, see [`subscribe`]).
 //! - [`typed`]: events as Rust types (`#[derive(Event)]`, `#[derive(Events)]`),
 //!   typed state ([`typed::StateQuery`]), decisions ([`typed::Decision`],
-//!   [`EventStore::decide`]), upcasting, and `given / when / then` tests on
+//!   [`typed::Decide`]), upcasting, and `given / when / then` tests on
 //!   the in-memory store ([`memory::MemoryStore`]).
 //! - [`projection`]: folds, decision models, the DCB command pattern, and
 //!   [`durable`](projection::durable) read models in PostgreSQL tables.

@@ -4,7 +4,7 @@
 //! (`tests/fixtures/courses_v1.jsonl`) upcast on read.
 
 use dcbstore::projection::{CommandError, Executed};
-use dcbstore::typed::{decode, given, version_of, Decision, StateQuery};
+use dcbstore::typed::{decode, given, version_of, Decide, Decision, StateQuery};
 use dcbstore::{Event, EventStore, Events, Query, ReadOptions, SequencePosition};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

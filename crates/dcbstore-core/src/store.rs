@@ -9,10 +9,8 @@ use futures::stream::BoxStream;
 use crate::condition::{AppendCondition, Appended};
 use crate::error::Result;
 use crate::event::{Event, RawEvent, SequencePosition, SequencedEvent};
-use crate::projection::{CommandError, Executed};
 use crate::query::Query;
 use crate::read::{seen_through, Boundary, ReadOptions};
-use crate::typed::Decision;
 
 /// The DCB event store API.
 ///
@@ -99,21 +97,6 @@ pub trait EventStore {
 
     /// The highest committed position, `None` for an empty store.
     fn head(&self) -> impl Future<Output = Result<Option<SequencePosition>>> + Send;
-
-    /// Runs a typed [`Decision`](crate::typed::Decision): reads its model's
-    /// boundary, decides, appends under the model's condition, and on a
-    /// conflict folds what changed and decides again
-    /// ([`typed::decide`](crate::typed::decide), 10 attempts).
-    fn decide<D>(
-        &self,
-        decision: &D,
-    ) -> impl Future<Output = std::result::Result<Executed, CommandError<D::Error>>>
-    where
-        Self: Sized + Sync,
-        D: Decision,
-    {
-        crate::typed::decide(self, decision)
-    }
 
     /// Reads the events matching `query` within `options` into memory,
     /// together with the position a decision made from them appends after

@@ -150,7 +150,9 @@ impl JobsBuilder {
         let run: Arc<JobFn> = Arc::new(move |envelope: Envelope| {
             let f = f.clone();
             Box::pin(async move {
-                let event: E = serde_json::from_value(envelope.payload.clone())?;
+                let payload =
+                    dcbstore::typed::upcast::<E>(envelope.version, envelope.payload.clone())?;
+                let event: E = serde_json::from_value(payload)?;
                 f(event, envelope).await
             })
         });

@@ -92,32 +92,40 @@ pub fn decode<E: EventDefinition>(stored: &SequencedEvent) -> Result<E> {
             E::NAME
         )));
     }
-    let mut version = version_of(&stored.event);
+    let version = version_of(&stored.event);
     if version > E::VERSION {
         return Err(undecodable(format!(
             "this build knows versions up to {}: deploy the build that wrote it",
             E::VERSION
         )));
     }
-    let mut data = stored.event.data.clone();
+    let data = upcast::<E>(version, stored.event.data.clone()).map_err(undecodable)?;
+    serde_json::from_value(data).map_err(|e| undecodable(e.to_string()))
+}
+
+/// `data` of version `version` upcast to [`EventDefinition::VERSION`], one
+/// step at a time through [`EventDefinition::upcast`]; unchanged when it is
+/// not older. The error says which step failed or is missing. Delivery's
+/// typed handlers decode envelopes through it too, so that every reader sees
+/// the current shape.
+pub fn upcast<E: EventDefinition>(
+    mut version: u32,
+    mut data: Value,
+) -> std::result::Result<Value, String> {
     while version < E::VERSION {
         data = match E::upcast(version, data) {
             Some(Ok(next)) => next,
-            Some(Err(why)) => {
-                return Err(undecodable(format!(
-                    "its upcast from version {version} failed: {why}"
-                )))
-            }
+            Some(Err(why)) => return Err(format!("its upcast from version {version} failed: {why}")),
             None => {
-                return Err(undecodable(format!(
+                return Err(format!(
                     "no upcaster from version {version} to {}: add one (#[event(upcast(from = {version}, ...))])",
                     version + 1
-                )))
+                ))
             }
         };
         version += 1;
     }
-    serde_json::from_value(data).map_err(|e| undecodable(e.to_string()))
+    Ok(data)
 }
 
 fn version_label(v: u32) -> String {

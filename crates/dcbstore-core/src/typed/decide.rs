@@ -76,6 +76,22 @@ pub trait Decision {
     ) -> Result<Vec<Self::Emits>, Self::Error>;
 }
 
+/// `store.decide(&decision)` on every [`EventStore`]: [`decide`] as a
+/// method.
+pub trait Decide: EventStore + Sync + Sized {
+    /// Runs a typed [`Decision`]: reads its model's boundary, decides,
+    /// appends under the model's condition, and on a conflict folds what
+    /// changed and decides again ([`decide`], 10 attempts).
+    fn decide<D: Decision>(
+        &self,
+        decision: &D,
+    ) -> impl std::future::Future<Output = Result<Executed, CommandError<D::Error>>> {
+        decide(self, decision)
+    }
+}
+
+impl<St: EventStore + Sync> Decide for St {}
+
 /// Runs `decision` on `store` with the default [`Retry`] (10 attempts):
 /// reads its model's boundary, decides, appends under the model's
 /// condition; on a conflict folds the conflict's events (or reads what it

@@ -23,8 +23,8 @@ mod events;
 mod given;
 mod model;
 
-pub use codec::{decode, to_event, version_of, ENVELOPE};
-pub use decide::{decide, decide_with, Decision};
+pub use codec::{decode, to_event, upcast, version_of, ENVELOPE};
+pub use decide::{decide, decide_with, Decide, Decision};
 pub use events::{not_in_set, Events};
 pub use given::{given, Given, When};
 pub use model::{Model, StateQuery};

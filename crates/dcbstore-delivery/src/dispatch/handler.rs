@@ -69,7 +69,8 @@ where
         if envelope.name != E::NAME {
             return Ok(());
         }
-        let event: E = serde_json::from_value(envelope.payload.clone())?;
+        let payload = dcbstore::typed::upcast::<E>(envelope.version, envelope.payload.clone())?;
+        let event: E = serde_json::from_value(payload)?;
         (self.f)(&event, envelope)
     }
 }
