@@ -44,12 +44,14 @@ mod guards;
 mod metered;
 mod prepare;
 mod request;
+mod wake;
 mod writer;
 
 pub use dcbstore_core::limits::{check, check_with};
 pub use dcbstore_core::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
 pub(crate) use metered::{AppendMeter, HeadGauge};
 pub(crate) use prepare::PreparedAppend;
+pub use wake::wake;
 pub(crate) use writer::{BatchLimits, Writer};
 
 use crate::error::Result;
@@ -66,8 +68,9 @@ use crate::limits::Limits;
 ///
 /// The events are checked against the default [`Limits`]; use
 /// [`append_in_with`] for others. Followers are not woken by this append
-/// (the store's writer wakes them after its own commits): they see it at
-/// their next poll.
+/// (the store's writer wakes them after its own commits): call [`wake`] in
+/// the transaction (sent at commit) or after it, or they see it at their
+/// next poll.
 pub async fn append_in<C: tokio_postgres::GenericClient + Sync>(
     client: &C,
     events: Vec<Event>,

@@ -17,7 +17,7 @@ pub use dcbstore_core::EventStore;
 
 use crate::append::{AppendCondition, AppendMeter, Appended, HeadGauge, PreparedAppend, Writer};
 use crate::connection::ConnectOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, PgResultExt, Result};
 use crate::event::{Event, RawEvent, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
 use crate::listener::{Listener, Wakeups};
@@ -117,6 +117,27 @@ impl Store {
             config: self.inner.config.clone(),
             tls: self.inner.tls.clone(),
         }
+    }
+
+    /// Wakes this store's followers, and every other process's, after an
+    /// application's own transaction appended with
+    /// [`append_in`](crate::append::append_in) and committed: see
+    /// [`append::wake`](crate::append::wake), which does the same inside the
+    /// transaction. Its own short transaction commits without waiting for a
+    /// flush (nothing of it needs to survive a crash).
+    pub async fn wake(&self) -> Result<()> {
+        self.inner
+            .pooled
+            .read("waking followers", |c| {
+                Box::pin(async move {
+                    c.batch_execute(
+                        "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')",
+                    )
+                    .await
+                    .db()
+                })
+            })
+            .await
     }
 
     /// The connection pool, for applications that run their own SQL beside

@@ -607,3 +607,52 @@ async fn a_backwards_window_cannot_be_followed() {
     );
     assert!(s.next().await.is_none());
 }
+
+/// Events appended in an application's own transaction (`append_in`) reach
+/// followers as soon as that transaction commits, not at their next poll
+/// (an hour here): with `append::wake` inside the transaction (sent by
+/// PostgreSQL at commit, and not at all on a rollback), or `Store::wake`
+/// after the commit. Each follower is live (it received a marker appended
+/// by the store) before the application appends, so that only a wake-up
+/// can bring it the event within the test's 20 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_in_the_apps_transaction_wake_followers_at_commit() {
+    use dcbstore::append::{append_in, wake};
+    let (store, _db) = store().await;
+    let q = Query::item(QueryItem::tags(["app"]));
+    let hour = SubscribeOptions::new().poll_interval(Duration::from_secs(3600));
+    let mut follower = store.subscribe(&q, hour);
+    for (k, inside) in [true, false].into_iter().enumerate() {
+        let marker = store
+            .append(vec![ev("Marker", &["app"])], None)
+            .await
+            .unwrap();
+        assert_eq!(next(&mut follower).await.position, marker.position);
+
+        // A rolled-back transaction that queued a wake-up sends nothing
+        // (and appends nothing).
+        let mut client = store.pool().get().await.unwrap();
+        let tx = client.transaction().await.unwrap();
+        let _ = append_in(&*tx, vec![ev("RolledBack", &["app"])], None)
+            .await
+            .unwrap();
+        wake(&*tx).await.unwrap();
+        tx.rollback().await.unwrap();
+
+        let tx = client.transaction().await.unwrap();
+        let appended = append_in(&*tx, vec![ev("InTransaction", &["app"])], None)
+            .await
+            .unwrap();
+        if inside {
+            wake(&*tx).await.unwrap();
+            tx.commit().await.unwrap();
+        } else {
+            tx.commit().await.unwrap();
+            store.wake().await.unwrap();
+        }
+        let got = next(&mut follower).await;
+        assert_eq!(got.event.event_type, "InTransaction", "round {k}");
+        assert_eq!(got.position, appended.position, "round {k}");
+    }
+    assert_quiet(&mut follower, Duration::from_millis(300)).await;
+}
