@@ -16,6 +16,7 @@ mod metrics;
 mod migrate;
 mod pg_regress;
 mod projections;
+mod properties;
 mod replicas;
 mod scenarios;
 mod schema;
