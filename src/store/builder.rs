@@ -46,6 +46,8 @@ pub struct StoreBuilder {
     lock_timeout: Option<Duration>,
     replicas: Vec<String>,
     replica_options: ReplicaOptions,
+    /// The application's own pool, when it gives one ([`pool`](Self::pool)).
+    pool: Option<Pool>,
 }
 
 impl StoreBuilder {
@@ -67,7 +69,35 @@ impl StoreBuilder {
             lock_timeout: None,
             replicas: Vec::new(),
             replica_options: ReplicaOptions::default(),
+            pool: None,
         }
+    }
+
+    /// Builds the store on the application's own pool instead of a pool of
+    /// its own: its appends, reads and boundary reads take connections from
+    /// `pool`, so the application runs one pool for its rows and its events
+    /// (and appends in its own transactions with
+    /// [`append_in`](crate::append::append_in) on the same connections).
+    /// The pool's size, timeouts and session settings are the
+    /// application's ([`pool_size`](Self::pool_size),
+    /// [`statement_timeout`](Self::statement_timeout) and
+    /// [`lock_timeout`](Self::lock_timeout) do not apply to it); the store
+    /// keeps its batching writers (at most half the pool's connections) and
+    /// its one listening connection, opened from this builder's connection
+    /// string, for subscriptions and projections. The pool must reach the
+    /// same database as the connection string.
+    ///
+    /// ```no_run
+    /// # async fn f(app_pool: deadpool_postgres::Pool) -> dcbstore::Result<()> {
+    /// let store = dcbstore::Store::builder("postgres://app@localhost/app")?
+    ///     .pool(app_pool)
+    ///     .build()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn pool(mut self, pool: Pool) -> Self {
+        self.pool = Some(pool);
+        self
     }
 
     /// A streaming replica (hot standby) of the database, for reads; call
@@ -198,12 +228,18 @@ impl StoreBuilder {
             limits.validate()?;
         }
         let connector = tls_connector(&config, &self.tls)?;
-        let pool = pool_of(
-            self.config.clone(),
-            connector.clone(),
-            self.pool_size,
-            self.wait_timeout,
-        )?;
+        let pool = match self.pool.take() {
+            Some(pool) => {
+                self.pool_size = pool.status().max_size.max(1);
+                pool
+            }
+            None => pool_of(
+                self.config.clone(),
+                connector.clone(),
+                self.pool_size,
+                self.wait_timeout,
+            )?,
+        };
         let client = pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => Error::Connect {
                 target,

@@ -656,3 +656,87 @@ async fn appends_in_the_apps_transaction_wake_followers_at_commit() {
     }
     assert_quiet(&mut follower, Duration::from_millis(300)).await;
 }
+
+/// A store built on the application's own pool takes every connection of
+/// its appends and reads from that pool (no second pool: the pool's size
+/// bounds the store's connections, and they are the pool's), and its
+/// subscriptions follow the log through the store's one listening
+/// connection; the application's transactions on the same pool append with
+/// `append_in` and wake them at commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_on_the_applications_pool_appends_reads_and_follows_through_it() {
+    use dcbstore::append::{append_in, wake};
+    let db = TestDatabase::create().await.expect("a database");
+    db.migrate().await.expect("migrated");
+    let mut cfg = deadpool_postgres::Config::new();
+    cfg.url = Some(db.url().to_string());
+    cfg.pool = Some(deadpool_postgres::PoolConfig::new(4));
+    let app_pool = cfg
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .expect("the application's pool");
+    let store = Store::builder(db.url())
+        .unwrap()
+        .pool(app_pool.clone())
+        .build()
+        .await
+        .expect("a store on the application's pool");
+    let q = Query::item(QueryItem::tags(["pooled"]));
+    let hour = SubscribeOptions::new().poll_interval(Duration::from_secs(3600));
+    let mut follower = store.subscribe(&q, hour);
+
+    // Many appends and reads at once: never more connections than the
+    // application's pool holds, and those are the pool's.
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = store
+                    .append(vec![ev("Pooled", &["pooled"])], None)
+                    .await
+                    .unwrap();
+                store
+                    .read_all(&Query::all(), ReadOptions::new())
+                    .await
+                    .unwrap()
+                    .len()
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.unwrap() >= 1);
+    }
+    let status = app_pool.status();
+    assert!(status.size >= 1 && status.size <= 4, "{status:?}");
+    let own: i64 = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND query NOT ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        own <= 4 + 1,
+        "the store opened connections beyond the application's pool: {own}"
+    );
+    let got = take(&mut follower, 32).await;
+    assert_eq!(got.len(), 32);
+
+    // The application's own transaction on the same pool.
+    let client = app_pool.get().await.unwrap();
+    let mut client = client;
+    let tx = client.transaction().await.unwrap();
+    let appended = append_in(&*tx, vec![ev("Mine", &["pooled"])], None)
+        .await
+        .unwrap();
+    wake(&*tx).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(next(&mut follower).await.position, appended.position);
+}
