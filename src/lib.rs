@@ -86,6 +86,8 @@ struct ReadmeDoctests;
 mod guide {
     #[doc = include_str!("../docs/guide/typed-decisions.md")]
     struct TypedDecisions;
+    #[doc = include_str!("../docs/guide/connecting.md")]
+    struct Connecting;
     #[doc = include_str!("../docs/guide/projections.md")]
     struct Projections;
     #[doc = include_str!("../docs/guide/subscriptions.md")]
