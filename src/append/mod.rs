@@ -52,6 +52,7 @@ pub use dcbstore_core::{AppendCondition, AppendGuard, Appended, Conflict, CONFLI
 pub(crate) use metered::{AppendMeter, HeadGauge};
 pub(crate) use prepare::PreparedAppend;
 pub use wake::wake;
+pub(crate) use wake::AFTER_COMMIT_SQL;
 pub(crate) use writer::{BatchLimits, Writer};
 
 use crate::error::Result;

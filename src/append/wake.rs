@@ -6,8 +6,15 @@ use tokio_postgres::GenericClient;
 
 use crate::error::{PgResultExt, Result};
 
-/// The channel every store's listening connection follows.
+/// The channel every store's listening connection follows, notified in the
+/// caller's transaction (sent at its commit).
 pub(crate) const CHANNEL_SQL: &str = "SELECT pg_notify('dcbstore_events', '')";
+
+/// A wake-up in a transaction of its own, once the writes have committed:
+/// it waits for no flush and no standby (nothing of it needs to survive a
+/// crash). `Store::wake` and imports send it.
+pub(crate) const AFTER_COMMIT_SQL: &str =
+    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')";
 
 /// Wakes the store's followers (subscriptions, durable projections,
 /// delivery consumers) for events appended with

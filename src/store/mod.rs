@@ -129,13 +129,7 @@ impl Store {
         self.inner
             .pooled
             .read("waking followers", |c| {
-                Box::pin(async move {
-                    c.batch_execute(
-                        "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')",
-                    )
-                    .await
-                    .db()
-                })
+                Box::pin(async move { c.batch_execute(crate::append::AFTER_COMMIT_SQL).await.db() })
             })
             .await
     }

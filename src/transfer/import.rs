@@ -363,7 +363,10 @@ async fn import_batch(store: &Store, lines: &[&Line]) -> Result<()> {
             Box::pin(async move {
                 let (ids, types, data, metadata, tag_ends, tags, recorded) = &*params;
                 let stmt = c.prepare_cached(IMPORT_SQL).await.db()?;
-                let wake = c.prepare_cached(WAKE_SQL).await.db()?;
+                let wake = c
+                    .prepare_cached(crate::append::AFTER_COMMIT_SQL)
+                    .await
+                    .db()?;
                 let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
                     [ids, types, data, metadata, tag_ends, tags, recorded];
                 // Polled in this order, the batch is sent first: pipelined,
@@ -396,10 +399,6 @@ async fn import_batch(store: &Store, lines: &[&Line]) -> Result<()> {
 
 const IMPORT_SQL: &str =
     "SELECT dcbstore.import_batch($1, $2, $3::text[], $4::text[], $5, $6, $7::timestamptz[])";
-
-/// As an append's: wakes followers once the batch has committed.
-const WAKE_SQL: &str =
-    "SELECT set_config('synchronous_commit', 'off', true), pg_notify('dcbstore_events', '')";
 
 /// What is stored under an id of the batch, compared with its line in the
 /// database (jsonb equality: numbers by value, every digit, objects whatever
