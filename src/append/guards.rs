@@ -10,21 +10,21 @@ use crate::query::sorted_terms;
 
 /// The guards of a batch's requests, each "ends" array cumulative.
 #[derive(Debug, Default)]
-pub(super) struct GuardArrays<'a> {
+pub(crate) struct GuardArrays<'a> {
     /// One per request: where its guards end.
-    pub(super) guard_ends: Vec<i32>,
+    pub(crate) guard_ends: Vec<i32>,
     /// One per guard: only events after it count.
-    pub(super) guard_afters: Vec<Option<i64>>,
+    pub(crate) guard_afters: Vec<Option<i64>>,
     /// One per guard: where its query's items end (none: "all").
-    pub(super) guard_item_ends: Vec<i32>,
+    pub(crate) guard_item_ends: Vec<i32>,
     /// One per item: where its types end in `item_types`.
-    pub(super) item_type_ends: Vec<i32>,
+    pub(crate) item_type_ends: Vec<i32>,
     /// The items' types.
-    pub(super) item_types: Vec<&'a str>,
+    pub(crate) item_types: Vec<&'a str>,
     /// One per item: where its tags end in `item_tags`.
-    pub(super) item_tag_ends: Vec<i32>,
+    pub(crate) item_tag_ends: Vec<i32>,
     /// The items' tags.
-    pub(super) item_tags: Vec<&'a str>,
+    pub(crate) item_tags: Vec<&'a str>,
 }
 
 impl<'a> GuardArrays<'a> {

@@ -39,9 +39,11 @@
 //! conditions' typed form (`guards`), and the batch's SQL call and decoding
 //! (`batch`).
 
+mod args;
 mod batch;
 mod guards;
 mod metered;
+mod outcome;
 mod prepare;
 mod request;
 mod wake;

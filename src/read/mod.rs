@@ -12,6 +12,7 @@ mod prefix;
 mod sql;
 mod stream;
 mod together;
+mod window;
 
 pub use dcbstore_core::read::{seen_through, Boundary, ReadOptions};
 

@@ -10,6 +10,7 @@ use tokio_postgres::Row;
 
 use super::decode::Decode;
 use super::sql::ReadSql;
+use super::window::{in_read_order, Window};
 use super::ReadOptions;
 use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
@@ -25,19 +26,8 @@ use crate::query::Query;
 pub(super) struct Cursor<T> {
     pooled: Pooled,
     sql: Arc<ReadSql>,
-    page_size: u64,
-    lo: u64,
-    /// None until the first page came back with the head.
-    hi: Option<u64>,
-    to: Option<u64>,
-    backwards: bool,
-    remaining: Option<u64>,
+    window: Window,
     buffer: VecDeque<Result<T>>,
-    exhausted: bool,
-    /// Where the read started (its exclusive lower bound) and the top of its
-    /// window (the requested upper bound or the head, the lower), once known.
-    start: u64,
-    top: Option<u64>,
     /// The next page, already being fetched while this one is consumed.
     next: Option<Prefetch>,
 }
@@ -74,16 +64,8 @@ impl<T: Decode> Cursor<T> {
         Ok(Cursor {
             pooled,
             sql: Arc::new(ReadSql::new(query, options.is_backwards())),
-            page_size: page_size.max(1),
-            lo: options.lower(),
-            hi: None,
-            to: options.upper(),
-            backwards: options.is_backwards(),
-            remaining: options.max_events(),
+            window: Window::new(&options, page_size),
             buffer: VecDeque::new(),
-            exhausted: false,
-            start: options.lower(),
-            top: None,
             next: None,
         })
     }
@@ -96,11 +78,11 @@ impl<T: Decode> Cursor<T> {
             if let Some(e) = self.buffer.pop_front() {
                 return Some(e);
             }
-            if self.exhausted {
+            if self.window.exhausted() {
                 return None;
             }
             if let Err(e) = self.next_page().await {
-                self.exhausted = true;
+                self.window.end();
                 self.next = None;
                 return Some(Err(e));
             }
@@ -108,34 +90,21 @@ impl<T: Decode> Cursor<T> {
     }
 
     /// Once the read has ended, the position through which it saw every
-    /// matching event: a decision made from what it returned appends after
-    /// it. The top of the window, except for a forwards read cut short by its
-    /// limit: then the last event returned (or where it started, if none).
+    /// matching event (see [`Window::seen_through`]).
     pub(super) fn seen_through(&self, last: Option<SequencePosition>) -> Option<SequencePosition> {
-        let top = self.top.unwrap_or(0);
-        let cut_short = !self.backwards && self.remaining == Some(0);
-        let p = if cut_short {
-            last.map_or(self.start, SequencePosition::get).min(top)
-        } else {
-            top
-        };
-        (p > 0).then_some(SequencePosition::new(p))
+        self.window.seen_through(last)
     }
 
     /// The fetch of the next page of the window, and how many events it asks
-    /// for. Before the first page, the window's top is the requested bound;
-    /// the server caps it at the head.
+    /// for.
     fn next_fetch(
         &self,
     ) -> (
         impl std::future::Future<Output = Result<Page>> + Send + 'static,
         u64,
     ) {
-        let want = self
-            .remaining
-            .map_or(self.page_size, |r| r.min(self.page_size));
-        let hi = self.hi.or(self.to).unwrap_or(u64::MAX);
-        let page = fetch(self.pooled.clone(), self.sql.clone(), self.lo, hi, want);
+        let (lo, hi, want) = self.window.request();
+        let page = fetch(self.pooled.clone(), self.sql.clone(), lo, hi, want);
         (page, want)
     }
 
@@ -164,49 +133,24 @@ impl<T: Decode> Cursor<T> {
     /// How many events the first page asks for, and the window it reads:
     /// (exclusive lower bound, inclusive upper bound).
     pub(super) fn first_request(&self) -> (u64, u64, u64) {
-        let want = self
-            .remaining
-            .map_or(self.page_size, |r| r.min(self.page_size));
-        (self.lo, self.hi.or(self.to).unwrap_or(u64::MAX), want)
+        self.window.request()
     }
 
     /// A page the server sent for `want` events: its events into the buffer,
     /// the window moved past them, and the next page fetched meanwhile when
     /// there may be more.
     pub(super) fn take_page(&mut self, page: Page, want: u64) -> Result<()> {
-        if self.hi.is_none() {
-            let top = self.to.map_or(page.head, |to| to.min(page.head));
-            self.hi = Some(top);
-            self.top = Some(top);
-        }
-        let Page { mut rows, .. } = page;
-        if !in_order(&rows, self.backwards)? {
-            sort_rows(&mut rows, self.backwards)?;
-        }
-        let got = rows.len() as u64;
-        if let Some(r) = self.remaining.as_mut() {
-            *r -= got.min(*r);
-        }
-        match rows.last() {
-            Some(last) if got == want && self.remaining != Some(0) => {
-                let p = position_of(last)?;
-                if self.backwards {
-                    self.hi = Some(p.saturating_sub(1));
-                } else {
-                    self.lo = p;
-                }
-            }
-            _ => self.exhausted = true,
-        }
-        let hi = self.hi.unwrap_or(0);
-        if !self.exhausted && self.lo < hi {
+        let Page { head, mut rows } = page;
+        in_read_order(&mut rows, self.window.backwards(), |r| {
+            r.try_get::<_, i64>(1).db()
+        })?;
+        let last = rows.last().map(position_of).transpose()?;
+        if self.window.advance(head, want, rows.len() as u64, last) {
             let (page, want) = self.next_fetch();
             self.next = Some(Prefetch {
                 task: tokio::spawn(page),
                 want,
             });
-        } else {
-            self.exhausted = true;
         }
         // Decoded while the server already produces the next page.
         for row in &rows {
@@ -267,32 +211,6 @@ pub(super) fn split_head(rows: Vec<Row>) -> Result<Page> {
         head: u64::try_from(head).unwrap_or(0),
         rows: events,
     })
-}
-
-/// Whether the rows come in the read's order (the statement orders them;
-/// this checks rather than trusts the order of a UNION ALL's branches).
-fn in_order(rows: &[Row], backwards: bool) -> Result<bool> {
-    let mut prev: Option<i64> = None;
-    for row in rows {
-        let p: i64 = row.try_get(1).db()?;
-        if let Some(q) = prev {
-            if (backwards && p >= q) || (!backwards && p <= q) {
-                return Ok(false);
-            }
-        }
-        prev = Some(p);
-    }
-    Ok(true)
-}
-
-fn sort_rows(rows: &mut Vec<Row>, backwards: bool) -> Result<()> {
-    let mut keyed = std::mem::take(rows)
-        .into_iter()
-        .map(|r| Ok((r.try_get::<_, i64>(1).db()?, r)))
-        .collect::<Result<Vec<_>>>()?;
-    keyed.sort_by_key(|(p, _)| if backwards { -*p } else { *p });
-    *rows = keyed.into_iter().map(|(_, r)| r).collect();
-    Ok(())
 }
 
 fn position_of(row: &Row) -> Result<u64> {
