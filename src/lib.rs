@@ -50,6 +50,8 @@ pub mod projection;
 pub mod read;
 pub mod replica;
 pub mod roles;
+#[cfg(feature = "sqlx")]
+pub mod sqlx;
 pub mod store;
 pub mod subscribe;
 pub mod tls;

@@ -56,6 +56,12 @@ pub(crate) use prepare::PreparedAppend;
 pub use wake::wake;
 pub(crate) use wake::AFTER_COMMIT_SQL;
 pub(crate) use writer::{BatchLimits, Writer};
+#[cfg(feature = "sqlx")]
+pub(crate) use {
+    args::{BatchArgs, APPEND_BATCH_SQL},
+    outcome::{append_error, outcomes, OutcomeRow},
+    wake::CHANNEL_SQL,
+};
 
 use crate::error::Result;
 use crate::event::Event;

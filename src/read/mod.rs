@@ -22,3 +22,9 @@ pub use decode::Decode;
 pub use prefix::read_decodable_prefix;
 pub(crate) use stream::read_stream;
 pub(crate) use together::Readers;
+#[cfg(feature = "sqlx")]
+pub(crate) use {
+    decode::undecodable,
+    sql::{PageCall, ReadSql, READ_PAGES_SQL, READ_TAGGED_SQL},
+    window::{in_read_order, Window},
+};

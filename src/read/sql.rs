@@ -18,7 +18,7 @@ use crate::error::{PgResultExt, Result};
 use crate::query::{sorted_terms, Query};
 
 /// The statement of every read page.
-const READ_PAGES_SQL: &str =
+pub(crate) const READ_PAGES_SQL: &str =
     "SELECT head, position, id, type, data, tags, metadata, recorded_at, request \
      FROM dcbstore.read_pages($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
@@ -40,7 +40,7 @@ const READ_PAGES_TYPES: [Type; 13] = [
 ];
 
 /// The statement of a page of one request whose query is one tagged item.
-const READ_TAGGED_SQL: &str =
+pub(crate) const READ_TAGGED_SQL: &str =
     "SELECT head, position, id, type, data, tags, metadata, recorded_at, request \
      FROM dcbstore.read_page_tagged($1, $2, $3, $4, $5, $6, $7)";
 
@@ -67,10 +67,10 @@ pub(crate) struct ReadSql {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Item {
-    first: String,
-    types: Vec<String>,
-    others: Vec<String>,
+pub(crate) struct Item {
+    pub(crate) first: String,
+    pub(crate) types: Vec<String>,
+    pub(crate) others: Vec<String>,
 }
 
 impl ReadSql {
@@ -127,7 +127,7 @@ impl ReadSql {
     /// window: (exclusive lower bound, inclusive upper bound, most events)),
     /// all in one direction: `read_page_tagged` for one request of one
     /// tagged item, else `read_pages`.
-    pub(super) fn call(requests: &[(&ReadSql, [i64; 3])]) -> PageCall {
+    pub(crate) fn call(requests: &[(&ReadSql, [i64; 3])]) -> PageCall {
         match requests {
             [(sql, window)] if !sql.all && sql.types_only.is_empty() && sql.items.len() == 1 => {
                 PageCall::Tagged {
@@ -171,7 +171,7 @@ impl ReadSql {
 
 /// One page call, as [`ReadSql::call`] chose it.
 #[derive(Debug)]
-pub(super) enum PageCall {
+pub(crate) enum PageCall {
     /// `dcbstore.read_page_tagged`.
     Tagged {
         window: [i64; 3],
@@ -225,20 +225,20 @@ impl PageCall {
 
 /// The arguments of `dcbstore.read_pages`.
 #[derive(Debug, Default)]
-pub(super) struct Params {
-    after: Vec<i64>,
-    to: Vec<i64>,
-    limit: Vec<i64>,
-    all: Vec<bool>,
-    item_request: Vec<i32>,
-    item_first: Vec<String>,
-    item_type_ends: Vec<i32>,
-    item_types: Vec<String>,
-    item_tag_ends: Vec<i32>,
-    item_tags: Vec<String>,
-    type_request: Vec<i32>,
-    types: Vec<String>,
-    backwards: bool,
+pub(crate) struct Params {
+    pub(crate) after: Vec<i64>,
+    pub(crate) to: Vec<i64>,
+    pub(crate) limit: Vec<i64>,
+    pub(crate) all: Vec<bool>,
+    pub(crate) item_request: Vec<i32>,
+    pub(crate) item_first: Vec<String>,
+    pub(crate) item_type_ends: Vec<i32>,
+    pub(crate) item_types: Vec<String>,
+    pub(crate) item_tag_ends: Vec<i32>,
+    pub(crate) item_tags: Vec<String>,
+    pub(crate) type_request: Vec<i32>,
+    pub(crate) types: Vec<String>,
+    pub(crate) backwards: bool,
 }
 
 impl Params {

@@ -23,10 +23,10 @@
 //! (a single request decided in place, set-based or sequential) ran and which outcomes happened, and fails if
 //! any of them never did, so that it cannot pass vacuously.
 //!
-//! The same model holds both stores to the rules through the store API
+//! The same model holds every store to the rules through the store API
 //! (`EventStore::append`, one request at a time, then a read of the whole
 //! log): `appends_through_the_store_api_agree_with_the_model`, on
-//! PostgreSQL and on `MemoryStore`.
+//! PostgreSQL, on the sqlx path and on `MemoryStore`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -1111,7 +1111,7 @@ async fn append_batch_agrees_with_the_model() {
 }
 
 // ---------------------------------------------------------------------------
-// The store API, on both stores
+// The store API, on every store
 
 /// The library's event of a sent one (a fresh id when it has none).
 fn to_event(e: &SentEvent) -> dcbstore::Event {
@@ -1218,6 +1218,6 @@ async fn appends_through_the_store_api_agree_with_the_model<S: dcbstore::EventSt
     }
 }
 
-crate::common::on_both_stores! {
+crate::common::on_every_store! {
     appends_through_the_store_api_agree_with_the_model,
 }

@@ -1,5 +1,5 @@
-//! Property tests of the store API on both stores (`properties::pg::`,
-//! `properties::memory::`), from the model crate's proptest strategies:
+//! Property tests of the store API on every store (`properties::pg::`,
+//! `properties::sqlx::`, `properties::memory::`), from the model crate's proptest strategies:
 //! random valid events (tricky strings, numbers at the edges, nested JSON,
 //! names at the byte limit) read back exactly as appended, and random valid
 //! conditions are decided (appended, or a conflict whose every event is
@@ -137,7 +137,7 @@ async fn random_valid_conditions_are_decided_never_refused<S: EventStore + Sync>
     );
 }
 
-crate::common::on_both_stores! {
+crate::common::on_every_store! {
     random_valid_events_read_back_as_appended,
     random_valid_conditions_are_decided_never_refused,
 }

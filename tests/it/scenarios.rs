@@ -4,8 +4,8 @@
 //! decides from their state (new events or a domain error); `execute` reads,
 //! decides and appends on the condition that nothing matching the read changed.
 //! In the concurrent variants every client decides from the same state before
-//! any appends, then retries with `execute`. Each scenario runs on both
-//! stores (PostgreSQL and `MemoryStore`), the races on PostgreSQL (clients
+//! any appends, then retries with `execute`. Each scenario runs on every
+//! store (PostgreSQL, the sqlx path and `MemoryStore`), the races on PostgreSQL (clients
 //! on several connections and batches).
 
 use std::future::Future;
@@ -135,7 +135,7 @@ async fn check<S: EventStore + Sync, P: Projection>(
     assert_eq!(log_events(store).await, expected_log);
 }
 
-/// One module per scenario, its test on both stores (`pg`, `memory`): given
+/// One module per scenario, its test on every store (`pg`, `sqlx`, `memory`): given
 /// the events of `given` in a fresh store, the command `when` must decide
 /// `then` (see [`check`]).
 macro_rules! scenarios {
@@ -146,6 +146,12 @@ macro_rules! scenarios {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn pg() {
                 let (store, _db) = crate::common::store().await;
+                check(&store, $given.into_iter().collect(), $when, $then).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlx() {
+                let (store, _db) = crate::common::sqlx_store(1000).await;
                 check(&store, $given.into_iter().collect(), $when, $then).await;
             }
 

@@ -854,7 +854,7 @@ async fn an_event_a_reader_cannot_decode_fails_only_itself_and_names_its_positio
     );
 }
 
-crate::common::on_both_stores! {
+crate::common::on_every_store! {
     event_fields_round_trip_and_tags_are_a_set,
     generated_ids_are_v7_and_unique,
     positions_start_at_one_are_consecutive_in_a_batch_and_increase,

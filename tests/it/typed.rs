@@ -1,4 +1,4 @@
-//! Typed decisions on both stores (`typed::pg::`, `typed::memory::`):
+//! Typed decisions on every store (`typed::pg::`, `typed::sqlx::`, `typed::memory::`):
 //! derived events, composed state queries, domain errors, events a decision
 //! cannot decode, and a committed log of version-1 events
 //! (`tests/fixtures/courses_v1.jsonl`) upcast on read.
@@ -266,7 +266,7 @@ async fn an_event_a_decision_cannot_decode_stops_it_and_names_its_position<S: Ev
     assert_eq!(store.head().await.unwrap(), Some(at), "nothing appended");
 }
 
-crate::common::on_both_stores! {
+crate::common::on_every_store! {
     typed_decisions_read_version_1_events_and_refuse_with_domain_errors,
     an_event_a_decision_cannot_decode_stops_it_and_names_its_position,
 }

@@ -16,7 +16,7 @@ pub use cli::*;
 pub use error::{Error, Result};
 pub use nats::{nats_server_exe, NatsServer};
 pub use recording::Recording;
-pub use store::{ev, five_aged_events, store, store_with};
+pub use store::{ev, five_aged_events, sqlx_pool, sqlx_store, store, store_with};
 pub use webdriver::{chromedriver_exe, chromium_exe, ChromeDriver};
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -5,14 +5,18 @@
 pub mod cli;
 pub mod proxy;
 
-pub use dcbstore_test_support::{ev, five_aged_events, recording, store, store_with};
+pub use dcbstore_test_support::{
+    ev, five_aged_events, recording, sqlx_pool, sqlx_store, store, store_with,
+};
 
 /// Test functions generic over the store (`async fn name<S: EventStore +
-/// Sync>(store: &S)`), each run on both stores: `pg::name` on a fresh
+/// Sync>(store: &S)`), each run on every store: `pg::name` on a fresh
 /// PostgreSQL database (with `with page_size N`, a store reading pages of
-/// N), `memory::name` on a fresh `MemoryStore`. One suite for both, so
-/// that neither store can drift from the rules.
-macro_rules! on_both_stores {
+/// N), `sqlx::name` on the sqlx path (`SqlxStore`: each append
+/// `dcbstore::sqlx::append_in` in a transaction of an sqlx pool, each read
+/// `read_in`/`read_boundary_in`, same page size), `memory::name` on a fresh
+/// `MemoryStore`. One suite for all, so that none can drift from the rules.
+macro_rules! on_every_store {
     ($($name:ident $(with page_size $page:literal)?),* $(,)?) => {
         mod pg {
             $(
@@ -20,6 +24,16 @@ macro_rules! on_both_stores {
                 async fn $name() {
                     let (store, _db) =
                         crate::common::store_with(|b| b $(.page_size($page))?).await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod sqlx {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $name() {
+                    let (store, _db) =
+                        crate::common::sqlx_store(1000 $(.min($page))?).await;
                     super::$name(&store).await;
                 }
             )*
@@ -34,4 +48,4 @@ macro_rules! on_both_stores {
         }
     };
 }
-pub(crate) use on_both_stores;
+pub(crate) use on_every_store;

@@ -2,8 +2,9 @@
 //! store's semantics, for unit tests of decisions and projections.
 //!
 //! The same rules hold as in `docs/semantics.md`, and one shared suite runs
-//! against both stores (the `dcbstore` crate's `tests/it/shared.rs`), so
-//! neither can drift: positions from 1 with no gaps, tags a sorted set,
+//! against every store (the `dcbstore` crate's `tests/it/semantics.rs` and
+//! its neighbours: PostgreSQL through the store, through sqlx, and this), so
+//! none can drift: positions from 1 with no gaps, tags a sorted set,
 //! every input check and limit of [`limits::check_with`], idempotent
 //! retries by id (the same content: `already_stored`; other content, or
 //! only some ids stored: [`Error::IdConflict`](crate::Error::IdConflict)) checked before the
