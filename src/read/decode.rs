@@ -100,7 +100,11 @@ fn position(row: &Row) -> Result<SequencePosition> {
     Ok(SequencePosition::from_sql(p))
 }
 
-pub(crate) fn undecodable(position: SequencePosition, what: &str, e: &dyn std::fmt::Display) -> Error {
+pub(crate) fn undecodable(
+    position: SequencePosition,
+    what: &str,
+    e: &dyn std::fmt::Display,
+) -> Error {
     Error::Undecodable {
         position,
         message: format!("{what}: {e}"),

@@ -43,7 +43,9 @@ pub fn sqlx_driver_error(e: sqlx::Error) -> DriverError {
         None => (e.to_string(), None),
     };
     let transient = match &code {
-        Some(c) => c.starts_with("08") || ["57P01", "57P02", "57P03", "53300"].contains(&c.as_str()),
+        Some(c) => {
+            c.starts_with("08") || ["57P01", "57P02", "57P03", "53300"].contains(&c.as_str())
+        }
         None => matches!(
             e,
             sqlx::Error::Io(_)

@@ -17,8 +17,8 @@ use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
 use crate::query::Query;
 use crate::read::{
-    in_read_order, undecodable, Boundary, PageCall, ReadOptions, ReadSql, Window,
-    READ_PAGES_SQL, READ_TAGGED_SQL,
+    in_read_order, undecodable, Boundary, PageCall, ReadOptions, ReadSql, Window, READ_PAGES_SQL,
+    READ_TAGGED_SQL,
 };
 
 /// Events a page holds, as the store reads them.
@@ -261,10 +261,9 @@ fn recorded_at(row: &PgRow) -> std::result::Result<DateTime<Utc>, String> {
         return Err("NULL".into());
     }
     // Prepared statements (every statement here) answer in binary.
-    let bytes = <[u8; 8]>::try_from(
-        sqlx::postgres::PgValueRef::as_bytes(&raw).map_err(|e| e.to_string())?,
-    )
-    .map_err(|_| "not an 8-byte timestamptz".to_string())?;
+    let bytes =
+        <[u8; 8]>::try_from(sqlx::postgres::PgValueRef::as_bytes(&raw).map_err(|e| e.to_string())?)
+            .map_err(|_| "not an 8-byte timestamptz".to_string())?;
     let micros = i64::from_be_bytes(bytes);
     DateTime::<Utc>::from_timestamp(946_684_800, 0)
         .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::microseconds(micros)))

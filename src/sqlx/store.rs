@@ -86,10 +86,7 @@ impl SqlxStore {
             .acquire()
             .await
             .map_err(|e| sqlx_error(e).for_append())?;
-        let mut tx = conn
-            .begin()
-            .await
-            .map_err(|e| sqlx_error(e).for_append())?;
+        let mut tx = conn.begin().await.map_err(|e| sqlx_error(e).for_append())?;
         let appended =
             super::append_in_with(&mut tx, events, condition.as_ref(), &self.limits).await;
         let appended = match appended {
@@ -133,9 +130,17 @@ impl EventStore for SqlxStore {
         self.append_now(events, condition).await
     }
 
-    fn read(&self, query: &Query, options: ReadOptions) -> BoxStream<'static, Result<SequencedEvent>> {
-        let (pool, query, limits, page_size) =
-            (self.pool.clone(), query.clone(), self.limits, self.page_size);
+    fn read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> BoxStream<'static, Result<SequencedEvent>> {
+        let (pool, query, limits, page_size) = (
+            self.pool.clone(),
+            query.clone(),
+            self.limits,
+            self.page_size,
+        );
         // The connection is taken when the stream is first polled: its
         // snapshot is that of its first page.
         futures::stream::once(async move { pool.acquire().await.map_err(sqlx_error) })
@@ -143,8 +148,9 @@ impl EventStore for SqlxStore {
                 Ok(conn) => {
                     super::read::read_stream(conn, &query, &limits, options, page_size).boxed()
                 }
-                Err(e) => futures::stream::once(async move { Err::<SequencedEvent, Error>(e) })
-                    .boxed(),
+                Err(e) => {
+                    futures::stream::once(async move { Err::<SequencedEvent, Error>(e) }).boxed()
+                }
             })
             .boxed()
     }

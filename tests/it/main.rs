@@ -22,6 +22,7 @@ mod scenarios;
 mod schema;
 mod security;
 mod semantics;
+mod sqlx;
 mod subscribe;
 mod tls;
 mod transfer;

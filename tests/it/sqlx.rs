@@ -1,0 +1,341 @@
+//! The store inside an application's sqlx transaction (`dcbstore::sqlx`):
+//! the application's rows and its events commit together or not at all, a
+//! conflict rolls back nothing of the application's, appends through sqlx
+//! and through the store's writer race under one lock, followers are woken
+//! at commit, and errors say what they say on the native path. The shared
+//! suites (semantics, scenarios, properties, typed, batch model) run on this
+//! path as well: their `sqlx::` tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dcbstore::sqlx::{append_in, read_boundary_in, read_in, wake, SqlxErrorExt};
+use dcbstore::subscribe::SubscribeOptions;
+use dcbstore::{AppendCondition, Error, EventStore, Query, QueryItem, ReadOptions};
+use futures::{StreamExt, TryStreamExt};
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Barrier;
+
+use crate::common::{ev, sqlx_pool, store};
+
+async fn app_table(pool: &PgPool) {
+    sqlx::query("CREATE TABLE enrolments (student text PRIMARY KEY, course text NOT NULL)")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn enrolments(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT student FROM enrolments ORDER BY student")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+async fn log_types(pool: &PgPool) -> Vec<String> {
+    let mut conn = pool.acquire().await.unwrap();
+    read_in(&mut conn, &Query::all(), ReadOptions::default())
+        .map_ok(|e| e.event.event_type)
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_apps_rows_and_its_events_commit_together_or_not_at_all() {
+    let (_store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    app_table(&pool).await;
+
+    for commit in [false, true] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("INSERT INTO enrolments VALUES ('ann', 'c1')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let appended = append_in(&mut tx, vec![ev("Enrolled", &["course:c1"])], None)
+            .await
+            .unwrap();
+        // Inside the transaction, its own append is readable.
+        let seen = read_boundary_in(
+            &mut tx,
+            &Query::item(QueryItem::tags(["course:c1"])),
+            ReadOptions::default(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(seen.events.len(), 1);
+        assert_eq!(seen.after, Some(appended.position));
+        if commit {
+            tx.commit().await.unwrap();
+        } else {
+            tx.rollback().await.unwrap();
+            assert!(enrolments(&pool).await.is_empty(), "rolled back: no row");
+            assert!(log_types(&pool).await.is_empty(), "rolled back: no event");
+        }
+    }
+    assert_eq!(enrolments(&pool).await, ["ann"]);
+    assert_eq!(log_types(&pool).await, ["Enrolled"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conflict_in_the_apps_transaction_rolls_back_nothing_of_the_apps() {
+    let (store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    app_table(&pool).await;
+    let query = Query::item(QueryItem::tags(["course:c1"]));
+
+    let mut tx = pool.begin().await.unwrap();
+    let boundary = read_boundary_in(&mut tx, &query, ReadOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(boundary.after, None);
+    // Someone else enrols meanwhile, through the store's writer.
+    let theirs = store
+        .append(vec![ev("Enrolled", &["course:c1"])], None)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO enrolments VALUES ('bob', 'c1')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let condition = AppendCondition::new(query.clone(), boundary.after);
+    let err = append_in(
+        &mut tx,
+        vec![ev("Enrolled", &["course:c1"])],
+        Some(&condition),
+    )
+    .await
+    .unwrap_err();
+    let Error::Conflict(conflict) = &err else {
+        panic!("a conflict, got {err:?}");
+    };
+    assert_eq!(
+        conflict
+            .events
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        [theirs.position]
+    );
+    // The transaction goes on: the application's row is still there, and
+    // it decides what to keep.
+    let mine: i64 = sqlx::query_scalar("SELECT count(*) FROM enrolments")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(mine, 1);
+    tx.commit().await.unwrap();
+    assert_eq!(enrolments(&pool).await, ["bob"]);
+    assert_eq!(log_types(&pool).await, ["Enrolled"], "only theirs");
+}
+
+/// Decisions on one boundary, half in sqlx transactions and half through
+/// the store's batching writer, all deciding from the same (empty) state:
+/// exactly one is written, every other one is a conflict naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_in_sqlx_transactions_and_through_the_store_race_and_one_wins_per_boundary() {
+    let (store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    for round in 0..5 {
+        let tag = format!("seat:{round}");
+        let query = Query::item(QueryItem::tags([tag.as_str()]));
+        let after = store.head().await.unwrap();
+        let condition = AppendCondition::new(query.clone(), after);
+        let barrier = Arc::new(Barrier::new(16));
+        let mut tasks = Vec::new();
+        for k in 0..16 {
+            let (store, pool, barrier) = (store.clone(), pool.clone(), barrier.clone());
+            let (condition, tag) = (condition.clone(), tag.clone());
+            tasks.push(tokio::spawn(async move {
+                let event = ev("SeatTaken", &[tag.as_str()]);
+                if k % 2 == 0 {
+                    let mut tx = pool.begin().await.unwrap();
+                    barrier.wait().await;
+                    let r = append_in(&mut tx, vec![event], Some(&condition)).await;
+                    tx.commit().await.unwrap();
+                    r
+                } else {
+                    barrier.wait().await;
+                    store.append(vec![event], Some(condition)).await
+                }
+            }));
+        }
+        let mut won = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(a) => won.push(a.position),
+                Err(Error::Conflict(c)) => assert_eq!(c.events.len(), 1, "{c:?}"),
+                Err(e) => panic!("a write or a conflict, got {e:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: one decision wins");
+        let seats = store
+            .read_boundary(&query, ReadOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(seats.events.len(), 1);
+        assert_eq!(seats.events[0].position, won[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_sqlx_append_wakes_the_stores_followers_at_commit_and_never_on_rollback() {
+    let (store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    let q = Query::item(QueryItem::tags(["app"]));
+    let hour = SubscribeOptions::new().poll_interval(Duration::from_secs(3600));
+    let mut follower = store.subscribe(&q, hour);
+    async fn next(f: &mut dcbstore::subscribe::Subscription) -> dcbstore::SequencedEvent {
+        tokio::time::timeout(Duration::from_secs(20), f.next())
+            .await
+            .expect("an event within 20 s (followers poll hourly: only a wake-up brings it)")
+            .expect("the subscription goes on")
+            .expect("no error")
+    }
+    let marker = store
+        .append(vec![ev("Marker", &["app"])], None)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut follower).await.position, marker.position);
+
+    let mut tx = pool.begin().await.unwrap();
+    let _ = append_in(&mut tx, vec![ev("RolledBack", &["app"])], None)
+        .await
+        .unwrap();
+    wake(&mut tx).await.unwrap();
+    tx.rollback().await.unwrap();
+
+    let mut tx = pool.begin().await.unwrap();
+    let appended = append_in(&mut tx, vec![ev("InTransaction", &["app"])], None)
+        .await
+        .unwrap();
+    wake(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+    let got = next(&mut follower).await;
+    assert_eq!(got.event.event_type, "InTransaction");
+    assert_eq!(got.position, appended.position);
+    if let Ok(e) = tokio::time::timeout(Duration::from_millis(300), follower.next()).await {
+        panic!("nothing more was expected, got {e:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_on_the_sqlx_path_are_the_native_paths() {
+    let (_store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    let mut conn = pool.acquire().await.unwrap();
+
+    // Refused at the edge: nothing sent.
+    let err = append_in(&mut conn, vec![], None).await.unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+    let deep = (0..200).fold(json!(1), |v, _| json!([v]));
+    let err = append_in(
+        &mut conn,
+        vec![dcbstore::Event::new("Deep", deep.clone())],
+        None,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::LimitExceeded { .. }), "{err:?}");
+
+    // Refused by the database (a limit lowered there): its SQLSTATE and
+    // sqlx's own error behind it, nothing written.
+    sqlx::query("UPDATE dcbstore.limits SET max_json_depth = 3")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let nested = dcbstore::Event::new("Nested", json!({"a": {"b": {"c": {"d": 1}}}}));
+    let err = append_in(&mut conn, vec![nested], None).await.unwrap_err();
+    assert_eq!(err.code(), Some("22023"), "{err:?}");
+    let db_error = err
+        .as_sqlx_error()
+        .and_then(|e| e.as_database_error())
+        .expect("sqlx's database error behind it");
+    assert!(db_error.message().contains("depth"), "{db_error}");
+    assert!(!err.is_outcome_unknown() && !err.is_transient());
+    assert!(log_types(&pool).await.is_empty());
+
+    // An id stored with other content.
+    let first = ev("Once", &["x"]);
+    let mut other = first.clone();
+    other.event_type = "Other".into();
+    let _ = append_in(&mut conn, vec![first.clone()], None)
+        .await
+        .unwrap();
+    let again = append_in(&mut conn, vec![first], None).await.unwrap();
+    assert!(again.already_stored);
+    let err = append_in(&mut conn, vec![other], None).await.unwrap_err();
+    assert!(matches!(err, Error::IdConflict { .. }), "{err:?}");
+
+    // A query the limits refuse is refused before it is sent.
+    let err = read_boundary_in(
+        &mut conn,
+        &Query::item(QueryItem::tags(Vec::<String>::new())),
+        ReadOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Invalid(_)), "{err:?}");
+}
+
+/// A connection that goes away while its append waits for the lock: the
+/// caller is told the outcome is unknown (or that nothing was written), and
+/// resending the same events settles it, as on the native path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_append_whose_connection_dies_is_outcome_unknown_and_a_resend_settles_it() {
+    let (store, db) = store().await;
+    let pool = sqlx_pool(&db).await;
+    // Hold the append lock in a transaction of the store's pool.
+    let mut holder = store.pool().get().await.unwrap();
+    let holding = holder.transaction().await.unwrap();
+    let _ = dcbstore::append::append_in(&*holding, vec![ev("Holder", &[])], None)
+        .await
+        .unwrap();
+
+    let mut conn = pool.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let event = ev("Waiting", &[]);
+    let sent = event.clone();
+    let waiting = tokio::spawn(async move {
+        let r = append_in(&mut conn, vec![sent], None).await;
+        drop(conn);
+        r
+    });
+    // Until it waits for the lock, then end its backend.
+    let admin = sqlx_pool(&db).await;
+    loop {
+        let waits: bool = sqlx::query_scalar(
+            "SELECT wait_event_type IS NOT DISTINCT FROM 'Lock' FROM pg_stat_activity WHERE pid = $1",
+        )
+        .bind(pid)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+        if waits {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&admin)
+        .await
+        .unwrap();
+    assert!(ended);
+    let err = waiting.await.unwrap().unwrap_err();
+    assert!(
+        err.is_outcome_unknown() || matches!(err, Error::NotWritten(_)),
+        "unknown or not written, never a bare failure: {err:?}"
+    );
+    holding.commit().await.unwrap();
+    // The resend settles it: here, it was not written.
+    let mut conn = pool.acquire().await.unwrap();
+    let resent = append_in(&mut conn, vec![event], None).await.unwrap();
+    assert!(!resent.already_stored);
+    assert_eq!(log_types(&pool).await, ["Holder", "Waiting"]);
+}
