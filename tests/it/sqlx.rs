@@ -339,3 +339,268 @@ async fn an_append_whose_connection_dies_is_outcome_unknown_and_a_resend_settles
     assert!(!resent.already_stored);
     assert_eq!(log_types(&pool).await, ["Holder", "Waiting"]);
 }
+
+// ---------------------------------------------------------------------------
+// The example service (examples/enrolment_service.rs), as a process
+
+/// The example service running on `db`, killed when dropped.
+struct Service {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// Starts the example built beside this test binary (`cargo test` at
+    /// the workspace root builds the examples) on `db`, on a free port.
+    fn start(db: &dcbstore_testing::TestDatabase) -> Service {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().unwrap();
+        let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+        let bin = dir
+            .join("examples")
+            .join(format!("enrolment_service{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.is_file(),
+            "{} is missing: run `cargo test` at the workspace root, or `cargo build --example enrolment_service` first",
+            bin.display()
+        );
+        let mut child = std::process::Command::new(bin)
+            .arg("--serve")
+            .env("DATABASE_URL", db.url())
+            .env("PORT", "0")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("the service's first line names its address: {line:?}"))
+            .to_string();
+        Service { child, base }
+    }
+
+    async fn post(&self, path: &str, body: Option<&str>) -> (u16, String) {
+        let http = reqwest::Client::new();
+        let mut request = http.post(format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+}
+
+/// The course's enrolments as the log, the seat count and the roster have
+/// them.
+async fn three_views(pool: &PgPool, course: &str) -> (Vec<String>, i32, Vec<String>) {
+    let mut conn = pool.acquire().await.unwrap();
+    let mut logged: Vec<String> = read_in(
+        &mut conn,
+        &Query::item(QueryItem::types(["student_enrolled"]).and_tags([format!("course:{course}")])),
+        ReadOptions::default(),
+    )
+    .map_ok(|e| e.event.data["student_id"].as_str().unwrap().to_string())
+    .try_collect()
+    .await
+    .unwrap();
+    logged.sort();
+    let taken: i32 = sqlx::query_scalar("SELECT taken FROM course_seats WHERE course_id = $1")
+        .bind(course)
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let roster: Vec<String> = sqlx::query_scalar(
+        "SELECT student_id FROM course_roster WHERE course_id = $1 ORDER BY student_id",
+    )
+    .bind(course)
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    (logged, taken, roster)
+}
+
+/// The service's handler appends the enrolment, then updates its own
+/// tables, in one transaction. Its connection is killed exactly between
+/// the two writes (the seat row is held by another transaction, so the
+/// handler waits there, holding the append lock its append took): neither
+/// the event nor the rows are committed, and the client is told to retry;
+/// the retry commits both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_killed_between_its_append_and_its_own_rows_commits_neither() {
+    let (_store, db) = store().await;
+    let service = Service::start(&db);
+    let pool = sqlx_pool(&db).await;
+    assert_eq!(
+        service
+            .post("/courses/c1", Some(r#"{"capacity": 10}"#))
+            .await
+            .0,
+        201
+    );
+
+    let mut blocker = pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM course_seats WHERE course_id = 'c1' FOR UPDATE")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let enrolling = {
+        let base = service.base.clone();
+        tokio::spawn(async move {
+            let response = reqwest::Client::new()
+                .post(format!("{base}/courses/c1/students/ann"))
+                .send()
+                .await
+                .unwrap();
+            response.status().as_u16()
+        })
+    };
+    // The handler's backend: appended (it holds the append lock), waiting
+    // for the seat row.
+    let pid: i32 = loop {
+        let between: Option<i32> = sqlx::query_scalar(
+            "SELECT a.pid FROM pg_stat_activity a \
+             WHERE a.datname = current_database() AND a.application_name = 'enrolment_service' \
+               AND a.wait_event_type = 'Lock' AND a.query LIKE 'UPDATE course_seats%' \
+               AND EXISTS (SELECT 1 FROM pg_locks l \
+                           WHERE l.pid = a.pid AND l.granted \
+                             AND l.relation = 'dcbstore.append_lock'::regclass)",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        if let Some(pid) = between {
+            break pid;
+        }
+        assert!(
+            !enrolling.is_finished(),
+            "the request ended before its handler was caught between its writes"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(killed);
+    blocker.rollback().await.unwrap();
+    assert_eq!(enrolling.await.unwrap(), 503, "not done: retry");
+    assert_eq!(
+        three_views(&pool, "c1").await,
+        (vec![], 0, vec![]),
+        "neither the event nor the rows"
+    );
+
+    assert_eq!(service.post("/courses/c1/students/ann", None).await.0, 201);
+    let ann = vec!["ann".to_string()];
+    assert_eq!(three_views(&pool, "c1").await, (ann.clone(), 1, ann));
+}
+
+/// Many clients enrol while the service's connections are killed at random
+/// moments (before, between, during and after its writes): whatever each
+/// client was told, the log, the seat count and the roster agree, each
+/// student is enrolled at most once, and every client told "created" is in
+/// all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_random_connection_kills_the_log_and_the_services_rows_always_agree() {
+    let (_store, db) = store().await;
+    let service = Arc::new(Service::start(&db));
+    let pool = sqlx_pool(&db).await;
+    assert_eq!(
+        service
+            .post("/courses/c2", Some(r#"{"capacity": 1000}"#))
+            .await
+            .0,
+        201
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let killer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut kills = 0u32;
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                k += 1;
+                tokio::time::sleep(Duration::from_millis(10 + (k * 7919) % 37)).await;
+                // One busy backend of the service at a time, at random.
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM ( \
+                       SELECT pid FROM pg_stat_activity \
+                       WHERE datname = current_database() AND application_name = 'enrolment_service' \
+                         AND state <> 'idle' ORDER BY random() LIMIT 1) busy",
+                )
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                kills += u32::try_from(n).unwrap();
+            }
+            kills
+        })
+    };
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let service = service.clone();
+        clients.push(tokio::spawn(async move {
+            let mut created = Vec::new();
+            for s in 0..12 {
+                let student = format!("s{c}-{s}");
+                for _attempt in 0..50 {
+                    let (status, body) = service
+                        .post(&format!("/courses/c2/students/{student}"), None)
+                        .await;
+                    match status {
+                        201 => {
+                            created.push(student.clone());
+                            break;
+                        }
+                        // Committed by an attempt whose answer was lost.
+                        409 if body.contains("already enrolled") => break,
+                        503 => continue,
+                        other => panic!("{other} {body}"),
+                    }
+                }
+            }
+            created
+        }));
+    }
+    let mut created = Vec::new();
+    for c in clients {
+        created.extend(c.await.unwrap());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let kills = killer.await.unwrap();
+    assert!(kills > 0, "the test killed connections");
+
+    let (logged, taken, roster) = three_views(&pool, "c2").await;
+    assert_eq!(logged, roster, "the log and the roster agree");
+    assert_eq!(
+        usize::try_from(taken).unwrap(),
+        roster.len(),
+        "the seat count agrees"
+    );
+    let unique: std::collections::BTreeSet<_> = logged.iter().collect();
+    assert_eq!(unique.len(), logged.len(), "each student at most once");
+    for student in &created {
+        assert!(logged.contains(student), "{student} was told created");
+    }
+    assert!(
+        logged.len() >= created.len() && !created.is_empty(),
+        "{} created, {} logged, {kills} connections killed",
+        created.len(),
+        logged.len()
+    );
+}

@@ -42,28 +42,8 @@ pub async fn five_aged_events(store: &Store, event_type: &str) {
 /// An sqlx pool (up to 32 connections) on `db`: the application's pool of
 /// the sqlx path's tests.
 pub async fn sqlx_pool(db: &TestDatabase) -> sqlx::PgPool {
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use tokio_postgres::config::Host;
-    let config = db.config().expect("config");
-    let mut options = PgConnectOptions::new_without_pgpass();
-    match config.get_hosts().first() {
-        Some(Host::Tcp(host)) => options = options.host(host),
-        Some(Host::Unix(dir)) => options = options.socket(dir),
-        None => {}
-    }
-    if let Some(port) = config.get_ports().first() {
-        options = options.port(*port);
-    }
-    if let Some(user) = config.get_user() {
-        options = options.username(user);
-    }
-    if let Some(password) = config.get_password() {
-        options = options.password(std::str::from_utf8(password).expect("utf-8 password"));
-    }
-    if let Some(dbname) = config.get_dbname() {
-        options = options.database(dbname);
-    }
-    PgPoolOptions::new()
+    let options = dcbstore::sqlx::connect_options(db.url()).expect("sqlx options");
+    sqlx::postgres::PgPoolOptions::new()
         .max_connections(32)
         .connect_with(options)
         .await
