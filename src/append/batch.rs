@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::Value;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::GenericClient;
 
 use super::args::{BatchArgs, APPEND_BATCH_SQL};
@@ -80,14 +81,23 @@ pub(super) async fn execute_batch(
         })
 }
 
-/// Runs one request as a batch of one on the caller's connection.
+/// Runs one request as a batch of one on the caller's connection, in one
+/// round trip: the caller's client has no statement cache, so the
+/// statement goes with its parameter types (an unnamed statement, parsed
+/// with the call; the function's own plans are cached by the session).
 pub(super) async fn execute_one<C: GenericClient + Sync>(
     client: &C,
     prepared: PreparedAppend,
 ) -> Result<Appended> {
-    let stmt = client.prepare(APPEND_BATCH_SQL).await.db()?;
-    let mut results = run_append_batch(client, &stmt, std::slice::from_ref(&prepared)).await?;
-    results
+    let appends = std::slice::from_ref(&prepared);
+    let a = BatchArgs::of(appends)?;
+    let params = params(&a);
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params.iter().copied().zip(PARAM_TYPES).collect();
+    let rows = client
+        .query_typed(APPEND_BATCH_SQL, &typed)
+        .await
+        .map_err(|e| append_error(pg_driver_error(e)))?;
+    outcomes(1, rows.iter().map(Answer))
         .pop()
         .unwrap_or_else(|| Err(Error::decode("the database returned no outcome")))
 }
@@ -98,30 +108,50 @@ async fn run_append_batch<C: GenericClient + Sync>(
     appends: &[PreparedAppend],
 ) -> Result<Vec<Result<Appended>>> {
     let a = BatchArgs::of(appends)?;
-    let g = &a.guards;
     let rows = client
-        .query(
-            stmt,
-            &[
-                &a.ids,
-                &a.types,
-                &a.data,
-                &a.metadata,
-                &a.tag_ends,
-                &a.tags,
-                &a.request_ends,
-                &g.guard_ends,
-                &g.guard_afters,
-                &g.guard_item_ends,
-                &g.item_type_ends,
-                &g.item_types,
-                &g.item_tag_ends,
-                &g.item_tags,
-            ],
-        )
+        .query(stmt, &params(&a))
         .await
         .map_err(|e| append_error(pg_driver_error(e)))?;
     Ok(outcomes(appends.len(), rows.iter().map(Answer)))
+}
+
+/// The types of `dcbstore.append_batch_typed`'s parameters, in order.
+const PARAM_TYPES: [Type; 14] = [
+    Type::UUID_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::INT4_ARRAY,
+    Type::INT8_ARRAY,
+    Type::INT4_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+    Type::INT4_ARRAY,
+    Type::TEXT_ARRAY,
+];
+
+/// The batch's arguments as the statement's parameters, in order.
+fn params<'a>(a: &'a BatchArgs<'_>) -> [&'a (dyn ToSql + Sync); 14] {
+    let g = &a.guards;
+    [
+        &a.ids,
+        &a.types,
+        &a.data,
+        &a.metadata,
+        &a.tag_ends,
+        &a.tags,
+        &a.request_ends,
+        &g.guard_ends,
+        &g.guard_afters,
+        &g.guard_item_ends,
+        &g.item_type_ends,
+        &g.item_types,
+        &g.item_tag_ends,
+        &g.item_tags,
+    ]
 }
 
 /// A row of the answer, as tokio-postgres reads it.

@@ -740,3 +740,95 @@ async fn a_store_on_the_applications_pool_appends_reads_and_follows_through_it()
     tx.commit().await.unwrap();
     assert_eq!(next(&mut follower).await.position, appended.position);
 }
+
+/// The single-connection case: a store on an application pool of one
+/// connection (deadpool, `max_size` 1) keeps every part working on it:
+/// concurrent appends (the batching writer), conditional ones, boundary
+/// reads (read together), plain reads, a follower (through the store's one
+/// listening connection), and the application's own transactions on the
+/// same connection, all taking turns; no other connection is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_on_a_single_connection_appends_reads_decides_and_follows_on_it() {
+    use dcbstore::append::{append_in, wake};
+    let db = TestDatabase::create().await.expect("a database");
+    db.migrate().await.expect("migrated");
+    let mut cfg = deadpool_postgres::Config::new();
+    cfg.url = Some(db.url().to_string());
+    cfg.pool = Some(deadpool_postgres::PoolConfig::new(1));
+    let one = cfg
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .expect("a pool of one connection");
+    let store = Store::builder(db.url())
+        .unwrap()
+        .pool(one.clone())
+        .build()
+        .await
+        .expect("a store on one connection");
+    let q = Query::item(QueryItem::tags(["one"]));
+    let hour = SubscribeOptions::new().poll_interval(Duration::from_secs(3600));
+    let mut follower = store.subscribe(&q, hour);
+
+    let work = async {
+        let mut tasks = Vec::new();
+        for k in 0..24 {
+            let (store, one) = (store.clone(), one.clone());
+            tasks.push(tokio::spawn(async move {
+                let key = format!("key:{k}");
+                let event = ev("One", &["one", key.as_str()]);
+                match k % 4 {
+                    // A decision: its boundary, then a conditional append.
+                    0 => {
+                        let mine = Query::item(QueryItem::tags([key.as_str()]));
+                        let seen = store.read_boundary(&mine, ReadOptions::new()).await?;
+                        let condition = AppendCondition::new(mine, seen.after);
+                        store.append(vec![event], Some(condition)).await.map(drop)
+                    }
+                    // The application's own transaction on the one connection.
+                    1 => {
+                        let mut client = one.get().await.expect("the connection");
+                        let tx = client.transaction().await.expect("begin");
+                        let _ = append_in(&*tx, vec![event], None).await?;
+                        wake(&*tx).await?;
+                        tx.commit().await.expect("commit");
+                        Ok(())
+                    }
+                    2 => store.append(vec![event], None).await.map(drop),
+                    _ => {
+                        let _ = store.append(vec![event], None).await?;
+                        store
+                            .read_all(&Query::all(), ReadOptions::new())
+                            .await
+                            .map(drop)
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await
+                .unwrap()
+                .expect("every part works on one connection");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), work)
+        .await
+        .expect("no part waits for ever for the one connection");
+    let got = take(&mut follower, 24).await;
+    assert_strictly_increasing(&positions(&got));
+    assert_eq!(one.status().size, 1);
+    let others: i64 = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND pid <> pg_backend_pid()
+                AND query NOT ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(others <= 1, "connections beyond the one: {others}");
+}
