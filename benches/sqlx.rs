@@ -153,8 +153,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         dcbstore_testing::server_settings(&client).await?
     };
 
-    let mut table = format!(
-        "| log | events per append | A1 tokio-postgres µs/append | A2 sqlx µs/append | A2 ÷ A1 [min-max] |\n|---|---|---|---|---|\n"
+    let mut table = String::from(
+        "| log | events per append | A1 tokio-postgres µs/append | A2 sqlx µs/append | A2 ÷ A1 [min-max] |\n|---|---|---|---|---|\n",
     );
     for log in ["empty", "full"] {
         if log == "full" {
