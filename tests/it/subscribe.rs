@@ -657,6 +657,39 @@ async fn appends_in_the_apps_transaction_wake_followers_at_commit() {
     assert_quiet(&mut follower, Duration::from_millis(300)).await;
 }
 
+/// Backends of `db` other than this query's and the listening one.
+async fn working_backends(db: &TestDatabase) -> i64 {
+    dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+               AND query NOT ILIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// A migrated database and an application's own deadpool pool of `size`
+/// connections on it.
+async fn app_pool(size: usize) -> (deadpool_postgres::Pool, TestDatabase) {
+    let db = TestDatabase::create().await.expect("a database");
+    db.migrate().await.expect("migrated");
+    let mut cfg = deadpool_postgres::Config::new();
+    cfg.url = Some(db.url().to_string());
+    cfg.pool = Some(deadpool_postgres::PoolConfig::new(size));
+    let pool = cfg
+        .create_pool(
+            Some(deadpool_postgres::Runtime::Tokio1),
+            tokio_postgres::NoTls,
+        )
+        .expect("the application's pool");
+    (pool, db)
+}
+
 /// A store built on the application's own pool takes every connection of
 /// its appends and reads from that pool (no second pool: the pool's size
 /// bounds the store's connections, and they are the pool's), and its
@@ -666,17 +699,7 @@ async fn appends_in_the_apps_transaction_wake_followers_at_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_on_the_applications_pool_appends_reads_and_follows_through_it() {
     use dcbstore::append::{append_in, wake};
-    let db = TestDatabase::create().await.expect("a database");
-    db.migrate().await.expect("migrated");
-    let mut cfg = deadpool_postgres::Config::new();
-    cfg.url = Some(db.url().to_string());
-    cfg.pool = Some(deadpool_postgres::PoolConfig::new(4));
-    let app_pool = cfg
-        .create_pool(
-            Some(deadpool_postgres::Runtime::Tokio1),
-            tokio_postgres::NoTls,
-        )
-        .expect("the application's pool");
+    let (app_pool, db) = app_pool(4).await;
     let store = Store::builder(db.url())
         .unwrap()
         .pool(app_pool.clone())
@@ -710,18 +733,7 @@ async fn a_store_on_the_applications_pool_appends_reads_and_follows_through_it()
     }
     let status = app_pool.status();
     assert!(status.size >= 1 && status.size <= 4, "{status:?}");
-    let own: i64 = dcbstore::connection::connect(&db.config().unwrap())
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND pid <> pg_backend_pid()
-                AND query NOT ILIKE 'LISTEN%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let own = working_backends(&db).await;
     assert!(
         own <= 4 + 1,
         "the store opened connections beyond the application's pool: {own}"
@@ -750,17 +762,7 @@ async fn a_store_on_the_applications_pool_appends_reads_and_follows_through_it()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_store_on_a_single_connection_appends_reads_decides_and_follows_on_it() {
     use dcbstore::append::{append_in, wake};
-    let db = TestDatabase::create().await.expect("a database");
-    db.migrate().await.expect("migrated");
-    let mut cfg = deadpool_postgres::Config::new();
-    cfg.url = Some(db.url().to_string());
-    cfg.pool = Some(deadpool_postgres::PoolConfig::new(1));
-    let one = cfg
-        .create_pool(
-            Some(deadpool_postgres::Runtime::Tokio1),
-            tokio_postgres::NoTls,
-        )
-        .expect("a pool of one connection");
+    let (one, db) = app_pool(1).await;
     let store = Store::builder(db.url())
         .unwrap()
         .pool(one.clone())
@@ -818,17 +820,6 @@ async fn a_store_on_a_single_connection_appends_reads_decides_and_follows_on_it(
     let got = take(&mut follower, 24).await;
     assert_strictly_increasing(&positions(&got));
     assert_eq!(one.status().size, 1);
-    let others: i64 = dcbstore::connection::connect(&db.config().unwrap())
-        .await
-        .unwrap()
-        .query_one(
-            "SELECT count(*) FROM pg_stat_activity
-              WHERE datname = current_database() AND pid <> pg_backend_pid()
-                AND query NOT ILIKE 'LISTEN%'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let others = working_backends(&db).await;
     assert!(others <= 1, "connections beyond the one: {others}");
 }
