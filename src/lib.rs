@@ -24,8 +24,13 @@
 //! - [`transfer`]: export and import as JSON lines (backup, restore, migration).
 //! - [`metrics`]: the metrics the crate emits through the
 //!   `metrics` facade (recorded once the application installs a recorder).
+//! - [`append::append_in`] and `dcbstore::sqlx` (feature `sqlx`): appends,
+//!   boundaries, reads and typed decisions inside the application's own
+//!   tokio-postgres or sqlx transaction, so that its rows and its events
+//!   commit together (the guide's "Three ways to connect").
 //!
-//! No features, and no web server or CLI crate among the dependencies. The
+//! One feature, `sqlx` (off by default), and no web server or CLI crate
+//! among the dependencies. The
 //! family's other crates build on this one: `dcbstore-delivery` (routing
 //! emitted events by level, and delivering levels 2 to 4 from the log:
 //! durable subscribers, relays to NATS or webhooks), `dcbstore-console` (the

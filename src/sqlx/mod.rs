@@ -52,5 +52,5 @@ pub use append::{append_in, append_in_with, wake};
 pub use connect::connect_options;
 pub use decide::decide_in;
 pub use error::{sqlx_driver_error, sqlx_error, SqlxErrorExt};
-pub use read::{head_in, read_boundary_in, read_boundary_in_with, read_in};
+pub use read::{head_in, read_boundary_in, read_boundary_in_with, read_in, read_in_with};
 pub use store::SqlxStore;

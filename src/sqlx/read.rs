@@ -85,7 +85,17 @@ pub fn read_in<'c>(
     query: &Query,
     options: ReadOptions,
 ) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'c {
-    read_stream(conn, query, &Limits::DEFAULT, options, PAGE_SIZE)
+    read_in_with(conn, query, options, &Limits::DEFAULT)
+}
+
+/// [`read_in`] with the query checked against `limits`.
+pub fn read_in_with<'c>(
+    conn: &'c mut PgConnection,
+    query: &Query,
+    options: ReadOptions,
+    limits: &Limits,
+) -> impl Stream<Item = Result<SequencedEvent>> + Send + 'c {
+    read_stream(conn, query, limits, options, PAGE_SIZE)
 }
 
 /// The stream of a read on any holder of a connection (borrowed, or owned

@@ -604,3 +604,75 @@ async fn under_random_connection_kills_the_log_and_the_services_rows_always_agre
         logged.len()
     );
 }
+
+/// The sqlx path as the least-privilege roles `dcbstore grant` makes: an
+/// application role appends, reads and decides through sqlx; a read-only
+/// role reads, and its append is refused for its privileges (not reported
+/// as an unknown outcome), nothing written.
+#[tokio::test(flavor = "multi_thread")]
+async fn through_sqlx_an_app_role_appends_and_a_read_only_role_only_reads() {
+    use dcbstore::roles::{grant_app, Grants};
+    let (store, db) = store().await;
+    let admin = store.pool().get().await.unwrap();
+    let mut pools = Vec::new();
+    let mut names = Vec::new();
+    for (prefix, grants) in [
+        ("sqlx_app", Grants::app()),
+        ("sqlx_reader", Grants::read_only()),
+    ] {
+        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        admin
+            .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
+            .await
+            .unwrap();
+        grant_app(&**admin, &name, grants).await.unwrap();
+        let mut config = dcbstore::connection::parse_config(db.url()).unwrap();
+        config.user(&name).password(&password);
+        let url = dcbstore_testing::to_key_value(&config);
+        pools.push(
+            sqlx::postgres::PgPoolOptions::new()
+                .max_connections(2)
+                .connect_with(dcbstore::sqlx::connect_options(&url).unwrap())
+                .await
+                .unwrap(),
+        );
+        names.push(name);
+    }
+    let (app, reader) = (&pools[0], &pools[1]);
+    let query = Query::item(QueryItem::tags(["acc:1"]));
+
+    let mut tx = app.begin().await.unwrap();
+    let seen = read_boundary_in(&mut tx, &query, ReadOptions::default())
+        .await
+        .unwrap();
+    let condition = AppendCondition::new(query.clone(), seen.after);
+    let opened = append_in(&mut tx, vec![ev("Opened", &["acc:1"])], Some(&condition))
+        .await
+        .unwrap();
+    wake(&mut tx).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut conn = reader.acquire().await.unwrap();
+    let read: Vec<_> = read_in(&mut conn, &query, ReadOptions::default())
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].position, opened.position);
+    let err = append_in(&mut conn, vec![ev("Forged", &["acc:1"])], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("42501"), "{err:?}");
+    assert!(!err.is_outcome_unknown(), "{err:?}");
+    assert_eq!(log_types(app).await, ["Opened"]);
+
+    drop(conn);
+    for (pool, name) in pools.into_iter().zip(names) {
+        pool.close().await;
+        admin
+            .batch_execute(&format!("DROP OWNED BY {name}; DROP ROLE {name}"))
+            .await
+            .unwrap();
+    }
+}
