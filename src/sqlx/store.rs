@@ -81,12 +81,8 @@ impl SqlxStore {
         condition: Option<AppendCondition>,
     ) -> Result<Appended> {
         // Nothing was sent yet: whatever fails here wrote nothing.
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|e| sqlx_error(e).for_append())?;
-        let mut tx = conn.begin().await.map_err(|e| sqlx_error(e).for_append())?;
+        let mut conn = self.pool.acquire().await.map_err(sqlx_error)?;
+        let mut tx = conn.begin().await.map_err(sqlx_error)?;
         let appended =
             super::append_in_with(&mut tx, events, condition.as_ref(), &self.limits).await;
         let appended = match appended {
@@ -117,7 +113,10 @@ impl EventStore for SqlxStore {
         events: Vec<Event>,
         condition: Option<AppendCondition>,
     ) -> Result<Appended> {
-        self.append_now(events, condition).await
+        // As the store reports it: a refusal by the database is NotWritten.
+        self.append_now(events, condition)
+            .await
+            .map_err(Error::for_append)
     }
 
     async fn append_since(
@@ -127,7 +126,9 @@ impl EventStore for SqlxStore {
         _since: Instant,
     ) -> Result<Appended> {
         // One append per transaction: there is no batch to order.
-        self.append_now(events, condition).await
+        self.append_now(events, condition)
+            .await
+            .map_err(Error::for_append)
     }
 
     fn read(

@@ -223,7 +223,7 @@ async fn an_sqlx_append_wakes_the_stores_followers_at_commit_and_never_on_rollba
 
 #[tokio::test(flavor = "multi_thread")]
 async fn errors_on_the_sqlx_path_are_the_native_paths() {
-    let (_store, db) = store().await;
+    let (native_store, db) = store().await;
     let pool = sqlx_pool(&db).await;
     let mut conn = pool.acquire().await.unwrap();
 
@@ -255,6 +255,17 @@ async fn errors_on_the_sqlx_path_are_the_native_paths() {
         .expect("sqlx's database error behind it");
     assert!(db_error.message().contains("depth"), "{db_error}");
     assert!(!err.is_outcome_unknown() && !err.is_transient());
+    // Through the store API, as the native store reports it: not written.
+    let nested = dcbstore::Event::new("Nested", json!({"a": {"b": {"c": {"d": 1}}}}));
+    let through_store = dcbstore::sqlx::SqlxStore::new(pool.clone())
+        .append(vec![nested.clone()], None)
+        .await
+        .unwrap_err();
+    let native = native_store.append(vec![nested], None).await.unwrap_err();
+    for err in [&through_store, &native] {
+        assert!(matches!(err, Error::NotWritten(_)), "{err:?}");
+        assert_eq!(err.code(), Some("22023"), "{err:?}");
+    }
     assert!(log_types(&pool).await.is_empty());
 
     // An id stored with other content.
