@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::GenericClient;
 
 use super::args::{BatchArgs, APPEND_BATCH_SQL};
-use super::outcome::{append_error, outcomes, OutcomeRow};
+use super::outcome::{append_error, outcomes};
 use super::prepare::PreparedAppend;
 use super::Appended;
 use crate::error::{pg_driver_error, Error, PgResultExt, Result};
@@ -154,23 +153,4 @@ fn params<'a>(a: &'a BatchArgs<'_>) -> [&'a (dyn ToSql + Sync); 14] {
     ]
 }
 
-/// A row of the answer, as tokio-postgres reads it.
-struct Answer<'r>(&'r tokio_postgres::Row);
-
-impl OutcomeRow for Answer<'_> {
-    fn request(&self) -> Option<i32> {
-        self.0.try_get(0).ok()
-    }
-    fn outcome(&self) -> std::result::Result<&str, String> {
-        self.0.try_get(1).map_err(|e| e.to_string())
-    }
-    fn position(&self) -> std::result::Result<Option<i64>, String> {
-        self.0.try_get(2).map_err(|e| e.to_string())
-    }
-    fn conflict(&self) -> std::result::Result<Value, String> {
-        self.0.try_get(3).map_err(|e| e.to_string())
-    }
-    fn error(&self) -> std::result::Result<Option<String>, String> {
-        self.0.try_get(4).map_err(|e| e.to_string())
-    }
-}
+crate::append::outcome_row!(Answer, tokio_postgres::Row);

@@ -52,6 +52,7 @@ mod writer;
 pub use dcbstore_core::limits::{check, check_with};
 pub use dcbstore_core::{AppendCondition, AppendGuard, Appended, Conflict, CONFLICT_EVENTS_CAP};
 pub(crate) use metered::{AppendMeter, HeadGauge};
+pub(crate) use outcome::{outcome_row, OutcomeRow};
 pub(crate) use prepare::PreparedAppend;
 pub use wake::wake;
 pub(crate) use wake::AFTER_COMMIT_SQL;
@@ -59,7 +60,7 @@ pub(crate) use writer::{BatchLimits, Writer};
 #[cfg(feature = "sqlx")]
 pub(crate) use {
     args::{BatchArgs, APPEND_BATCH_SQL},
-    outcome::{append_error, outcomes, OutcomeRow},
+    outcome::{append_error, outcomes},
     wake::CHANNEL_SQL,
 };
 

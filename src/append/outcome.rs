@@ -24,6 +24,35 @@ pub(crate) trait OutcomeRow {
     fn error(&self) -> std::result::Result<Option<String>, String>;
 }
 
+/// `struct $answer<'r>(&'r $row)`, a row of the answer as a driver reads
+/// it, and its [`OutcomeRow`], for a driver whose rows read a column with
+/// `try_get(index)` (tokio-postgres's and sqlx's do).
+macro_rules! outcome_row {
+    ($answer:ident, $row:ty) => {
+        /// A row of the answer, as the driver reads it.
+        struct $answer<'r>(&'r $row);
+
+        impl $crate::append::OutcomeRow for $answer<'_> {
+            fn request(&self) -> Option<i32> {
+                self.0.try_get(0).ok()
+            }
+            fn outcome(&self) -> std::result::Result<&str, String> {
+                self.0.try_get(1).map_err(|e| e.to_string())
+            }
+            fn position(&self) -> std::result::Result<Option<i64>, String> {
+                self.0.try_get(2).map_err(|e| e.to_string())
+            }
+            fn conflict(&self) -> std::result::Result<serde_json::Value, String> {
+                self.0.try_get(3).map_err(|e| e.to_string())
+            }
+            fn error(&self) -> std::result::Result<Option<String>, String> {
+                self.0.try_get(4).map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+pub(crate) use outcome_row;
+
 /// The results of `requests` requests from the rows the database answered.
 /// The batch has committed: a row that cannot be read is that request's
 /// problem only, never the others'.

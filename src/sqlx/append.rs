@@ -1,15 +1,12 @@
 //! Appends on an sqlx connection: the batch statement of the store's writer
 //! (`dcbstore.append_batch_typed`), with one request, bound by sqlx.
 
-use serde_json::Value;
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use super::error::{sqlx_driver_error, sqlx_error};
 use crate::append::{AppendCondition, Appended};
-use crate::append::{
-    AppendMeter, BatchArgs, OutcomeRow, PreparedAppend, APPEND_BATCH_SQL, CHANNEL_SQL,
-};
+use crate::append::{AppendMeter, BatchArgs, PreparedAppend, APPEND_BATCH_SQL, CHANNEL_SQL};
 use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::limits::Limits;
@@ -116,23 +113,4 @@ pub async fn wake(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// A row of the answer, as sqlx reads it.
-struct Answer<'r>(&'r PgRow);
-
-impl OutcomeRow for Answer<'_> {
-    fn request(&self) -> Option<i32> {
-        self.0.try_get(0).ok()
-    }
-    fn outcome(&self) -> std::result::Result<&str, String> {
-        self.0.try_get(1).map_err(|e| e.to_string())
-    }
-    fn position(&self) -> std::result::Result<Option<i64>, String> {
-        self.0.try_get(2).map_err(|e| e.to_string())
-    }
-    fn conflict(&self) -> std::result::Result<Value, String> {
-        self.0.try_get(3).map_err(|e| e.to_string())
-    }
-    fn error(&self) -> std::result::Result<Option<String>, String> {
-        self.0.try_get(4).map_err(|e| e.to_string())
-    }
-}
+crate::append::outcome_row!(Answer, PgRow);
