@@ -145,11 +145,7 @@ const QUERY_CANCELED: &str = "57014";
 pub(crate) fn append_error(e: DriverError) -> Error {
     let code = e.code().map(str::to_owned);
     match code.as_deref() {
-        None => Error::OutcomeUnknown {
-            reason: format!("connection lost: {}", e.message()),
-            source: Some(e),
-        },
-        Some(c) if CONNECTION_LOST.contains(&c) => Error::OutcomeUnknown {
+        c if c.is_none_or(|c| CONNECTION_LOST.contains(&c)) => Error::OutcomeUnknown {
             reason: format!("connection lost: {}", e.message()),
             source: Some(e),
         },

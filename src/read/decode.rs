@@ -40,13 +40,11 @@ impl sealed::FromRow for SequencedEvent {
     fn decode(row: &Row) -> Result<Self> {
         let position = position(row)?;
         let field = |what: &str, e: &dyn std::fmt::Display| undecodable(position, what, e);
-        let metadata = match row
-            .try_get::<_, Value>(6)
-            .map_err(|e| field("its metadata", &source_text(&e)))?
-        {
-            Value::Object(m) => m,
-            _ => return Err(field("its metadata", &"not a JSON object")),
-        };
+        let metadata = metadata_object(
+            position,
+            row.try_get::<_, Value>(6)
+                .map_err(|e| field("its metadata", &source_text(&e)))?,
+        )?;
         Ok(SequencedEvent {
             position,
             event: Event {
@@ -98,6 +96,17 @@ fn position(row: &Row) -> Result<SequencePosition> {
         .try_get(1)
         .map_err(|e| Error::decode_from("a read page's row has no position", e))?;
     Ok(SequencePosition::from_sql(p))
+}
+
+/// An event's metadata, which must be a JSON object.
+pub(crate) fn metadata_object(
+    position: SequencePosition,
+    metadata: Value,
+) -> Result<serde_json::Map<String, Value>> {
+    match metadata {
+        Value::Object(m) => Ok(m),
+        _ => Err(undecodable(position, "its metadata", &"not a JSON object")),
+    }
 }
 
 pub(crate) fn undecodable(

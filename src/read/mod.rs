@@ -24,7 +24,7 @@ pub(crate) use stream::read_stream;
 pub(crate) use together::Readers;
 #[cfg(feature = "sqlx")]
 pub(crate) use {
-    decode::undecodable,
+    decode::{metadata_object, undecodable},
     sql::{PageCall, ReadSql, READ_PAGES_SQL, READ_TAGGED_SQL},
-    window::{in_read_order, Window},
+    window::{in_read_order, split_head, Window},
 };

@@ -10,7 +10,7 @@ use tokio_postgres::Row;
 
 use super::decode::Decode;
 use super::sql::ReadSql;
-use super::window::{in_read_order, Window};
+use super::window::{self, in_read_order, Window};
 use super::ReadOptions;
 use crate::error::{Error, PgResultExt, Result};
 use crate::event::SequencePosition;
@@ -197,20 +197,8 @@ async fn fetch(pooled: Pooled, sql: Arc<ReadSql>, lo: u64, hi: u64, want: u64) -
 
 /// The head row (the one with a head, first as sent) and the event rows.
 pub(super) fn split_head(rows: Vec<Row>) -> Result<Page> {
-    let mut head = None;
-    let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
-    for row in rows {
-        match row.try_get::<_, Option<i64>>(0).db()? {
-            Some(h) if head.is_none() => head = Some(h),
-            Some(_) => return Err(Error::decode("a read page carried two heads")),
-            None => events.push(row),
-        }
-    }
-    let head = head.ok_or_else(|| Error::decode("a read page carried no head"))?;
-    Ok(Page {
-        head: u64::try_from(head).unwrap_or(0),
-        rows: events,
-    })
+    let (head, rows) = window::split_head(rows, |r| r.try_get(0).db())?;
+    Ok(Page { head, rows })
 }
 
 fn position_of(row: &Row) -> Result<u64> {

@@ -137,3 +137,22 @@ pub(crate) fn in_read_order<R>(
     *rows = keyed.into_iter().map(|(_, r)| r).collect();
     Ok(())
 }
+
+/// A page's rows split into the head (the one row that has one, as the
+/// driver reads column 0) and the event rows, in the order sent.
+pub(crate) fn split_head<R>(
+    rows: Vec<R>,
+    head_of: impl Fn(&R) -> crate::Result<Option<i64>>,
+) -> crate::Result<(u64, Vec<R>)> {
+    let mut head = None;
+    let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
+    for row in rows {
+        match head_of(&row)? {
+            Some(h) if head.is_none() => head = Some(h),
+            Some(_) => return Err(crate::Error::decode("a read page carried two heads")),
+            None => events.push(row),
+        }
+    }
+    let head = head.ok_or_else(|| crate::Error::decode("a read page carried no head"))?;
+    Ok((u64::try_from(head).unwrap_or(0), events))
+}

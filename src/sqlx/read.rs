@@ -12,13 +12,13 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row, ValueRef};
 
 use super::error::sqlx_error;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{Event, SequencePosition, SequencedEvent};
 use crate::limits::Limits;
 use crate::query::Query;
 use crate::read::{
-    in_read_order, undecodable, Boundary, PageCall, ReadOptions, ReadSql, Window, READ_PAGES_SQL,
-    READ_TAGGED_SQL,
+    in_read_order, metadata_object, split_head, undecodable, Boundary, PageCall, ReadOptions,
+    ReadSql, Window, READ_PAGES_SQL, READ_TAGGED_SQL,
 };
 
 /// Events a page holds, as the store reads them.
@@ -32,7 +32,7 @@ pub(crate) const PAGE_SIZE: u64 = 1000;
 /// boundary is exact as of that statement's snapshot.
 ///
 /// An event that cannot be decoded fails the boundary
-/// ([`Error::Undecodable`], naming its position): a decision needs all of
+/// ([`Error::Undecodable`](crate::Error::Undecodable), naming its position): a decision needs all of
 /// them.
 pub async fn read_boundary_in(
     conn: &mut PgConnection,
@@ -65,7 +65,7 @@ pub async fn read_boundary_in_with(
 /// sqlx connection or transaction, a page at a time (memory bounded by one
 /// page): the store's [`read`](crate::EventStore::read). The head is read
 /// with the first page; later pages stay below it. An event that cannot be
-/// decoded is an error item of its own ([`Error::Undecodable`]) and the
+/// decoded is an error item of its own ([`Error::Undecodable`](crate::Error::Undecodable)) and the
 /// read goes on; a page that cannot be read ends it after its error.
 ///
 /// ```no_run
@@ -174,7 +174,7 @@ impl<C: DerefMut<Target = PgConnection> + Send> Reader<C> {
         let (lo, hi, want) = self.window.request();
         let call = ReadSql::call(&[(&self.sql, [to_i64(lo), to_i64(hi), to_i64(want)])]);
         let rows = fetch(&mut self.conn, &call).await?;
-        let (head, mut rows) = split_head(rows)?;
+        let (head, mut rows) = split_head(rows, |r| r.try_get(0).map_err(sqlx_error))?;
         in_read_order(&mut rows, self.window.backwards(), position)?;
         let last = rows.last().map(position).transpose()?;
         let last = last.map(|p| SequencePosition::from_sql(p).get());
@@ -217,38 +217,20 @@ async fn fetch(conn: &mut PgConnection, call: &PageCall) -> Result<Vec<PgRow>> {
     query.fetch_all(conn).await.map_err(sqlx_error)
 }
 
-/// The head (the one row that has one) and the event rows.
-fn split_head(rows: Vec<PgRow>) -> Result<(u64, Vec<PgRow>)> {
-    let mut head = None;
-    let mut events = Vec::with_capacity(rows.len().saturating_sub(1));
-    for row in rows {
-        let h: Option<i64> = row.try_get(0).map_err(sqlx_error)?;
-        match h {
-            Some(h) if head.is_none() => head = Some(h),
-            Some(_) => return Err(Error::decode("a read page carried two heads")),
-            None => events.push(row),
-        }
-    }
-    let head = head.ok_or_else(|| Error::decode("a read page carried no head"))?;
-    Ok((u64::try_from(head).unwrap_or(0), events))
-}
-
 fn position(row: &PgRow) -> Result<i64> {
     row.try_get(1).map_err(sqlx_error)
 }
 
 /// One event row, decoded on its own: what cannot be is an
-/// [`Error::Undecodable`] naming its position.
+/// [`Error::Undecodable`](crate::Error::Undecodable) naming its position.
 fn decode(row: &PgRow) -> Result<SequencedEvent> {
     let position = SequencePosition::from_sql(position(row)?);
     let field = |what: &str, e: &dyn std::fmt::Display| undecodable(position, what, e);
-    let metadata = match row
-        .try_get::<Value, _>(6)
-        .map_err(|e| field("its metadata", &e))?
-    {
-        Value::Object(m) => m,
-        _ => return Err(field("its metadata", &"not a JSON object")),
-    };
+    let metadata = metadata_object(
+        position,
+        row.try_get::<Value, _>(6)
+            .map_err(|e| field("its metadata", &e))?,
+    )?;
     Ok(SequencedEvent {
         position,
         event: Event {

@@ -126,9 +126,7 @@ impl EventStore for SqlxStore {
         _since: Instant,
     ) -> Result<Appended> {
         // One append per transaction: there is no batch to order.
-        self.append_now(events, condition)
-            .await
-            .map_err(Error::for_append)
+        self.append(events, condition).await
     }
 
     fn read(

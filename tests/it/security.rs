@@ -1,14 +1,14 @@
 //! Append-only log, audited redaction and least-privilege roles, against a
 //! real server.
 
-use crate::common::{ev, store};
+use crate::common::{ev, role, store};
 use dcbstore::connection::{connect, parse_config};
 use dcbstore::roles::{grant_app, redact, Grants, CONSOLE_FUNCTIONS, READ_ONLY_FUNCTIONS};
 use dcbstore::{
     Error, Event, EventStore, Query, QueryItem, ReadOptions, SequencePosition, Store,
     SubscribeOptions,
 };
-use dcbstore_testing::{to_key_value, TestDatabase};
+use dcbstore_testing::TestDatabase;
 use futures::StreamExt;
 use serde_json::json;
 use tokio_postgres::Client;
@@ -174,19 +174,6 @@ async fn redact_replaces_data_keeps_the_rest_and_is_audited() {
         .unwrap()
         .get(0);
     assert_eq!(n, 1);
-}
-
-/// A role that can log in to `db`, dropped by the caller.
-async fn role(admin: &Client, db: &TestDatabase, prefix: &str) -> (String, String) {
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    let password = uuid::Uuid::new_v4().simple().to_string();
-    admin
-        .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
-        .await
-        .unwrap();
-    let mut config = parse_config(db.url()).unwrap();
-    config.user(&name).password(&password);
-    (name, to_key_value(&config))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -631,16 +631,8 @@ async fn through_sqlx_an_app_role_appends_and_a_read_only_role_only_reads() {
         ("sqlx_app", Grants::app()),
         ("sqlx_reader", Grants::read_only()),
     ] {
-        let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-        let password = uuid::Uuid::new_v4().simple().to_string();
-        admin
-            .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
-            .await
-            .unwrap();
+        let (name, url) = crate::common::role(&admin, &db, prefix).await;
         grant_app(&**admin, &name, grants).await.unwrap();
-        let mut config = dcbstore::connection::parse_config(db.url()).unwrap();
-        config.user(&name).password(&password);
-        let url = dcbstore_testing::to_key_value(&config);
         pools.push(
             sqlx::postgres::PgPoolOptions::new()
                 .max_connections(2)

@@ -49,3 +49,21 @@ macro_rules! on_every_store {
     };
 }
 pub(crate) use on_every_store;
+
+/// A role that can log in to `db` (name and connection string), dropped by
+/// the caller.
+pub async fn role(
+    admin: &tokio_postgres::Client,
+    db: &dcbstore_testing::TestDatabase,
+    prefix: &str,
+) -> (String, String) {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    admin
+        .batch_execute(&format!("CREATE ROLE {name} LOGIN PASSWORD '{password}'"))
+        .await
+        .unwrap();
+    let mut config = dcbstore::connection::parse_config(db.url()).unwrap();
+    config.user(&name).password(&password);
+    (name, dcbstore_testing::to_key_value(&config))
+}
