@@ -173,6 +173,11 @@ DECLARE
     ids_distinct boolean;
     -- One request on this server's history (the usual call): the lean path.
     lean boolean;
+    -- Whether the usual request's statement found it valid, on this
+    -- server's history.
+    lean_valid boolean;
+    -- Its tags, sorted and distinct.
+    lone_tags text[];
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
         RAISE EXCEPTION 'dcbstore.append_batch must run in a READ COMMITTED transaction, not %',
@@ -183,6 +188,102 @@ BEGIN
     -- remote_apply are kept). Until the transaction ends.
     IF current_setting('synchronous_commit') = 'off' THEN
         PERFORM set_config('synchronous_commit', 'local', true);
+    END IF;
+    -- The usual request (one event, at most one guard of one tagged item)
+    -- in one statement after the lock, its checks against the limits and
+    -- the server's history included: a statement costs the set-up of each
+    -- of its nodes at every call (some 10 us for the smallest), so the
+    -- lone append runs as few as it can. What it does not settle (input it
+    -- does not find valid, a new history, an id stored already) goes on
+    -- below, the lock held, where it is checked again and told apart.
+    -- (Two conditions: PostgreSQL sets up the whole of an expression before
+    -- evaluating it, so batches pay only for the first.)
+    IF n_requests = 1 AND n_events = 1 THEN
+    IF cardinality(p_types) = 1 AND cardinality(data) = 1
+       AND cardinality(metadata) = 1 AND cardinality(p_tag_ends) = 1 AND p_request_ends[1] = 1
+       AND p_tag_ends[1] = coalesce(cardinality(p_tags), 0)
+       AND cardinality(p_guard_ends) = 1 AND p_guard_ends[1] = n_guards
+       AND coalesce(cardinality(p_guard_item_ends), 0) = n_guards
+       AND coalesce(cardinality(p_item_tag_ends), 0) = n_items
+       AND ((n_guards = 0 AND n_items = 0 AND coalesce(cardinality(p_item_types), 0) = 0
+             AND coalesce(cardinality(p_item_tags), 0) = 0)
+            OR (n_guards = 1 AND n_items = 1 AND p_guard_item_ends[1] = 1
+                AND p_item_type_ends[1] = coalesce(cardinality(p_item_types), 0)
+                AND p_item_tag_ends[1] = cardinality(p_item_tags) AND p_item_tag_ends[1] > 0
+                AND coalesce(p_guard_afters[1], 0) >= 0))
+       AND p_types[1] <> '' AND '' <> ALL (p_tags) AND '' <> ALL (p_item_types) AND '' <> ALL (p_item_tags) THEN
+        v_size := coalesce(octet_length(p_data[1]), 4) + coalesce(octet_length(p_metadata[1]), 2);
+        lone_tags := p_tags;
+        IF cardinality(p_tags) > 1 THEN
+            lone_tags := ARRAY(SELECT DISTINCT x FROM unnest(p_tags) x ORDER BY 1);
+        END IF;
+        IF current_setting('lock_timeout') = '0' THEN
+            lock_wait := set_config('lock_timeout', '10s', true);
+            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+            lock_wait := set_config('lock_timeout', '0', true);
+        ELSE
+            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
+        END IF;
+        -- (The guard is probed without the head as its bound: under the lock,
+        -- no event is above it.)
+        WITH verdict AS MATERIALIZED (
+            SELECT greatest(coalesce(last.position, 0), ep.base) AS head,
+                   greatest(clock_timestamp(), last.recorded_at) AS at,
+                   ep.timeline = dcbstore.wal_timeline() AND ep.system_identifier = dcbstore.system_identifier()
+                   AND l.max_events_per_append >= 1
+                   AND octet_length(p_types[1]) <= l.max_name_bytes
+                   AND (metadata[1] IS NULL OR jsonb_typeof(metadata[1]) = 'object')
+                   AND p_tag_ends[1] <= l.max_tags_per_event
+                   AND v_size <= l.max_event_bytes AND v_size <= l.max_append_bytes
+                   AND NOT jsonb_path_exists(data[1], l.bad_json)
+                   AND NOT coalesce(jsonb_path_exists(metadata[1], l.bad_json), false)
+                   AND octet_length(array_to_string(p_tags, '')) <= l.max_name_bytes
+                   AND n_guards <= l.max_guards
+                   AND (n_items = 0 OR (n_items <= l.max_query_items
+                                        AND p_item_type_ends[1] <= l.max_item_terms
+                                        AND p_item_tag_ends[1] <= l.max_item_terms
+                                        AND octet_length(array_to_string(p_item_types, '') || array_to_string(p_item_tags, ''))
+                                            <= l.max_name_bytes)) AS valid,
+                   NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = p_ids[1]) AS fresh,
+                   n_guards = 1 AND EXISTS (
+                       SELECT 1 FROM dcbstore.event_tags t0
+                        WHERE t0.tag = p_item_tags[1] AND t0.position > coalesce(p_guard_afters[1], 0)
+                          AND (cardinality(p_item_types) = 0 OR t0.type = ANY (p_item_types))
+                          AND NOT EXISTS (SELECT 1 FROM unnest(p_item_tags[2:]) AS other(tag)
+                                           WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
+                                                              WHERE t1.tag = other.tag AND t1.position = t0.position))) AS blocked
+              FROM dcbstore.limits l
+             CROSS JOIN LATERAL (SELECT e.timeline, e.system_identifier, e.base FROM dcbstore.epochs e
+                                  ORDER BY e.epoch DESC LIMIT 1) AS ep
+              LEFT JOIN LATERAL (SELECT ev.position, ev.recorded_at FROM dcbstore.events ev
+                                  ORDER BY ev.position DESC LIMIT 1) AS last ON true
+             WHERE l.singleton
+        ), inserted AS (
+            INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
+            SELECT v.head + 1, coalesce(p_ids[1], gen_random_uuid()), p_types[1], data[1],
+                   coalesce(metadata[1], '{}'), lone_tags, v.at
+              FROM verdict v
+             WHERE v.valid AND v.fresh AND NOT v.blocked
+            RETURNING events.position, events.tags, events.type
+        ), tagged AS (
+            INSERT INTO dcbstore.event_tags (tag, position, type)
+            SELECT unnest(i.tags), i.position, i.type FROM inserted i
+        )
+        SELECT v.head, v.valid, v.fresh, v.blocked INTO head, lean_valid, lean_fresh, lean_blocked FROM verdict v;
+        IF lean_valid AND lean_fresh THEN
+            request := 1; error := NULL;
+            IF NOT lean_blocked THEN
+                outcome := 'appended'; "position" := head + 1; conflict := NULL;
+            ELSE
+                outcome := 'conflict'; "position" := NULL;
+                conflict := dcbstore.condition_conflict(
+                    (dcbstore.guards_json(p_guard_ends, p_guard_afters, p_guard_item_ends, p_item_type_ends,
+                                          p_item_types, p_item_tag_ends, p_item_tags))[1], head);
+            END IF;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+    END IF;
     END IF;
     -- Whether the latest epoch is not this server's history (or there is
     -- none yet): then this append begins one, under the lock. Safe before the
@@ -343,72 +444,38 @@ BEGIN
         ELSE
             ids_distinct := n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) AS x);
         END IF;
-        -- The usual condition (none, or one guard of one tagged item) has a
-        -- statement of its own: every node of a plan costs its set-up at
-        -- each call, and the general form's (guards and items as series)
-        -- are some 20 µs of an append. The two differ only in "blocked".
-        IF n_guards = 0 OR (n_guards = 1 AND n_items = 1 AND p_item_tag_ends[1] > 0) THEN
-            WITH h AS MATERIALIZED (
-                SELECT coalesce((SELECT ev.position FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1), 0) AS head,
-                       greatest(clock_timestamp(),
-                                (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1)) AS at
-            ), verdict AS MATERIALIZED (
-                SELECT h.head, h.at,
-                       -- Every id new (one probe of the ids' index), none repeated.
-                       NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids)) AND ids_distinct AS fresh,
-                       -- A match of the guard's item in (after, head]: its first
-                       -- tag's range, the types on the row, the other tags probed.
-                       n_guards = 1 AND EXISTS (
-                           SELECT 1 FROM dcbstore.event_tags t0
-                            WHERE t0.tag = p_item_tags[1]
-                              AND t0.position > coalesce(p_guard_afters[1], 0) AND t0.position <= h.head
-                              AND (cardinality(p_item_types) = 0 OR t0.type = ANY (p_item_types))
-                              AND NOT EXISTS (SELECT 1 FROM unnest(p_item_tags[2:]) AS other(tag)
-                                               WHERE NOT EXISTS (SELECT 1 FROM dcbstore.event_tags t1
-                                                                  WHERE t1.tag = other.tag AND t1.position = t0.position))) AS blocked
-                  FROM h
-            ), inserted AS (
-                INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
-                SELECT v.head + u.k, coalesce(u.id, gen_random_uuid()), u.type, u.data, coalesce(u.metadata, '{}'),
-                       ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[u.k - 1], 0) + 1 : p_tag_ends[u.k]]) x ORDER BY 1),
-                       v.at
-                  FROM verdict v, unnest(p_ids, p_types, data, metadata) WITH ORDINALITY AS u(id, type, data, metadata, k)
-                 WHERE v.fresh AND NOT v.blocked
-                RETURNING events.position, events.tags, events.type
-            ), tagged AS (
-                INSERT INTO dcbstore.event_tags (tag, position, type)
-                SELECT unnest(i.tags), i.position, i.type FROM inserted i
-            )
-            SELECT v.head, v.fresh, v.blocked INTO head, lean_fresh, lean_blocked FROM verdict v;
-        ELSE
-            WITH h AS MATERIALIZED (
-                SELECT coalesce((SELECT ev.position FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1), 0) AS head,
-                       greatest(clock_timestamp(),
-                                (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1)) AS at
-            ), verdict AS MATERIALIZED (
-                SELECT h.head, h.at,
-                       -- Every id new (one probe of the ids' index), none repeated.
-                       NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids)) AND ids_distinct AS fresh,
-                       -- A guard matching an event in (after, head] (an index
-                       -- probe per item: see guards_matching).
-                       EXISTS (SELECT 1 FROM dcbstore.guards_matching(
-                                   p_guard_ends, p_guard_afters, p_guard_item_ends, p_item_type_ends,
-                                   p_item_types, p_item_tag_ends, p_item_tags, 0, h.head)) AS blocked
-                  FROM h
-            ), inserted AS (
-                INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
-                SELECT v.head + u.k, coalesce(u.id, gen_random_uuid()), u.type, u.data, coalesce(u.metadata, '{}'),
-                       ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[u.k - 1], 0) + 1 : p_tag_ends[u.k]]) x ORDER BY 1),
-                       v.at
-                  FROM verdict v, unnest(p_ids, p_types, data, metadata) WITH ORDINALITY AS u(id, type, data, metadata, k)
-                 WHERE v.fresh AND NOT v.blocked
-                RETURNING events.position, events.tags, events.type
-            ), tagged AS (
-                INSERT INTO dcbstore.event_tags (tag, position, type)
-                SELECT unnest(i.tags), i.position, i.type FROM inserted i
-            )
-            SELECT v.head, v.fresh, v.blocked INTO head, lean_fresh, lean_blocked FROM verdict v;
-        END IF;
+        -- The head: the last position, or the base of the latest epoch when
+        -- that is higher (an epoch begun by an append that wrote nothing).
+        WITH h AS MATERIALIZED (
+            SELECT greatest(coalesce(last.position, 0),
+                            (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1)) AS head,
+                   greatest(clock_timestamp(), last.recorded_at) AS at
+              FROM (SELECT 1) AS one
+              LEFT JOIN LATERAL (SELECT ev.position, ev.recorded_at FROM dcbstore.events ev
+                                  ORDER BY ev.position DESC LIMIT 1) AS last ON true
+        ), verdict AS MATERIALIZED (
+            SELECT h.head, h.at,
+                   -- Every id new (one probe of the ids' index), none repeated.
+                   NOT EXISTS (SELECT 1 FROM dcbstore.events ev WHERE ev.id = ANY (p_ids)) AND ids_distinct AS fresh,
+                   -- A guard matching an event in (after, head] (an index
+                   -- probe per item: see guards_matching).
+                   EXISTS (SELECT 1 FROM dcbstore.guards_matching(
+                               p_guard_ends, p_guard_afters, p_guard_item_ends, p_item_type_ends,
+                               p_item_types, p_item_tag_ends, p_item_tags, 0, h.head)) AS blocked
+              FROM h
+        ), inserted AS (
+            INSERT INTO dcbstore.events (position, id, type, data, metadata, tags, recorded_at)
+            SELECT v.head + u.k, coalesce(u.id, gen_random_uuid()), u.type, u.data, coalesce(u.metadata, '{}'),
+                   ARRAY(SELECT DISTINCT x FROM unnest(p_tags[coalesce(p_tag_ends[u.k - 1], 0) + 1 : p_tag_ends[u.k]]) x ORDER BY 1),
+                   v.at
+              FROM verdict v, unnest(p_ids, p_types, data, metadata) WITH ORDINALITY AS u(id, type, data, metadata, k)
+             WHERE v.fresh AND NOT v.blocked
+            RETURNING events.position, events.tags, events.type
+        ), tagged AS (
+            INSERT INTO dcbstore.event_tags (tag, position, type)
+            SELECT unnest(i.tags), i.position, i.type FROM inserted i
+        )
+        SELECT v.head, v.fresh, v.blocked INTO head, lean_fresh, lean_blocked FROM verdict v;
         request := 1; error := NULL;
         IF lean_fresh AND NOT lean_blocked THEN
             outcome := 'appended'; "position" := head + n_events; conflict := NULL;
@@ -428,7 +495,9 @@ BEGIN
         seen := 0;
         early := '{}';
     END IF;
-    head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    -- (The latest epoch's base when higher: see the lean path.)
+    head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
+                     (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1));
     IF new_epoch THEN
         head := dcbstore.begin_epoch(head);
     END IF;

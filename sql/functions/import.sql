@@ -96,7 +96,10 @@ BEGIN
     ELSE
         LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
     END IF;
-    head := coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0);
+    -- The last position, or the latest epoch's base when higher (an epoch
+    -- begun by an append that wrote nothing: see append.sql).
+    head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
+                     (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1));
     IF new_epoch THEN
         head := dcbstore.begin_epoch(head);
     END IF;

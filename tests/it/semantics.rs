@@ -745,6 +745,61 @@ async fn positions_jump_above_an_earlier_server_history() {
     );
 }
 
+/// The first append on a new server history may write nothing (a conflict,
+/// an idempotent retry): the epoch it began still stands, and the appends
+/// after it go on above that epoch's base, never from the old head, whose
+/// next positions an earlier history may have handed out. Through the lone
+/// append's path and a batch's.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_epoch_begun_by_an_append_that_wrote_nothing_still_moves_positions_up() {
+    let (store, db) = store().await;
+    let first = store.append(vec![ev("A", &["t"])], None).await.unwrap();
+    let admin = dcbstore::connection::connect(&db.config().unwrap())
+        .await
+        .unwrap();
+    let foreign =
+        "INSERT INTO dcbstore.epochs (epoch, timeline, system_identifier, base, resumed_after)
+                   SELECT max(epoch) + 1, -1, 0, max(base), max(base) FROM dcbstore.epochs";
+    admin.batch_execute(foreign).await.unwrap();
+    // Refused by its guard (event A matches): nothing written, the epoch begun.
+    let refused = store
+        .append(
+            vec![ev("B", &["t"])],
+            Some(AppendCondition::new(tags(&["t"]), None)),
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.conflict().is_some(), "{refused}");
+    let next = store.append(vec![ev("C", &["u"])], None).await.unwrap();
+    assert!(
+        next.position.get() > 1 << 40,
+        "after {}, the next append took {}: a position an earlier history may have handed out",
+        first.position,
+        next.position
+    );
+    // The same again with two requests at once (one batch when the writer
+    // groups them).
+    admin.batch_execute(foreign).await.unwrap();
+    let (a, b) = futures::join!(
+        store.append(
+            vec![ev("D", &["t"])],
+            Some(AppendCondition::new(tags(&["t"]), None))
+        ),
+        store.append(
+            vec![ev("E", &["u"])],
+            Some(AppendCondition::new(tags(&["u"]), None))
+        ),
+    );
+    assert!(a.is_err() && b.is_err(), "both guards match: {a:?} {b:?}");
+    let last = store.append(vec![ev("F", &["v"])], None).await.unwrap();
+    assert!(
+        last.position.get() >= 2 << 40,
+        "after {}, the next append took {}",
+        next.position,
+        last.position
+    );
+}
+
 /// An event a reader cannot decode (written before the database refused
 /// such values: here inserted by the owner, as an older release let any
 /// role do) fails only itself: a read yields an error for it that names its
