@@ -217,13 +217,7 @@ BEGIN
         IF cardinality(p_tags) > 1 THEN
             lone_tags := ARRAY(SELECT DISTINCT x FROM unnest(p_tags) x ORDER BY 1);
         END IF;
-        IF current_setting('lock_timeout') = '0' THEN
-            lock_wait := set_config('lock_timeout', '10s', true);
-            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-            lock_wait := set_config('lock_timeout', '0', true);
-        ELSE
-            LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        END IF;
+        lock_wait := dcbstore.lock_appends();
         -- (The guard is probed without the head as its bound: under the lock,
         -- no event is above it.)
         WITH verdict AS MATERIALIZED (
@@ -419,17 +413,9 @@ BEGIN
             early := '{}';
         END IF;
     END IF;
-    -- The append lock. A stuck one (a transaction that appended and never
-    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
-    -- caller set a lock_timeout of its own.
-    -- (Assignments, not PERFORM: a simple expression, no statement.)
-    IF current_setting('lock_timeout') = '0' THEN
-        lock_wait := set_config('lock_timeout', '10s', true);
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        lock_wait := set_config('lock_timeout', '0', true);
-    ELSE
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-    END IF;
+    -- The append lock (already held when the usual request's statement
+    -- above left its request to this path: taking it again costs nothing).
+    lock_wait := dcbstore.lock_appends();
     -- One request on this server's history (the usual call): decided and
     -- written by one statement under the lock, which sees every earlier
     -- append (a statement after the lock takes a fresh snapshot): its ids

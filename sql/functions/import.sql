@@ -85,17 +85,8 @@ BEGIN
          WHERE latest.timeline = dcbstore.wal_timeline()
            AND latest.system_identifier = dcbstore.system_identifier());
 
-    -- The append lock. A stuck one (a transaction that appended and never
-    -- ended) is an error after lock_timeout, not a hang: 10 s unless the
-    -- caller set a lock_timeout of its own.
-    -- (Assignments, not PERFORM: a simple expression, no statement.)
-    IF current_setting('lock_timeout') = '0' THEN
-        lock_wait := set_config('lock_timeout', '10s', true);
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-        lock_wait := set_config('lock_timeout', '0', true);
-    ELSE
-        LOCK TABLE dcbstore.append_lock IN EXCLUSIVE MODE;
-    END IF;
+    -- The append lock (see dcbstore.lock_appends).
+    lock_wait := dcbstore.lock_appends();
     -- The last position, or the latest epoch's base when higher (an epoch
     -- begun by an append that wrote nothing: see append.sql).
     head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
