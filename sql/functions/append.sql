@@ -218,8 +218,9 @@ BEGIN
             lone_tags := ARRAY(SELECT DISTINCT x FROM unnest(p_tags) x ORDER BY 1);
         END IF;
         lock_wait := dcbstore.lock_appends();
-        -- (The guard is probed without the head as its bound: under the lock,
-        -- no event is above it.)
+        -- (The head as dcbstore.locked_head has it, from the rows this
+        -- statement reads anyway. The guard is probed without the head as its
+        -- bound: under the lock, no event is above it.)
         WITH verdict AS MATERIALIZED (
             SELECT greatest(coalesce(last.position, 0), ep.base) AS head,
                    greatest(clock_timestamp(), last.recorded_at) AS at,
@@ -430,15 +431,10 @@ BEGIN
         ELSE
             ids_distinct := n_events = (SELECT count(DISTINCT x) FROM unnest(p_ids) AS x);
         END IF;
-        -- The head: the last position, or the base of the latest epoch when
-        -- that is higher (an epoch begun by an append that wrote nothing).
         WITH h AS MATERIALIZED (
-            SELECT greatest(coalesce(last.position, 0),
-                            (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1)) AS head,
-                   greatest(clock_timestamp(), last.recorded_at) AS at
-              FROM (SELECT 1) AS one
-              LEFT JOIN LATERAL (SELECT ev.position, ev.recorded_at FROM dcbstore.events ev
-                                  ORDER BY ev.position DESC LIMIT 1) AS last ON true
+            SELECT dcbstore.locked_head(false) AS head,
+                   greatest(clock_timestamp(),
+                            (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1)) AS at
         ), verdict AS MATERIALIZED (
             SELECT h.head, h.at,
                    -- Every id new (one probe of the ids' index), none repeated.
@@ -481,12 +477,7 @@ BEGIN
         seen := 0;
         early := '{}';
     END IF;
-    -- (The latest epoch's base when higher: see the lean path.)
-    head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
-                     (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1));
-    IF new_epoch THEN
-        head := dcbstore.begin_epoch(head);
-    END IF;
+    head := dcbstore.locked_head(new_epoch);
     -- Taken under the lock, so that it never goes back along positions (not
     -- even when the clock does).
     recorded := greatest(clock_timestamp(),

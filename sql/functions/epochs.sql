@@ -74,4 +74,27 @@ $$;
 REVOKE ALL ON FUNCTION dcbstore.server_history() FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.wal_timeline() FROM PUBLIC;
 REVOKE ALL ON FUNCTION dcbstore.system_identifier() FROM PUBLIC;
+-- Under the append lock: the position the next event follows, after
+-- beginning an epoch on this server's history when new_epoch. It is the
+-- last position or, when that is higher, the latest epoch's base: an append
+-- that begins an epoch and then writes nothing (a conflict, an idempotent
+-- retry) leaves the epoch without events, and the appends after it still go
+-- on above its base, never from the old head, whose next positions an
+-- earlier history may have handed out. (The usual append's statement reads
+-- the same in a join of its own: see append.sql.)
+CREATE OR REPLACE FUNCTION dcbstore.locked_head(new_epoch boolean) RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    head bigint;
+BEGIN
+    head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
+                     (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1));
+    IF new_epoch THEN
+        head := dcbstore.begin_epoch(head);
+    END IF;
+    RETURN head;
+END
+$$;
+
 REVOKE ALL ON FUNCTION dcbstore.begin_epoch(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION dcbstore.locked_head(boolean) FROM PUBLIC;

@@ -87,13 +87,7 @@ BEGIN
 
     -- The append lock (see dcbstore.lock_appends).
     lock_wait := dcbstore.lock_appends();
-    -- The last position, or the latest epoch's base when higher (an epoch
-    -- begun by an append that wrote nothing: see append.sql).
-    head := greatest(coalesce((SELECT max(ev.position) FROM dcbstore.events ev), 0),
-                     (SELECT e.base FROM dcbstore.epochs e ORDER BY e.epoch DESC LIMIT 1));
-    IF new_epoch THEN
-        head := dcbstore.begin_epoch(head);
-    END IF;
+    head := dcbstore.locked_head(new_epoch);
     last_recorded := (SELECT ev.recorded_at FROM dcbstore.events ev ORDER BY ev.position DESC LIMIT 1);
     now_ts := greatest(clock_timestamp(), last_recorded);
     -- Each time within [the previous event's, the clock + the skew], under

@@ -748,8 +748,8 @@ async fn positions_jump_above_an_earlier_server_history() {
 /// The first append on a new server history may write nothing (a conflict,
 /// an idempotent retry): the epoch it began still stands, and the appends
 /// after it go on above that epoch's base, never from the old head, whose
-/// next positions an earlier history may have handed out. Through the lone
-/// append's path and a batch's.
+/// next positions an earlier history may have handed out. Alone, then with
+/// two requests at once.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_epoch_begun_by_an_append_that_wrote_nothing_still_moves_positions_up() {
     let (store, db) = store().await;
